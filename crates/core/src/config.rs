@@ -1,0 +1,233 @@
+//! What a connector's constructor receives: its own config table (the runner has already taken
+//! the common keys `enabled`, `schedule`, `kris`), and the shared `[proofpoint]` defaults.
+
+use figment::Figment;
+use figment::providers::Serialized;
+use figment::value::Dict;
+use serde::de::DeserializeOwned;
+
+use crate::http::BasicCredentials;
+use crate::secret::Secret;
+
+/// A config problem, found before any network call. Exit code 2.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct ConfigError {
+    /// The dotted key at fault, e.g. `connectors.ctr.max_fetch`.
+    pub key: String,
+    /// What is wrong and how to fix it. Never contains a secret value.
+    pub message: String,
+    /// True when something required is absent (rather than present and wrong). The runner
+    /// tolerates missing settings for disabled connectors, never wrong ones.
+    pub missing: bool,
+}
+
+impl ConfigError {
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+            missing: false,
+        }
+    }
+    pub fn missing(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+            missing: true,
+        }
+    }
+}
+
+/// The shared `[proofpoint]` table: tap, efd and clear fall back to it.
+#[derive(Debug, Clone, Default)]
+pub struct ProofpointDefaults {
+    pub base_url: String,
+    pub credentials: Option<Secret>,
+    /// Where `credentials` came from, for messages (`[proofpoint] credentials` or an env var).
+    pub credentials_key: String,
+}
+
+/// A connector's own table, ready to deserialize into the connector's config struct.
+#[derive(Debug, Clone)]
+pub struct ConnectorSettings {
+    pub module: &'static str,
+    table: Dict,
+    pub proofpoint: ProofpointDefaults,
+    /// Where the table came from, for messages: e.g. `kri.toml`.
+    pub origin: String,
+}
+
+impl ConnectorSettings {
+    pub fn new(
+        module: &'static str,
+        table: Dict,
+        proofpoint: ProofpointDefaults,
+        origin: impl Into<String>,
+    ) -> Self {
+        Self {
+            module,
+            table,
+            proofpoint,
+            origin: origin.into(),
+        }
+    }
+
+    /// The prefix of this connector's keys, e.g. `connectors.tap`.
+    pub fn key(&self, field: &str) -> String {
+        format!("connectors.{}.{field}", self.module)
+    }
+
+    /// Deserialize the table into `T` (declare it `#[serde(deny_unknown_fields)]` with
+    /// defaults). Errors name the key, the file and what is accepted.
+    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        Figment::from(Serialized::defaults(&self.table))
+            .extract::<T>()
+            .map_err(|e| {
+                let field = e.path.join(".");
+                let key = if field.is_empty() {
+                    format!("connectors.{}", self.module)
+                } else {
+                    self.key(&field)
+                };
+                ConfigError::invalid(
+                    key,
+                    format!(
+                        "{} (in {}, table [connectors.{}])",
+                        describe(&e),
+                        self.origin,
+                        self.module
+                    ),
+                )
+            })
+    }
+
+    /// Resolve base URL and `principal:secret` credentials for a Proofpoint module: the
+    /// connector's own values win, then `[proofpoint]`.
+    pub fn proofpoint_access(
+        &self,
+        own_base_url: Option<&str>,
+        own_credentials: Option<&Secret>,
+    ) -> Result<(String, BasicCredentials), ConfigError> {
+        let base = own_base_url.unwrap_or(&self.proofpoint.base_url).to_owned();
+        let (secret, key) = match (own_credentials, &self.proofpoint.credentials) {
+            (Some(s), _) => (s, self.key("credentials")),
+            (None, Some(s)) => (s, self.proofpoint.credentials_key.clone()),
+            (None, None) => {
+                return Err(ConfigError::missing(
+                    "proofpoint.credentials",
+                    format!(
+                        "no credentials for [connectors.{}]: set credentials = \"principal:secret\" under \
+                         [proofpoint] (better: the environment variable KRI_PROOFPOINT__CREDENTIALS)",
+                        self.module
+                    ),
+                ));
+            }
+        };
+        let creds = BasicCredentials::parse(secret).map_err(|m| ConfigError::invalid(key, m))?;
+        Ok((base, creds))
+    }
+}
+
+/// figment's own message names the key with its profile ("default.x"); say it plainly.
+pub fn describe(e: &figment::Error) -> String {
+    use figment::error::Kind;
+    match &e.kind {
+        Kind::UnknownField(field, expected) => format!(
+            "unknown key `{field}`; the keys accepted here are: {}",
+            expected
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Kind::MissingField(field) => format!("missing required key `{field}`"),
+        Kind::InvalidType(actual, expected) => {
+            format!("wrong type: found {actual}, expected {expected}")
+        }
+        Kind::InvalidValue(actual, expected) => {
+            format!("bad value: found {actual}, expected {expected}")
+        }
+        Kind::UnknownVariant(v, expected) => format!(
+            "unknown value `{v}`; accepted: {}",
+            expected
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Parse a duration written for people: `30m`, `2h`, `90s`, `3 days`, `12 hours`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let compact: String = text.split_whitespace().collect::<Vec<_>>().join("");
+    humantime::parse_duration(&compact).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write it like `30m`, `2h`, `90s` or `3 days`")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Own {
+        #[serde(default)]
+        count_quarantine_as_enforced: bool,
+    }
+
+    fn settings(table: Dict) -> ConnectorSettings {
+        ConnectorSettings::new("efd", table, ProofpointDefaults::default(), "kri.toml")
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key_the_table_and_the_file() {
+        let mut t = Dict::new();
+        t.insert("count_quarantine".into(), true.into());
+        let e = settings(t).parse::<Own>().unwrap_err();
+        assert_eq!(e.key, "connectors.efd.count_quarantine");
+        assert!(e.message.contains("unknown key `count_quarantine`"), "{e}");
+        assert!(e.message.contains("`count_quarantine_as_enforced`"), "{e}");
+        assert!(e.message.contains("kri.toml"), "{e}");
+    }
+
+    #[test]
+    fn missing_credentials_are_flagged_as_missing_and_bad_ones_as_invalid() {
+        let e = settings(Dict::new())
+            .proofpoint_access(None, None)
+            .unwrap_err();
+        assert!(e.missing);
+        assert!(e.message.contains("KRI_PROOFPOINT__CREDENTIALS"));
+        let e = settings(Dict::new())
+            .proofpoint_access(None, Some(&Secret::new("nocolon")))
+            .unwrap_err();
+        assert!(!e.missing);
+        assert_eq!(e.key, "connectors.efd.credentials");
+        assert!(!e.message.contains("nocolon"));
+    }
+
+    #[test]
+    fn own_values_win_over_the_shared_table() {
+        let mut s = settings(Dict::new());
+        s.proofpoint.base_url = "https://shared".into();
+        s.proofpoint.credentials = Some(Secret::new("a:b"));
+        let (base, c) = s
+            .proofpoint_access(Some("https://own"), Some(&Secret::new("c:d")))
+            .unwrap();
+        assert_eq!((base.as_str(), c.principal()), ("https://own", "c"));
+        let (base, c) = s.proofpoint_access(None, None).unwrap();
+        assert_eq!((base.as_str(), c.principal()), ("https://shared", "a"));
+    }
+
+    #[test]
+    fn durations_for_people() {
+        assert_eq!(parse_duration("30m").unwrap().as_secs(), 1800);
+        assert_eq!(parse_duration("3 days").unwrap().as_secs(), 3 * 86400);
+        assert_eq!(parse_duration("12 hours").unwrap().as_secs(), 12 * 3600);
+        assert!(parse_duration("soon").unwrap_err().contains("`soon`"));
+    }
+}

@@ -1,0 +1,31 @@
+//! `kri-core`: everything two connectors would both need, written once.
+//!
+//! Data flows one way: config → [`registry`] → [`Connector`] → [`http`] → KRI math →
+//! [`settle`](license::settle) → [`store`] → output. A connector crate holds only its endpoints,
+//! its parsing and its KRI math.
+
+pub mod clock;
+pub mod config;
+pub mod connector;
+pub mod error;
+pub mod http;
+pub mod kri;
+pub mod license;
+pub mod registry;
+pub mod secret;
+pub mod store;
+
+pub use async_trait::async_trait;
+/// Connector crates submit their [`registry::Registration`] through this re-export, so the whole
+/// workspace uses one version of `inventory`.
+pub use inventory;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{ConfigError, ConnectorSettings, ProofpointDefaults};
+pub use connector::{Connector, KriResult, Measurement, Probe, RunContext};
+pub use error::{HttpError, KriError};
+pub use http::{Auth, BasicCredentials, CallCounter, HttpClient, HttpOptions};
+pub use kri::{Band, Direction, Kri, KriOutcome, KriSpec, KriStatus, Thresholds, Unit};
+pub use registry::Registration;
+pub use secret::Secret;
+pub use store::Store;
