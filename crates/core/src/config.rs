@@ -129,6 +129,26 @@ impl ConnectorSettings {
     }
 }
 
+impl ConnectorSettings {
+    /// An HTTP Basic client for a Proofpoint module (tap, efd, clear), from the connector's own
+    /// `base_url` / `credentials` or the `[proofpoint]` ones.
+    pub fn proofpoint_client(
+        &self,
+        own_base_url: Option<&str>,
+        own_credentials: Option<&Secret>,
+        opts: crate::http::HttpOptions,
+    ) -> Result<crate::http::HttpClient, ConfigError> {
+        let (base, creds) = self.proofpoint_access(own_base_url, own_credentials)?;
+        let key = if own_base_url.is_some() {
+            self.key("base_url")
+        } else {
+            "proofpoint.base_url".into()
+        };
+        crate::http::HttpClient::new(&base, crate::http::Auth::Basic(creds), opts)
+            .map_err(|m| ConfigError::invalid(key, m))
+    }
+}
+
 /// figment's own message names the key with its profile ("default.x"); say it plainly.
 pub fn describe(e: &figment::Error) -> String {
     use figment::error::Kind;

@@ -12,8 +12,10 @@ pub mod http;
 pub mod kri;
 pub mod license;
 pub mod registry;
+pub mod run;
 pub mod secret;
 pub mod store;
+pub mod testing;
 
 pub use async_trait::async_trait;
 /// Connector crates submit their [`registry::Registration`] through this re-export, so the whole

@@ -181,6 +181,21 @@ impl Store {
         })
     }
 
+    /// A private in-memory store (tests, `kri demo`).
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let err = |e: rusqlite::Error| StoreError {
+            path: ":memory:".into(),
+            action: "opening",
+            detail: e.to_string(),
+        };
+        let mut conn = Connection::open_in_memory().map_err(err)?;
+        migrate(&mut conn).map_err(err)?;
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            path: PathBuf::from(":memory:"),
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -1,0 +1,127 @@
+//! Proofpoint CLEAR: false-negative rate of user-reported phish over 7 days.
+//!
+//! Proofpoint publishes no public CLEAR API reference: the contract is the product brief's,
+//! parsed tolerantly (extra fields ignored, nulls read as absent).
+
+use kri_core::kri::percent;
+use kri_core::secret::Secret;
+use kri_core::{
+    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpOptions, Kri, KriError,
+    KriResult, KriSpec, Measurement, Probe, Registration, RunContext, Unit, async_trait,
+};
+use serde::Deserialize;
+
+pub const ID: &str = "proofpoint-clear";
+pub const MODULE: &str = "clear";
+const SUMMARY_PATH: &str = "/v2/clear/reports/summary";
+
+pub const FN_RATE: KriSpec = KriSpec {
+    slug: "pp_reported_phish_fn_rate_pct",
+    meaning: "% of user-reported phish TAP had called clean (7 days)",
+    unit: Unit::Percent,
+    direction: Direction::HigherIsWorse,
+    amber: 10.0,
+    red: 25.0,
+    how: "GET /v2/clear/reports/summary?window=7d → falseNegatives / totalReports × 100",
+    licensed_module: Some("Closed-Loop Email Analysis and Response (CLEAR)"),
+};
+
+pub static KRIS: &[&dyn Kri] = &[&FN_RATE];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClearConfig {
+    base_url: Option<String>,
+    credentials: Option<Secret>,
+}
+
+pub struct Clear {
+    http: HttpClient,
+}
+
+fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError> {
+    let cfg: ClearConfig = settings.parse()?;
+    let http = settings.proofpoint_client(
+        cfg.base_url.as_deref(),
+        cfg.credentials.as_ref(),
+        HttpOptions::default(),
+    )?;
+    Ok(Box::new(Clear { http }))
+}
+
+kri_core::inventory::submit! {
+    Registration {
+        id: ID,
+        module: MODULE,
+        description: "Proofpoint CLEAR: how often user-reported phish had been called clean",
+        sample_config: include_str!("../sample.toml"),
+        enabled_by_default: true,
+        kris: KRIS,
+        build,
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Summary {
+    #[serde(rename = "totalReports", default)]
+    total_reports: Option<u64>,
+    #[serde(rename = "falseNegatives", default)]
+    false_negatives: Option<u64>,
+}
+
+async fn summary(http: &HttpClient) -> Result<(u64, u64), KriError> {
+    let s: Summary = http.get_json(SUMMARY_PATH, &[("window", "7d")]).await?;
+    Ok((s.total_reports.unwrap_or(0), s.false_negatives.unwrap_or(0)))
+}
+
+fn fn_rate(total: u64, false_negatives: u64) -> KriResult {
+    if total == 0 {
+        return Ok(Measurement::with_warning(
+            0.0,
+            "CLEAR has no user reports in the last 7 days: 0 % recorded, low signal (are users reporting with the Proofpoint button?)",
+        ));
+    }
+    if false_negatives > total {
+        return Err(KriError::Other(format!(
+            "GET {SUMMARY_PATH}: falseNegatives ({false_negatives}) is larger than totalReports ({total}); not recording a rate"
+        )));
+    }
+    Ok(Measurement::value(percent(false_negatives, total)))
+}
+
+#[async_trait]
+impl Connector for Clear {
+    fn id(&self) -> &'static str {
+        ID
+    }
+    fn module(&self) -> &'static str {
+        MODULE
+    }
+    fn kris(&self) -> &'static [&'static dyn Kri] {
+        KRIS
+    }
+
+    async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
+        let (total, fns) = summary(&self.http.counting(&ctx.calls)).await?;
+        Ok(Probe {
+            message: format!(
+                "CLEAR answered GET {SUMMARY_PATH}: {total} reports, {fns} false negatives in 7 days"
+            ),
+        })
+    }
+
+    async fn collect(
+        &self,
+        ctx: &RunContext,
+        selected: &[&'static str],
+    ) -> Vec<(&'static str, KriResult)> {
+        if !selected.contains(&FN_RATE.slug) {
+            return Vec::new();
+        }
+        let result = match summary(&self.http.counting(&ctx.calls)).await {
+            Ok((total, fns)) => fn_rate(total, fns),
+            Err(e) => Err(e),
+        };
+        vec![(FN_RATE.slug, result)]
+    }
+}

@@ -1,0 +1,84 @@
+//! Running one connector once: collect, settle every KRI (license tolerance, bands), count
+//! skipped rows and API calls. The runner and the connector tests share this.
+
+use std::collections::HashMap;
+
+use tracing::Instrument;
+
+use crate::connector::{Connector, RunContext};
+use crate::error::KriError;
+use crate::kri::{KriStatus, Thresholds};
+use crate::license::settle;
+use crate::store::{ConnectorReport, ConnectorStatus};
+
+/// Run `connector` for the `selected` slugs and build its part of the run report.
+///
+/// KRIs the connector offers but the config did not select are counted in `rows_skipped` and
+/// not written. `thresholds` holds the configured overrides; others use the KRI's defaults.
+pub async fn run_connector(
+    connector: &dyn Connector,
+    ctx: &RunContext,
+    selected: &[&'static str],
+    thresholds: &HashMap<String, Thresholds>,
+) -> ConnectorReport {
+    let started_at = ctx.clock.now();
+    let calls_before = ctx.calls.get();
+    let span = tracing::info_span!("connector", module = connector.module());
+    let mut results = connector.collect(ctx, selected).instrument(span).await;
+
+    let mut kris = Vec::new();
+    let mut rows_skipped = 0;
+    for kri in connector.kris() {
+        let slug = kri.slug();
+        if !selected.contains(&slug) {
+            rows_skipped += 1;
+            continue;
+        }
+        let result = match results.iter().position(|(s, _)| *s == slug) {
+            Some(i) => results.swap_remove(i).1,
+            None => Err(KriError::Other(format!(
+                "{} returned no value for {slug}",
+                connector.id()
+            ))),
+        };
+        let t = thresholds
+            .get(slug)
+            .copied()
+            .unwrap_or_else(|| kri.default_thresholds());
+        kris.push(settle(connector.module(), *kri, result, t));
+    }
+
+    let failed: Vec<&str> = kris
+        .iter()
+        .filter(|k| k.status == KriStatus::Failed)
+        .filter_map(|k| k.message.as_deref())
+        .collect();
+    let status = if failed.is_empty() {
+        ConnectorStatus::Ok
+    } else if failed.len() == kris.len() {
+        ConnectorStatus::Failed
+    } else {
+        ConnectorStatus::Partial
+    };
+    let error = (!failed.is_empty()).then(|| {
+        let mut unique: Vec<&str> = Vec::new();
+        for m in failed {
+            if !unique.contains(&m) {
+                unique.push(m);
+            }
+        }
+        unique.join("; ")
+    });
+    ConnectorReport {
+        connector: connector.id().to_owned(),
+        module: connector.module().to_owned(),
+        status,
+        rows_written: kris.iter().filter(|k| k.value.is_some()).count() as u64,
+        rows_skipped,
+        api_calls: ctx.calls.get() - calls_before,
+        error,
+        kris,
+        started_at,
+        finished_at: ctx.clock.now(),
+    }
+}
