@@ -6,8 +6,8 @@
 use kri_core::kri::percent;
 use kri_core::secret::Secret;
 use kri_core::{
-    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpOptions, Kri, KriError,
-    KriResult, KriSpec, Measurement, Probe, Registration, RunContext, Unit, async_trait,
+    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpOptions, Kri, KriError, KriResult, KriSpec,
+    Measurement, Probe, Registration, RunContext, Unit, async_trait,
 };
 use serde::Deserialize;
 
@@ -104,17 +104,11 @@ impl Connector for Clear {
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
         let (total, fns) = summary(&self.http.counting(&ctx.calls)).await?;
         Ok(Probe {
-            message: format!(
-                "CLEAR answered GET {SUMMARY_PATH}: {total} reports, {fns} false negatives in 7 days"
-            ),
+            message: format!("CLEAR answered GET {SUMMARY_PATH}: {total} reports, {fns} false negatives in 7 days"),
         })
     }
 
-    async fn collect(
-        &self,
-        ctx: &RunContext,
-        selected: &[&'static str],
-    ) -> Vec<(&'static str, KriResult)> {
+    async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)> {
         if !selected.contains(&FN_RATE.slug) {
             return Vec::new();
         }

@@ -17,9 +17,7 @@ async fn run_with(status: u16, answer: Value) -> ConnectorReport {
             then.status(status).json_body(answer);
         })
         .await;
-    run_module("clear", "", &server.base_url(), "svc:secret")
-        .await
-        .unwrap()
+    run_module("clear", "", &server.base_url(), "svc:secret").await.unwrap()
 }
 
 #[tokio::test]

@@ -8,8 +8,7 @@ use std::time::Duration;
 use kri_core::config::parse_duration;
 use kri_core::secret::{Secret, lenient_opt_string};
 use kri_core::{
-    ConfigError, Connector, ConnectorSettings, Kri, KriError, KriResult, Probe, Registration,
-    RunContext, async_trait,
+    ConfigError, Connector, ConnectorSettings, Kri, KriError, KriResult, Probe, Registration, RunContext, async_trait,
 };
 use serde::Deserialize;
 
@@ -89,8 +88,7 @@ impl CtrConfig {
                 ));
             }
         }
-        let first_fetch = parse_duration(&raw.first_fetch)
-            .map_err(|m| ConfigError::invalid(key("first_fetch"), m))?;
+        let first_fetch = parse_duration(&raw.first_fetch).map_err(|m| ConfigError::invalid(key("first_fetch"), m))?;
         if !(1..=200).contains(&raw.max_fetch) {
             return Err(ConfigError::invalid(
                 key("max_fetch"),
@@ -105,9 +103,7 @@ impl CtrConfig {
             [one] => {
                 return Err(ConfigError::invalid(
                     key("fetch_states"),
-                    format!(
-                        "unknown state `{one}`; use [\"open_incidents\"] or [\"closed_incidents\"]"
-                    ),
+                    format!("unknown state `{one}`; use [\"open_incidents\"] or [\"closed_incidents\"]"),
                 ));
             }
             [] => {
@@ -123,21 +119,21 @@ impl CtrConfig {
                 ));
             }
         };
-        let client_id = raw
-            .client_id
-            .filter(|s| !s.trim().is_empty())
-            .ok_or_else(|| {
-                ConfigError::missing(
-                    key("client_id"),
-                    "set client_id (API Key Management in the CTR console)",
-                )
-            })?;
-        let client_secret = raw.client_secret.filter(|s| !s.expose().trim().is_empty()).ok_or_else(|| {
+        let client_id = raw.client_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
             ConfigError::missing(
-                key("client_secret"),
-                "set client_secret, preferably through the environment variable KRI_CONNECTORS__CTR__CLIENT_SECRET",
+                key("client_id"),
+                "set client_id (API Key Management in the CTR console)",
             )
         })?;
+        let client_secret = raw
+            .client_secret
+            .filter(|s| !s.expose().trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError::missing(
+                    key("client_secret"),
+                    "set client_secret, preferably through the environment variable KRI_CONNECTORS__CTR__CLIENT_SECRET",
+                )
+            })?;
         Ok(Self {
             base_url: raw.base_url,
             token_url: raw.token_url,
@@ -191,11 +187,7 @@ impl Connector for Ctr {
             "the CTR connector validates its config but does not call the CTR API yet (incident feed: issue #4)".into(),
         ))
     }
-    async fn collect(
-        &self,
-        _ctx: &RunContext,
-        _selected: &[&'static str],
-    ) -> Vec<(&'static str, KriResult)> {
+    async fn collect(&self, _ctx: &RunContext, _selected: &[&'static str]) -> Vec<(&'static str, KriResult)> {
         Vec::new()
     }
 }

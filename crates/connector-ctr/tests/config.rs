@@ -49,11 +49,7 @@ fn max_fetch_over_200_is_refused() {
 
 #[test]
 fn open_and_closed_together_is_refused_with_the_reason() {
-    let e = parse(&FULL.replace(
-        r#"["open_incidents"]"#,
-        r#"["open_incidents", "closed_incidents"]"#,
-    ))
-    .unwrap_err();
+    let e = parse(&FULL.replace(r#"["open_incidents"]"#, r#"["open_incidents", "closed_incidents"]"#)).unwrap_err();
     assert!(e.message.contains("returns nothing"), "{e}");
 }
 

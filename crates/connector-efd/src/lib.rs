@@ -6,8 +6,8 @@
 use kri_core::kri::percent;
 use kri_core::secret::Secret;
 use kri_core::{
-    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpOptions, Kri, KriError,
-    KriResult, KriSpec, Measurement, Probe, Registration, RunContext, Unit, async_trait,
+    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpOptions, Kri, KriError, KriResult, KriSpec,
+    Measurement, Probe, Registration, RunContext, Unit, async_trait,
 };
 use serde::Deserialize;
 
@@ -137,11 +137,7 @@ impl Connector for Efd {
         })
     }
 
-    async fn collect(
-        &self,
-        ctx: &RunContext,
-        selected: &[&'static str],
-    ) -> Vec<(&'static str, KriResult)> {
+    async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)> {
         if !selected.contains(&DMARC_ENFORCEMENT.slug) {
             return Vec::new();
         }

@@ -19,9 +19,7 @@ async fn run_with(answer: Value, table: &str) -> kri_core::store::ConnectorRepor
             then.status(200).json_body(answer);
         })
         .await;
-    run_module("efd", table, &server.base_url(), CREDS)
-        .await
-        .unwrap()
+    run_module("efd", table, &server.base_url(), CREDS).await.unwrap()
 }
 
 fn domains() -> Value {
@@ -65,10 +63,7 @@ async fn zero_domains_is_zero_with_a_warning() {
         let r = run_with(answer, "").await;
         let k = &r.kris[0];
         assert_eq!((k.value, k.status), (Some(0.0), KriStatus::Ok));
-        assert!(
-            k.message.as_deref().unwrap().contains("no domains"),
-            "{k:?}"
-        );
+        assert!(k.message.as_deref().unwrap().contains("no domains"), "{k:?}");
     }
 }
 
@@ -82,20 +77,10 @@ async fn forbidden_and_not_found_are_unlicensed_zero_and_the_connector_is_ok() {
                 then.status(status).body("Forbidden");
             })
             .await;
-        let r = run_module("efd", "", &server.base_url(), CREDS)
-            .await
-            .unwrap();
+        let r = run_module("efd", "", &server.base_url(), CREDS).await.unwrap();
         let k = &r.kris[0];
-        assert_eq!(
-            (k.value, k.status, k.band),
-            (Some(0.0), KriStatus::Unlicensed, None)
-        );
-        assert!(
-            k.message
-                .as_deref()
-                .unwrap()
-                .contains("Email Fraud Defense (EFD)")
-        );
+        assert_eq!((k.value, k.status, k.band), (Some(0.0), KriStatus::Unlicensed, None));
+        assert!(k.message.as_deref().unwrap().contains("Email Fraud Defense (EFD)"));
         assert_eq!(r.status, ConnectorStatus::Ok);
         assert_eq!(r.error, None);
     }

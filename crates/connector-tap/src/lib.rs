@@ -3,8 +3,8 @@
 use kri_core::secret::Secret;
 use kri_core::{ConfigError, Direction, KriError, Unit, async_trait};
 use kri_core::{
-    Connector, ConnectorSettings, HttpClient, HttpOptions, Kri, KriResult, KriSpec, Measurement,
-    Probe, Registration, RunContext,
+    Connector, ConnectorSettings, HttpClient, HttpOptions, Kri, KriResult, KriSpec, Measurement, Probe, Registration,
+    RunContext,
 };
 use serde::Deserialize;
 
@@ -101,19 +101,13 @@ impl Connector for Tap {
         })
     }
 
-    async fn collect(
-        &self,
-        ctx: &RunContext,
-        selected: &[&'static str],
-    ) -> Vec<(&'static str, KriResult)> {
+    async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)> {
         let http = self.http.counting(&ctx.calls);
         let mut out = Vec::new();
         if selected.contains(&VAP_COUNT.slug) {
             out.push((
                 VAP_COUNT.slug,
-                self.vap_count(&http)
-                    .await
-                    .map(|n| Measurement::value(n as f64)),
+                self.vap_count(&http).await.map(|n| Measurement::value(n as f64)),
             ));
         }
         out

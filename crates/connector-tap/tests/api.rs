@@ -24,16 +24,11 @@ async fn vap_count_reads_total_vap_users_with_basic_auth() {
             }));
         })
         .await;
-    let report = run_module("tap", "", &server.base_url(), CREDS)
-        .await
-        .unwrap();
+    let report = run_module("tap", "", &server.base_url(), CREDS).await.unwrap();
     vap.assert_async().await;
     assert_eq!(report.status, ConnectorStatus::Ok, "{report:?}");
     let k = &report.kris[0];
-    assert_eq!(
-        (k.slug, k.value, k.status),
-        ("pp_vap_count", Some(12.0), KriStatus::Ok)
-    );
+    assert_eq!((k.slug, k.value, k.status), ("pp_vap_count", Some(12.0), KriStatus::Ok));
     assert_eq!(report.api_calls, 1);
     assert_eq!(report.rows_written, 1);
 }
@@ -47,9 +42,7 @@ async fn wrong_credentials_fail_naming_401_and_the_credentials() {
             then.status(401).body("Unauthorized");
         })
         .await;
-    let report = run_module("tap", "", &server.base_url(), CREDS)
-        .await
-        .unwrap();
+    let report = run_module("tap", "", &server.base_url(), CREDS).await.unwrap();
     assert_eq!(report.status, ConnectorStatus::Failed);
     let msg = report.kris[0].message.clone().unwrap();
     assert!(
@@ -70,9 +63,7 @@ async fn forbidden_is_a_missing_scope_naming_the_endpoint_not_unlicensed() {
             then.status(403).body("Forbidden");
         })
         .await;
-    let report = run_module("tap", "", &server.base_url(), CREDS)
-        .await
-        .unwrap();
+    let report = run_module("tap", "", &server.base_url(), CREDS).await.unwrap();
     let k = &report.kris[0];
     assert_eq!(k.status, KriStatus::Failed);
     let msg = k.message.as_deref().unwrap();
@@ -92,17 +83,9 @@ async fn a_null_total_is_a_clear_failure_not_a_zero() {
                 .json_body(json!({"totalVapUsers": null, "users": null}));
         })
         .await;
-    let report = run_module("tap", "", &server.base_url(), CREDS)
-        .await
-        .unwrap();
+    let report = run_module("tap", "", &server.base_url(), CREDS).await.unwrap();
     assert_eq!(report.kris[0].status, KriStatus::Failed);
-    assert!(
-        report.kris[0]
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("totalVapUsers")
-    );
+    assert!(report.kris[0].message.as_deref().unwrap().contains("totalVapUsers"));
 }
 
 #[tokio::test]
@@ -114,15 +97,10 @@ async fn server_errors_are_retried_then_reported_with_the_status() {
             then.status(503).body("Service Unavailable");
         })
         .await;
-    let report = run_module("tap", "", &server.base_url(), CREDS)
-        .await
-        .unwrap();
+    let report = run_module("tap", "", &server.base_url(), CREDS).await.unwrap();
     assert_eq!(m.calls_async().await, 3, "one call and two retries");
     let msg = report.kris[0].message.as_deref().unwrap();
-    assert!(
-        msg.contains("HTTP 503") && msg.contains("Service Unavailable"),
-        "{msg}"
-    );
+    assert!(msg.contains("HTTP 503") && msg.contains("Service Unavailable"), "{msg}");
 }
 
 #[tokio::test]

@@ -18,10 +18,7 @@ pub struct Measurement {
 
 impl Measurement {
     pub fn value(value: f64) -> Self {
-        Self {
-            value,
-            warning: None,
-        }
+        Self { value, warning: None }
     }
     pub fn with_warning(value: f64, warning: impl Into<String>) -> Self {
         Self {
@@ -63,9 +60,5 @@ pub trait Connector: Send + Sync {
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError>;
     /// Measure the `selected` KRIs (a subset of [`Connector::kris`]). One result per selected
     /// slug; a KRI missing from the answer is recorded as failed by the runner.
-    async fn collect(
-        &self,
-        ctx: &RunContext,
-        selected: &[&'static str],
-    ) -> Vec<(&'static str, KriResult)>;
+    async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)>;
 }

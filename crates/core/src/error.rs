@@ -4,10 +4,7 @@
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {
     #[error("credentials rejected (HTTP 401) on {endpoint}: {hint}")]
-    Unauthorized {
-        endpoint: String,
-        hint: &'static str,
-    },
+    Unauthorized { endpoint: String, hint: &'static str },
     #[error(
         "missing API scope (HTTP 403) on {endpoint}: the credential is valid but may not call this \
          endpoint; add the matching API scope to the service credential{}",
@@ -18,9 +15,7 @@ pub enum HttpError {
     NotFound { endpoint: String, excerpt: String },
     #[error("request refused (HTTP 400) on {endpoint}{}", excerpt_suffix(.excerpt))]
     BadRequest { endpoint: String, excerpt: String },
-    #[error(
-        "throttled (HTTP 429) on {endpoint}: the API's rate limit is used up; wait before calling it again"
-    )]
+    #[error("throttled (HTTP 429) on {endpoint}: the API's rate limit is used up; wait before calling it again")]
     Throttled { endpoint: String },
     #[error("upstream error (HTTP {status}) on {endpoint}{}", excerpt_suffix(.excerpt))]
     Status {

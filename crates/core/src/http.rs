@@ -37,18 +37,14 @@ impl BasicCredentials {
         };
         let (principal, secret) = (principal.trim(), secret.trim());
         if principal.is_empty() {
-            return Err(
-                "the service principal (before the colon) is empty; the value must be \
+            return Err("the service principal (before the colon) is empty; the value must be \
                         `principal:secret`"
-                    .into(),
-            );
+                .into());
         }
         if secret.is_empty() {
-            return Err(
-                "the service secret (after the colon) is empty; the value must be \
+            return Err("the service secret (after the colon) is empty; the value must be \
                         `principal:secret`"
-                    .into(),
-            );
+                .into());
         }
         Ok(Self {
             principal: principal.to_owned(),
@@ -134,9 +130,8 @@ const EXCERPT_CHARS: usize = 200;
 impl HttpClient {
     pub fn new(base_url: &str, auth: Auth, opts: HttpOptions) -> Result<Self, String> {
         let base = base_url.trim().trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&base).map_err(|e| {
-            format!("`{base}` is not a valid URL ({e}); write it like https://host")
-        })?;
+        let parsed = reqwest::Url::parse(&base)
+            .map_err(|e| format!("`{base}` is not a valid URL ({e}); write it like https://host"))?;
         if !matches!(parsed.scheme(), "http" | "https") {
             return Err(format!(
                 "`{base}` must start with https:// (or http:// for a local test server)"
@@ -174,11 +169,7 @@ impl HttpClient {
     }
 
     /// GET `path` and decode the JSON answer. A 204 or an empty body decodes as `{}`.
-    pub async fn get_json<T: DeserializeOwned>(
-        &self,
-        path: &str,
-        query: &[(&str, &str)],
-    ) -> Result<T, HttpError> {
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, HttpError> {
         let endpoint = format!("GET {path}");
         let resp = self.send(Method::GET, path, |r| r.query(query)).await?;
         decode_json(&endpoint, resp).await
@@ -262,10 +253,7 @@ impl HttpClient {
 }
 
 /// Decode a JSON body; a 204 or an empty body decodes as `{}`.
-pub async fn decode_json<T: DeserializeOwned>(
-    endpoint: &str,
-    resp: Response,
-) -> Result<T, HttpError> {
+pub async fn decode_json<T: DeserializeOwned>(endpoint: &str, resp: Response) -> Result<T, HttpError> {
     let no_content = resp.status() == StatusCode::NO_CONTENT;
     let bytes = resp.bytes().await.map_err(|e| HttpError::Transport {
         endpoint: endpoint.to_owned(),
@@ -316,9 +304,7 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 /// `base × 2^attempt`, scaled by a random factor in [0.5, 1.5).
 fn backoff(base: Duration, attempt: u32) -> Duration {
     use std::hash::{BuildHasher, Hasher};
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
+    let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
     let factor = 0.5 + (random % 1000) as f64 / 1000.0;
     base.saturating_mul(1 << attempt.min(10)).mul_f64(factor)
 }
@@ -351,9 +337,7 @@ mod tests {
         for attempt in 0..4 {
             let w = backoff(b, attempt);
             let nominal = 100.0 * f64::from(1u32 << attempt);
-            assert!(
-                w.as_millis() as f64 >= nominal * 0.5 && (w.as_millis() as f64) < nominal * 1.5
-            );
+            assert!(w.as_millis() as f64 >= nominal * 0.5 && (w.as_millis() as f64) < nominal * 1.5);
         }
     }
 

@@ -196,10 +196,7 @@ pub fn percent(part: u64, whole: u64) -> f64 {
 mod tests {
     use super::*;
 
-    const T: Thresholds = Thresholds {
-        amber: 10.0,
-        red: 25.0,
-    };
+    const T: Thresholds = Thresholds { amber: 10.0, red: 25.0 };
 
     #[test]
     fn higher_is_worse_bands_at_the_edges() {
@@ -211,10 +208,7 @@ mod tests {
 
     #[test]
     fn lower_is_worse_bands_at_the_edges() {
-        let t = Thresholds {
-            amber: 80.0,
-            red: 50.0,
-        };
+        let t = Thresholds { amber: 80.0, red: 50.0 };
         assert_eq!(Band::of(100.0, Direction::LowerIsWorse, t), Band::Green);
         assert_eq!(Band::of(80.0, Direction::LowerIsWorse, t), Band::Amber);
         assert_eq!(Band::of(50.0, Direction::LowerIsWorse, t), Band::Red);
@@ -255,10 +249,6 @@ mod tests {
             value: Some(66.67),
             ..o
         };
-        assert!(
-            serde_json::to_string(&o)
-                .unwrap()
-                .contains(r#""value":66.67"#)
-        );
+        assert!(serde_json::to_string(&o).unwrap().contains(r#""value":66.67"#));
     }
 }

@@ -10,12 +10,7 @@ use crate::kri::{Band, Kri, KriOutcome, KriStatus, Thresholds};
 /// - 403/404 on a KRI whose module may be unlicensed → value 0, `unlicensed`, a warning naming
 ///   the module, no band (a 0 from a module you don't have is not a clean posture).
 /// - any other error → `failed`, value null; the last good value stays in the store.
-pub fn settle(
-    module_key: &str,
-    kri: &dyn Kri,
-    result: KriResult,
-    thresholds: Thresholds,
-) -> KriOutcome {
+pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Thresholds) -> KriOutcome {
     let slug = kri.slug();
     let unit = kri.unit().as_str();
     match result {
@@ -158,5 +153,45 @@ mod tests {
         assert_eq!(o.status, KriStatus::Ok);
         assert_eq!(o.band, Some(Band::Red));
         assert_eq!(o.message.as_deref(), Some("no domains"));
+    }
+}
+
+/// What `kri test` reports for one connector.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProbeOutcome {
+    pub status: KriStatus,
+    pub message: String,
+}
+
+/// License tolerance for probes: a 403/404 from a connector whose KRIs all live in a separately
+/// licensed module means "not licensed", not "broken".
+pub fn settle_probe(
+    kris: &[&dyn Kri],
+    result: Result<crate::connector::Probe, crate::error::KriError>,
+) -> ProbeOutcome {
+    match result {
+        Ok(p) => ProbeOutcome {
+            status: KriStatus::Ok,
+            message: p.message,
+        },
+        Err(e) => {
+            let licensed = kris
+                .first()
+                .and_then(|k| k.licensed_module())
+                .filter(|_| kris.iter().all(|k| k.licensed_module().is_some()));
+            match (e.status(), licensed) {
+                (Some(status @ (403 | 404)), Some(module)) => ProbeOutcome {
+                    status: KriStatus::Unlicensed,
+                    message: format!(
+                        "{module} module not available on this tenant (HTTP {status} on {}): its KRIs will record 0 as `unlicensed`",
+                        endpoint_of(&e)
+                    ),
+                },
+                _ => ProbeOutcome {
+                    status: KriStatus::Failed,
+                    message: e.to_string(),
+                },
+            }
+        }
     }
 }

@@ -34,9 +34,7 @@ pub fn registrations() -> Vec<&'static Registration> {
 
 /// The registration for a module key.
 pub fn find(module: &str) -> Option<&'static Registration> {
-    inventory::iter::<Registration>
-        .into_iter()
-        .find(|r| r.module == module)
+    inventory::iter::<Registration>.into_iter().find(|r| r.module == module)
 }
 
 /// Find a KRI by slug across every registration.

@@ -77,9 +77,7 @@ pub fn lenient_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Stri
 }
 
 /// Like [`lenient_string`] for an optional field.
-pub fn lenient_opt_string<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Option<String>, D::Error> {
+pub fn lenient_opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
     lenient_string(deserializer).map(Some)
 }
 

@@ -166,8 +166,7 @@ impl Store {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| err("creating its folder", &e))?;
         }
-        let mut conn =
-            Connection::open(path).map_err(|e| err("opening (check [store] path)", &e))?;
+        let mut conn = Connection::open(path).map_err(|e| err("opening (check [store] path)", &e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| err("configuring", &e))?;
         conn.pragma_update(None, "journal_mode", "WAL")
@@ -283,11 +282,7 @@ impl Store {
     }
 
     /// The most recent connector runs, newest first.
-    pub async fn history(
-        &self,
-        limit: u32,
-        module: Option<String>,
-    ) -> Result<Vec<RunRow>, StoreError> {
+    pub async fn history(&self, limit: u32, module: Option<String>) -> Result<Vec<RunRow>, StoreError> {
         self.call("reading run history", move |c| {
             let mut stmt = c.prepare(
                 "SELECT run_id, connector, module, started_at, finished_at, status, rows_written,
@@ -315,11 +310,7 @@ impl Store {
     }
 
     /// Stored values, newest first, for one slug or all.
-    pub async fn values(
-        &self,
-        slug: Option<String>,
-        limit: u32,
-    ) -> Result<Vec<ValueRow>, StoreError> {
+    pub async fn values(&self, slug: Option<String>, limit: u32) -> Result<Vec<ValueRow>, StoreError> {
         self.call("reading values", move |c| {
             let mut stmt = c.prepare(
                 "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
@@ -372,8 +363,7 @@ fn value_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ValueRow> {
 }
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let current: usize =
-        conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
     if current > MIGRATIONS.len() {
         return Err(rusqlite::Error::ToSqlConversionFailure(
             format!(
@@ -400,10 +390,7 @@ pub struct StateHandle {
 }
 
 impl StateHandle {
-    pub async fn get<T: DeserializeOwned + Send + 'static>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, KriError> {
+    pub async fn get<T: DeserializeOwned + Send + 'static>(&self, key: &str) -> Result<Option<T>, KriError> {
         let (ns, key) = (self.namespace.clone(), key.to_owned());
         let text: Option<String> = self
             .store
@@ -417,19 +404,12 @@ impl StateHandle {
             })
             .await
             .map_err(|e| KriError::Store(e.to_string()))?;
-        text.map(|t| {
-            serde_json::from_str(&t)
-                .map_err(|e| KriError::Store(format!("corrupt state value: {e}")))
-        })
-        .transpose()
+        text.map(|t| serde_json::from_str(&t).map_err(|e| KriError::Store(format!("corrupt state value: {e}"))))
+            .transpose()
     }
 
     /// Write several keys in one transaction.
-    pub async fn put_many<T: Serialize>(
-        &self,
-        now: DateTime<Utc>,
-        entries: &[(String, T)],
-    ) -> Result<(), KriError> {
+    pub async fn put_many<T: Serialize>(&self, now: DateTime<Utc>, entries: &[(String, T)]) -> Result<(), KriError> {
         let ns = self.namespace.clone();
         let rows: Vec<(String, String)> = entries
             .iter()
@@ -453,20 +433,12 @@ impl StateHandle {
             .map_err(|e| KriError::Store(e.to_string()))
     }
 
-    pub async fn put<T: Serialize>(
-        &self,
-        now: DateTime<Utc>,
-        key: &str,
-        value: &T,
-    ) -> Result<(), KriError> {
+    pub async fn put<T: Serialize>(&self, now: DateTime<Utc>, key: &str, value: &T) -> Result<(), KriError> {
         self.put_many(now, &[(key.to_owned(), value)]).await
     }
 
     /// Every key under `prefix`, in key order.
-    pub async fn scan<T: DeserializeOwned + Send + 'static>(
-        &self,
-        prefix: &str,
-    ) -> Result<Vec<(String, T)>, KriError> {
+    pub async fn scan<T: DeserializeOwned + Send + 'static>(&self, prefix: &str) -> Result<Vec<(String, T)>, KriError> {
         let (ns, like) = (
             self.namespace.clone(),
             format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_")),
@@ -474,8 +446,9 @@ impl StateHandle {
         let rows: Vec<(String, String)> = self
             .store
             .call("scanning connector state", move |c| {
-                let mut stmt =
-                    c.prepare("SELECT key, value FROM state WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\' ORDER BY key")?;
+                let mut stmt = c.prepare(
+                    "SELECT key, value FROM state WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\' ORDER BY key",
+                )?;
                 let rows = stmt.query_map(params![ns, like], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 rows.collect()
             })
@@ -565,9 +538,7 @@ mod tests {
         let s = Store::open(&path).unwrap();
         assert_eq!(s.schema_version().await.unwrap(), MIGRATIONS.len() as u32);
         let mode: String = s
-            .call("x", |c| {
-                c.pragma_query_value(None, "journal_mode", |r| r.get(0))
-            })
+            .call("x", |c| c.pragma_query_value(None, "journal_mode", |r| r.get(0)))
             .await
             .unwrap();
         assert_eq!(mode, "wal");
@@ -593,13 +564,7 @@ mod tests {
         s.write_run(&report("r2", None)).await.unwrap();
         let good = s.last_good("pp_vap_count").await.unwrap().unwrap();
         assert_eq!((good.run_id.as_str(), good.value), ("r1", Some(12.0)));
-        assert_eq!(
-            s.values(Some("pp_vap_count".into()), 10)
-                .await
-                .unwrap()
-                .len(),
-            2
-        );
+        assert_eq!(s.values(Some("pp_vap_count".into()), 10).await.unwrap().len(), 2);
         assert_eq!(s.history(10, None).await.unwrap().len(), 2);
     }
 
@@ -611,9 +576,7 @@ mod tests {
         // Same run id again: the runs row conflicts, so the whole transaction must roll back.
         let mut again = report("r1", Some(99.0));
         again.connectors[0].connector = "proofpoint-efd".into();
-        again
-            .connectors
-            .push(report("r1", Some(7.0)).connectors.remove(0));
+        again.connectors.push(report("r1", Some(7.0)).connectors.remove(0));
         assert!(s.write_run(&again).await.is_err());
         let values = s.values(None, 10).await.unwrap();
         assert_eq!(values.len(), 1, "{values:?}");
@@ -632,20 +595,11 @@ mod tests {
         let all: Vec<(String, u32)> = tap.scan("window/").await.unwrap();
         assert_eq!(
             all,
-            vec![
-                ("window/2026-11-23T01".into(), 5),
-                ("window/2026-11-23T02".into(), 8)
-            ]
+            vec![("window/2026-11-23T01".into(), 5), ("window/2026-11-23T02".into(), 8)]
         );
-        assert_eq!(
-            tap.get::<u32>("window/2026-11-23T02").await.unwrap(),
-            Some(8)
-        );
+        assert_eq!(tap.get::<u32>("window/2026-11-23T02").await.unwrap(), Some(8));
         assert_eq!(tap.get::<u32>("nope").await.unwrap(), None);
         assert_eq!(tap.delete_prefix("window/").await.unwrap(), 2);
-        assert_eq!(
-            s.state("ctr").get::<u32>("window/x").await.unwrap(),
-            Some(1)
-        );
+        assert_eq!(s.state("ctr").get::<u32>("window/x").await.unwrap(), Some(1));
     }
 }

@@ -15,12 +15,7 @@ use crate::store::Store;
 
 /// Settings for `module` from its table written as TOML, with `[proofpoint]` pointing at
 /// `base_url` with `credentials`.
-pub fn settings(
-    module: &'static str,
-    table_toml: &str,
-    base_url: &str,
-    credentials: &str,
-) -> ConnectorSettings {
+pub fn settings(module: &'static str, table_toml: &str, base_url: &str, credentials: &str) -> ConnectorSettings {
     let table: Dict = Figment::from(Toml::string(table_toml))
         .extract()
         .expect("test TOML must parse");
@@ -29,7 +24,7 @@ pub fn settings(
         credentials: Some(Secret::new(credentials)),
         credentials_key: "proofpoint.credentials".into(),
     };
-    ConnectorSettings::new(module, table, proofpoint, "test.toml")
+    ConnectorSettings::new(module, table, proofpoint)
 }
 
 /// A run context on a fresh in-memory store.
@@ -51,9 +46,8 @@ pub async fn run_module(
     base_url: &str,
     credentials: &str,
 ) -> Result<crate::store::ConnectorReport, crate::config::ConfigError> {
-    let reg = crate::registry::find(module).unwrap_or_else(|| {
-        panic!("connector `{module}` is not linked: add `use kri_connector_{module} as _;`")
-    });
+    let reg = crate::registry::find(module)
+        .unwrap_or_else(|| panic!("connector `{module}` is not linked: add `use kri_connector_{module} as _;`"));
     let connector = (reg.build)(&settings(module, table_toml, base_url, credentials))?;
     let clock = Arc::new(crate::clock::ManualClock::new(fixed_now()));
     let ctx = context(clock, module);

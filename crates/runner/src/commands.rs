@@ -1,0 +1,274 @@
+//! One function per command. Data to stdout, logs to stderr.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kri_core::license::settle_probe;
+use kri_core::run::run_connector;
+use kri_core::store::{ConnectorStatus, RunReport};
+use kri_core::{CallCounter, Clock, KriStatus, RunContext, Store, SystemClock};
+use kri_sandbox::{Sandbox, Scenario};
+
+use crate::config::{Loaded, Need, Sources, load};
+use crate::output;
+use crate::{Cli, Command, Failure, Output};
+
+pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    match cli.command {
+        Command::Demo => demo(cli.output, clock).await,
+        Command::Run { only } => {
+            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
+            let store = open_store(&loaded)?;
+            let report = run_once(&loaded, &only, &store, clock, cli.output).await?;
+            output::run(&report, cli.output);
+            Ok(exit_code(&report))
+        }
+        Command::Test { module } => {
+            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
+            test(&loaded, module.as_deref(), clock, cli.output).await
+        }
+        Command::Kris => {
+            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
+            output::kris(&loaded, cli.output);
+            Ok(0)
+        }
+        Command::History { limit, module } => {
+            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
+            if let Some(m) = &module {
+                check_module(&loaded, m)?;
+            }
+            let store = open_store(&loaded)?;
+            let rows = store
+                .history(limit, module)
+                .await
+                .map_err(|e| Failure::runtime(e.to_string()))?;
+            output::history(&rows, cli.output);
+            Ok(0)
+        }
+        Command::Values { slug, limit } => {
+            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
+            if let Some(s) = &slug {
+                if kri_core::registry::find_kri(s).is_none() {
+                    return Err(Failure::config(format!("unknown KRI `{s}`: `kri kris` lists the KRIs")));
+                }
+            }
+            let store = open_store(&loaded)?;
+            let rows = store
+                .values(slug, limit)
+                .await
+                .map_err(|e| Failure::runtime(e.to_string()))?;
+            output::values(&rows, cli.output);
+            Ok(0)
+        }
+        Command::Daemon => {
+            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
+            let store = open_store(&loaded)?;
+            daemon(&loaded, &store, clock, cli.output).await
+        }
+    }
+}
+
+fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
+    Store::open(&loaded.store_path).map_err(|e| Failure::runtime(e.to_string()))
+}
+
+fn check_module(loaded: &Loaded, module: &str) -> Result<(), Failure> {
+    if loaded.modules.iter().any(|m| m.reg.module == module) {
+        return Ok(());
+    }
+    let known: Vec<&str> = loaded.modules.iter().map(|m| m.reg.module).collect();
+    Err(Failure::config(format!(
+        "unknown module `{module}`; the modules are: {}",
+        known.join(", ")
+    )))
+}
+
+/// 0 when every connector is ok (unlicensed KRIs count as ok); 1 otherwise.
+pub fn exit_code(report: &RunReport) -> u8 {
+    u8::from(report.connectors.iter().any(|c| c.status != ConnectorStatus::Ok))
+}
+
+/// Run the enabled connectors (or the `only` ones) once and write the run in one transaction.
+pub async fn run_once(
+    loaded: &Loaded,
+    only: &[String],
+    store: &Store,
+    clock: Arc<dyn Clock>,
+    out: Output,
+) -> Result<RunReport, Failure> {
+    for m in only {
+        check_module(loaded, m)?;
+        let module = loaded.modules.iter().find(|x| x.reg.module == m).map(|x| x.enabled);
+        if module == Some(false) {
+            return Err(Failure::config(format!(
+                "--only {m}: the `{m}` connector is disabled; set [connectors.{m}] enabled = true"
+            )));
+        }
+    }
+    let interactive = out == Output::Table && std::io::stderr().is_terminal();
+    let thresholds: HashMap<String, kri_core::Thresholds> = loaded.thresholds.clone();
+    let started_at = clock.now();
+    let mut connectors = Vec::new();
+    for m in &loaded.modules {
+        let Some(connector) = &m.connector else { continue };
+        if !only.is_empty() && !only.iter().any(|o| o == m.reg.module) {
+            continue;
+        }
+        let ctx = RunContext {
+            clock: clock.clone(),
+            state: store.state(m.reg.module),
+            calls: CallCounter::default(),
+            interactive,
+        };
+        connectors.push(run_connector(connector.as_ref(), &ctx, &m.selected, &thresholds).await);
+    }
+    if connectors.is_empty() {
+        return Err(Failure::config(
+            "no connector is enabled: set [connectors.tap] enabled = true (or efd, clear, ctr) in the config",
+        ));
+    }
+    let report = RunReport {
+        run_id: uuid::Uuid::new_v4().to_string(),
+        started_at,
+        finished_at: clock.now(),
+        connectors,
+    };
+    store.write_run(&report).await.map_err(|e| {
+        Failure::runtime(format!(
+            "{e}: the run's values were NOT stored; the last good values are unchanged"
+        ))
+    })?;
+    Ok(report)
+}
+
+async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out: Output) -> Result<u8, Failure> {
+    if let Some(m) = module {
+        check_module(loaded, m)?;
+    }
+    let store = Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?;
+    let mut probes = Vec::new();
+    for m in &loaded.modules {
+        if module.is_some_and(|x| x != m.reg.module) {
+            continue;
+        }
+        let Some(connector) = &m.connector else {
+            if module.is_some() {
+                return Err(Failure::config(format!(
+                    "the `{}` connector is disabled; set [connectors.{}] enabled = true to test it",
+                    m.reg.module, m.reg.module
+                )));
+            }
+            continue;
+        };
+        let ctx = RunContext {
+            clock: clock.clone(),
+            state: store.state(m.reg.module),
+            calls: CallCounter::default(),
+            interactive: false,
+        };
+        let outcome = settle_probe(m.reg.kris, connector.probe(&ctx).await);
+        probes.push(output::ProbeRow {
+            connector: m.reg.id,
+            module: m.reg.module,
+            status: outcome.status,
+            message: outcome.message,
+            api_calls: ctx.calls.get(),
+        });
+    }
+    if probes.is_empty() {
+        return Err(Failure::config("no connector is enabled, so there is nothing to test"));
+    }
+    output::probes(&probes, out);
+    Ok(u8::from(probes.iter().any(|p| p.status == KriStatus::Failed)))
+}
+
+async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
+    let sandbox = Sandbox::start(Scenario::default())
+        .await
+        .map_err(|e| Failure::runtime(format!("cannot start the sandbox API on 127.0.0.1: {e}")))?;
+    let toml = format!(
+        "[proofpoint]\nbase_url = \"{}\"\ncredentials = \"{}\"\n",
+        sandbox.base_url(),
+        sandbox.credentials()
+    );
+    let loaded = load(&Sources::from_toml(&toml), Need::Credentials)?;
+    let store = Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?;
+    if out == Output::Table {
+        eprintln!(
+            "kri demo: a sandbox Proofpoint API with fake data on {} and a throw-away store; nothing leaves this machine.",
+            sandbox.base_url()
+        );
+    }
+    let report = run_once(&loaded, &[], &store, clock, out).await?;
+    output::run(&report, out);
+    if out == Output::Table {
+        eprintln!("Next: write kri.toml (README), then `kri test` and `kri run` against your tenant.");
+    }
+    Ok(exit_code(&report))
+}
+
+async fn daemon(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>, out: Output) -> Result<u8, Failure> {
+    let enabled: Vec<_> = loaded.modules.iter().filter(|m| m.connector.is_some()).collect();
+    if enabled.is_empty() {
+        return Err(Failure::config("no connector is enabled: nothing to schedule"));
+    }
+    let start = clock.now();
+    let mut due: Vec<(String, chrono::DateTime<chrono::Utc>, Duration)> = enabled
+        .iter()
+        .map(|m| (m.reg.module.to_owned(), start, m.schedule))
+        .collect();
+    for m in &enabled {
+        tracing::info!(module = m.reg.module, schedule = %m.schedule_text, "scheduled");
+    }
+    let mut last_code = 0;
+    loop {
+        due.sort_by_key(|d| d.1);
+        let (module, at, every) = due[0].clone();
+        let wait = (at - clock.now()).to_std().unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown() => {
+                tracing::info!("shutting down");
+                return Ok(last_code);
+            }
+        }
+        // The run itself is not interrupted by a signal: it finishes and is stored, then we stop.
+        match run_once(loaded, std::slice::from_ref(&module), store, clock.clone(), out).await {
+            Ok(report) => {
+                last_code = exit_code(&report);
+                output::run(&report, out);
+            }
+            Err(f) => {
+                last_code = f.code;
+                tracing::error!(module, "{}", f.message);
+            }
+        }
+        let next = at + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(24));
+        due[0].1 = next.max(clock.now());
+    }
+}
+
+async fn shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

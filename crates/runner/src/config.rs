@@ -1,0 +1,448 @@
+//! Loading `kri.toml` + `KRI_…` environment overrides, and validating ALL of it before any
+//! network call: unknown keys, bad values and malformed credentials are exit 2 with a message
+//! that names the key, where it was set, and the fix.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Toml};
+use figment::value::{Dict, Value};
+use figment::{Figment, Metadata, Profile, Source};
+use kri_core::config::{ConfigError, ConnectorSettings, ProofpointDefaults, describe, parse_duration};
+use kri_core::registry::{self, Registration};
+use kri_core::{BasicCredentials, Connector, Secret, Thresholds};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use crate::Failure;
+
+pub const DEFAULT_TAP_BASE_URL: &str = "https://tap-api-v2.proofpoint.com";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Top {
+    #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
+    proofpoint: ProofpointSection,
+    #[serde(default)]
+    connectors: BTreeMap<String, Dict>,
+    #[serde(default)]
+    thresholds: BTreeMap<String, ThresholdSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoreSection {
+    #[serde(default = "default_store_path")]
+    path: PathBuf,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            path: default_store_path(),
+        }
+    }
+}
+
+fn default_store_path() -> PathBuf {
+    PathBuf::from("kri.db")
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProofpointSection {
+    base_url: Option<String>,
+    credentials: Option<Secret>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThresholdSection {
+    amber: Option<f64>,
+    red: Option<f64>,
+}
+
+/// Whether missing credentials are an error (they are for `run`, `test`, `daemon`; `kris`,
+/// `history` and `values` never call the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Credentials,
+    NoCredentials,
+}
+
+/// One registered module with its resolved settings.
+pub struct Module {
+    pub reg: &'static Registration,
+    pub enabled: bool,
+    pub schedule: Duration,
+    pub schedule_text: String,
+    pub selected: Vec<&'static str>,
+    /// Built when enabled and configured.
+    pub connector: Option<Box<dyn Connector>>,
+}
+
+/// The validated configuration.
+pub struct Loaded {
+    pub store_path: PathBuf,
+    pub modules: Vec<Module>,
+    pub thresholds: HashMap<String, Thresholds>,
+}
+
+impl Loaded {
+    pub fn thresholds_for(&self, kri: &dyn kri_core::Kri) -> Thresholds {
+        self.thresholds
+            .get(kri.slug())
+            .copied()
+            .unwrap_or_else(|| kri.default_thresholds())
+    }
+}
+
+/// Where the config comes from.
+pub struct Sources {
+    pub figment: Figment,
+    /// The file, for messages; `None` for a config built in code (`kri demo`).
+    pub file: Option<PathBuf>,
+    pub file_found: bool,
+}
+
+impl Sources {
+    /// `path` (explicit `--config` or `$KRI_CONFIG`) or `kri.toml`, merged with `KRI_…` variables.
+    pub fn from_file_and_env(path: Option<&Path>) -> Result<Sources, Failure> {
+        let (file, explicit) = match path {
+            Some(p) => (p.to_owned(), true),
+            None => (PathBuf::from("kri.toml"), false),
+        };
+        let file_found = file.is_file();
+        if explicit && !file_found {
+            return Err(Failure::config(format!(
+                "config file `{}` not found: check --config / KRI_CONFIG, or start from the example in the README",
+                file.display()
+            )));
+        }
+        let figment = Figment::new()
+            .merge(Toml::file_exact(&file))
+            .merge(Env::prefixed("KRI_").split("__").ignore(&["config"]));
+        Ok(Sources {
+            figment,
+            file: Some(file),
+            file_found,
+        })
+    }
+
+    /// A config written in code (the demo): no file, no environment.
+    pub fn from_toml(text: &str) -> Sources {
+        Sources {
+            figment: Figment::from(Toml::string(text)),
+            file: None,
+            file_found: false,
+        }
+    }
+
+    /// Where `key` was set: the file, or the exact environment variable.
+    fn origin(&self, key: &str) -> String {
+        let mut probe = key.to_owned();
+        loop {
+            if let Some(md) = self.figment.find_metadata(&probe) {
+                return describe_source(md, &probe);
+            }
+            match probe.rfind('.') {
+                Some(i) => probe.truncate(i),
+                None => break,
+            }
+        }
+        match (&self.file, self.file_found) {
+            (Some(f), true) => f.display().to_string(),
+            (Some(f), false) => format!("defaults; no config file `{}` was found", f.display()),
+            (None, _) => "the built-in config".into(),
+        }
+    }
+
+    fn error(&self, e: ConfigError) -> Failure {
+        Failure::config(format!(
+            "config error: {}: {} (set in {})",
+            e.key,
+            e.message,
+            self.origin(&e.key)
+        ))
+    }
+}
+
+fn describe_source(md: &Metadata, key: &str) -> String {
+    match &md.source {
+        Some(Source::File(p)) => p.display().to_string(),
+        _ if md.name.contains("environment") => {
+            let keys: Vec<&str> = key.split('.').collect();
+            format!(
+                "environment variable {}",
+                md.interpolate(&Profile::Default, &keys).to_uppercase()
+            )
+        }
+        _ => md.name.to_string(),
+    }
+}
+
+/// Load and validate everything; build the enabled connectors.
+pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
+    let top: Top = sources.figment.extract().map_err(|e| {
+        let key = e.path.join(".");
+        let key = if key.is_empty() { "(top level)".to_owned() } else { key };
+        sources.error(ConfigError::invalid(key, describe(&e)))
+    })?;
+    let err = |e: ConfigError| sources.error(e);
+
+    // [proofpoint]
+    let credentials_key = match sources.figment.find_metadata("proofpoint.credentials") {
+        Some(md) if !matches!(md.source, Some(Source::File(_))) && md.name.contains("environment") => {
+            "KRI_PROOFPOINT__CREDENTIALS".to_owned()
+        }
+        _ => "proofpoint.credentials".to_owned(),
+    };
+    if let Some(c) = &top.proofpoint.credentials {
+        BasicCredentials::parse(c).map_err(|m| err(ConfigError::invalid("proofpoint.credentials", m)))?;
+    }
+    let proofpoint = ProofpointDefaults {
+        base_url: top
+            .proofpoint
+            .base_url
+            .clone()
+            .unwrap_or_else(|| DEFAULT_TAP_BASE_URL.to_owned()),
+        credentials: top.proofpoint.credentials.clone(),
+        credentials_key,
+    };
+
+    // [connectors.*]: only registered names.
+    let mut tables = top.connectors;
+    let known: Vec<&str> = registry::registrations().iter().map(|r| r.module).collect();
+    if let Some(unknown) = tables.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(err(ConfigError::invalid(
+            format!("connectors.{unknown}"),
+            format!(
+                "unknown connector `{unknown}`; the connectors are: {}",
+                known.join(", ")
+            ),
+        )));
+    }
+
+    // [thresholds.*]
+    let mut thresholds = HashMap::new();
+    for (slug, t) in &top.thresholds {
+        let Some((_, kri)) = registry::find_kri(slug) else {
+            return Err(err(ConfigError::invalid(
+                format!("thresholds.{slug}"),
+                format!("unknown KRI `{slug}`; `kri kris` lists the KRIs"),
+            )));
+        };
+        let d = kri.default_thresholds();
+        let resolved = Thresholds {
+            amber: t.amber.unwrap_or(d.amber),
+            red: t.red.unwrap_or(d.red),
+        };
+        resolved
+            .check(kri.direction())
+            .map_err(|m| err(ConfigError::invalid(format!("thresholds.{slug}"), m)))?;
+        thresholds.insert(slug.clone(), resolved);
+    }
+
+    let mut modules = Vec::new();
+    for reg in registry::registrations() {
+        let present = tables.contains_key(reg.module);
+        let mut table = tables.remove(reg.module).unwrap_or_default();
+        let key = |k: &str| format!("connectors.{}.{k}", reg.module);
+        let enabled = take::<bool>(&mut table, "enabled", key("enabled"))
+            .map_err(err)?
+            .unwrap_or(reg.enabled_by_default);
+        let schedule_text = take::<String>(&mut table, "schedule", key("schedule")).map_err(err)?;
+        let schedule_text = schedule_text.unwrap_or_else(|| "daily".into());
+        let schedule = parse_schedule(&schedule_text).map_err(|m| err(ConfigError::invalid(key("schedule"), m)))?;
+        let selected = match take::<Vec<String>>(&mut table, "kris", key("kris")).map_err(err)? {
+            None => reg.kris.iter().map(|k| k.slug()).collect(),
+            Some(list) => select(reg, &list).map_err(|m| err(ConfigError::invalid(key("kris"), m)))?,
+        };
+        let mut connector = None;
+        if enabled || present {
+            let settings = ConnectorSettings::new(reg.module, table, proofpoint.clone());
+            match (reg.build)(&settings) {
+                Ok(c) if enabled => connector = Some(c),
+                Ok(_) => {}
+                Err(e) if e.missing && (!enabled || need == Need::NoCredentials) => {}
+                Err(mut e) => {
+                    if e.missing && !sources.file_found {
+                        if let Some(f) = &sources.file {
+                            e.message.push_str(&format!(
+                                "; no config file `{}` was found: create one (README) or pass --config FILE",
+                                f.display()
+                            ));
+                        }
+                    }
+                    return Err(err(e));
+                }
+            }
+        }
+        modules.push(Module {
+            reg,
+            enabled,
+            schedule,
+            schedule_text,
+            selected,
+            connector,
+        });
+    }
+
+    Ok(Loaded {
+        store_path: top.store.path,
+        modules,
+        thresholds,
+    })
+}
+
+fn take<T: DeserializeOwned>(table: &mut Dict, field: &str, key: String) -> Result<Option<T>, ConfigError> {
+    table
+        .remove(field)
+        .map(|v: Value| {
+            v.deserialize::<T>()
+                .map_err(|e| ConfigError::invalid(key, describe(&e)))
+        })
+        .transpose()
+}
+
+/// `daily`, `hourly`, or a duration of at least one minute.
+pub fn parse_schedule(text: &str) -> Result<Duration, String> {
+    let d = match text.trim().to_ascii_lowercase().as_str() {
+        "daily" => Duration::from_secs(86_400),
+        "hourly" => Duration::from_secs(3_600),
+        other => parse_duration(other).map_err(|e| format!("{e}; or use \"daily\" / \"hourly\""))?,
+    };
+    if d < Duration::from_secs(60) {
+        return Err(format!(
+            "`{text}` is too often: the schedule must be at least 1m (\"daily\", \"hourly\", \"30m\")"
+        ));
+    }
+    Ok(d)
+}
+
+fn select(reg: &Registration, list: &[String]) -> Result<Vec<&'static str>, String> {
+    let mut out = Vec::new();
+    for slug in list {
+        match reg.kris.iter().find(|k| k.slug() == slug) {
+            Some(k) if !out.contains(&k.slug()) => out.push(k.slug()),
+            Some(_) => {}
+            None => {
+                let offered: Vec<&str> = reg.kris.iter().map(|k| k.slug()).collect();
+                let hint = if offered.is_empty() {
+                    "it offers none yet".to_owned()
+                } else {
+                    format!("it offers: {}", offered.join(", "))
+                };
+                return Err(format!(
+                    "`{slug}` is not a KRI of the `{}` connector; {hint}",
+                    reg.module
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_toml(text: &str) -> Result<Loaded, Failure> {
+        load(&Sources::from_toml(text), Need::Credentials)
+    }
+
+    fn message(r: Result<Loaded, Failure>) -> String {
+        match r {
+            Ok(_) => panic!("config accepted"),
+            Err(f) => {
+                assert_eq!(f.code, 2);
+                f.message
+            }
+        }
+    }
+
+    const OK: &str = "[proofpoint]\ncredentials = \"svc:pa:ss\"\n";
+
+    #[test]
+    fn a_minimal_config_enables_tap_efd_clear_and_not_ctr() {
+        let l = load_toml(OK).unwrap();
+        let enabled: Vec<&str> = l.modules.iter().filter(|m| m.enabled).map(|m| m.reg.module).collect();
+        assert_eq!(enabled, ["clear", "efd", "tap"]);
+        assert!(l.modules.iter().filter(|m| m.enabled).all(|m| m.connector.is_some()));
+        assert_eq!(l.store_path, PathBuf::from("kri.db"));
+    }
+
+    #[test]
+    fn credentials_without_colon_name_the_key_and_the_fix_but_not_the_value() {
+        let m = message(load_toml("[proofpoint]\ncredentials = \"justonestring\"\n"));
+        assert!(
+            m.contains("proofpoint.credentials") && m.contains("principal:secret") && m.contains("colon"),
+            "{m}"
+        );
+        assert!(!m.contains("justonestring"), "{m}");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_at_every_level() {
+        assert!(message(load_toml(&format!("{OK}[stor]\npath = \"x\"\n"))).contains("stor"));
+        assert!(message(load_toml(&format!("{OK}[connectors.tap]\nwindow = 3\n"))).contains("connectors.tap.window"));
+        let m = message(load_toml(&format!("{OK}[connectors.tapp]\nenabled = true\n")));
+        assert!(
+            m.contains("connectors.tapp") && m.contains("clear, ctr, efd, tap"),
+            "{m}"
+        );
+        assert!(message(load_toml(&format!("{OK}[thresholds.pp_nope]\namber = 1\n"))).contains("thresholds.pp_nope"));
+    }
+
+    #[test]
+    fn bad_schedules_are_refused() {
+        let m = message(load_toml(&format!("{OK}[connectors.tap]\nschedule = \"weekly-ish\"\n")));
+        assert!(m.contains("connectors.tap.schedule") && m.contains("30m"), "{m}");
+        assert!(message(load_toml(&format!("{OK}[connectors.tap]\nschedule = \"10s\"\n"))).contains("at least 1m"));
+        assert_eq!(parse_schedule("hourly").unwrap().as_secs(), 3600);
+        assert_eq!(parse_schedule("30m").unwrap().as_secs(), 1800);
+    }
+
+    #[test]
+    fn ctr_max_fetch_500_is_refused_even_when_disabled() {
+        let m = message(load_toml(&format!(
+            "{OK}[connectors.ctr]\nenabled = false\nmax_fetch = 500\n"
+        )));
+        assert!(m.contains("connectors.ctr.max_fetch") && m.contains("1..=200"), "{m}");
+    }
+
+    #[test]
+    fn a_kri_of_another_module_is_refused() {
+        let m = message(load_toml(&format!(
+            "{OK}[connectors.tap]\nkris = [\"pp_dmarc_enforcement_pct\"]\n"
+        )));
+        assert!(m.contains("connectors.tap.kris") && m.contains("pp_vap_count"), "{m}");
+    }
+
+    #[test]
+    fn thresholds_override_partially_and_must_follow_the_direction() {
+        let l = load_toml(&format!("{OK}[thresholds.pp_vap_count]\namber = 5\n")).unwrap();
+        assert_eq!(l.thresholds["pp_vap_count"], Thresholds { amber: 5.0, red: 25.0 });
+        let m = message(load_toml(&format!(
+            "{OK}[thresholds.pp_dmarc_enforcement_pct]\namber = 10\nred = 90\n"
+        )));
+        assert!(
+            m.contains("thresholds.pp_dmarc_enforcement_pct") && m.contains("lower values are worse"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn missing_credentials_are_an_error_only_when_needed() {
+        assert!(message(load_toml("")).contains("KRI_PROOFPOINT__CREDENTIALS"));
+        assert!(load(&Sources::from_toml(""), Need::NoCredentials).is_ok());
+        let l = load_toml(
+            "[connectors.tap]\nenabled = false\n[connectors.efd]\nenabled = false\n[connectors.clear]\nenabled = false\n",
+        )
+        .unwrap();
+        assert!(l.modules.iter().all(|m| !m.enabled));
+    }
+}

@@ -1,0 +1,142 @@
+//! `kri`: turns Proofpoint security data into Key Risk Indicators, on a schedule, into an
+//! embedded store. This binary is thin: config, command dispatch, output.
+
+mod commands;
+mod config;
+mod connectors;
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Turn Proofpoint security data into Key Risk Indicators (KRIs) with thresholds and history.
+///
+/// Start with `kri demo` (a built-in sandbox, no account needed). Then write kri.toml (see the
+/// README), check access with `kri test`, and collect with `kri run` or `kri daemon`.
+///
+/// Exit codes: 0 all good (or only `unlicensed` modules), 1 a KRI or connector failed,
+/// 2 usage or config error.
+#[derive(Debug, Parser)]
+#[command(name = "kri", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    /// Config file (TOML). `KRI_…` environment variables override it, `__` separating levels,
+    /// e.g. KRI_PROOFPOINT__CREDENTIALS or KRI_CONNECTORS__TAP__ENABLED=false.
+    #[arg(long, global = true, env = "KRI_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Output for people (table) or machines (json, stable).
+    #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
+    output: Output,
+
+    /// More log detail on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run each enabled connector once now, store the values, print the run.
+    Run {
+        /// Only these modules, comma-separated module keys: tap,efd,clear,ctr.
+        #[arg(long, value_delimiter = ',', value_name = "MODULES")]
+        only: Vec<String>,
+    },
+    /// Check connectivity and credentials (TAP reports its VAP count so you can check the tenant).
+    Test {
+        /// One module key (tap, efd, clear, ctr); default: every enabled module.
+        module: Option<String>,
+    },
+    /// List every registered connector and KRI: meaning, unit, direction, thresholds, selected?
+    Kris,
+    /// Past runs with rows written / skipped, API calls and errors, newest first.
+    History {
+        /// How many connector runs to show.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Only this module.
+        #[arg(long)]
+        module: Option<String>,
+    },
+    /// Stored KRI values over time, newest first.
+    Values {
+        /// One KRI slug (see `kri kris`); default: all.
+        slug: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+    },
+    /// Run each enabled connector on its schedule until SIGTERM or Ctrl-C; runs never overlap.
+    Daemon,
+    /// Run every working connector against a built-in sandbox Proofpoint API (127.0.0.1, fake
+    /// data, throw-away store) and print the KRI table. No account or network needed.
+    Demo,
+}
+
+/// A command that did not succeed: the message to print and the exit code.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    /// Usage or config error: exit 2.
+    pub fn config(message: impl Into<String>) -> Self {
+        Self {
+            code: 2,
+            message: message.into(),
+        }
+    }
+    /// Something failed at run time: exit 1.
+    pub fn runtime(message: impl Into<String>) -> Self {
+        Self {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Rendering: `table` for people, `json` (stable) for machines. Always to stdout.
+
+use comfy_table::presets::UTF8_BORDERS_ONLY;
+use comfy_table::{ContentArrangement, Table};
+use kri_core::KriStatus;
+use kri_core::store::{RunReport, RunRow, ValueRow};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::Output;
+use crate::config::Loaded;
+
+pub fn print_json(value: &impl Serialize) {
+    match serde_json::to_string_pretty(value) {
+        Ok(s) => println!("{s}"),
+        Err(e) => eprintln!("error: cannot encode the output as JSON: {e}"),
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_BORDERS_ONLY)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(header.to_vec());
+    t
+}
+
+/// `12`, `66.67`, or `—` for no value.
+pub fn fmt_value(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.2}"),
+        None => "—".into(),
+    }
+}
+
+pub fn run(report: &RunReport, out: Output) {
+    if out == Output::Json {
+        return print_json(report);
+    }
+    let mut t = table(&["MODULE", "KRI", "VALUE", "UNIT", "STATUS", "BAND", "MESSAGE"]);
+    for c in &report.connectors {
+        for k in &c.kris {
+            t.add_row(vec![
+                c.module.clone(),
+                k.slug.to_owned(),
+                fmt_value(k.value),
+                k.unit.to_owned(),
+                k.status.as_str().to_owned(),
+                k.band.map(|b| b.as_str()).unwrap_or("—").to_owned(),
+                k.message.clone().unwrap_or_default(),
+            ]);
+        }
+    }
+    println!(
+        "run {}  {}",
+        report.run_id,
+        kri_core::store::fmt_time(&report.started_at)
+    );
+    println!("{t}");
+    for c in &report.connectors {
+        let mut line = format!(
+            "{}: {} ({} written, {} skipped, {} API call{})",
+            c.module,
+            c.status.as_str(),
+            c.rows_written,
+            c.rows_skipped,
+            c.api_calls,
+            if c.api_calls == 1 { "" } else { "s" }
+        );
+        if c.rows_written == 0 && c.rows_skipped > 0 {
+            line.push_str(&format!(
+                " — no KRI selected: check [connectors.{}] kris (`kri kris` lists them)",
+                c.module
+            ));
+        }
+        println!("{line}");
+    }
+}
+
+pub fn kris(loaded: &Loaded, out: Output) {
+    if out == Output::Json {
+        let connectors: Vec<_> = loaded
+            .modules
+            .iter()
+            .map(|m| {
+                let kris: Vec<_> = m
+                    .reg
+                    .kris
+                    .iter()
+                    .map(|k| {
+                        let t = loaded.thresholds_for(*k);
+                        json!({
+                            "slug": k.slug(), "meaning": k.meaning(), "unit": k.unit(), "direction": k.direction(),
+                            "amber": t.amber, "red": t.red, "how": k.how(),
+                            "licensed_module": k.licensed_module(),
+                            "selected": m.enabled && m.selected.contains(&k.slug()),
+                        })
+                    })
+                    .collect();
+                json!({"connector": m.reg.id, "module": m.reg.module, "enabled": m.enabled,
+                       "schedule": m.schedule_text, "description": m.reg.description, "kris": kris})
+            })
+            .collect();
+        return print_json(&json!({ "connectors": connectors }));
+    }
+    let mut t = table(&[
+        "MODULE",
+        "KRI",
+        "MEANING",
+        "UNIT",
+        "WORSE WHEN",
+        "AMBER",
+        "RED",
+        "SELECTED",
+    ]);
+    for m in &loaded.modules {
+        if m.reg.kris.is_empty() {
+            t.add_row(vec![m.reg.module, "(none yet)", m.reg.description, "", "", "", "", ""]);
+        }
+        for k in m.reg.kris {
+            let th = loaded.thresholds_for(*k);
+            let worse = match k.direction() {
+                kri_core::Direction::HigherIsWorse => "higher",
+                kri_core::Direction::LowerIsWorse => "LOWER",
+            };
+            let selected = if !m.enabled {
+                "no (module disabled)"
+            } else if m.selected.contains(&k.slug()) {
+                "yes"
+            } else {
+                "no"
+            };
+            t.add_row(vec![
+                m.reg.module,
+                k.slug(),
+                k.meaning(),
+                k.unit().as_str(),
+                worse,
+                &fmt_value(Some(th.amber)),
+                &fmt_value(Some(th.red)),
+                selected,
+            ]);
+        }
+    }
+    println!("{t}");
+}
+
+pub fn history(rows: &[RunRow], out: Output) {
+    if out == Output::Json {
+        return print_json(&json!({ "runs": rows }));
+    }
+    if rows.is_empty() {
+        println!("No runs stored yet: `kri run` makes the first one.");
+        return;
+    }
+    let mut t = table(&[
+        "STARTED",
+        "RUN",
+        "MODULE",
+        "STATUS",
+        "WRITTEN",
+        "SKIPPED",
+        "API CALLS",
+        "ERROR",
+    ]);
+    for r in rows {
+        t.add_row(vec![
+            r.started_at.clone(),
+            r.run_id.chars().take(8).collect(),
+            r.module.clone(),
+            r.status.clone(),
+            r.rows_written.to_string(),
+            r.rows_skipped.to_string(),
+            r.api_calls.to_string(),
+            r.error.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+}
+
+pub fn values(rows: &[ValueRow], out: Output) {
+    if out == Output::Json {
+        return print_json(&json!({ "values": rows }));
+    }
+    if rows.is_empty() {
+        println!("No values stored yet: `kri run` collects them.");
+        return;
+    }
+    let mut t = table(&["MEASURED", "KRI", "VALUE", "UNIT", "STATUS", "BAND", "MESSAGE"]);
+    for r in rows {
+        t.add_row(vec![
+            r.measured_at.clone(),
+            r.slug.clone(),
+            fmt_value(r.value),
+            r.unit.clone(),
+            r.status.clone(),
+            r.band.clone().unwrap_or_else(|| "—".into()),
+            r.message.clone().unwrap_or_default(),
+        ]);
+    }
+    println!("{t}");
+}
+
+/// One line of `kri test`.
+#[derive(Debug, Serialize)]
+pub struct ProbeRow {
+    pub connector: &'static str,
+    pub module: &'static str,
+    pub status: KriStatus,
+    pub message: String,
+    pub api_calls: u64,
+}
+
+pub fn probes(rows: &[ProbeRow], out: Output) {
+    if out == Output::Json {
+        return print_json(&json!({ "probes": rows }));
+    }
+    let mut t = table(&["MODULE", "STATUS", "MESSAGE"]);
+    for p in rows {
+        t.add_row(vec![p.module, p.status.as_str(), &p.message]);
+    }
+    println!("{t}");
+}
