@@ -1,1 +1,8 @@
-//! End-to-end tests of the built `kri` binary against the sandbox API.
+//! End-to-end tests of the built `kri` binary against the sandbox API (one test binary, modules
+//! per area, a shared helper).
+
+mod cli;
+mod config;
+mod helper;
+mod run;
+mod secrets;

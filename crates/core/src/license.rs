@@ -31,7 +31,7 @@ pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Th
             (Some(status @ (403 | 404)), Some(licensed)) => {
                 let message = format!(
                     "{licensed} module not available on this tenant (HTTP {status} on {}): recorded 0 as \
-                     `unlicensed`; if you don't license {licensed}, remove {slug} from \
+                     `unlicensed`, not a clean posture; if you don't license it, remove {slug} from \
                      [connectors.{module_key}] kris or disable the module",
                     endpoint_of(&e)
                 );

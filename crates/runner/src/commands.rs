@@ -50,10 +50,10 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
         }
         Command::Values { slug, limit } => {
             let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
-            if let Some(s) = &slug {
-                if kri_core::registry::find_kri(s).is_none() {
-                    return Err(Failure::config(format!("unknown KRI `{s}`: `kri kris` lists the KRIs")));
-                }
+            if let Some(s) = &slug
+                && kri_core::registry::find_kri(s).is_none()
+            {
+                return Err(Failure::config(format!("unknown KRI `{s}`: `kri kris` lists the KRIs")));
             }
             let store = open_store(&loaded)?;
             let rows = store

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, Value};
-use figment::{Figment, Metadata, Profile, Source};
+use figment::{Figment, Metadata, Source};
 use kri_core::config::{ConfigError, ConnectorSettings, ProofpointDefaults, describe, parse_duration};
 use kri_core::registry::{self, Registration};
 use kri_core::{BasicCredentials, Connector, Secret, Thresholds};
@@ -122,9 +122,11 @@ impl Sources {
                 file.display()
             )));
         }
-        let figment = Figment::new()
-            .merge(Toml::file_exact(&file))
-            .merge(Env::prefixed("KRI_").split("__").ignore(&["config"]));
+        let mut figment = Figment::new();
+        if file_found {
+            figment = figment.merge(Toml::file_exact(&file));
+        }
+        let figment = figment.merge(Env::prefixed("KRI_").split("__").ignore(&["config"]));
         Ok(Sources {
             figment,
             file: Some(file),
@@ -174,11 +176,7 @@ fn describe_source(md: &Metadata, key: &str) -> String {
     match &md.source {
         Some(Source::File(p)) => p.display().to_string(),
         _ if md.name.contains("environment") => {
-            let keys: Vec<&str> = key.split('.').collect();
-            format!(
-                "environment variable {}",
-                md.interpolate(&Profile::Default, &keys).to_uppercase()
-            )
+            format!("environment variable KRI_{}", key.replace('.', "__").to_uppercase())
         }
         _ => md.name.to_string(),
     }
@@ -269,13 +267,14 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
                 Ok(_) => {}
                 Err(e) if e.missing && (!enabled || need == Need::NoCredentials) => {}
                 Err(mut e) => {
-                    if e.missing && !sources.file_found {
-                        if let Some(f) = &sources.file {
-                            e.message.push_str(&format!(
-                                "; no config file `{}` was found: create one (README) or pass --config FILE",
-                                f.display()
-                            ));
-                        }
+                    if e.missing
+                        && !sources.file_found
+                        && let Some(f) = &sources.file
+                    {
+                        e.message.push_str(&format!(
+                            "; no config file `{}` was found: create one (README) or pass --config FILE",
+                            f.display()
+                        ));
                     }
                     return Err(err(e));
                 }

@@ -1,0 +1,117 @@
+//! Start a sandbox, write a config pointing at it, run the real binary.
+
+use std::path::PathBuf;
+
+use kri_sandbox::{Sandbox, Scenario};
+use serde_json::Value;
+
+pub struct Kri {
+    pub sandbox: Sandbox,
+    pub dir: tempfile::TempDir,
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+impl Kri {
+    pub async fn new(scenario: Scenario) -> Self {
+        let sandbox = Sandbox::start(scenario).await.expect("sandbox starts");
+        Kri {
+            sandbox,
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub async fn default() -> Self {
+        Self::new(Scenario::default()).await
+    }
+
+    /// `kri.toml` in the temp dir: the sandbox as base URL, `credentials` as given (None: the
+    /// sandbox's own), the store in the temp dir, then `extra`.
+    pub fn config_with(&self, credentials: Option<&str>, extra: &str) -> PathBuf {
+        let mut text = format!(
+            "[store]\npath = \"{}\"\n\n[proofpoint]\nbase_url = \"{}\"\n",
+            self.db().display(),
+            self.sandbox.base_url()
+        );
+        if let Some(c) = credentials
+            .map(str::to_owned)
+            .or_else(|| Some(self.sandbox.credentials()))
+            .filter(|c| !c.is_empty())
+        {
+            text.push_str(&format!("credentials = \"{c}\"\n"));
+        }
+        text.push_str(extra);
+        let path = self.dir.path().join("kri.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    pub fn config(&self, extra: &str) -> PathBuf {
+        self.config_with(None, extra)
+    }
+
+    pub fn db(&self) -> PathBuf {
+        self.dir.path().join("kri.db")
+    }
+
+    /// Run `kri ARGS` in the temp dir with a clean `KRI_*` environment plus `envs`.
+    pub async fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> Outcome {
+        run_kri(self.dir.path(), args, envs).await
+    }
+}
+
+pub async fn run_kri(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]) -> Outcome {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_kri"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("RUST_LOG")
+        .env("NO_COLOR", "1");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KRI_") {
+            cmd.env_remove(k);
+        }
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.expect("kri runs");
+    Outcome {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The KRI object for `slug` in a `kri run --output json` answer.
+pub fn kri<'a>(run: &'a Value, slug: &str) -> &'a Value {
+    run["connectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["kris"].as_array().into_iter().flatten())
+        .find(|k| k["slug"] == slug)
+        .unwrap_or_else(|| panic!("{slug} not in {run}"))
+}
+
+pub fn connector<'a>(run: &'a Value, module: &str) -> &'a Value {
+    run["connectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["module"] == module)
+        .unwrap_or_else(|| panic!("{module} not in {run}"))
+}
