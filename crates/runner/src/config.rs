@@ -445,3 +445,27 @@ mod tests {
         assert!(l.modules.iter().all(|m| !m.enabled));
     }
 }
+
+#[cfg(test)]
+mod sample_tests {
+    use super::*;
+
+    /// Every connector's sample.toml parses through the real config pipeline, and its README
+    /// shows it verbatim.
+    #[test]
+    fn every_sample_config_parses_and_is_in_its_readme() {
+        for reg in registry::registrations() {
+            let text = format!("[proofpoint]\ncredentials = \"svc:secret\"\n{}", reg.sample_config);
+            if let Err(f) = load(&Sources::from_toml(&text), Need::Credentials) {
+                panic!("{}: sample.toml does not load: {}", reg.module, f.message);
+            }
+            let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../connector-{}/README.md", reg.module));
+            let readme = std::fs::read_to_string(&readme).unwrap_or_else(|e| panic!("{}: {e}", readme.display()));
+            assert!(
+                readme.contains(reg.sample_config.trim_end()),
+                "{}: README does not show sample.toml",
+                reg.module
+            );
+        }
+    }
+}
