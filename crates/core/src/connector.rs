@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
+use crate::budget::Budget;
 use crate::clock::Clock;
 use crate::error::KriError;
 use crate::http::CallCounter;
 use crate::kri::Kri;
-use crate::store::StateHandle;
+use crate::store::{StateHandle, Store};
 
 /// A measured value. `warning` is for a value that is real but weak (e.g. "no reports: low
 /// signal"): the KRI stays `ok`, the warning is logged and shown as its message.
@@ -37,14 +38,40 @@ pub struct Probe {
 }
 
 /// Everything a connector gets for one run: the clock, its own slice of the store, the call
-/// counter its HTTP clients must count into, and whether a terminal is watching.
+/// counter its HTTP clients must count into, the rate-limit budget, and whether a terminal is
+/// watching.
 #[derive(Clone)]
 pub struct RunContext {
     pub clock: Arc<dyn Clock>,
     pub state: StateHandle,
     pub calls: CallCounter,
+    pub budget: Budget,
     /// A person is watching stderr on a terminal: progress bars are welcome.
     pub interactive: bool,
+}
+
+impl RunContext {
+    /// A context for `module` on `store`.
+    pub fn new(clock: Arc<dyn Clock>, store: &Store, module: &str, interactive: bool) -> Self {
+        Self {
+            budget: Budget::new(store.clone(), module, clock.clone()),
+            clock,
+            state: store.state(module),
+            calls: CallCounter::default(),
+            interactive,
+        }
+    }
+}
+
+/// Calls a run would make against one rate-limit pool (for `kri run --plan`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlannedCalls {
+    pub pool: &'static str,
+    /// Calls per rolling 24 h, when the pool is limited.
+    pub limit: Option<u32>,
+    pub calls: u32,
+    /// What the calls are, e.g. windows `2026-11-23T09:00:00Z/2026-11-23T10:00:00Z`.
+    pub detail: Vec<String>,
 }
 
 /// A vendor module. Object safe: the runner holds `Box<dyn Connector>`.
@@ -61,4 +88,8 @@ pub trait Connector: Send + Sync {
     /// Measure the `selected` KRIs (a subset of [`Connector::kris`]). One result per selected
     /// slug; a KRI missing from the answer is recorded as failed by the runner.
     async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)>;
+    /// The calls `collect` would make now, per pool, without making them.
+    async fn plan(&self, _ctx: &RunContext, _selected: &[&'static str]) -> Result<Vec<PlannedCalls>, KriError> {
+        Ok(Vec::new())
+    }
 }

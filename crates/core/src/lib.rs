@@ -4,6 +4,7 @@
 //! [`settle`](license::settle) → [`store`] → output. A connector crate holds only its endpoints,
 //! its parsing and its KRI math.
 
+pub mod budget;
 pub mod clock;
 pub mod config;
 pub mod connector;
@@ -16,15 +17,17 @@ pub mod run;
 pub mod secret;
 pub mod store;
 pub mod testing;
+pub mod window;
 
 pub use async_trait::async_trait;
 /// Connector crates submit their [`registry::Registration`] through this re-export, so the whole
 /// workspace uses one version of `inventory`.
 pub use inventory;
 
+pub use budget::{Budget, Pool};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, ConnectorSettings, ProofpointDefaults};
-pub use connector::{Connector, KriResult, Measurement, Probe, RunContext};
+pub use connector::{Connector, KriResult, Measurement, PlannedCalls, Probe, RunContext};
 pub use error::{HttpError, KriError};
 pub use http::{Auth, BasicCredentials, CallCounter, HttpClient, HttpOptions};
 pub use kri::{Band, Direction, Kri, KriOutcome, KriSpec, KriStatus, Thresholds, Unit};

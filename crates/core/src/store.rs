@@ -51,6 +51,13 @@ const MIGRATIONS: &[&str] = &[
         updated_at TEXT NOT NULL,
         PRIMARY KEY (namespace, key)
     );",
+    // 2: API calls per rate-limit pool, for rolling-24 h budgets.
+    "CREATE TABLE api_calls (
+        namespace TEXT NOT NULL,
+        pool      TEXT NOT NULL,
+        at        TEXT NOT NULL
+    );
+    CREATE INDEX api_calls_pool ON api_calls (namespace, pool, at);",
 ];
 
 /// A store problem: what failed, where the file is, what to do.

@@ -9,7 +9,6 @@ use figment::value::Dict;
 use crate::clock::Clock;
 use crate::config::{ConnectorSettings, ProofpointDefaults};
 use crate::connector::RunContext;
-use crate::http::CallCounter;
 use crate::secret::Secret;
 use crate::store::Store;
 
@@ -30,12 +29,7 @@ pub fn settings(module: &'static str, table_toml: &str, base_url: &str, credenti
 /// A run context on a fresh in-memory store.
 pub fn context(clock: Arc<dyn Clock>, module: &str) -> RunContext {
     let store = Store::in_memory().expect("in-memory store");
-    RunContext {
-        clock,
-        state: store.state(module),
-        calls: CallCounter::default(),
-        interactive: false,
-    }
+    RunContext::new(clock, &store, module, false)
 }
 
 /// Build the registered connector `module` from `table_toml` and run every KRI it offers once,

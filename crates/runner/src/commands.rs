@@ -8,7 +8,7 @@ use std::time::Duration;
 use kri_core::license::settle_probe;
 use kri_core::run::run_connector;
 use kri_core::store::{ConnectorStatus, RunReport};
-use kri_core::{CallCounter, Clock, KriStatus, RunContext, Store, SystemClock};
+use kri_core::{Clock, KriStatus, RunContext, Store, SystemClock};
 use kri_sandbox::{Sandbox, Scenario};
 
 use crate::config::{Loaded, Need, Sources, load};
@@ -117,12 +117,7 @@ pub async fn run_once(
         if !only.is_empty() && !only.iter().any(|o| o == m.reg.module) {
             continue;
         }
-        let ctx = RunContext {
-            clock: clock.clone(),
-            state: store.state(m.reg.module),
-            calls: CallCounter::default(),
-            interactive,
-        };
+        let ctx = RunContext::new(clock.clone(), store, m.reg.module, interactive);
         connectors.push(run_connector(connector.as_ref(), &ctx, &m.selected, &thresholds).await);
     }
     if connectors.is_empty() {
@@ -163,12 +158,7 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
             }
             continue;
         };
-        let ctx = RunContext {
-            clock: clock.clone(),
-            state: store.state(m.reg.module),
-            calls: CallCounter::default(),
-            interactive: false,
-        };
+        let ctx = RunContext::new(clock.clone(), &store, m.reg.module, false);
         let outcome = settle_probe(m.reg.kris, connector.probe(&ctx).await);
         probes.push(output::ProbeRow {
             connector: m.reg.id,
