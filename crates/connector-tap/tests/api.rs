@@ -4,7 +4,16 @@ use httpmock::prelude::*;
 use kri_connector_tap as _;
 use kri_core::kri::KriStatus;
 use kri_core::store::ConnectorStatus;
-use kri_core::testing::run_module;
+use kri_core::testing::run_selected;
+
+async fn run_module(
+    module: &'static str,
+    table: &str,
+    base: &str,
+    creds: &str,
+) -> Result<kri_core::store::ConnectorReport, kri_core::ConfigError> {
+    run_selected(module, table, base, creds, Some(&["pp_vap_count"])).await
+}
 use serde_json::json;
 
 const CREDS: &str = "svc-principal:s3cr:et";

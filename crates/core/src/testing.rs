@@ -40,12 +40,28 @@ pub async fn run_module(
     base_url: &str,
     credentials: &str,
 ) -> Result<crate::store::ConnectorReport, crate::config::ConfigError> {
+    run_selected(module, table_toml, base_url, credentials, None).await
+}
+
+/// Like [`run_module`] for the `selected` slugs only (`None`: all).
+pub async fn run_selected(
+    module: &'static str,
+    table_toml: &str,
+    base_url: &str,
+    credentials: &str,
+    selected: Option<&[&str]>,
+) -> Result<crate::store::ConnectorReport, crate::config::ConfigError> {
     let reg = crate::registry::find(module)
         .unwrap_or_else(|| panic!("connector `{module}` is not linked: add `use kri_connector_{module} as _;`"));
     let connector = (reg.build)(&settings(module, table_toml, base_url, credentials))?;
     let clock = Arc::new(crate::clock::ManualClock::new(fixed_now()));
     let ctx = context(clock, module);
-    let selected: Vec<&'static str> = reg.kris.iter().map(|k| k.slug()).collect();
+    let selected: Vec<&'static str> = reg
+        .kris
+        .iter()
+        .map(|k| k.slug())
+        .filter(|s| selected.is_none_or(|sel| sel.contains(s)))
+        .collect();
     Ok(crate::run::run_connector(connector.as_ref(), &ctx, &selected, &Default::default()).await)
 }
 

@@ -14,6 +14,8 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+pub mod tap;
+
 /// The credentials the sandbox accepts unless told otherwise.
 pub const DEMO_PRINCIPAL: &str = "demo-principal";
 pub const DEMO_SECRET: &str = "demo-secret";
@@ -38,6 +40,8 @@ pub struct Scenario {
     pub clear: Licence,
     /// 403 on the People API, as for a credential without that scope.
     pub people_forbidden: bool,
+    /// Calls per rolling 24 h on the shared SIEM pool before it answers 429 (real: 1800).
+    pub siem_pool_limit: u32,
 }
 
 impl Default for Scenario {
@@ -48,6 +52,7 @@ impl Default for Scenario {
             efd: Licence::Licensed,
             clear: Licence::Licensed,
             people_forbidden: false,
+            siem_pool_limit: 1800,
         }
     }
 }
@@ -72,6 +77,9 @@ pub mod data {
 struct Shared {
     scenario: Scenario,
     hits: Mutex<BTreeMap<String, u64>>,
+    tap: tap::TapData,
+    /// Call times per rate-limit pool, for the rolling-24 h limits.
+    pools: Mutex<BTreeMap<&'static str, Vec<chrono::DateTime<chrono::Utc>>>>,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -92,6 +100,8 @@ impl Sandbox {
         let shared = Arc::new(Shared {
             scenario,
             hits: Mutex::new(BTreeMap::new()),
+            tap: tap::TapData::new(chrono::Utc::now()),
+            pools: Mutex::new(BTreeMap::new()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
@@ -125,6 +135,16 @@ impl Sandbox {
             .unwrap_or(0)
     }
 
+    /// Requests in all, on every path.
+    pub fn total_hits(&self) -> u64 {
+        self.shared
+            .hits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .sum()
+    }
+
     /// Requests per path.
     pub fn all_hits(&self) -> BTreeMap<String, u64> {
         self.shared.hits.lock().unwrap_or_else(|p| p.into_inner()).clone()
@@ -140,11 +160,42 @@ impl Drop for Sandbox {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/v2/people/vap", get(vap))
+        .route("/v2/siem/all", get(siem_all))
+        .route("/v2/campaign/ids", get(campaign_ids))
+        .route("/v2/campaign/{id}", get(campaign))
         .route("/v2/efd/dmarc/domains", get(efd_domains))
         .route("/v2/clear/reports/summary", get(clear_summary))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "Not Found") })
         .layer(middleware::from_fn_with_state(shared.clone(), basic_auth))
         .with_state(shared)
+}
+
+/// Record a call on `pool`; `false` when it is over `limit` calls in the rolling 24 h (429).
+fn pool_allows(s: &Shared, pool: &'static str, limit: u32) -> bool {
+    let now = chrono::Utc::now();
+    let mut pools = s.pools.lock().unwrap_or_else(|p| p.into_inner());
+    let calls = pools.entry(pool).or_default();
+    calls.retain(|t| *t > now - chrono::Duration::hours(24));
+    calls.push(now);
+    calls.len() <= limit as usize
+}
+
+async fn siem_all(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
+    if !pool_allows(&s, "siem", s.scenario.siem_pool_limit) {
+        return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
+    s.tap.siem_all(chrono::Utc::now(), &q)
+}
+
+async fn campaign_ids(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
+    if !pool_allows(&s, "campaign-ids", 50) {
+        return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
+    s.tap.campaign_ids(&q)
+}
+
+async fn campaign(State(s): State<Arc<Shared>>, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    s.tap.campaign(&id)
 }
 
 /// Errors are plain text, as on the real API.

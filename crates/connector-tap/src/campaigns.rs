@@ -1,0 +1,259 @@
+//! Credential-phishing campaigns over 30 days: campaign ids per UTC day (≤ 1 day per request,
+//! 404 = none that day), remembered per day; campaign details cached forever.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use kri_core::store::fmt_time;
+use kri_core::window::{ReadMark, Window, WindowRules, last_slots};
+use kri_core::{HttpClient, HttpError, KriError, KriResult, Measurement, PlannedCalls, RunContext};
+use serde::{Deserialize, Serialize};
+
+use crate::CAMPAIGN_IDS_POOL;
+
+const IDS_PATH: &str = "/v2/campaign/ids";
+const DAY_PREFIX: &str = "campaign-day/";
+const DETAIL_PREFIX: &str = "campaign/";
+const PAGE_SIZE: usize = 200;
+const DAYS: u32 = 30;
+
+/// Decides "credential phishing" from campaign names (configurable).
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    pub contains: Vec<String>,
+    pub equals: Vec<String>,
+}
+
+impl Matcher {
+    fn matches(&self, d: &Details) -> bool {
+        d.names.iter().any(|n| {
+            let n = n.trim().to_lowercase();
+            self.contains.iter().any(|p| n.contains(&p.to_lowercase()))
+                || self.equals.iter().any(|p| n == p.to_lowercase())
+        })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DayFacts {
+    mark: ReadMark,
+    ids: Vec<String>,
+}
+
+/// The names a campaign is matched on (families, techniques, member types and subTypes); kept
+/// rather than a verdict, so a changed matcher needs no new call.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct Details {
+    names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IdsAnswer {
+    #[serde(default)]
+    campaigns: Option<Vec<CampaignRef>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CampaignRef {
+    id: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct CampaignAnswer {
+    families: Option<Vec<Named>>,
+    techniques: Option<Vec<Named>>,
+    campaign_members: Option<Vec<Member>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Named {
+    name: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Member {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    sub_type: Option<String>,
+}
+
+pub struct Campaigns<'a> {
+    pub http: HttpClient,
+    pub lookback: Duration,
+    pub matcher: &'a Matcher,
+}
+
+fn day_key(day: DateTime<Utc>) -> String {
+    format!("{DAY_PREFIX}{}", day.date_naive())
+}
+
+impl Campaigns<'_> {
+    fn rules(&self) -> WindowRules {
+        WindowRules {
+            slot: Duration::days(1),
+            min_window: Duration::seconds(30),
+            max_age: Duration::days(3650),
+            safety: Duration::zero(),
+            lookback: self.lookback,
+        }
+    }
+
+    async fn load(ctx: &RunContext) -> Result<BTreeMap<DateTime<Utc>, DayFacts>, KriError> {
+        let rows: Vec<(String, DayFacts)> = ctx.state.scan(DAY_PREFIX).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, f)| {
+                let d = NaiveDate::parse_from_str(&k[DAY_PREFIX.len()..], "%Y-%m-%d").ok()?;
+                Some((d.and_hms_opt(0, 0, 0)?.and_utc(), f))
+            })
+            .collect())
+    }
+
+    fn windows(&self, now: DateTime<Utc>, days: &BTreeMap<DateTime<Utc>, DayFacts>) -> Vec<Window> {
+        self.rules().plan(now, &last_slots(now, Duration::days(1), DAYS), |d| {
+            days.get(&d).map(|f| f.mark)
+        })
+    }
+
+    pub async fn plan(&self, ctx: &RunContext) -> Result<Vec<PlannedCalls>, KriError> {
+        let days = Self::load(ctx).await?;
+        let w = self.windows(ctx.clock.now(), &days);
+        Ok(vec![PlannedCalls {
+            pool: CAMPAIGN_IDS_POOL.name,
+            limit: Some(CAMPAIGN_IDS_POOL.limit),
+            calls: w.len() as u32,
+            detail: w
+                .iter()
+                .map(|w| format!("GET {IDS_PATH}?interval={}/{}", fmt_time(&w.start), fmt_time(&w.end)))
+                .collect(),
+        }])
+    }
+
+    pub async fn count(&self, ctx: &RunContext) -> KriResult {
+        let now = ctx.clock.now();
+        let mut days = Self::load(ctx).await?;
+        let plan = self.windows(now, &days);
+        let mut first_error = None;
+        let mut failed = 0;
+        for w in &plan {
+            match self.ids_for(ctx, w).await {
+                Ok(ids) => {
+                    let f = DayFacts {
+                        mark: ReadMark {
+                            read_to: w.end,
+                            read_at: now,
+                        },
+                        ids,
+                    };
+                    ctx.state.put(now, &day_key(w.slot), &f).await?;
+                    days.insert(w.slot, f);
+                }
+                Err(e) => {
+                    failed += 1;
+                    first_error.get_or_insert(e);
+                    if ctx.budget.is_throttled(&CAMPAIGN_IDS_POOL) {
+                        break;
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(KriError::Other(format!(
+                "{failed} of {DAYS} campaign days could not be read: {e}"
+            )));
+        }
+        let wanted: Vec<DateTime<Utc>> = last_slots(now, Duration::days(1), DAYS);
+        let ids: BTreeSet<&String> = wanted.iter().filter_map(|d| days.get(d)).flat_map(|f| &f.ids).collect();
+        let mut matched = 0;
+        let mut unknown = 0;
+        for id in ids {
+            match self.details(ctx, id).await? {
+                Some(d) if self.matcher.matches(&d) => matched += 1,
+                Some(_) => {}
+                None => unknown += 1,
+            }
+        }
+        // Days older than the window can never count again.
+        let horizon = now - Duration::days(i64::from(DAYS) + 1);
+        for d in days.keys().filter(|d| **d < horizon) {
+            ctx.state.delete_prefix(&day_key(*d)).await?;
+        }
+        Ok(if unknown > 0 {
+            Measurement::with_warning(
+                matched as f64,
+                format!(
+                    "{unknown} campaign(s) listed by {IDS_PATH} answered 404 on GET /v2/campaign/{{id}} and were not counted"
+                ),
+            )
+        } else {
+            Measurement::value(matched as f64)
+        })
+    }
+
+    /// Campaign ids for one day window, paging until a short page. 404 = no campaign.
+    async fn ids_for(&self, ctx: &RunContext, w: &Window) -> Result<Vec<String>, KriError> {
+        let interval = format!("{}/{}", fmt_time(&w.start), fmt_time(&w.end));
+        let mut ids = BTreeSet::new();
+        for page in 1.. {
+            let (size, page_s) = (PAGE_SIZE.to_string(), page.to_string());
+            let query = [
+                ("interval", interval.as_str()),
+                ("size", size.as_str()),
+                ("page", page_s.as_str()),
+            ];
+            let answer = ctx
+                .budget
+                .call(&CAMPAIGN_IDS_POOL, async {
+                    match self.http.get_json::<IdsAnswer>(IDS_PATH, &query).await {
+                        Err(HttpError::NotFound { .. }) => Ok(IdsAnswer {
+                            campaigns: Some(Vec::new()),
+                        }),
+                        other => other,
+                    }
+                })
+                .await?;
+            let got = answer.campaigns.unwrap_or_default();
+            let n = got.len();
+            ids.extend(got.into_iter().filter_map(|c| c.id).filter(|id| !id.is_empty()));
+            if n < PAGE_SIZE {
+                break;
+            }
+        }
+        Ok(ids.into_iter().collect())
+    }
+
+    /// Cached details, or one GET (not rate-limited). `None` when the campaign is unknown (404).
+    async fn details(&self, ctx: &RunContext, id: &str) -> Result<Option<Details>, KriError> {
+        let key = format!("{DETAIL_PREFIX}{id}");
+        if let Some(d) = ctx.state.get::<Details>(&key).await? {
+            return Ok(Some(d));
+        }
+        if id.contains('/') || id.contains('?') || id.contains('#') {
+            return Err(KriError::Other(format!(
+                "{IDS_PATH} listed a malformed campaign id `{id}`"
+            )));
+        }
+        let a: CampaignAnswer = match self.http.get_json(&format!("/v2/campaign/{id}"), &[]).await {
+            Ok(a) => a,
+            Err(HttpError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let mut names: Vec<String> = a
+            .families
+            .into_iter()
+            .flatten()
+            .chain(a.techniques.into_iter().flatten())
+            .filter_map(|n| n.name)
+            .collect();
+        for m in a.campaign_members.into_iter().flatten() {
+            names.extend(m.kind);
+            names.extend(m.sub_type);
+        }
+        let d = Details { names };
+        ctx.state.put(ctx.clock.now(), &key, &d).await?;
+        Ok(Some(d))
+    }
+}

@@ -1,0 +1,256 @@
+//! The SIEM feed: which hour slots to read, reading them (streamed), the per-slot facts kept in
+//! the store, and the 24 h / 7 d sums over them.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Duration, Utc};
+use futures_util::TryStreamExt;
+use kri_core::store::fmt_time;
+use kri_core::window::{ReadMark, WindowRules, last_slots};
+use kri_core::{HttpClient, HttpError, KriError, KriResult, Measurement, PlannedCalls, RunContext};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::SIEM_POOL;
+use crate::siem::{self, WindowCounts};
+
+const PATH: &str = "/v2/siem/all";
+const PREFIX: &str = "siem/";
+
+/// What is kept per hour slot: when it was read, and the identities that count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SlotFacts {
+    mark: ReadMark,
+    delivered: Vec<String>,
+    clicks_permitted: Vec<String>,
+    impostor: Vec<String>,
+}
+
+impl SlotFacts {
+    fn new(counts: WindowCounts, mark: ReadMark) -> Self {
+        let hex = |s: HashSet<u128>| {
+            let mut v: Vec<String> = s.into_iter().map(|id| format!("{id:032x}")).collect();
+            v.sort_unstable();
+            v
+        };
+        Self {
+            mark,
+            delivered: hex(counts.delivered),
+            clicks_permitted: hex(counts.clicks_permitted),
+            impostor: hex(counts.impostor),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Pick {
+    Delivered24h,
+    Clicks7d,
+    Impostor7d,
+}
+
+pub struct Siem {
+    pub http: HttpClient,
+    pub lookback: Duration,
+    pub safety: Duration,
+}
+
+/// The facts after a refresh, and what could not be read.
+pub struct Sums {
+    now: DateTime<Utc>,
+    rules: WindowRules,
+    facts: BTreeMap<DateTime<Utc>, SlotFacts>,
+    failed: BTreeMap<DateTime<Utc>, KriError>,
+}
+
+impl Siem {
+    fn rules(&self) -> WindowRules {
+        WindowRules {
+            slot: Duration::hours(1),
+            min_window: Duration::seconds(30),
+            max_age: Duration::days(7),
+            safety: self.safety,
+            lookback: self.lookback,
+        }
+    }
+
+    async fn load(ctx: &RunContext) -> Result<BTreeMap<DateTime<Utc>, SlotFacts>, KriError> {
+        let rows: Vec<(String, SlotFacts)> = ctx.state.scan(PREFIX).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, f)| {
+                DateTime::parse_from_rfc3339(&k[PREFIX.len()..])
+                    .ok()
+                    .map(|t| (t.to_utc(), f))
+            })
+            .collect())
+    }
+
+    /// Read the slots the last `count` hours need and have not read (or must re-read), newest
+    /// first, stopping at a throttle. Never reads a window twice in one run.
+    pub async fn refresh(&self, ctx: &RunContext, count: u32) -> Sums {
+        let now = ctx.clock.now();
+        let rules = self.rules();
+        let mut failed = BTreeMap::new();
+        let mut facts = match Self::load(ctx).await {
+            Ok(f) => f,
+            Err(e) => {
+                let mut sums = Sums {
+                    now,
+                    rules,
+                    facts: BTreeMap::new(),
+                    failed,
+                };
+                sums.failed.insert(now, e);
+                return sums;
+            }
+        };
+        let slots = last_slots(now, Duration::hours(1), count);
+        let plan = rules.plan(now, &slots, |s| facts.get(&s).map(|f| f.mark));
+        let bar = progress(ctx.interactive, plan.len() as u64);
+        for w in &plan {
+            bar.set_message(format!("SIEM {}", fmt_time(&w.slot)));
+            let result = ctx
+                .budget
+                .call(&SIEM_POOL, read_window(&self.http, w.start, w.end))
+                .await;
+            bar.inc(1);
+            match result {
+                Ok(counts) => {
+                    let f = SlotFacts::new(
+                        counts,
+                        ReadMark {
+                            read_to: w.end,
+                            read_at: now,
+                        },
+                    );
+                    if let Err(e) = ctx.state.put(now, &format!("{PREFIX}{}", fmt_time(&w.slot)), &f).await {
+                        failed.insert(w.slot, e);
+                    }
+                    facts.insert(w.slot, f);
+                }
+                Err(e) => {
+                    tracing::warn!(slot = %fmt_time(&w.slot), "SIEM window not read: {e}");
+                    failed.insert(w.slot, e);
+                    if ctx.budget.is_throttled(&SIEM_POOL) {
+                        break;
+                    }
+                }
+            }
+        }
+        bar.finish_and_clear();
+        // Slots older than 8 days can no longer be part of a figure.
+        let horizon = now - Duration::days(8);
+        let stale: Vec<_> = facts.keys().filter(|t| **t < horizon).copied().collect();
+        for t in stale {
+            facts.remove(&t);
+            if let Err(e) = ctx.state.delete_prefix(&format!("{PREFIX}{}", fmt_time(&t))).await {
+                tracing::warn!("could not prune old SIEM facts: {e}");
+            }
+        }
+        Sums {
+            now,
+            rules,
+            facts,
+            failed,
+        }
+    }
+
+    pub async fn plan(&self, ctx: &RunContext, count: u32) -> Result<PlannedCalls, KriError> {
+        let now = ctx.clock.now();
+        let facts = Self::load(ctx).await?;
+        let plan = self
+            .rules()
+            .plan(now, &last_slots(now, Duration::hours(1), count), |s| {
+                facts.get(&s).map(|f| f.mark)
+            });
+        Ok(PlannedCalls {
+            pool: SIEM_POOL.name,
+            limit: Some(SIEM_POOL.limit),
+            calls: plan.len() as u32,
+            detail: plan
+                .iter()
+                .map(|w| format!("GET {PATH}?interval={}/{}", fmt_time(&w.start), fmt_time(&w.end)))
+                .collect(),
+        })
+    }
+}
+
+impl Sums {
+    /// The deduplicated count over the KRI's slots, or why it cannot be trusted.
+    pub fn value(&self, pick: Pick) -> KriResult {
+        let count = match pick {
+            Pick::Delivered24h => 24,
+            Pick::Clicks7d | Pick::Impostor7d => 168,
+        };
+        let slots = last_slots(self.now, Duration::hours(1), count);
+        let mut ids: HashSet<&str> = HashSet::new();
+        let mut missing = 0;
+        let mut first_error: Option<&KriError> = self.failed.get(&self.now);
+        for s in &slots {
+            if let Some(e) = self.failed.get(s) {
+                first_error.get_or_insert(e);
+                missing += 1;
+                continue;
+            }
+            match self.facts.get(s) {
+                Some(f) => ids.extend(
+                    match pick {
+                        Pick::Delivered24h => &f.delivered,
+                        Pick::Clicks7d => &f.clicks_permitted,
+                        Pick::Impostor7d => &f.impostor,
+                    }
+                    .iter()
+                    .map(String::as_str),
+                ),
+                // Nothing readable (a sliver under 30 s, or past the 7-day edge): no events to count.
+                None if self.rules.window_for(self.now, *s).is_none() => {}
+                None => missing += 1,
+            }
+        }
+        match (missing, first_error) {
+            (0, None) => Ok(Measurement::value(ids.len() as f64)),
+            (n, Some(e)) => Err(KriError::Other(format!(
+                "{n} of {count} hourly SIEM windows could not be read: {e}"
+            ))),
+            (n, None) => Err(KriError::Other(format!(
+                "{n} of {count} hourly SIEM windows have not been read"
+            ))),
+        }
+    }
+}
+
+/// GET one window and parse it as a stream on the blocking pool.
+async fn read_window(http: &HttpClient, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<WindowCounts, HttpError> {
+    let interval = format!("{}/{}", fmt_time(&start), fmt_time(&end));
+    let endpoint = format!("GET {PATH}");
+    let resp = http
+        .send(Method::GET, PATH, |r| {
+            r.query(&[("interval", interval.as_str()), ("format", "json")])
+        })
+        .await?;
+    let stream = resp.bytes_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
+    tokio::task::spawn_blocking(move || siem::parse(reader))
+        .await
+        .map_err(|e| HttpError::Decode {
+            endpoint: endpoint.clone(),
+            detail: format!("parser task failed: {e}"),
+        })?
+        .map_err(|e| HttpError::Decode {
+            endpoint,
+            detail: format!("{e} (window {interval})"),
+        })
+}
+
+/// A progress bar on stderr for people; hidden for machines and pipes.
+pub fn progress(interactive: bool, len: u64) -> indicatif::ProgressBar {
+    if !interactive || len < 2 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {msg}") {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,350 @@
+//! The TAP SIEM and Campaign APIs with the real limits: one selector, windows of 30 s..1 h that
+//! start at most 7 days back (400 with the real plain-text messages otherwise), rolling-24 h
+//! pools answering 429, campaign ids per ≤ 1 day with 404 for an empty interval, and records in
+//! the real shapes (multi-recipient GUIDs, mixed-case classifications, `threatID`/`threatId`,
+//! nulls, click records without `id`).
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::{Value, json};
+
+/// The figures a correct connector computes from this data (whenever it runs within a day or
+/// so of the sandbox's start).
+pub mod expected {
+    pub const DELIVERED_24H: u64 = 7;
+    pub const CLICKS_PERMITTED_7D: u64 = 3;
+    pub const BEC_IMPOSTOR_7D: u64 = 5;
+    pub const CRED_PHISH_CAMPAIGNS_30D: u64 = 3;
+}
+
+/// Events placed relative to the sandbox's start `t0`.
+pub struct TapData {
+    delivered: Vec<(DateTime<Utc>, Value)>,
+    blocked: Vec<(DateTime<Utc>, Value)>,
+    clicks_permitted: Vec<(DateTime<Utc>, Value)>,
+    clicks_blocked: Vec<(DateTime<Utc>, Value)>,
+    /// Campaign id → times it is listed (a campaign updated on two days is listed on both).
+    campaign_days: Vec<(&'static str, DateTime<Utc>)>,
+    campaigns: BTreeMap<&'static str, Value>,
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn message(t: DateTime<Utc>, id: Option<&str>, guid: &str, recipient: Value, threats: Value) -> Value {
+    json!({
+        "GUID": guid, "id": id, "QID": null, "messageID": format!("<{guid}@example.net>"),
+        "messageTime": ts(t), "sender": "attacker@example.net", "recipient": recipient,
+        "senderIP": "192.0.2.10", "subject": "Invoice", "fromAddress": ["attacker@example.net"],
+        "headerFrom": null, "spamScore": 0, "phishScore": 90, "malwareScore": 0, "impostorScore": 0.0,
+        "quarantineFolder": null, "quarantineRule": null, "modulesRun": null, "policyRoutes": null,
+        "messageParts": null, "completelyRewritten": "true", "threatsInfoMap": threats
+    })
+}
+
+fn threat(classification: &str, id_key: &str, t: DateTime<Utc>) -> Value {
+    let mut v = json!({"threatStatus": "active", "classification": classification, "threatType": "url",
+                       "threat": "http://bad.example/x", "threatTime": ts(t), "threatUrl": null, "campaignID": null});
+    v[id_key] = json!(format!("threat-{classification}"));
+    v
+}
+
+fn click(t: DateTime<Utc>, id: Option<&str>, guid: Option<&str>) -> Value {
+    json!({"id": id, "GUID": guid, "campaignId": null, "classification": "PHISH", "clickIP": "192.0.2.50",
+           "clickTime": ts(t), "messageID": null, "recipient": "user@example.com", "sender": "attacker@example.net",
+           "senderIP": "192.0.2.10", "threatID": "threat-click", "threatTime": ts(t), "threatURL": null,
+           "threatStatus": "active", "url": "http://bad.example/click", "userAgent": "Mozilla/5.0"})
+}
+
+impl TapData {
+    pub fn new(t0: DateTime<Utc>) -> Self {
+        let h = Duration::hours;
+        let d = Duration::days;
+        let phish = |t| json!([threat("phish", "threatID", t)]);
+        let mut delivered = Vec::new();
+        // A message to three recipients: three records, one GUID.
+        for (i, r) in ["a@example.com", "b@example.com", "c@example.com"].iter().enumerate() {
+            let t = t0 - h(2);
+            delivered.push((t, message(t, Some(&format!("d1-{i}")), "g1", json!([r]), phish(t))));
+        }
+        let t = t0 - h(5);
+        delivered.push((
+            t,
+            message(
+                t,
+                Some("d2"),
+                "g2",
+                json!(["ceo@example.com"]),
+                json!([threat("IMPOSTOR", "threatId", t)]),
+            ),
+        ));
+        let t = t0 - h(10);
+        delivered.push((t, message(t, None, "g3", json!(["x@example.com"]), phish(t))));
+        // The same record twice in one answer: counted once.
+        let t = t0 - h(3);
+        delivered.push((t, message(t, Some("d5"), "g5", json!(["y@example.com"]), phish(t))));
+        delivered.push((t, message(t, Some("d5"), "g5", json!(["y@example.com"]), phish(t))));
+        let t = t0 - h(12);
+        delivered.push((t, message(t, Some("d6"), "g6", Value::Null, Value::Null)));
+        let t = t0 - h(30);
+        delivered.push((
+            t,
+            message(
+                t,
+                Some("d4"),
+                "g4",
+                json!(["cfo@example.com"]),
+                json!([threat("Impostor", "threatID", t)]),
+            ),
+        ));
+
+        let mut blocked = Vec::new();
+        let t = t0 - h(4);
+        blocked.push((
+            t,
+            message(
+                t,
+                Some("b1"),
+                "gb1",
+                json!(["ap@example.com"]),
+                json!([threat("impostor", "threatId", t)]),
+            ),
+        ));
+        let t = t0 - h(50);
+        blocked.push((
+            t,
+            message(
+                t,
+                Some("b2"),
+                "gb2",
+                json!(["z@example.com"]),
+                json!([threat("malware", "threatID", t)]),
+            ),
+        ));
+        for (i, r) in ["hr@example.com", "it@example.com"].iter().enumerate() {
+            let t = t0 - d(6);
+            blocked.push((
+                t,
+                message(
+                    t,
+                    Some(&format!("b3-{i}")),
+                    "gb3",
+                    json!([r]),
+                    json!([threat("ImPoStOr", "threatID", t)]),
+                ),
+            ));
+        }
+
+        let clicks_permitted = vec![
+            (t0 - h(1), click(t0 - h(1), Some("c1"), Some("gc1"))),
+            (t0 - d(3), click(t0 - d(3), None, None)),
+            (t0 - d(6), click(t0 - d(6), Some("c3"), Some("gc3"))),
+            (t0 - d(8), click(t0 - d(8), Some("c4"), Some("gc4"))),
+        ];
+        let clicks_blocked = vec![(t0 - h(2), click(t0 - h(2), Some("cb1"), Some("gcb1")))];
+
+        let named = |names: &[&str]| -> Value {
+            names
+                .iter()
+                .enumerate()
+                .map(|(i, n)| json!({"id": format!("n{i}"), "name": n}))
+                .collect()
+        };
+        let campaign = |id: &str, families: &[&str], techniques: &[&str], members: Value| {
+            json!({"id": id, "name": format!("Campaign {id}"), "description": "", "startDate": ts(t0 - d(40)),
+                   "notable": false, "actors": [], "families": named(families), "malware": [],
+                   "techniques": named(techniques), "brands": [], "campaignMembers": members})
+        };
+        let mut campaigns = BTreeMap::new();
+        campaigns.insert(
+            "cmp-cred-1",
+            campaign("cmp-cred-1", &["Credential Phishing"], &[], json!([])),
+        );
+        campaigns.insert(
+            "cmp-malware",
+            campaign("cmp-malware", &["Downloader"], &["Office VBA Macro"], json!([])),
+        );
+        campaigns.insert(
+            "cmp-phish-member",
+            campaign(
+                "cmp-phish-member",
+                &[],
+                &[],
+                json!([{"id": "m1", "threat": "x", "type": "phish", "subType": null, "threatTime": ts(t0)}]),
+            ),
+        );
+        campaigns.insert("cmp-old", campaign("cmp-old", &["Credential Phishing"], &[], json!([])));
+        campaigns.insert(
+            "cmp-cred-theft",
+            campaign("cmp-cred-theft", &[], &[], json!([{"id": "m2", "threat": "y", "type": "url", "subType": "CREDENTIAL_THEFT", "threatTime": ts(t0)}])),
+        );
+        campaigns.insert(
+            "cmp-phishing-kit",
+            campaign("cmp-phishing-kit", &[], &["Phishing Kit"], Value::Null),
+        );
+        let campaign_days = vec![
+            ("cmp-cred-1", t0 - d(1)),
+            ("cmp-cred-1", t0 - d(2)),
+            ("cmp-malware", t0 - d(3)),
+            ("cmp-phish-member", t0 - d(10)),
+            ("cmp-old", t0 - d(40)),
+            ("cmp-cred-theft", t0 - h(2)),
+            ("cmp-phishing-kit", t0 - d(5)),
+        ];
+        TapData {
+            delivered,
+            blocked,
+            clicks_permitted,
+            clicks_blocked,
+            campaign_days,
+            campaigns,
+        }
+    }
+
+    /// `/v2/siem/all`: validate the time selector like the real API, then answer the window.
+    pub fn siem_all(&self, now: DateTime<Utc>, query: &[(String, String)]) -> Response {
+        let (start, end) = match siem_window(now, query) {
+            Ok(w) => w,
+            Err(msg) => return plain(StatusCode::BAD_REQUEST, msg),
+        };
+        let pick = |events: &[(DateTime<Utc>, Value)]| -> Vec<Value> {
+            events
+                .iter()
+                .filter(|(t, _)| *t >= start && *t < end)
+                .map(|(_, v)| v.clone())
+                .collect()
+        };
+        axum::Json(json!({
+            "queryEndTime": end.to_rfc3339_opts(SecondsFormat::Secs, true),
+            "messagesDelivered": pick(&self.delivered),
+            "messagesBlocked": pick(&self.blocked),
+            "clicksPermitted": pick(&self.clicks_permitted),
+            "clicksBlocked": pick(&self.clicks_blocked),
+        }))
+        .into_response()
+    }
+
+    /// `/v2/campaign/ids?interval=…`: ≤ 1 day, 404 when the interval holds no campaign.
+    pub fn campaign_ids(&self, query: &[(String, String)]) -> Response {
+        let get = |k: &str| query.iter().find(|(q, _)| q == k).map(|(_, v)| v.as_str());
+        let Some((start, end)) = get("interval").and_then(parse_interval) else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "The interval parameter is required (ISO-8601 START/END)",
+            );
+        };
+        if end - start > Duration::days(1) {
+            return plain(StatusCode::BAD_REQUEST, "The requested interval is too long");
+        }
+        if end - start < Duration::seconds(30) {
+            return plain(StatusCode::BAD_REQUEST, "The requested interval is too short");
+        }
+        let size: usize = get("size").and_then(|s| s.parse().ok()).unwrap_or(100).clamp(1, 1000);
+        let page: usize = get("page").and_then(|s| s.parse().ok()).unwrap_or(1).max(1);
+        let mut hits: Vec<(&str, DateTime<Utc>)> = self
+            .campaign_days
+            .iter()
+            .filter(|(_, t)| *t >= start && *t < end)
+            .copied()
+            .collect();
+        hits.sort();
+        if hits.is_empty() {
+            return plain(StatusCode::NOT_FOUND, "Not Found");
+        }
+        let page: Vec<Value> = hits
+            .iter()
+            .skip((page - 1) * size)
+            .take(size)
+            .map(|(id, t)| json!({"id": id, "lastUpdatedAt": ts(*t)}))
+            .collect();
+        axum::Json(json!({ "campaigns": page })).into_response()
+    }
+
+    /// `/v2/campaign/{id}`.
+    pub fn campaign(&self, id: &str) -> Response {
+        match self.campaigns.get(id) {
+            Some(v) => axum::Json(v.clone()).into_response(),
+            None => plain(StatusCode::NOT_FOUND, "Not Found"),
+        }
+    }
+}
+
+fn plain(status: StatusCode, body: &'static str) -> Response {
+    (status, [(axum::http::header::CONTENT_TYPE, "text/plain")], body).into_response()
+}
+
+fn parse_interval(text: &str) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let (a, b) = text.split_once('/')?;
+    let a = DateTime::parse_from_rfc3339(a).ok()?.to_utc();
+    let b = DateTime::parse_from_rfc3339(b).ok()?.to_utc();
+    Some((a, b))
+}
+
+fn siem_window(now: DateTime<Utc>, query: &[(String, String)]) -> Result<(DateTime<Utc>, DateTime<Utc>), &'static str> {
+    let selectors: Vec<&(String, String)> = query
+        .iter()
+        .filter(|(k, _)| ["interval", "sinceSeconds", "sinceTime"].contains(&k.as_str()))
+        .collect();
+    let [(key, value)] = selectors.as_slice() else {
+        return Err("Exactly one of interval, sinceSeconds or sinceTime must be given");
+    };
+    let (start, end) = match key.as_str() {
+        "interval" => parse_interval(value).ok_or("The interval must be START/END in ISO-8601")?,
+        "sinceSeconds" => {
+            let s: i64 = value.parse().map_err(|_| "sinceSeconds must be a number")?;
+            (now - Duration::seconds(s), now)
+        }
+        _ => (
+            DateTime::parse_from_rfc3339(value)
+                .map_err(|_| "sinceTime must be ISO-8601")?
+                .to_utc(),
+            now,
+        ),
+    };
+    if end - start > Duration::hours(1) {
+        return Err("The requested interval is too long");
+    }
+    if end - start < Duration::seconds(30) {
+        return Err("The requested interval is too short");
+    }
+    if start < now - Duration::days(7) {
+        return Err("The requested start time is too far into the past.");
+    }
+    Ok((start, end))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn siem_windows_follow_the_real_limits() {
+        let now = DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z").unwrap().to_utc();
+        assert!(siem_window(now, &q(&[("interval", "2026-11-23T09:00:00Z/2026-11-23T10:00:00Z")])).is_ok());
+        assert_eq!(
+            siem_window(now, &q(&[("interval", "2026-11-23T08:59:59Z/2026-11-23T10:00:00Z")])),
+            Err("The requested interval is too long")
+        );
+        assert_eq!(
+            siem_window(now, &q(&[("sinceSeconds", "86400")])),
+            Err("The requested interval is too long")
+        );
+        assert_eq!(
+            siem_window(now, &q(&[("sinceSeconds", "10")])),
+            Err("The requested interval is too short")
+        );
+        assert_eq!(
+            siem_window(now, &q(&[("interval", "2026-11-16T09:59:00Z/2026-11-16T10:30:00Z")])),
+            Err("The requested start time is too far into the past.")
+        );
+        assert!(siem_window(now, &q(&[("sinceSeconds", "600"), ("interval", "x")])).is_err());
+    }
+}
