@@ -6,3 +6,4 @@ mod config;
 mod helper;
 mod run;
 mod secrets;
+mod tap;

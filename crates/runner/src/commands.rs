@@ -19,9 +19,12 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
         Command::Demo => demo(cli.output, clock).await,
-        Command::Run { only } => {
+        Command::Run { only, plan } => {
             let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
             let store = open_store(&loaded)?;
+            if plan {
+                return dry_run(&loaded, &only, &store, clock, cli.output).await;
+            }
             let report = run_once(&loaded, &only, &store, clock, cli.output).await?;
             output::run(&report, cli.output);
             Ok(exit_code(&report))
@@ -137,6 +140,56 @@ pub async fn run_once(
         ))
     })?;
     Ok(report)
+}
+
+/// `kri run --plan`: what a run would call now, per pool, against the rolling-24 h budgets.
+async fn dry_run(
+    loaded: &Loaded,
+    only: &[String],
+    store: &Store,
+    clock: Arc<dyn Clock>,
+    out: Output,
+) -> Result<u8, Failure> {
+    for m in only {
+        check_module(loaded, m)?;
+    }
+    let mut rows = Vec::new();
+    for m in &loaded.modules {
+        let Some(connector) = &m.connector else { continue };
+        if !only.is_empty() && !only.iter().any(|o| o == m.reg.module) {
+            continue;
+        }
+        let ctx = RunContext::new(clock.clone(), store, m.reg.module, false);
+        let planned = connector
+            .plan(&ctx, &m.selected)
+            .await
+            .map_err(|e| Failure::runtime(format!("{}: {e}", m.reg.module)))?;
+        for p in planned {
+            let used = match p.limit {
+                Some(limit) => Some(
+                    ctx.budget
+                        .used_24h(&kri_core::Pool { name: p.pool, limit })
+                        .await
+                        .map_err(|e| Failure::runtime(e.to_string()))?,
+                ),
+                None => None,
+            };
+            rows.push(output::PlanRow {
+                module: m.reg.module,
+                pool: p.pool,
+                calls: p.calls,
+                used_24h: used,
+                limit: p.limit,
+                remaining_after: p
+                    .limit
+                    .zip(used)
+                    .map(|(l, u)| i64::from(l) - i64::from(u) - i64::from(p.calls)),
+                detail: p.detail,
+            });
+        }
+    }
+    output::plan(&rows, out);
+    Ok(0)
 }
 
 async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out: Output) -> Result<u8, Failure> {

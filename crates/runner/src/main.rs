@@ -52,6 +52,10 @@ enum Command {
         /// Only these modules, comma-separated module keys: tap,efd,clear,ctr.
         #[arg(long, value_delimiter = ',', value_name = "MODULES")]
         only: Vec<String>,
+        /// Dry run: print the windows and calls a run would make now, per rate-limit pool, with
+        /// the calls used in the last 24 h and the budget left. Calls nothing, stores nothing.
+        #[arg(long)]
+        plan: bool,
     },
     /// Check connectivity and credentials (TAP reports its VAP count so you can check the tenant).
     Test {

@@ -222,3 +222,50 @@ pub fn probes(rows: &[ProbeRow], out: Output) {
     }
     println!("{t}");
 }
+
+/// One line of `kri run --plan`.
+#[derive(Debug, Serialize)]
+pub struct PlanRow {
+    pub module: &'static str,
+    pub pool: &'static str,
+    pub calls: u32,
+    pub used_24h: Option<u32>,
+    pub limit: Option<u32>,
+    /// Budget left after the planned calls (negative: the run would be throttled).
+    pub remaining_after: Option<i64>,
+    pub detail: Vec<String>,
+}
+
+pub fn plan(rows: &[PlanRow], out: Output) {
+    if out == Output::Json {
+        return print_json(&json!({ "plan": rows }));
+    }
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
+    let mut t = table(&[
+        "MODULE",
+        "POOL",
+        "PLANNED CALLS",
+        "USED (24 H)",
+        "LIMIT (24 H)",
+        "LEFT AFTER",
+        "FIRST / LAST",
+    ]);
+    for r in rows {
+        let span = match (r.detail.first(), r.detail.last()) {
+            (Some(a), Some(b)) if r.detail.len() > 1 => format!("{a}\n… {b}"),
+            (Some(a), _) => a.clone(),
+            _ => String::new(),
+        };
+        t.add_row(vec![
+            r.module.to_owned(),
+            r.pool.to_owned(),
+            r.calls.to_string(),
+            opt(r.used_24h.map(i64::from)),
+            opt(r.limit.map(i64::from)),
+            opt(r.remaining_after),
+            span,
+        ]);
+    }
+    println!("{t}");
+    println!("Nothing was called. `--output json` lists every planned call.");
+}
