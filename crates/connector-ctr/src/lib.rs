@@ -1,21 +1,74 @@
 //! Proofpoint Cloud Threat Response (CTR): incident feed and incident KRIs.
 //!
-//! This crate registers the module and validates its whole config table; the feed, the
-//! list/get commands and the KRIs are built on top of it.
+//! OAuth2 client credentials ([`kri_core::oauth`]), the list/search and details endpoints
+//! ([`client`]), the incremental feed ([`fetch`]), the filters ([`filters`]), the three time
+//! formats ([`time`]) and the KRIs below.
 
+pub mod client;
+pub mod fetch;
+pub mod filters;
+pub mod time;
+
+use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use kri_core::config::parse_duration;
+use kri_core::oauth::TokenSource;
 use kri_core::secret::{Secret, lenient_opt_string};
+use kri_core::store::StateHandle;
 use kri_core::{
-    ConfigError, Connector, ConnectorSettings, Kri, KriError, KriResult, Probe, Registration, RunContext, async_trait,
+    Auth, CallCounter, ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpError, HttpOptions, Kri,
+    KriError, KriResult, KriSpec, Measurement, Probe, Registration, RunContext, Unit, async_trait,
 };
 use serde::Deserialize;
+use serde_json::Value;
+
+use crate::client::{Backoff, CtrClient, RateLimiter, View};
+use crate::fetch::{Cycle, FeedSettings};
+use crate::filters::{Filters, Sort};
 
 pub const ID: &str = "proofpoint-ctr";
 pub const MODULE: &str = "ctr";
 
-pub static KRIS: &[&dyn Kri] = &[];
+pub const OPEN_INCIDENTS: KriSpec = KriSpec {
+    slug: "ctr_open_incidents",
+    meaning: "CTR incidents open now",
+    unit: Unit::Count,
+    direction: Direction::HigherIsWorse,
+    amber: 20.0,
+    red: 50.0,
+    how: "POST /api/v1/tric/incidents, other_filters [open_incidents], one row → `total`",
+    licensed_module: None,
+};
+
+pub const CREATED_24H: KriSpec = KriSpec {
+    slug: "ctr_incidents_created_24h",
+    meaning: "CTR incidents created in the last 24 h",
+    unit: Unit::Count,
+    direction: Direction::HigherIsWorse,
+    amber: 10.0,
+    red: 25.0,
+    how: "POST /api/v1/tric/incidents, time_range_filter last 24 h, one row → `total`",
+    licensed_module: None,
+};
+
+pub const MTTC_30D: KriSpec = KriSpec {
+    slug: "ctr_mean_time_to_close_hours_30d",
+    meaning: "mean hours from creation to closing, incidents closed in the last 30 days",
+    unit: Unit::Hours,
+    direction: Direction::HigherIsWorse,
+    amber: 24.0,
+    red: 72.0,
+    how: "POST /api/v1/tric/incidents, closed_incidents created in 90 days (≤ 1000), closedAt in 30 days, \
+          mean(closedAt − createdAt); none → 0 with a warning",
+    licensed_module: None,
+};
+
+pub static KRIS: &[&dyn Kri] = &[&OPEN_INCIDENTS, &CREATED_24H, &MTTC_30D];
+
+/// Closed incidents read for the mean time to close (5 pages).
+const MTTC_MAX_ROWS: u32 = 1000;
 
 /// The states a fetch may filter on. Sending both returns nothing upstream.
 pub const FETCH_STATES: &[&str] = &["open_incidents", "closed_incidents"];
@@ -41,6 +94,17 @@ struct RawConfig {
     fetch_states: Vec<String>,
     #[serde(default)]
     enrich: bool,
+    #[serde(default = "default_enrich_concurrency")]
+    enrich_concurrency: u32,
+    #[serde(default = "default_rate_limit")]
+    rate_limit_per_minute: u32,
+}
+
+fn default_enrich_concurrency() -> u32 {
+    4
+}
+fn default_rate_limit() -> u32 {
+    10
 }
 
 fn default_base_url() -> String {
@@ -74,6 +138,10 @@ pub struct CtrConfig {
     pub max_fetch: u32,
     pub fetch_state: String,
     pub enrich: bool,
+    /// Enrichment GETs in flight at once, 1..=16.
+    pub enrich_concurrency: u32,
+    /// Client-side limit on CTR API calls (0: none).
+    pub rate_limit_per_minute: u32,
 }
 
 impl CtrConfig {
@@ -119,6 +187,12 @@ impl CtrConfig {
                 ));
             }
         };
+        if !(1..=16).contains(&raw.enrich_concurrency) {
+            return Err(ConfigError::invalid(
+                key("enrich_concurrency"),
+                format!("{} is out of range: use 1..=16 (default 4)", raw.enrich_concurrency),
+            ));
+        }
         let client_id = raw.client_id.filter(|s| !s.trim().is_empty()).ok_or_else(|| {
             ConfigError::missing(
                 key("client_id"),
@@ -144,21 +218,166 @@ impl CtrConfig {
             max_fetch: raw.max_fetch,
             fetch_state,
             enrich: raw.enrich,
+            enrich_concurrency: raw.enrich_concurrency,
+            rate_limit_per_minute: raw.rate_limit_per_minute,
         })
     }
 }
 
+/// The CTR connector: a bearer-token HTTP client and the feed settings.
 pub struct Ctr {
-    #[allow(dead_code)]
     config: CtrConfig,
+    http: HttpClient,
+    limiter: Arc<RateLimiter>,
+    /// What to do on a 429 (tests shorten it).
+    pub backoff: Backoff,
+}
+
+impl Ctr {
+    /// Build from validated settings. No network call: the token is fetched on first use.
+    pub fn new(config: CtrConfig) -> Result<Self, ConfigError> {
+        let tokens = TokenSource::new(
+            &config.token_url,
+            &config.client_id,
+            config.client_secret.clone(),
+            HttpOptions::default(),
+        )
+        .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.token_url"), m))?;
+        let http = HttpClient::new(&config.base_url, Auth::Bearer(Arc::new(tokens)), HttpOptions::default())
+            .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.base_url"), m))?;
+        Ok(Self {
+            limiter: Arc::new(RateLimiter::new(config.rate_limit_per_minute)),
+            config,
+            http,
+            backoff: Backoff::default(),
+        })
+    }
+
+    pub fn config(&self) -> &CtrConfig {
+        &self.config
+    }
+
+    /// A client counting into `calls`.
+    pub fn client(&self, calls: &CallCounter) -> CtrClient {
+        CtrClient {
+            http: self.http.counting(calls),
+            limiter: self.limiter.clone(),
+            backoff: self.backoff,
+        }
+    }
+
+    pub fn feed_settings(&self) -> FeedSettings {
+        FeedSettings {
+            first_fetch: self.config.first_fetch,
+            fetch_delta: self.config.fetch_delta,
+            max_fetch: self.config.max_fetch,
+            fetch_state: self.config.fetch_state.clone(),
+            enrich: self.config.enrich,
+            enrich_concurrency: self.config.enrich_concurrency as usize,
+        }
+    }
+
+    /// One cycle of the incident feed (`kri ctr fetch`, and the start of every CTR run).
+    pub async fn fetch(&self, ctx: &RunContext) -> Result<Cycle, KriError> {
+        fetch::cycle(
+            &self.client(&ctx.calls),
+            &ctx.state,
+            &self.feed_settings(),
+            ctx.clock.now(),
+        )
+        .await
+    }
+
+    /// `kri ctr incidents list`: validated filters, up to `limit` incidents, newest first.
+    pub async fn list(
+        &self,
+        ctx: &RunContext,
+        filters: &Filters,
+        limit: u32,
+    ) -> Result<(Vec<Value>, Option<u64>), HttpError> {
+        self.client(&ctx.calls)
+            .list(filters, ctx.clock.now(), limit, Sort::Desc)
+            .await
+    }
+
+    /// `kri ctr incidents get`: details per UUID, each stored into (merged with) its row; one
+    /// failure does not hide the others. Ids must have passed [`client::is_uuid`].
+    pub async fn get_many(&self, ctx: &RunContext, ids: &[String]) -> Vec<(String, Result<Value, KriError>)> {
+        let client = self.client(&ctx.calls);
+        let mut out = Vec::new();
+        for id in ids {
+            let r = match client.get(id).await {
+                Ok(details) => {
+                    let row = client::merge_details(&serde_json::json!({"id": id}), &details);
+                    fetch::store_incidents(&ctx.state, ctx.clock.now(), std::slice::from_ref(&row))
+                        .await
+                        .map(|mut v| v.pop().unwrap_or(row))
+                }
+                Err(e) => Err(e.into()),
+            };
+            out.push((id.clone(), r));
+        }
+        out
+    }
+
+    async fn total(&self, client: &CtrClient, filters: &Filters, now: DateTime<Utc>) -> KriResult {
+        let page = client.page(filters, now, 0, 1, Sort::Desc).await?;
+        match page.total {
+            Some(t) => Ok(Measurement::value(t as f64)),
+            None => {
+                // No `total` in the answer: count by paging (bounded).
+                let (all, _) = client.list(filters, now, 10 * filters::MAX_PAGE, Sort::Desc).await?;
+                Ok(Measurement::with_warning(
+                    all.len() as f64,
+                    "the CTR answer had no `total`; counted by paging (at most 2000)",
+                ))
+            }
+        }
+    }
+
+    async fn mean_time_to_close(&self, client: &CtrClient, now: DateTime<Utc>) -> KriResult {
+        let filters = Filters {
+            start: Some(now - chrono::Duration::days(90)),
+            end: Some(now),
+            states: vec!["closed_incidents".into()],
+            ..Default::default()
+        };
+        let (closed, total) = client.list(&filters, now, MTTC_MAX_ROWS, Sort::Desc).await?;
+        Ok(mean_time_to_close(&closed, total, now))
+    }
+}
+
+/// Mean hours from `createdAt` to `closedAt` over incidents closed in the 30 days before `now`
+/// (two decimals). None closed → 0 with a warning.
+pub fn mean_time_to_close(closed: &[Value], total: Option<u64>, now: DateTime<Utc>) -> Measurement {
+    let from = now - chrono::Duration::days(30);
+    let hours: Vec<f64> = closed
+        .iter()
+        .filter_map(|i| {
+            let v = View(i);
+            let (c, x) = (v.created_at()?, v.time("closedAt")?);
+            (x >= from && x <= now && x >= c).then(|| (x - c).num_seconds() as f64 / 3600.0)
+        })
+        .collect();
+    if hours.is_empty() {
+        return Measurement::with_warning(
+            0.0,
+            "no CTR incident closed in the last 30 days: 0 by convention, not a measurement",
+        );
+    }
+    let mean = (hours.iter().sum::<f64>() / hours.len() as f64 * 100.0).round() / 100.0;
+    match total {
+        Some(t) if t > closed.len() as u64 => Measurement::with_warning(
+            mean,
+            format!("mean of the newest {} closed incidents of {t}", closed.len()),
+        ),
+        _ => Measurement::value(mean),
+    }
 }
 
 fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError> {
-    Ok(Box::new(Ctr {
-        config: CtrConfig::from_settings(settings)?,
-    }))
+    Ok(Box::new(Ctr::new(CtrConfig::from_settings(settings)?)?))
 }
-
 kri_core::inventory::submit! {
     Registration {
         id: ID,
@@ -182,12 +401,87 @@ impl Connector for Ctr {
     fn kris(&self) -> &'static [&'static dyn Kri] {
         KRIS
     }
-    async fn probe(&self, _ctx: &RunContext) -> Result<Probe, KriError> {
-        Err(KriError::Other(
-            "the CTR connector validates its config but does not call the CTR API yet (incident feed: issue #4)".into(),
-        ))
+    async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
+        let filters = Filters {
+            states: vec!["open_incidents".into()],
+            ..Default::default()
+        };
+        let page = self
+            .client(&ctx.calls)
+            .page(&filters, ctx.clock.now(), 0, 1, Sort::Desc)
+            .await?;
+        Ok(Probe {
+            message: match page.total {
+                Some(t) => format!("{t} open incidents"),
+                None => "incident list reachable".into(),
+            },
+        })
     }
-    async fn collect(&self, _ctx: &RunContext, _selected: &[&'static str]) -> Vec<(&'static str, KriResult)> {
-        Vec::new()
+
+    /// One feed cycle first (incidents into the store), then the selected KRIs. A feed failure
+    /// is a warning on the KRIs: they are measured independently.
+    async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)> {
+        let mut feed_note = None;
+        match self.fetch(ctx).await {
+            Ok(c) => {
+                for w in &c.warnings {
+                    tracing::warn!("CTR feed: {w}");
+                }
+                tracing::info!(new = c.incidents.len(), "CTR feed");
+            }
+            Err(e) => {
+                tracing::warn!("CTR feed failed: {e}");
+                feed_note = Some(format!("incident feed failed: {e}"));
+            }
+        }
+        let client = self.client(&ctx.calls);
+        let now = ctx.clock.now();
+        let mut out = Vec::new();
+        for slug in selected {
+            let r = match *slug {
+                "ctr_open_incidents" => {
+                    let f = Filters {
+                        states: vec!["open_incidents".into()],
+                        ..Default::default()
+                    };
+                    self.total(&client, &f, now).await
+                }
+                "ctr_incidents_created_24h" => {
+                    let f = Filters {
+                        start: Some(now - chrono::Duration::hours(24)),
+                        end: Some(now),
+                        ..Default::default()
+                    };
+                    self.total(&client, &f, now).await
+                }
+                "ctr_mean_time_to_close_hours_30d" => self.mean_time_to_close(&client, now).await,
+                _ => continue,
+            };
+            let r = match (r, feed_note.take()) {
+                (Ok(m), Some(note)) => Ok(Measurement {
+                    warning: Some(match m.warning {
+                        Some(w) => format!("{w}; {note}"),
+                        None => note,
+                    }),
+                    ..m
+                }),
+                (r, note) => {
+                    feed_note = note;
+                    r
+                }
+            };
+            out.push((*slug, r));
+        }
+        out
     }
+}
+
+/// Read the stored incidents (for tests and tools): `incident/{uuid}` rows.
+pub async fn stored_incidents(state: &StateHandle) -> Result<Vec<Value>, KriError> {
+    Ok(state
+        .scan::<Value>("incident/")
+        .await?
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect())
 }

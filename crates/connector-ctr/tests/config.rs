@@ -67,3 +67,11 @@ fn a_bad_first_fetch_names_the_key() {
     let e = parse(&FULL.replace("3 days", "soonish")).unwrap_err();
     assert_eq!(e.key, "connectors.ctr.first_fetch");
 }
+
+#[test]
+fn enrichment_and_rate_limit_defaults_and_bounds() {
+    let c = parse(FULL).unwrap();
+    assert_eq!((c.enrich_concurrency, c.rate_limit_per_minute), (4, 10));
+    let e = parse(&format!("{FULL}enrich_concurrency = 0\n")).unwrap_err();
+    assert_eq!(e.key, "connectors.ctr.enrich_concurrency");
+}

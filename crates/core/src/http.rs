@@ -62,6 +62,9 @@ impl BasicCredentials {
 pub enum Auth {
     None,
     Basic(BasicCredentials),
+    /// OAuth2 bearer tokens from a [`TokenSource`](crate::oauth::TokenSource): cached, and
+    /// refreshed once after a 401.
+    Bearer(Arc<crate::oauth::TokenSource>),
 }
 
 impl Auth {
@@ -74,6 +77,7 @@ impl Auth {
                  Applications"
             }
             Auth::None => "the API wants credentials; set them in the config",
+            Auth::Bearer(_) => crate::oauth::CLIENT_CREDENTIALS_HINT,
         }
     }
 }
@@ -186,10 +190,14 @@ impl HttpClient {
         let endpoint = format!("{method} {path}");
         let url = format!("{}{}", self.base, path);
         let mut attempt = 0;
+        let mut refreshed = false;
         loop {
             let mut req = self.client.request(method.clone(), &url);
             if let Auth::Basic(c) = &self.auth {
                 req = req.basic_auth(&c.principal, Some(c.secret.expose()));
+            }
+            if let Auth::Bearer(tokens) = &self.auth {
+                req = req.bearer_auth(tokens.token(&self.calls).await?.expose());
             }
             self.calls.add();
             let result = match build(req).send().await {
@@ -197,6 +205,14 @@ impl HttpClient {
                 Err(e) => Err(self.transport_error(&endpoint, e)),
             };
             match result {
+                Err(HttpError::Unauthorized { .. }) if !refreshed && matches!(self.auth, Auth::Bearer(_)) => {
+                    // The token may have been revoked or expired early: one fresh token, once.
+                    if let Auth::Bearer(tokens) = &self.auth {
+                        tokens.invalidate().await;
+                    }
+                    refreshed = true;
+                    tracing::debug!(%endpoint, "401 with a cached token, fetching a fresh one");
+                }
                 Err(e) if e.is_transient() && attempt < self.opts.retries => {
                     let wait = backoff(self.opts.backoff, attempt);
                     tracing::warn!(%endpoint, error = %e, retry_in_ms = wait.as_millis() as u64, "transient failure, retrying");

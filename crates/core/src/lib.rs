@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod kri;
 pub mod license;
+pub mod oauth;
 pub mod registry;
 pub mod run;
 pub mod secret;

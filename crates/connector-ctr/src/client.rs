@@ -1,0 +1,270 @@
+//! The CTR API: list/search pages and incident details, behind a client-side rate limit and a
+//! polite back-off on 429.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kri_core::http::decode_json;
+use kri_core::{HttpClient, HttpError};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::Value;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::filters::{Filters, MAX_PAGE, Sort};
+use crate::time::parse_time;
+
+pub const LIST_PATH: &str = "/api/v1/tric/incidents";
+
+/// At most `per_minute` calls in any 60 s (0: no client-side limit).
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_minute: u32,
+    recent: Mutex<VecDeque<Instant>>,
+}
+
+impl RateLimiter {
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            recent: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Wait until one more call fits in the window, then count it.
+    pub async fn acquire(&self) {
+        if self.per_minute == 0 {
+            return;
+        }
+        let window = Duration::from_secs(60);
+        loop {
+            let mut recent = self.recent.lock().await;
+            let now = Instant::now();
+            while recent.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                recent.pop_front();
+            }
+            if recent.len() < self.per_minute as usize {
+                recent.push_back(now);
+                return;
+            }
+            let wait = recent
+                .front()
+                .map(|t| window.saturating_sub(now.duration_since(*t)))
+                .unwrap_or(window);
+            drop(recent);
+            tracing::info!(
+                wait_s = wait.as_secs(),
+                per_minute = self.per_minute,
+                "CTR client-side rate limit reached, waiting"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// What happens on a 429.
+#[derive(Debug, Clone, Copy)]
+pub struct Backoff {
+    /// Extra attempts after a 429.
+    pub retries: u32,
+    /// First wait; doubles each attempt.
+    pub first: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Self {
+        Self {
+            retries: 2,
+            first: Duration::from_secs(20),
+        }
+    }
+}
+
+/// One page of the list answer.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Page {
+    #[serde(default)]
+    pub total: Option<u64>,
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub incidents: Vec<Value>,
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
+    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// The incident fields the connector reasons about; the rest is kept as the API sent it.
+pub struct View<'a>(pub &'a Value);
+
+impl<'a> View<'a> {
+    pub fn id(&self) -> Option<&'a str> {
+        self.0.get("id").and_then(Value::as_str).filter(|s| !s.is_empty())
+    }
+    pub fn str(&self, key: &str) -> Option<&'a str> {
+        self.0.get(key).and_then(Value::as_str)
+    }
+    pub fn time(&self, key: &str) -> Option<DateTime<Utc>> {
+        self.str(key).and_then(parse_time)
+    }
+    pub fn created_at(&self) -> Option<DateTime<Utc>> {
+        self.time("createdAt")
+    }
+}
+
+/// A CTR API client for one run: counted calls, rate limit, back-off.
+#[derive(Clone, Debug)]
+pub struct CtrClient {
+    pub http: HttpClient,
+    pub limiter: Arc<RateLimiter>,
+    pub backoff: Backoff,
+}
+
+impl CtrClient {
+    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, HttpError> {
+        let endpoint = format!("{method} {path}");
+        let mut attempt = 0;
+        loop {
+            self.limiter.acquire().await;
+            let result = self
+                .http
+                .send(method.clone(), path, |r| match body {
+                    Some(b) => r.json(b),
+                    None => r,
+                })
+                .await;
+            match result {
+                Ok(resp) => return decode_json(&endpoint, resp).await,
+                Err(HttpError::Throttled { .. }) if attempt < self.backoff.retries => {
+                    let wait = self.backoff.first.saturating_mul(1 << attempt.min(8));
+                    tracing::warn!(%endpoint, wait_s = wait.as_secs_f64(), "CTR answered 429, backing off");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Rows `[start_row, end_row)` (at most 200) of a list/search.
+    pub async fn page(
+        &self,
+        filters: &Filters,
+        now: DateTime<Utc>,
+        start_row: u32,
+        end_row: u32,
+        sort: Sort,
+    ) -> Result<Page, HttpError> {
+        let end_row = end_row.min(start_row + MAX_PAGE);
+        let body = filters.body(now, start_row, end_row, sort);
+        let answer = self.send(Method::POST, LIST_PATH, Some(&body)).await?;
+        serde_json::from_value(answer).map_err(|e| HttpError::Decode {
+            endpoint: format!("POST {LIST_PATH}"),
+            detail: format!("{e} (the API may have changed)"),
+        })
+    }
+
+    /// Up to `limit` incidents, paging 200 at a time until a short page. Returns them and the
+    /// `total` the API reported.
+    pub async fn list(
+        &self,
+        filters: &Filters,
+        now: DateTime<Utc>,
+        limit: u32,
+        sort: Sort,
+    ) -> Result<(Vec<Value>, Option<u64>), HttpError> {
+        let mut out: Vec<Value> = Vec::new();
+        let mut total = None;
+        let mut start = 0u32;
+        while (out.len() as u32) < limit {
+            let want = (limit - out.len() as u32).min(MAX_PAGE);
+            let page = self.page(filters, now, start, start + want, sort).await?;
+            total = page.total.or(total);
+            let got = page.incidents.len() as u32;
+            out.extend(page.incidents.into_iter().take(want as usize));
+            start += got;
+            if got < want || total.is_some_and(|t| u64::from(start) >= t) {
+                break;
+            }
+        }
+        Ok((out, total))
+    }
+
+    /// `GET /api/v1/tric/incidents/{uuid}`: `{summary, comments, activities}`.
+    pub async fn get(&self, uuid: &str) -> Result<Value, HttpError> {
+        self.send(Method::GET, &format!("{LIST_PATH}/{uuid}"), None).await
+    }
+}
+
+/// A UUID as CTR writes them (36 characters, hex and dashes): checked before it goes in a path.
+pub fn is_uuid(id: &str) -> bool {
+    id.len() == 36
+        && id.char_indices().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => c == '-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// The list row enriched with the details of `get`: summary fields win, comments and
+/// activities are added. Arrays the API sent as null become empty.
+pub fn merge_details(row: &Value, details: &Value) -> Value {
+    let mut merged = row.as_object().cloned().unwrap_or_default();
+    if let Some(summary) = details.get("summary").and_then(Value::as_object) {
+        for (k, v) in summary {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    for key in ["comments", "activities"] {
+        let v = details
+            .get(key)
+            .cloned()
+            .filter(|v| !v.is_null())
+            .unwrap_or(Value::Array(vec![]));
+        merged.insert(key.into(), v);
+    }
+    Value::Object(merged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn uuids_are_checked_before_they_reach_a_path() {
+        assert!(is_uuid("440def43-c322-42ba-a6d6-a2306128ea3b"));
+        for bad in ["781", "../../etc", "440def43-c322-42ba-a6d6-a2306128ea3g", ""] {
+            assert!(!is_uuid(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn details_enrich_the_row_and_nulls_become_empty() {
+        let row = json!({"id": "a", "title": "t", "assignedUserName": "u"});
+        let details = json!({"summary": {"id": "a", "title": "t2", "openedAt": "x"}, "comments": null});
+        let m = merge_details(&row, &details);
+        assert_eq!(m["title"], "t2");
+        assert_eq!(m["assignedUserName"], "u");
+        assert_eq!(m["openedAt"], "x");
+        assert_eq!((m["comments"].clone(), m["activities"].clone()), (json!([]), json!([])));
+    }
+
+    #[test]
+    fn a_page_with_null_incidents_is_empty() {
+        let p: Page = serde_json::from_value(json!({"total": null, "incidents": null})).unwrap();
+        assert!(p.incidents.is_empty() && p.total.is_none());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_limit_spreads_calls_over_the_minute() {
+        let l = RateLimiter::new(2);
+        let t0 = Instant::now();
+        l.acquire().await;
+        l.acquire().await;
+        assert!(t0.elapsed() < Duration::from_secs(1));
+        l.acquire().await;
+        assert!(t0.elapsed() >= Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,284 @@
+//! OAuth2 client credentials: a token fetched with a form body from its own URL (often another
+//! host than the API), cached until about a minute before it expires, dropped on a 401 so the
+//! next attempt fetches a fresh one. The client secret is only ever put in the form body: it is
+//! never logged, never in an error, and scrubbed from any server excerpt.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde::Deserialize;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use crate::error::HttpError;
+use crate::http::{Auth, CallCounter, HttpClient, HttpOptions, decode_json};
+use crate::secret::{Secret, lenient_string};
+
+/// A token is used until this long before it expires.
+pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+
+/// What a 401 from the token endpoint or from the API (after one refresh) should tell the user.
+pub const CLIENT_CREDENTIALS_HINT: &str = "check client_id and client_secret (the API key from API Key Management in \
+     the console, no extra spaces) and that the key is still active";
+
+/// Issues bearer tokens for one `client_id` / `client_secret` pair.
+pub struct TokenSource {
+    http: HttpClient,
+    path: String,
+    client_id: String,
+    client_secret: Secret,
+    cached: Mutex<Option<Cached>>,
+}
+
+struct Cached {
+    token: Secret,
+    fresh_until: Instant,
+}
+
+impl std::fmt::Debug for TokenSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSource")
+            .field("token_url", &format!("{}{}", self.http.base_url(), self.path))
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenAnswer {
+    access_token: Option<Secret>,
+    #[serde(default, deserialize_with = "lenient_opt_u64")]
+    expires_in: Option<u64>,
+}
+
+fn lenient_opt_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let text = lenient_string(d)?;
+    Ok(text.trim().parse::<f64>().ok().filter(|v| *v >= 0.0).map(|v| v as u64))
+}
+
+impl TokenSource {
+    /// `token_url` is the full URL of the token endpoint (e.g. `https://auth.proofpoint.com/v1/token`).
+    pub fn new(token_url: &str, client_id: &str, client_secret: Secret, opts: HttpOptions) -> Result<Self, String> {
+        let url = reqwest::Url::parse(token_url.trim())
+            .map_err(|e| format!("`{token_url}` is not a valid URL ({e}); write it like https://host/v1/token"))?;
+        let origin = url.origin().ascii_serialization();
+        let mut path = url.path().to_owned();
+        if let Some(q) = url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        let http = HttpClient::new(&origin, Auth::None, opts)?;
+        Ok(Self {
+            http,
+            path,
+            client_id: client_id.trim().to_owned(),
+            client_secret,
+            cached: Mutex::new(None),
+        })
+    }
+
+    /// The current token, fetching a new one when none is cached or it expires within a minute.
+    /// The fetch counts into `calls`.
+    ///
+    /// Boxed with an explicit `Send`: `HttpClient::send` awaits this for `Auth::Bearer` and this
+    /// awaits `HttpClient::send` (with `Auth::None`) for the token, so the future types would
+    /// otherwise be recursive.
+    pub fn token<'a>(
+        &'a self,
+        calls: &'a CallCounter,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret, HttpError>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut cached = self.cached.lock().await;
+            if let Some(c) = cached.as_ref()
+                && Instant::now() < c.fresh_until
+            {
+                return Ok(c.token.clone());
+            }
+            let (token, lifetime) = self.fetch(calls).await?;
+            *cached = Some(Cached {
+                token: token.clone(),
+                fresh_until: Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN),
+            });
+            Ok(token)
+        })
+    }
+
+    /// Forget the cached token (after a 401), so the next call fetches a fresh one.
+    pub async fn invalidate(&self) {
+        *self.cached.lock().await = None;
+    }
+
+    async fn fetch(&self, calls: &CallCounter) -> Result<(Secret, Duration), HttpError> {
+        let endpoint = format!("POST {}", self.path);
+        tracing::debug!(%endpoint, client_id = %self.client_id, "fetching an OAuth token");
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.client_id.as_str()),
+            ("client_secret", self.client_secret.expose()),
+        ];
+        let resp = self
+            .http
+            .counting(calls)
+            .send(Method::POST, &self.path, |r| r.form(&form))
+            .await
+            .map_err(|e| self.scrub(e))?;
+        let answer: TokenAnswer = decode_json(&endpoint, resp).await.map_err(|e| self.scrub(e))?;
+        let token = answer
+            .access_token
+            .filter(|t| !t.expose().trim().is_empty())
+            .ok_or_else(|| HttpError::Decode {
+                endpoint: endpoint.clone(),
+                detail: "the token answer has no access_token".into(),
+            })?;
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(300));
+        Ok((token, lifetime))
+    }
+
+    /// Token endpoint errors: a 401 gets the client-credentials hint, and nothing the server
+    /// echoed may carry the secret.
+    fn scrub(&self, e: HttpError) -> HttpError {
+        let secret = self.client_secret.expose();
+        let clean = |s: String| {
+            if secret.len() >= 3 {
+                s.replace(secret, "[redacted]")
+            } else {
+                s
+            }
+        };
+        match e {
+            HttpError::Unauthorized { endpoint, .. } => HttpError::Unauthorized {
+                endpoint,
+                hint: CLIENT_CREDENTIALS_HINT,
+            },
+            HttpError::BadRequest { endpoint, excerpt } => HttpError::BadRequest {
+                endpoint,
+                excerpt: format!("{}; {CLIENT_CREDENTIALS_HINT}", clean(excerpt)),
+            },
+            HttpError::Forbidden { endpoint, excerpt } => HttpError::Forbidden {
+                endpoint,
+                excerpt: clean(excerpt),
+            },
+            HttpError::NotFound { endpoint, excerpt } => HttpError::NotFound {
+                endpoint,
+                excerpt: format!("{}; check token_url", clean(excerpt)),
+            },
+            HttpError::Status {
+                endpoint,
+                status,
+                excerpt,
+            } => HttpError::Status {
+                endpoint,
+                status,
+                excerpt: clean(excerpt),
+            },
+            HttpError::Decode { endpoint, detail } => HttpError::Decode {
+                endpoint,
+                detail: clean(detail),
+            },
+            other => other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use httpmock::prelude::*;
+
+    fn source(server: &MockServer, secret: &str) -> TokenSource {
+        TokenSource::new(
+            &server.url("/v1/token"),
+            "cid",
+            Secret::new(secret),
+            HttpOptions {
+                retries: 0,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_token_is_fetched_with_a_form_body_and_cached() {
+        let server = MockServer::start_async().await;
+        let m = server
+            .mock_async(|when, then| {
+                when.method(POST)
+                    .path("/v1/token")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .form_urlencoded_tuple("grant_type", "client_credentials")
+                    .form_urlencoded_tuple("client_id", "cid")
+                    .form_urlencoded_tuple("client_secret", "s3cr3t&=x");
+                then.status(200).json_body(
+                    serde_json::json!({"access_token": "tok-1", "token_type": "bearer", "expires_in": 3600}),
+                );
+            })
+            .await;
+        let calls = CallCounter::default();
+        let t = source(&server, "s3cr3t&=x");
+        assert_eq!(t.token(&calls).await.unwrap().expose(), "tok-1");
+        assert_eq!(t.token(&calls).await.unwrap().expose(), "tok-1");
+        m.assert_calls_async(1).await;
+        assert_eq!(calls.get(), 1);
+        t.invalidate().await;
+        t.token(&calls).await.unwrap();
+        m.assert_calls_async(2).await;
+    }
+
+    #[tokio::test]
+    async fn a_token_close_to_expiry_is_refreshed() {
+        let server = MockServer::start_async().await;
+        let m = server
+            .mock_async(|when, then| {
+                when.method(POST).path("/v1/token");
+                then.status(200)
+                    .json_body(serde_json::json!({"access_token": "tok", "expires_in": "30"}));
+            })
+            .await;
+        let t = source(&server, "secret");
+        let calls = CallCounter::default();
+        t.token(&calls).await.unwrap();
+        t.token(&calls).await.unwrap();
+        // 30 s lifetime is inside the 60 s margin: never reused.
+        m.assert_calls_async(2).await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_secret_is_a_credentials_error_without_the_secret() {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path("/v1/token");
+                then.status(401).body("bad client_secret very-secret-value");
+            })
+            .await;
+        let e = source(&server, "very-secret-value")
+            .token(&CallCounter::default())
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.status(), Some(401));
+        assert!(msg.contains("POST /v1/token") && msg.contains("client_secret"), "{msg}");
+        assert!(!msg.contains("very-secret-value"), "{msg}");
+
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.method(POST).path("/v1/token");
+                then.status(400)
+                    .body("{\"error\":\"invalid_client\",\"echo\":\"very-secret-value\"}");
+            })
+            .await;
+        let e = source(&server, "very-secret-value")
+            .token(&CallCounter::default())
+            .await
+            .unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("invalid_client") && !msg.contains("very-secret-value"),
+            "{msg}"
+        );
+        assert!(!format!("{:?}", source(&server, "very-secret-value")).contains("very-secret-value"));
+    }
+}
