@@ -115,3 +115,8 @@ pub fn connector<'a>(run: &'a Value, module: &str) -> &'a Value {
         .find(|c| c["module"] == module)
         .unwrap_or_else(|| panic!("{module} not in {run}"))
 }
+
+/// The module keys of a `kri run --output json` answer, in order.
+pub fn modules(run: &Value) -> Vec<String> {
+    run["connectors"].as_array().into_iter().flatten().filter_map(|c| c["module"].as_str()).map(str::to_owned).collect()
+}

@@ -3,7 +3,7 @@
 use kri_sandbox::{Licence, Scenario};
 use serde_json::json;
 
-use crate::helper::{Kri, connector, kri};
+use crate::helper::{Kri, connector, kri, modules};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn run_json_has_the_contract_shape_and_exact_values() {
@@ -156,13 +156,7 @@ async fn only_runs_the_named_modules_and_refuses_unknown_ones() {
         )
         .await;
     assert_eq!(out.code, 0, "{out:?}");
-    let modules: Vec<String> = out.json()["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["module"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(modules, ["efd", "tap"]);
+    assert_eq!(modules(&out.json()), ["efd", "tap"]);
     let bad = k
         .run(&["--config", cfg.to_str().unwrap(), "run", "--only", "tapp"], &[])
         .await;
@@ -238,13 +232,7 @@ async fn environment_overrides_the_file() {
         )
         .await;
     assert_eq!(out.code, 0, "{out:?}");
-    let modules: Vec<String> = out.json()["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["module"].as_str().unwrap().to_owned())
-        .collect();
-    assert_eq!(modules, ["clear", "tap"]);
+    assert_eq!(modules(&out.json()), ["clear", "tap"]);
     assert_eq!(k.sandbox.hits("/v2/efd/dmarc/domains"), 0);
 }
 
