@@ -70,3 +70,34 @@ async fn help_teaches_the_commands_and_exit_codes() {
     let bad = run_kri(dir.path(), &["frobnicate"], &[]).await;
     assert_eq!(bad.code, 2, "usage errors are exit 2");
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn daemon_runs_each_connector_then_stops_cleanly_on_sigterm() {
+    let k = Kri::default().await;
+    let cfg = k.config("[connectors.tap]\nschedule = \"1m\"\nkris = [\"pp_vap_count\"]\n");
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kri"))
+        .args(["--config", cfg.to_str().unwrap(), "daemon", "--output", "json"])
+        .current_dir(k.dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("daemon starts");
+    // Every enabled connector runs once at start; wait for the three runs to be served.
+    for _ in 0..100 {
+        if k.sandbox.hits("/v2/people/vap") >= 1 && k.sandbox.hits("/v2/clear/reports/summary") >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let pid = child.id().expect("running").to_string();
+    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    assert!(killed.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.expect("stops").unwrap();
+    assert_eq!(status.code(), Some(0), "a clean stop on SIGTERM");
+    assert_eq!(k.sandbox.hits("/v2/people/vap"), 1, "one run per connector until the next schedule");
+    let history = k.run(&["--config", cfg.to_str().unwrap(), "history", "--output", "json"], &[]).await;
+    let runs = history.json()["runs"].as_array().unwrap().len();
+    assert_eq!(runs, 3, "{history:?}");
+}

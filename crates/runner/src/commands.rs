@@ -196,7 +196,9 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
     if let Some(m) = module {
         check_module(loaded, m)?;
     }
-    let store = Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?;
+    // The real store: probe calls count against the same rolling-24 h budgets as runs (the
+    // People API allows only 50 calls a day).
+    let store = open_store(loaded)?;
     let mut probes = Vec::new();
     for m in &loaded.modules {
         if module.is_some_and(|x| x != m.reg.module) {
