@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod ctr;
 mod helper;
 mod run;
 mod secrets;

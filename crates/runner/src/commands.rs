@@ -19,6 +19,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match cli.command {
         Command::Demo => demo(cli.output, clock).await,
+        Command::Ctr { command } => crate::ctr::dispatch(command, cli.config.as_deref(), cli.output, clock).await,
         Command::Run { only, plan } => {
             let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
             let store = open_store(&loaded)?;

@@ -4,6 +4,7 @@
 mod commands;
 mod config;
 mod connectors;
+mod ctr;
 mod output;
 
 use std::path::PathBuf;
@@ -85,6 +86,11 @@ enum Command {
     /// Run every working connector against a built-in sandbox Proofpoint API (127.0.0.1, fake
     /// data, throw-away store) and print the KRI table. No account or network needed.
     Demo,
+    /// Cloud Threat Response incidents: `incidents list|get`, `fetch` (needs [connectors.ctr]).
+    Ctr {
+        #[command(subcommand)]
+        command: ctr::CtrCommand,
+    },
 }
 
 /// A command that did not succeed: the message to print and the exit code.

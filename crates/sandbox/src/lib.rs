@@ -14,6 +14,7 @@ use axum::routing::get;
 use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
+pub mod ctr;
 pub mod tap;
 
 /// The credentials the sandbox accepts unless told otherwise.
@@ -167,7 +168,9 @@ fn router(shared: Arc<Shared>) -> Router {
         .route("/v2/clear/reports/summary", get(clear_summary))
         .fallback(|| async { text(StatusCode::NOT_FOUND, "Not Found") })
         .layer(middleware::from_fn_with_state(shared.clone(), basic_auth))
-        .with_state(shared)
+        .with_state(shared.clone())
+        // CTR uses OAuth bearer tokens, so its routes are merged after the Basic-auth layer.
+        .merge(ctr::router(shared))
 }
 
 /// Record a call on `pool`; `false` when it is over `limit` calls in the rolling 24 h (429).
