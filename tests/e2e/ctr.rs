@@ -224,3 +224,13 @@ async fn a_wrong_client_secret_is_a_clear_error_that_never_shows_the_secret() {
     );
     assert!(!out.all().contains("wrong-secret-value"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn test_ctr_probes_with_one_call_and_reports_the_open_count() {
+    let k = Kri::default().await;
+    let cfg = k.config(&ctr_table(&k, DEMO_CLIENT_SECRET, "enabled = true\n"));
+    let out = k.run(&["--config", cfg.to_str().unwrap(), "test", "ctr"], &[]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains(&format!("{OPEN} open incidents")), "{out:?}");
+    assert_eq!(k.sandbox.hits("/api/v1/tric/incidents"), 1);
+}

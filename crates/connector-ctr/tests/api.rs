@@ -478,3 +478,109 @@ fn no_closed_incident_is_zero_with_a_warning() {
     assert_eq!(m.value, 0.0);
     assert!(m.warning.unwrap().contains("no CTR incident closed"));
 }
+
+/// Regression: the API's order among incidents of the same second is not guaranteed. A cycle
+/// that sees the burst in another order must still deliver each incident exactly once.
+#[tokio::test]
+async fn the_feed_is_exact_when_ties_come_back_in_another_order() {
+    let server = MockServer::start_async().await;
+    token_mock(&server, "t").await;
+    let t = "2026-11-23T08:00:00.000+00:00";
+    let forward = incidents(0..120, t);
+    let mut backward = forward.clone();
+    backward.reverse();
+    let c = ctr(&server, "max_fetch = 50\n");
+    let ctx = ctx();
+    let mut delivered: Vec<String> = Vec::new();
+    for order in [&forward, &backward, &forward, &backward] {
+        let body = json!({"total": 120, "incidents": order});
+        let m = server
+            .mock_async(move |when, then| {
+                when.path("/api/v1/tric/incidents");
+                then.status(200).json_body(body);
+            })
+            .await;
+        let cycle = c.fetch(&ctx).await.unwrap();
+        delivered.extend(cycle.incidents.iter().map(|i| i["id"].as_str().unwrap().to_owned()));
+        m.delete_async().await;
+    }
+    let mut unique = delivered.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!((delivered.len(), unique.len()), (120, 120));
+}
+
+#[tokio::test]
+async fn a_failure_on_a_later_page_keeps_what_was_read_and_the_next_cycle_resumes() {
+    let server = MockServer::start_async().await;
+    token_mock(&server, "t").await;
+    let t = "2026-11-23T08:00:00.000+00:00";
+    let first = incidents(0..200, t);
+    server
+        .mock_async(move |when, then| {
+            when.path("/api/v1/tric/incidents")
+                .json_body_includes(r#"{"startRow":0}"#);
+            then.status(200).json_body(json!({"total": 210, "incidents": first}));
+        })
+        .await;
+    let broken = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/tric/incidents")
+                .json_body_includes(r#"{"startRow":200}"#);
+            then.status(400).body("boom");
+        })
+        .await;
+    let c = ctr(&server, "max_fetch = 200\n");
+    let ctx = ctx();
+    let cycle = c.fetch(&ctx).await.unwrap();
+    assert_eq!(cycle.incidents.len(), 200);
+    assert!(
+        cycle.more && cycle.warnings.iter().any(|w| w.contains("stopped early")),
+        "{:?}",
+        cycle.warnings
+    );
+    broken.delete_async().await;
+    let rest = incidents(200..210, t);
+    server
+        .mock_async(move |when, then| {
+            when.path("/api/v1/tric/incidents")
+                .json_body_includes(r#"{"startRow":200}"#);
+            then.status(200).json_body(json!({"total": 210, "incidents": rest}));
+        })
+        .await;
+    assert_eq!(c.fetch(&ctx).await.unwrap().incidents.len(), 10);
+    assert_eq!(stored_incidents(&ctx.state).await.unwrap().len(), 210);
+}
+
+#[tokio::test]
+async fn a_throttled_enrichment_stops_calling_and_keeps_every_incident() {
+    let server = MockServer::start_async().await;
+    token_mock(&server, "t").await;
+    let list = incidents(0..6, "2026-11-23T08:00:00.000+00:00");
+    server
+        .mock_async(move |when, then| {
+            when.path("/api/v1/tric/incidents").method(POST);
+            then.status(200).json_body(json!({"total": 6, "incidents": list}));
+        })
+        .await;
+    let details = server
+        .mock_async(|when, then| {
+            when.method(GET).path_includes("/api/v1/tric/incidents/");
+            then.status(429).body("Too Many Requests");
+        })
+        .await;
+    let c = ctr(&server, "enrich = true\nenrich_concurrency = 1\n");
+    let ctx = ctx();
+    let cycle = c.fetch(&ctx).await.unwrap();
+    assert_eq!(cycle.incidents.len(), 6, "no incident is lost");
+    // The first GET is tried 3 times (2 back-offs); the other five are not called at all.
+    details.assert_calls_async(3).await;
+    assert!(
+        cycle
+            .warnings
+            .iter()
+            .any(|w| w.contains("5 incidents kept without details")),
+        "{:?}",
+        cycle.warnings
+    );
+}
