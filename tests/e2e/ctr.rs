@@ -234,3 +234,35 @@ async fn test_ctr_probes_with_one_call_and_reports_the_open_count() {
     assert!(out.stdout.contains(&format!("{OPEN} open incidents")), "{out:?}");
     assert_eq!(k.sandbox.hits("/api/v1/tric/incidents"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_client_secret_can_come_from_the_environment_and_a_missing_table_is_explained() {
+    let k = Kri::default().await;
+    let table = ctr_table(&k, "unused", "").replace("client_secret = \"unused\"\n", "");
+    let cfg = k.config(&table);
+    let args = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "ctr",
+        "incidents",
+        "list",
+        "--limit",
+        "1",
+    ];
+    let out = k.run(&args, &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("KRI_CONNECTORS__CTR__CLIENT_SECRET"), "{out:?}");
+    let out = k
+        .run(&args, &[("KRI_CONNECTORS__CTR__CLIENT_SECRET", DEMO_CLIENT_SECRET)])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(!out.all().contains(DEMO_CLIENT_SECRET));
+
+    let bare = k.config("");
+    let out = k.run(&["--config", bare.to_str().unwrap(), "ctr", "fetch"], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("[connectors.ctr]") && out.stderr.contains("sample.toml"),
+        "{out:?}"
+    );
+}
