@@ -19,7 +19,7 @@ use kri_core::secret::{Secret, lenient_opt_string};
 use kri_core::store::StateHandle;
 use kri_core::{
     Auth, CallCounter, ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpError, HttpOptions, Kri,
-    KriError, KriResult, KriSpec, Measurement, Probe, Registration, RunContext, Unit, async_trait,
+    KriError, KriResult, KriSpec, Measurement, PlannedCalls, Probe, Registration, RunContext, Unit, async_trait,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -416,6 +416,62 @@ impl Connector for Ctr {
                 None => "incident list reachable".into(),
             },
         })
+    }
+
+    /// What a run costs: the token, one feed cycle (at least one page, plus one GET per new
+    /// incident when enriching) and the KRI calls. CTR has no published 24 h pool: the limit
+    /// that matters is the per-minute one, so the estimate says how long it takes under it.
+    async fn plan(&self, ctx: &RunContext, selected: &[&'static str]) -> Result<Vec<PlannedCalls>, KriError> {
+        let s = self.feed_settings();
+        let cursor: Option<fetch::Cursor> = ctx.state.get(&fetch::cursor_key(&s.fetch_state)).await?;
+        let since = match cursor.and_then(|c| c.created_at) {
+            Some(t) => format!(
+                "since {} (cursor) − {} min",
+                time::filter_time(&t),
+                s.fetch_delta.as_secs() / 60
+            ),
+            None => format!("first fetch: the last {}", self.config.first_fetch.as_secs() / 3600) + " h",
+        };
+        let mut detail = vec![format!(
+            "feed: {} incidents, {since}: ≥ 1 list page (one more per 200 rows in the window)",
+            s.fetch_state
+        )];
+        let mut calls = 1u32;
+        if s.enrich {
+            calls += s.max_fetch;
+            detail.push(format!("enrichment: up to {} GETs (one per new incident)", s.max_fetch));
+        }
+        for slug in selected {
+            let (n, what) = match *slug {
+                "ctr_open_incidents" => (1, "ctr_open_incidents: 1 list call"),
+                "ctr_incidents_created_24h" => (1, "ctr_incidents_created_24h: 1 list call"),
+                "ctr_mean_time_to_close_hours_30d" => (1, "ctr_mean_time_to_close_hours_30d: 1–5 list pages"),
+                _ => continue,
+            };
+            calls += n;
+            detail.push(what.into());
+        }
+        if self.config.rate_limit_per_minute > 0 {
+            detail.push(format!(
+                "client-side limit {} calls/min: at least {} min",
+                self.config.rate_limit_per_minute,
+                calls.div_ceil(self.config.rate_limit_per_minute).saturating_sub(1)
+            ));
+        }
+        Ok(vec![
+            PlannedCalls {
+                pool: "ctr-token",
+                limit: None,
+                calls: 1,
+                detail: vec!["OAuth token (cached for the run)".into()],
+            },
+            PlannedCalls {
+                pool: "ctr",
+                limit: None,
+                calls,
+                detail,
+            },
+        ])
     }
 
     /// One feed cycle first (incidents into the store), then the selected KRIs. A feed failure

@@ -584,3 +584,17 @@ async fn a_throttled_enrichment_stops_calling_and_keeps_every_incident() {
         cycle.warnings
     );
 }
+
+#[tokio::test]
+async fn the_plan_counts_feed_enrichment_and_kri_calls_without_calling() {
+    let server = MockServer::start_async().await;
+    let c = ctr(&server, "enrich = true\nmax_fetch = 10\n");
+    let ctx = ctx();
+    let selected: Vec<&'static str> = kri_connector_ctr::KRIS.iter().map(|k| k.slug()).collect();
+    use kri_core::Connector;
+    let plan = c.plan(&ctx, &selected).await.unwrap();
+    let calls: Vec<(&str, u32)> = plan.iter().map(|p| (p.pool, p.calls)).collect();
+    assert_eq!(calls, [("ctr-token", 1), ("ctr", 1 + 10 + 3)]);
+    assert!(plan[1].detail[0].contains("first fetch"), "{:?}", plan[1].detail);
+    assert_eq!(ctx.calls.get(), 0);
+}
