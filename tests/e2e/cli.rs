@@ -25,7 +25,11 @@ async fn demo_prints_the_kri_table_and_exits_0() {
     );
     let json = run_kri(dir.path(), &["demo", "--output", "json"], &[]).await;
     assert_eq!(json.code, 0);
-    assert_eq!(json.json()["connectors"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        json.json()["connectors"].as_array().unwrap().len(),
+        4,
+        "tap, efd, clear and ctr"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -92,12 +96,25 @@ async fn daemon_runs_each_connector_then_stops_cleanly_on_sigterm() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let pid = child.id().expect("running").to_string();
-    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait()).await.expect("stops").unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), child.wait())
+        .await
+        .expect("stops")
+        .unwrap();
     assert_eq!(status.code(), Some(0), "a clean stop on SIGTERM");
-    assert_eq!(k.sandbox.hits("/v2/people/vap"), 1, "one run per connector until the next schedule");
-    let history = k.run(&["--config", cfg.to_str().unwrap(), "history", "--output", "json"], &[]).await;
+    assert_eq!(
+        k.sandbox.hits("/v2/people/vap"),
+        1,
+        "one run per connector until the next schedule"
+    );
+    let history = k
+        .run(&["--config", cfg.to_str().unwrap(), "history", "--output", "json"], &[])
+        .await;
     let runs = history.json()["runs"].as_array().unwrap().len();
     assert_eq!(runs, 3, "{history:?}");
 }

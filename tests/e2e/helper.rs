@@ -118,5 +118,11 @@ pub fn connector<'a>(run: &'a Value, module: &str) -> &'a Value {
 
 /// The module keys of a `kri run --output json` answer, in order.
 pub fn modules(run: &Value) -> Vec<String> {
-    run["connectors"].as_array().into_iter().flatten().filter_map(|c| c["module"].as_str()).map(str::to_owned).collect()
+    run["connectors"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c["module"].as_str())
+        .map(str::to_owned)
+        .collect()
 }

@@ -49,4 +49,5 @@ async fn demo_output_shows_no_secret() {
     let out = k.run(&["demo"], &[("RUST_LOG", "debug")]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(!out.all().contains(kri_sandbox::DEMO_SECRET));
+    assert!(!out.all().contains(kri_sandbox::ctr::DEMO_CLIENT_SECRET));
 }

@@ -54,7 +54,11 @@ fn main() {
         let mut section = 0;
         let mut first = true;
         loop {
-            let class = if records.is_multiple_of(10) { "IMPOSTOR" } else { "phish" };
+            let class = if records.is_multiple_of(10) {
+                "IMPOSTOR"
+            } else {
+                "phish"
+            };
             if !first {
                 put(",", &mut written);
             }

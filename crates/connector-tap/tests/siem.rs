@@ -47,9 +47,21 @@ async fn delivered_24h_reads_24_hourly_windows_and_dedupes_records() {
             then.status(204);
         })
         .await;
-    let r = run_selected("tap", "", &server.base_url(), CREDS, Some(&["pp_malicious_delivered_24h"])).await.unwrap();
+    let r = run_selected(
+        "tap",
+        "",
+        &server.base_url(),
+        CREDS,
+        Some(&["pp_malicious_delivered_24h"]),
+    )
+    .await
+    .unwrap();
     let k = &r.kris[0];
-    assert_eq!((k.slug, k.value, k.status), ("pp_malicious_delivered_24h", Some(5.0), KriStatus::Ok), "{k:?}");
+    assert_eq!(
+        (k.slug, k.value, k.status),
+        ("pp_malicious_delivered_24h", Some(5.0), KriStatus::Ok),
+        "{k:?}"
+    );
     assert_eq!(busy.calls_async().await, 1);
     // At 10:00:00 the current slot is empty (under 30 s): 23 full hours + nothing more.
     assert_eq!(others.calls_async().await, 22);
@@ -76,17 +88,29 @@ async fn a_429_on_siem_fails_the_siem_kris_after_one_call_and_vap_still_comes_in
         "",
         &server.base_url(),
         CREDS,
-        Some(&["pp_vap_count", "pp_malicious_delivered_24h", "pp_malicious_clicks_post_delivery_7d", "pp_bec_impostor_7d"]),
+        Some(&[
+            "pp_vap_count",
+            "pp_malicious_delivered_24h",
+            "pp_malicious_clicks_post_delivery_7d",
+            "pp_bec_impostor_7d",
+        ]),
     )
     .await
     .unwrap();
     assert_eq!(siem.calls_async().await, 1, "no retry storm after a 429");
     let by = |slug: &str| r.kris.iter().find(|k| k.slug == slug).unwrap().clone();
     assert_eq!(by("pp_vap_count").value, Some(4.0));
-    for slug in ["pp_malicious_delivered_24h", "pp_malicious_clicks_post_delivery_7d", "pp_bec_impostor_7d"] {
+    for slug in [
+        "pp_malicious_delivered_24h",
+        "pp_malicious_clicks_post_delivery_7d",
+        "pp_bec_impostor_7d",
+    ] {
         let k = by(slug);
         assert_eq!((k.status, k.value), (KriStatus::Failed, None));
-        assert!(k.message.as_deref().unwrap().contains("throttled") && k.message.as_deref().unwrap().contains("24 h"), "{k:?}");
+        assert!(
+            k.message.as_deref().unwrap().contains("throttled") && k.message.as_deref().unwrap().contains("24 h"),
+            "{k:?}"
+        );
     }
     assert_eq!(r.status, kri_core::store::ConnectorStatus::Partial);
 }
@@ -100,9 +124,25 @@ async fn a_truncated_siem_answer_fails_instead_of_undercounting() {
             then.status(200).body(r#"{"messagesDelivered":[{"id":"a"},"#);
         })
         .await;
-    let r = run_selected("tap", "", &server.base_url(), CREDS, Some(&["pp_malicious_delivered_24h"])).await.unwrap();
+    let r = run_selected(
+        "tap",
+        "",
+        &server.base_url(),
+        CREDS,
+        Some(&["pp_malicious_delivered_24h"]),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.kris[0].status, KriStatus::Failed);
-    assert!(r.kris[0].message.as_deref().unwrap().contains("unexpected answer from GET /v2/siem/all"), "{:?}", r.kris[0]);
+    assert!(
+        r.kris[0]
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("unexpected answer from GET /v2/siem/all"),
+        "{:?}",
+        r.kris[0]
+    );
 }
 
 #[tokio::test]
@@ -110,7 +150,8 @@ async fn campaigns_per_day_404_is_zero_and_the_matcher_is_configurable() {
     let server = MockServer::start_async().await;
     let day = server
         .mock_async(|when, then| {
-            when.path("/v2/campaign/ids").query_param("interval", "2026-11-22T00:00:00Z/2026-11-23T00:00:00Z");
+            when.path("/v2/campaign/ids")
+                .query_param("interval", "2026-11-22T00:00:00Z/2026-11-23T00:00:00Z");
             then.status(200).json_body(json!({"campaigns": [
                 {"id": "k1", "lastUpdatedAt": "2026-11-22T10:00:00.000Z"},
                 {"id": "k2", "lastUpdatedAt": "2026-11-22T11:00:00.000Z"},
@@ -132,28 +173,42 @@ async fn campaigns_per_day_404_is_zero_and_the_matcher_is_configurable() {
     server
         .mock_async(|when, then| {
             when.path("/v2/campaign/k2");
-            then.status(200).json_body(json!({"id": "k2", "families": [], "campaignMembers": [{"id": "m", "type": "PHISH", "subType": null}]}));
+            then.status(200).json_body(
+                json!({"id": "k2", "families": [], "campaignMembers": [{"id": "m", "type": "PHISH", "subType": null}]}),
+            );
         })
         .await;
     server
         .mock_async(|when, then| {
             when.path("/v2/campaign/k3");
-            then.status(200).json_body(json!({"id": "k3", "families": [{"name": "Banking Trojan"}], "techniques": [{"name": "Phishing Kit"}]}));
+            then.status(200).json_body(
+                json!({"id": "k3", "families": [{"name": "Banking Trojan"}], "techniques": [{"name": "Phishing Kit"}]}),
+            );
         })
         .await;
     let sel: &[&str] = &["pp_cred_phish_campaigns_30d"];
-    let r = run_selected("tap", "", &server.base_url(), CREDS, Some(sel)).await.unwrap();
+    let r = run_selected("tap", "", &server.base_url(), CREDS, Some(sel))
+        .await
+        .unwrap();
     assert_eq!(r.kris[0].value, Some(2.0), "{:?}", r.kris[0]);
     // 30 UTC days up to 10:00 today, one call each.
     assert_eq!(day.calls_async().await + empty.calls_async().await, 30);
-    let r = run_selected("tap", "cred_phish_contains = [\"trojan\"]\ncred_phish_equals = []", &server.base_url(), CREDS, Some(sel))
-        .await
-        .unwrap();
+    let r = run_selected(
+        "tap",
+        "cred_phish_contains = [\"trojan\"]\ncred_phish_equals = []",
+        &server.base_url(),
+        CREDS,
+        Some(sel),
+    )
+    .await
+    .unwrap();
     assert_eq!(r.kris[0].value, Some(1.0));
 }
 
 #[tokio::test]
 async fn an_empty_matcher_pattern_is_refused() {
-    let e = run_selected("tap", "cred_phish_contains = [\"\"]", "http://127.0.0.1:9", CREDS, None).await.unwrap_err();
+    let e = run_selected("tap", "cred_phish_contains = [\"\"]", "http://127.0.0.1:9", CREDS, None)
+        .await
+        .unwrap_err();
     assert_eq!(e.key, "connectors.tap.cred_phish_contains");
 }

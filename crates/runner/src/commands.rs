@@ -235,10 +235,14 @@ async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
     let sandbox = Sandbox::start(Scenario::default())
         .await
         .map_err(|e| Failure::runtime(format!("cannot start the sandbox API on 127.0.0.1: {e}")))?;
+    let base = sandbox.base_url();
     let toml = format!(
-        "[proofpoint]\nbase_url = \"{}\"\ncredentials = \"{}\"\n",
-        sandbox.base_url(),
-        sandbox.credentials()
+        "[proofpoint]\nbase_url = \"{base}\"\ncredentials = \"{}\"\n\n\
+         [connectors.ctr]\nenabled = true\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/token\"\n\
+         client_id = \"{}\"\nclient_secret = \"{}\"\n",
+        sandbox.credentials(),
+        kri_sandbox::ctr::DEMO_CLIENT_ID,
+        kri_sandbox::ctr::DEMO_CLIENT_SECRET,
     );
     let loaded = load(&Sources::from_toml(&toml), Need::Credentials)?;
     let store = Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?;
