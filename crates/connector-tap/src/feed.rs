@@ -61,6 +61,8 @@ pub struct Sums {
     rules: WindowRules,
     facts: BTreeMap<DateTime<Utc>, SlotFacts>,
     failed: BTreeMap<DateTime<Utc>, KriError>,
+    /// The stored facts could not be loaded: nothing can be summed.
+    load_error: Option<KriError>,
 }
 
 impl Siem {
@@ -95,14 +97,13 @@ impl Siem {
         let mut facts = match Self::load(ctx).await {
             Ok(f) => f,
             Err(e) => {
-                let mut sums = Sums {
+                return Sums {
                     now,
                     rules,
                     facts: BTreeMap::new(),
                     failed,
+                    load_error: Some(e),
                 };
-                sums.failed.insert(now, e);
-                return sums;
             }
         };
         let slots = last_slots(now, Duration::hours(1), count);
@@ -153,6 +154,7 @@ impl Siem {
             rules,
             facts,
             failed,
+            load_error: None,
         }
     }
 
@@ -186,7 +188,10 @@ impl Sums {
         let slots = last_slots(self.now, Duration::hours(1), count);
         let mut ids: HashSet<&str> = HashSet::new();
         let mut missing = 0;
-        let mut first_error: Option<&KriError> = self.failed.get(&self.now);
+        if let Some(e) = &self.load_error {
+            return Err(KriError::Other(format!("the stored SIEM facts could not be read: {e}")));
+        }
+        let mut first_error: Option<&KriError> = None;
         for s in &slots {
             if let Some(e) = self.failed.get(s) {
                 first_error.get_or_insert(e);
