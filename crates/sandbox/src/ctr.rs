@@ -9,7 +9,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{Form, Path, Request, State};
+use axum::extract::{Extension, Form, Path, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -18,7 +18,8 @@ use axum::{Json, Router};
 use chrono::{DateTime, DurationRound, NaiveDateTime, Utc};
 use serde_json::{Value, json};
 
-use crate::{Shared, text};
+use crate::faults::Counted;
+use crate::{Shared, count_hit, counted, text};
 
 /// The OAuth client the sandbox accepts.
 pub const DEMO_CLIENT_ID: &str = "demo-ctr-client";
@@ -57,13 +58,11 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
         .with_state(state)
 }
 
-fn count(s: &Ctr, path: &str) {
-    *s.shared
-        .hits
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(path.to_owned())
-        .or_default() += 1;
+/// Count a request, unless the fault layer already did (`counted`).
+fn count(s: &Ctr, path: &str, counted: bool) {
+    if !counted {
+        count_hit(&s.shared, path);
+    }
 }
 
 fn ctr_time(t: DateTime<Utc>) -> String {
@@ -137,8 +136,12 @@ fn incident(
     })
 }
 
-async fn token(State(s): State<Arc<Ctr>>, Form(form): Form<BTreeMap<String, String>>) -> Response {
-    count(&s, "/v1/token");
+async fn token(
+    State(s): State<Arc<Ctr>>,
+    faulted: Option<Extension<Counted>>,
+    Form(form): Form<BTreeMap<String, String>>,
+) -> Response {
+    count(&s, "/v1/token", faulted.is_some());
     let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
         && form.get("client_id").map(String::as_str) == Some(DEMO_CLIENT_ID)
         && form.get("client_secret").map(String::as_str) == Some(DEMO_CLIENT_SECRET);
@@ -153,7 +156,7 @@ async fn token(State(s): State<Arc<Ctr>>, Form(form): Form<BTreeMap<String, Stri
 
 /// Count every API request, then require a bearer token this sandbox issued.
 async fn bearer(State(s): State<Arc<Ctr>>, req: Request, next: Next) -> Response {
-    count(&s, req.uri().path());
+    count(&s, req.uri().path(), counted(&req));
     let given = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -1,5 +1,6 @@
 //! A fake Proofpoint API that behaves like the real one (auth, plain-text errors, licensing),
 //! served on 127.0.0.1. `kri demo` runs against it; so do the end-to-end tests of the binary.
+//! Tests can also make it misbehave (cut bodies, hangs, redirects, echoes): see [`faults`].
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -15,7 +16,10 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 
 pub mod ctr;
+pub mod faults;
 pub mod tap;
+
+pub use faults::{Fault, FaultRule, RecordedRequest, Recorder};
 
 /// The credentials the sandbox accepts unless told otherwise.
 pub const DEMO_PRINCIPAL: &str = "demo-principal";
@@ -43,6 +47,8 @@ pub struct Scenario {
     pub people_forbidden: bool,
     /// Calls per rolling 24 h on the shared SIEM pool before it answers 429 (real: 1800).
     pub siem_pool_limit: u32,
+    /// Faults to inject from the start (see [`faults`]); [`Sandbox::set_faults`] replaces them.
+    pub faults: Vec<FaultRule>,
 }
 
 impl Default for Scenario {
@@ -54,6 +60,7 @@ impl Default for Scenario {
             clear: Licence::Licensed,
             people_forbidden: false,
             siem_pool_limit: 1800,
+            faults: Vec::new(),
         }
     }
 }
@@ -81,6 +88,8 @@ struct Shared {
     tap: tap::TapData,
     /// Call times per rate-limit pool, for the rolling-24 h limits.
     pools: Mutex<BTreeMap<&'static str, Vec<chrono::DateTime<chrono::Utc>>>>,
+    /// The fault rules in force, with their remaining uses.
+    faults: faults::Faults,
 }
 
 /// A running sandbox. Dropping it stops the server.
@@ -99,6 +108,7 @@ impl Sandbox {
     /// Serve on a given port (0 = any free port).
     pub async fn start_on(scenario: Scenario, port: u16) -> std::io::Result<Sandbox> {
         let shared = Arc::new(Shared {
+            faults: faults::Faults::new(scenario.faults.clone()),
             scenario,
             hits: Mutex::new(BTreeMap::new()),
             tap: tap::TapData::new(chrono::Utc::now()),
@@ -150,6 +160,12 @@ impl Sandbox {
     pub fn all_hits(&self) -> BTreeMap<String, u64> {
         self.shared.hits.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
+
+    /// Replace the fault rules (and their remaining uses), e.g. so that a second run against the
+    /// same sandbox and data "recovers". An empty list serves everything normally.
+    pub fn set_faults(&self, rules: Vec<FaultRule>) {
+        self.shared.faults.replace(rules);
+    }
 }
 
 impl Drop for Sandbox {
@@ -170,7 +186,23 @@ fn router(shared: Arc<Shared>) -> Router {
         .layer(middleware::from_fn_with_state(shared.clone(), basic_auth))
         .with_state(shared.clone())
         // CTR uses OAuth bearer tokens, so its routes are merged after the Basic-auth layer.
-        .merge(ctr::router(shared))
+        .merge(ctr::router(shared.clone()))
+        // Outermost, so faults cover every route and see the request as the client sent it.
+        .layer(middleware::from_fn_with_state(shared, faults::inject))
+}
+
+/// Count one request to `path` in the per-path hit counter.
+fn count_hit(s: &Shared, path: &str) {
+    *s.hits
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(path.to_owned())
+        .or_default() += 1;
+}
+
+/// Whether the fault layer has counted this request already (it was faulted).
+fn counted(req: &Request) -> bool {
+    req.extensions().get::<faults::Counted>().is_some()
 }
 
 /// Record a call on `pool`; `false` when it is over `limit` calls in the rolling 24 h (429).
@@ -206,13 +238,12 @@ fn text(status: StatusCode, body: &'static str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/plain")], body).into_response()
 }
 
-/// Count every request, then check HTTP Basic credentials like TAP does: 401 when wrong.
+/// Count every request (unless the fault layer did), then check HTTP Basic credentials like TAP
+/// does: 401 when wrong.
 async fn basic_auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
-    *s.hits
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(req.uri().path().to_owned())
-        .or_default() += 1;
+    if !counted(&req) {
+        count_hit(&s, req.uri().path());
+    }
     let expected = format!(
         "Basic {}",
         base64(&format!("{}:{}", s.scenario.principal, s.scenario.secret))
