@@ -6,8 +6,8 @@
 use kri_core::kri::percent;
 use kri_core::secret::Secret;
 use kri_core::{
-    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpOptions, Kri, KriError, KriResult, KriSpec,
-    Measurement, Probe, Registration, RunContext, Unit, async_trait,
+    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, Kri, KriError, KriResult, KriSpec, Measurement,
+    PlannedCalls, Pool, Probe, Registration, RunContext, Unit, async_trait,
 };
 use serde::Deserialize;
 
@@ -28,6 +28,9 @@ pub const FN_RATE: KriSpec = KriSpec {
 
 pub static KRIS: &[&dyn Kri] = &[&FN_RATE];
 
+/// CLEAR calls: no published daily limit; counted and guarded all the same.
+pub const CLEAR_POOL: Pool = Pool::unlimited("clear");
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ClearConfig {
@@ -44,7 +47,7 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
     let http = settings.proofpoint_client(
         cfg.base_url.as_deref(),
         cfg.credentials.as_ref(),
-        HttpOptions::default(),
+        settings.http_options(),
     )?;
     Ok(Box::new(Clear { http }))
 }
@@ -69,9 +72,16 @@ struct Summary {
     false_negatives: Option<u64>,
 }
 
+/// (total reports, false negatives). An answer without `totalReports` is not "no reports".
 async fn summary(http: &HttpClient) -> Result<(u64, u64), KriError> {
     let s: Summary = http.get_json(SUMMARY_PATH, &[("window", "7d")]).await?;
-    Ok((s.total_reports.unwrap_or(0), s.false_negatives.unwrap_or(0)))
+    match (s.total_reports, s.false_negatives) {
+        (Some(total), Some(fns)) => Ok((total, fns)),
+        (Some(0), None) => Ok((0, 0)),
+        _ => Err(KriError::Other(format!(
+            "GET {SUMMARY_PATH}: the answer lacks totalReports or falseNegatives; the CLEAR API may have changed"
+        ))),
+    }
 }
 
 fn fn_rate(total: u64, false_negatives: u64) -> KriResult {
@@ -102,7 +112,7 @@ impl Connector for Clear {
     }
 
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
-        let (total, fns) = summary(&self.http.counting(&ctx.calls)).await?;
+        let (total, fns) = summary(&self.http.metered(&ctx.budget, CLEAR_POOL)).await?;
         Ok(Probe {
             message: format!("CLEAR answered GET {SUMMARY_PATH}: {total} reports, {fns} false negatives in 7 days"),
         })
@@ -112,10 +122,23 @@ impl Connector for Clear {
         if !selected.contains(&FN_RATE.slug) {
             return Vec::new();
         }
-        let result = match summary(&self.http.counting(&ctx.calls)).await {
+        let result = match summary(&self.http.metered(&ctx.budget, CLEAR_POOL)).await {
             Ok((total, fns)) => fn_rate(total, fns),
             Err(e) => Err(e),
         };
         vec![(FN_RATE.slug, result)]
+    }
+
+    async fn plan(&self, _ctx: &RunContext, selected: &[&'static str]) -> Result<Vec<PlannedCalls>, KriError> {
+        Ok(selected
+            .contains(&FN_RATE.slug)
+            .then(|| PlannedCalls {
+                pool: CLEAR_POOL.name,
+                limit: CLEAR_POOL.limit,
+                calls: 1,
+                detail: vec![format!("GET {SUMMARY_PATH}?window=7d")],
+            })
+            .into_iter()
+            .collect())
     }
 }

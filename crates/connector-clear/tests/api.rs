@@ -36,12 +36,26 @@ async fn fn_rate_is_exact() {
 async fn zero_reports_is_zero_with_a_low_signal_warning() {
     for answer in [
         json!({"totalReports": 0, "falseNegatives": 0}),
-        json!({"totalReports": null, "falseNegatives": null}),
+        json!({"totalReports": 0}),
     ] {
         let r = run_with(200, answer).await;
         let k = &r.kris[0];
         assert_eq!((k.value, k.status), (Some(0.0), KriStatus::Ok));
         assert!(k.message.as_deref().unwrap().contains("low signal"));
+    }
+}
+
+#[tokio::test]
+async fn an_answer_without_the_figures_fails_instead_of_reading_as_zero() {
+    for answer in [
+        json!({"totalReports": null, "falseNegatives": null}),
+        json!({}),
+        json!({"totalReports": 40}),
+    ] {
+        let r = run_with(200, answer.clone()).await;
+        let k = &r.kris[0];
+        assert_eq!((k.value, k.status), (None, KriStatus::Failed), "{answer}");
+        assert!(k.message.as_deref().unwrap().contains("totalReports"), "{k:?}");
     }
 }
 

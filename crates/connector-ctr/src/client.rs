@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kri_core::http::decode_json;
 use kri_core::{HttpClient, HttpError};
 use reqwest::Method;
 use serde::Deserialize;
@@ -83,17 +82,21 @@ impl Default for Backoff {
     }
 }
 
-/// One page of the list answer.
+/// One page of the list answer. `incidents` is `None` when the answer had no array (missing or
+/// null): that is not the same as an empty page.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Page {
     #[serde(default)]
     pub total: Option<u64>,
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub incidents: Vec<Value>,
+    #[serde(default)]
+    pub incidents: Option<Vec<Value>>,
 }
 
-fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<Value>, D::Error> {
-    Ok(Option::<Vec<Value>>::deserialize(d)?.unwrap_or_default())
+impl Page {
+    /// The incidents on the page (none when the answer had no array).
+    pub fn rows(self) -> Vec<Value> {
+        self.incidents.unwrap_or_default()
+    }
 }
 
 /// The incident fields the connector reasons about; the rest is kept as the API sent it.
@@ -114,9 +117,10 @@ impl<'a> View<'a> {
     }
 }
 
-/// A CTR API client for one run: counted calls, rate limit, back-off.
+/// A CTR API client for one run: metered calls, rate limit, back-off.
 #[derive(Clone, Debug)]
 pub struct CtrClient {
+    /// Metered in the run's `ctr` pool.
     pub http: HttpClient,
     pub limiter: Arc<RateLimiter>,
     pub backoff: Backoff,
@@ -130,13 +134,19 @@ impl CtrClient {
             self.limiter.acquire().await;
             let result = self
                 .http
-                .send(method.clone(), path, |r| match body {
+                .send_json::<Value>(method.clone(), path, |r| match body {
                     Some(b) => r.json(b),
                     None => r,
                 })
                 .await;
             match result {
-                Ok(resp) => return decode_json(&endpoint, resp).await,
+                Ok(Value::Null) => {
+                    return Err(HttpError::Decode {
+                        endpoint,
+                        detail: "the API answered 204 No Content (or null) where an answer was expected".into(),
+                    });
+                }
+                Ok(v) => return Ok(v),
                 Err(HttpError::Throttled { .. }) if attempt < self.backoff.retries => {
                     let wait = self.backoff.first.saturating_mul(1 << attempt.min(8));
                     tracing::warn!(%endpoint, wait_s = wait.as_secs_f64(), "CTR answered 429, backing off");
@@ -182,8 +192,9 @@ impl CtrClient {
             let want = (limit - out.len() as u32).min(MAX_PAGE);
             let page = self.page(filters, now, start, start + want, sort).await?;
             total = page.total.or(total);
-            let got = page.incidents.len() as u32;
-            out.extend(page.incidents.into_iter().take(want as usize));
+            let rows = page.rows();
+            let got = rows.len() as u32;
+            out.extend(rows.into_iter().take(want as usize));
             start += got;
             if got < want || total.is_some_and(|t| u64::from(start) >= t) {
                 break;
@@ -254,7 +265,8 @@ mod tests {
     #[test]
     fn a_page_with_null_incidents_is_empty() {
         let p: Page = serde_json::from_value(json!({"total": null, "incidents": null})).unwrap();
-        assert!(p.incidents.is_empty() && p.total.is_none());
+        assert!(p.incidents.is_none() && p.total.is_none());
+        assert!(p.rows().is_empty());
     }
 
     #[tokio::test(start_paused = true)]

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::{DateTime, DurationRound, Utc};
-use kri_core::store::StateHandle;
+use kri_core::store::{StateHandle, StateValue};
 use kri_core::{HttpError, KriError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -32,6 +32,19 @@ pub struct Cursor {
     pub created_at: Option<DateTime<Utc>>,
     /// Ids delivered whose `createdAt` is inside the next window's look-back, with their time.
     pub seen: BTreeMap<String, Option<DateTime<Utc>>>,
+}
+
+impl StateValue for Cursor {
+    const VERSION: u32 = 1;
+}
+
+/// An incident as stored (`incident/{uuid}`): the API's JSON, merged over time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StoredIncident(pub Value);
+
+impl StateValue for StoredIncident {
+    const VERSION: u32 = 1;
 }
 
 /// The settings of one cycle.
@@ -111,8 +124,10 @@ pub async fn cycle(
             }
         };
         pages += 1;
-        let got = page.incidents.len() as u32;
-        for inc in page.incidents {
+        let total = page.total;
+        let rows = page.rows();
+        let got = rows.len() as u32;
+        for inc in rows {
             let Some(id) = View(&inc).id().map(str::to_owned) else {
                 warnings.push("an incident without an id was skipped".into());
                 continue;
@@ -127,7 +142,7 @@ pub async fn cycle(
             fresh.push(inc);
         }
         row += got;
-        if got < MAX_PAGE || page.total.is_some_and(|t| u64::from(row) >= t) {
+        if got < MAX_PAGE || total.is_some_and(|t| u64::from(row) >= t) {
             break;
         }
     }
@@ -185,11 +200,11 @@ pub async fn store_incidents(
     now: DateTime<Utc>,
     incidents: &[Value],
 ) -> Result<Vec<Value>, KriError> {
-    let mut rows: Vec<(String, Value)> = Vec::new();
+    let mut rows: Vec<(String, StoredIncident)> = Vec::new();
     for inc in incidents {
         let Some(id) = View(inc).id() else { continue };
         let key = incident_key(id);
-        let merged = match state.get::<Value>(&key).await? {
+        let merged = match state.get::<StoredIncident>(&key).await?.map(|s| s.0) {
             Some(Value::Object(mut old)) => {
                 if let Value::Object(new) = inc {
                     for (k, v) in new {
@@ -200,10 +215,10 @@ pub async fn store_incidents(
             }
             _ => inc.clone(),
         };
-        rows.push((key, merged));
+        rows.push((key, StoredIncident(merged)));
     }
     state.put_many(now, &rows).await?;
-    Ok(rows.into_iter().map(|(_, v)| v).collect())
+    Ok(rows.into_iter().map(|(_, v)| v.0).collect())
 }
 
 /// One GET per incident, at most `concurrency` at a time, under the client's rate limit. A

@@ -83,8 +83,8 @@ fn check(flag: &str, values: &[String], allowed: &[&str]) -> Result<(), FilterEr
 }
 
 impl Filters {
-    /// Refuse anything the API would ignore or answer with nothing.
-    pub fn validate(&self) -> Result<(), FilterError> {
+    /// Refuse anything the API would ignore or answer with nothing (`now` is the default end).
+    pub fn validate(&self, now: DateTime<Utc>) -> Result<(), FilterError> {
         for id in &self.incident_ids {
             if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(FilterError(format!(
@@ -109,14 +109,18 @@ impl Filters {
         if self.end.is_some() && self.start.is_none() {
             return Err(FilterError("--end-time needs --start-time too".into()));
         }
-        if let (Some(s), Some(e)) = (self.start, self.end)
-            && s > e
-        {
-            return Err(FilterError(format!(
-                "--start-time ({}) is after --end-time ({})",
-                filter_time(&s),
-                filter_time(&e)
-            )));
+        if let Some(s) = self.start {
+            let (e, what) = match self.end {
+                Some(e) => (e, "--end-time"),
+                None => (now, "now (the default --end-time)"),
+            };
+            if s > e {
+                return Err(FilterError(format!(
+                    "--start-time ({}) is after {what} ({}): the range would be empty",
+                    filter_time(&s),
+                    filter_time(&e)
+                )));
+            }
         }
         Ok(())
     }
@@ -188,7 +192,7 @@ mod tests {
             confidences: v(&["confidence_high"]),
             priorities: v(&["high"]),
         };
-        f.validate().unwrap();
+        f.validate(now()).unwrap();
         assert_eq!(
             f.body(now(), 0, 50, Sort::Asc),
             json!({
@@ -223,7 +227,7 @@ mod tests {
             states: v(&["open_incidents", "closed_incidents"]),
             ..Default::default()
         };
-        assert!(f.validate().unwrap_err().0.contains("return nothing"));
+        assert!(f.validate(now()).unwrap_err().0.contains("return nothing"));
     }
 
     #[test]
@@ -232,7 +236,7 @@ mod tests {
             dispositions: v(&["phishy"]),
             ..Default::default()
         };
-        let e = f.validate().unwrap_err().0;
+        let e = f.validate(now()).unwrap_err().0;
         assert!(
             e.contains("--dispositions") && e.contains("`phishy`") && e.contains("simulated_phish"),
             "{e}"
@@ -241,12 +245,15 @@ mod tests {
             sources: v(&["tap_alert"]),
             ..Default::default()
         };
-        assert!(f.validate().is_err(), "tap_alert is an answer value, the filter is tap");
+        assert!(
+            f.validate(now()).is_err(),
+            "tap_alert is an answer value, the filter is tap"
+        );
         let f = Filters {
             incident_ids: v(&["440def43-c322-42ba-a6d6-a2306128ea3b"]),
             ..Default::default()
         };
-        assert!(f.validate().unwrap_err().0.contains("not a display id"));
+        assert!(f.validate(now()).unwrap_err().0.contains("not a display id"));
     }
 
     #[test]
@@ -256,11 +263,11 @@ mod tests {
             end: Some(now() - chrono::Duration::hours(1)),
             ..Default::default()
         };
-        assert!(f.validate().unwrap_err().0.contains("after"));
+        assert!(f.validate(now()).unwrap_err().0.contains("after"));
         let f = Filters {
             end: Some(now()),
             ..Default::default()
         };
-        assert!(f.validate().is_err());
+        assert!(f.validate(now()).is_err());
     }
 }

@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use kri_core::config::parse_duration;
+use kri_core::config::{lenient_bool, parse_duration};
 use kri_core::oauth::TokenSource;
 use kri_core::secret::{Secret, lenient_opt_string};
 use kri_core::store::StateHandle;
 use kri_core::{
-    Auth, CallCounter, ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpError, HttpOptions, Kri,
-    KriError, KriResult, KriSpec, Measurement, PlannedCalls, Probe, Registration, RunContext, Unit, async_trait,
+    Auth, Budget, ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpError, HttpOptions, Kri,
+    KriError, KriResult, KriSpec, Measurement, PlannedCalls, Pool, Probe, Registration, RunContext, Unit, async_trait,
 };
 use serde::Deserialize;
 use serde_json::Value;
@@ -67,6 +67,11 @@ pub const MTTC_30D: KriSpec = KriSpec {
 
 pub static KRIS: &[&dyn Kri] = &[&OPEN_INCIDENTS, &CREATED_24H, &MTTC_30D];
 
+/// Token requests.
+pub const TOKEN_POOL: Pool = Pool::unlimited("ctr-token");
+/// Every CTR API call (no published daily limit; `rate_limit_per_minute` spaces them).
+pub const CTR_POOL: Pool = Pool::unlimited("ctr");
+
 /// Closed incidents read for the mean time to close (5 pages).
 const MTTC_MAX_ROWS: u32 = 1000;
 
@@ -92,7 +97,7 @@ struct RawConfig {
     max_fetch: u32,
     #[serde(default = "default_fetch_states")]
     fetch_states: Vec<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     enrich: bool,
     #[serde(default = "default_enrich_concurrency")]
     enrich_concurrency: u32,
@@ -142,6 +147,8 @@ pub struct CtrConfig {
     pub enrich_concurrency: u32,
     /// Client-side limit on CTR API calls (0: none).
     pub rate_limit_per_minute: u32,
+    /// Time-outs and retries (the framework's `timeout` / `connect_timeout`).
+    pub http: HttpOptions,
 }
 
 impl CtrConfig {
@@ -220,6 +227,7 @@ impl CtrConfig {
             enrich: raw.enrich,
             enrich_concurrency: raw.enrich_concurrency,
             rate_limit_per_minute: raw.rate_limit_per_minute,
+            http: settings.http_options(),
         })
     }
 }
@@ -240,10 +248,11 @@ impl Ctr {
             &config.token_url,
             &config.client_id,
             config.client_secret.clone(),
-            HttpOptions::default(),
+            config.http.clone(),
+            TOKEN_POOL,
         )
         .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.token_url"), m))?;
-        let http = HttpClient::new(&config.base_url, Auth::Bearer(Arc::new(tokens)), HttpOptions::default())
+        let http = HttpClient::new(&config.base_url, Auth::Bearer(Arc::new(tokens)), config.http.clone())
             .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.base_url"), m))?;
         Ok(Self {
             limiter: Arc::new(RateLimiter::new(config.rate_limit_per_minute)),
@@ -257,10 +266,10 @@ impl Ctr {
         &self.config
     }
 
-    /// A client counting into `calls`.
-    pub fn client(&self, calls: &CallCounter) -> CtrClient {
+    /// A client metered by `budget` (token requests go to their own pool).
+    pub fn client(&self, budget: &Budget) -> CtrClient {
         CtrClient {
-            http: self.http.counting(calls),
+            http: self.http.metered(budget, CTR_POOL),
             limiter: self.limiter.clone(),
             backoff: self.backoff,
         }
@@ -280,7 +289,7 @@ impl Ctr {
     /// One cycle of the incident feed (`kri ctr fetch`, and the start of every CTR run).
     pub async fn fetch(&self, ctx: &RunContext) -> Result<Cycle, KriError> {
         fetch::cycle(
-            &self.client(&ctx.calls),
+            &self.client(&ctx.budget),
             &ctx.state,
             &self.feed_settings(),
             ctx.clock.now(),
@@ -295,17 +304,23 @@ impl Ctr {
         filters: &Filters,
         limit: u32,
     ) -> Result<(Vec<Value>, Option<u64>), HttpError> {
-        self.client(&ctx.calls)
+        self.client(&ctx.budget)
             .list(filters, ctx.clock.now(), limit, Sort::Desc)
             .await
     }
 
     /// `kri ctr incidents get`: details per UUID, each stored into (merged with) its row; one
-    /// failure does not hide the others. Ids must have passed [`client::is_uuid`].
-    pub async fn get_many(&self, ctx: &RunContext, ids: &[String]) -> Vec<(String, Result<Value, KriError>)> {
-        let client = self.client(&ctx.calls);
+    /// failure does not hide the others. Ids must have passed [`client::is_uuid`]. `done` is
+    /// told after each incident (for progress).
+    pub async fn get_many(
+        &self,
+        ctx: &RunContext,
+        ids: &[String],
+        done: &(dyn Fn(usize) + Send + Sync),
+    ) -> Vec<(String, Result<Value, KriError>)> {
+        let client = self.client(&ctx.budget);
         let mut out = Vec::new();
-        for id in ids {
+        for (i, id) in ids.iter().enumerate() {
             let r = match client.get(id).await {
                 Ok(details) => {
                     let row = client::merge_details(&serde_json::json!({"id": id}), &details);
@@ -316,14 +331,26 @@ impl Ctr {
                 Err(e) => Err(e.into()),
             };
             out.push((id.clone(), r));
+            done(i + 1);
         }
         out
+    }
+
+    /// How long the client-side rate limit makes `calls` calls take at least (none when unlimited).
+    pub fn rate_limited_duration(&self, calls: usize) -> Option<Duration> {
+        let per_minute = self.config.rate_limit_per_minute as usize;
+        (per_minute > 0 && calls > per_minute).then(|| Duration::from_secs(60 * ((calls - 1) / per_minute) as u64))
     }
 
     async fn total(&self, client: &CtrClient, filters: &Filters, now: DateTime<Utc>) -> KriResult {
         let page = client.page(filters, now, 0, 1, Sort::Desc).await?;
         match page.total {
             Some(t) => Ok(Measurement::value(t as f64)),
+            None if page.incidents.is_none() => Err(KriError::Other(format!(
+                "POST {}: the answer has neither `total` nor `incidents`, so nothing can be counted (the API may \
+                 have changed); the last good value is kept",
+                client::LIST_PATH
+            ))),
             None => {
                 // No `total` in the answer: count by paging (bounded).
                 let (all, _) = client.list(filters, now, 10 * filters::MAX_PAGE, Sort::Desc).await?;
@@ -407,7 +434,7 @@ impl Connector for Ctr {
             ..Default::default()
         };
         let page = self
-            .client(&ctx.calls)
+            .client(&ctx.budget)
             .page(&filters, ctx.clock.now(), 0, 1, Sort::Desc)
             .await?;
         Ok(Probe {
@@ -460,14 +487,14 @@ impl Connector for Ctr {
         }
         Ok(vec![
             PlannedCalls {
-                pool: "ctr-token",
-                limit: None,
+                pool: TOKEN_POOL.name,
+                limit: TOKEN_POOL.limit,
                 calls: 1,
                 detail: vec!["OAuth token (cached for the run)".into()],
             },
             PlannedCalls {
-                pool: "ctr",
-                limit: None,
+                pool: CTR_POOL.name,
+                limit: CTR_POOL.limit,
                 calls,
                 detail,
             },
@@ -490,7 +517,7 @@ impl Connector for Ctr {
                 feed_note = Some(format!("incident feed failed: {e}"));
             }
         }
-        let client = self.client(&ctx.calls);
+        let client = self.client(&ctx.budget);
         let now = ctx.clock.now();
         let mut out = Vec::new();
         for slug in selected {
@@ -535,9 +562,9 @@ impl Connector for Ctr {
 /// Read the stored incidents (for tests and tools): `incident/{uuid}` rows.
 pub async fn stored_incidents(state: &StateHandle) -> Result<Vec<Value>, KriError> {
     Ok(state
-        .scan::<Value>("incident/")
+        .scan::<fetch::StoredIncident>("incident/")
         .await?
         .into_iter()
-        .map(|(_, v)| v)
+        .map(|(_, v)| v.0)
         .collect())
 }

@@ -111,7 +111,7 @@ async fn a_401_fetches_a_fresh_token_once() {
         .await;
     let c = ctr(&server, "");
     let ctx = ctx();
-    let client = c.client(&ctx.calls);
+    let client = c.client(&ctx.budget);
     client
         .page(&Filters::default(), fixed_now(), 0, 1, Sort::Desc)
         .await
@@ -398,7 +398,7 @@ async fn get_stores_into_the_same_row_and_one_failed_id_does_not_hide_the_others
     let ctx = ctx();
     c.fetch(&ctx).await.unwrap();
     let missing = "00000000-0000-0000-0000-00000000beef".to_owned();
-    let got = c.get_many(&ctx, &[id0.to_owned(), missing.clone()]).await;
+    let got = c.get_many(&ctx, &[id0.to_owned(), missing.clone()], &|_| {}).await;
     assert!(got[0].1.is_ok());
     assert!(
         matches!(&got[1].1, Err(KriError::Http(HttpError::NotFound { .. }))),
@@ -456,7 +456,7 @@ async fn kris_open_created_24h_and_mean_time_to_close() {
     let c = ctr(&server, "");
     let ctx = ctx();
     let selected: Vec<&'static str> = kri_connector_ctr::KRIS.iter().map(|k| k.slug()).collect();
-    let report = kri_core::run::run_connector(&c, &ctx, &selected, &Default::default()).await;
+    let report = kri_core::run::run_connector(&c, &ctx, &selected, &Default::default(), Duration::from_secs(900)).await;
     let values: Vec<(&str, Option<f64>, Option<String>)> = report
         .kris
         .iter()

@@ -3,11 +3,12 @@
 //! Proofpoint publishes no public EFD API reference: the contract is the product brief's,
 //! parsed tolerantly (an object with `domains`, or a bare array; `name` or `domain`).
 
+use kri_core::config::lenient_bool;
 use kri_core::kri::percent;
 use kri_core::secret::Secret;
 use kri_core::{
-    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpOptions, Kri, KriError, KriResult, KriSpec,
-    Measurement, Probe, Registration, RunContext, Unit, async_trait,
+    ConfigError, Connector, ConnectorSettings, Direction, HttpClient, Kri, KriError, KriResult, KriSpec, Measurement,
+    PlannedCalls, Pool, Probe, Registration, RunContext, Unit, async_trait,
 };
 use serde::Deserialize;
 
@@ -28,13 +29,16 @@ pub const DMARC_ENFORCEMENT: KriSpec = KriSpec {
 
 pub static KRIS: &[&dyn Kri] = &[&DMARC_ENFORCEMENT];
 
+/// EFD calls: no published daily limit; counted and guarded all the same.
+pub const EFD_POOL: Pool = Pool::unlimited("efd");
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EfdConfig {
     base_url: Option<String>,
     credentials: Option<Secret>,
     /// Count `p=quarantine` as enforced too (default: only `reject`).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_bool")]
     count_quarantine_as_enforced: bool,
 }
 
@@ -48,7 +52,7 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
     let http = settings.proofpoint_client(
         cfg.base_url.as_deref(),
         cfg.credentials.as_ref(),
-        HttpOptions::default(),
+        settings.http_options(),
     )?;
     Ok(Box::new(Efd {
         http,
@@ -89,12 +93,16 @@ struct Domain {
 }
 
 impl Efd {
-    async fn domains(&self, http: &HttpClient) -> Result<Vec<Domain>, KriError> {
-        let answer: DomainsAnswer = http.get_json(DOMAINS_PATH, &[]).await?;
-        Ok(match answer {
-            DomainsAnswer::Wrapped { domains } => domains.unwrap_or_default(),
-            DomainsAnswer::Bare(d) => d,
-        })
+    /// The domains. A 204 is "no domains"; an object without a `domains` array is not.
+    async fn domains(&self, ctx: &RunContext) -> Result<Vec<Domain>, KriError> {
+        let http = self.http.metered(&ctx.budget, EFD_POOL);
+        match http.get_json::<Option<DomainsAnswer>>(DOMAINS_PATH, &[]).await? {
+            None => Ok(Vec::new()),
+            Some(DomainsAnswer::Bare(d)) | Some(DomainsAnswer::Wrapped { domains: Some(d) }) => Ok(d),
+            Some(DomainsAnswer::Wrapped { domains: None }) => Err(KriError::Other(format!(
+                "GET {DOMAINS_PATH}: the answer has no `domains` array; the EFD API may have changed"
+            ))),
+        }
     }
 
     fn enforcement(&self, domains: &[Domain]) -> Measurement {
@@ -131,7 +139,7 @@ impl Connector for Efd {
     }
 
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
-        let domains = self.domains(&self.http.counting(&ctx.calls)).await?;
+        let domains = self.domains(ctx).await?;
         Ok(Probe {
             message: format!("EFD answered GET {DOMAINS_PATH}: {} domains", domains.len()),
         })
@@ -141,8 +149,20 @@ impl Connector for Efd {
         if !selected.contains(&DMARC_ENFORCEMENT.slug) {
             return Vec::new();
         }
-        let http = self.http.counting(&ctx.calls);
-        let result = self.domains(&http).await.map(|d| self.enforcement(&d));
+        let result = self.domains(ctx).await.map(|d| self.enforcement(&d));
         vec![(DMARC_ENFORCEMENT.slug, result)]
+    }
+
+    async fn plan(&self, _ctx: &RunContext, selected: &[&'static str]) -> Result<Vec<PlannedCalls>, KriError> {
+        Ok(selected
+            .contains(&DMARC_ENFORCEMENT.slug)
+            .then(|| PlannedCalls {
+                pool: EFD_POOL.name,
+                limit: EFD_POOL.limit,
+                calls: 1,
+                detail: vec![format!("GET {DOMAINS_PATH}")],
+            })
+            .into_iter()
+            .collect())
     }
 }

@@ -59,11 +59,21 @@ async fn a_bare_array_is_accepted() {
 
 #[tokio::test]
 async fn zero_domains_is_zero_with_a_warning() {
-    for answer in [json!({"domains": []}), json!({"domains": null}), json!({})] {
+    for answer in [json!({"domains": []}), json!([])] {
         let r = run_with(answer, "").await;
         let k = &r.kris[0];
         assert_eq!((k.value, k.status), (Some(0.0), KriStatus::Ok));
         assert!(k.message.as_deref().unwrap().contains("no domains"), "{k:?}");
+    }
+}
+
+#[tokio::test]
+async fn an_answer_without_the_domains_array_fails_instead_of_reading_as_zero() {
+    for answer in [json!({"domains": null}), json!({}), json!({"error": "busy"})] {
+        let r = run_with(answer.clone(), "").await;
+        let k = &r.kris[0];
+        assert_eq!((k.value, k.status), (None, KriStatus::Failed), "{answer}");
+        assert!(k.message.as_deref().unwrap().contains("no `domains` array"), "{k:?}");
     }
 }
 

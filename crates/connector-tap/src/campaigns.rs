@@ -4,12 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use kri_core::store::fmt_time;
+use kri_core::store::{StateValue, fmt_time};
 use kri_core::window::{ReadMark, Window, WindowRules, last_slots};
 use kri_core::{HttpClient, HttpError, KriError, KriResult, Measurement, PlannedCalls, RunContext};
 use serde::{Deserialize, Serialize};
 
-use crate::CAMPAIGN_IDS_POOL;
+use crate::{CAMPAIGN_IDS_POOL, CAMPAIGN_POOL};
 
 const IDS_PATH: &str = "/v2/campaign/ids";
 const DAY_PREFIX: &str = "campaign-day/";
@@ -40,6 +40,10 @@ struct DayFacts {
     ids: Vec<String>,
 }
 
+impl StateValue for DayFacts {
+    const VERSION: u32 = 1;
+}
+
 /// The names a campaign is matched on (families, techniques, member types and subTypes); kept
 /// rather than a verdict, so a changed matcher needs no new call.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -47,9 +51,13 @@ struct Details {
     names: Vec<String>,
 }
 
+impl StateValue for Details {
+    const VERSION: u32 = 1;
+}
+
+/// `{"campaigns": [...]}`. An answer without the array is not "no campaigns": it fails.
 #[derive(Debug, Deserialize)]
 struct IdsAnswer {
-    #[serde(default)]
     campaigns: Option<Vec<CampaignRef>>,
 }
 
@@ -81,6 +89,7 @@ struct Member {
 }
 
 pub struct Campaigns<'a> {
+    /// Not metered: each call is metered in its own pool here.
     pub http: HttpClient,
     pub lookback: Duration,
     pub matcher: &'a Matcher,
@@ -101,15 +110,22 @@ impl Campaigns<'_> {
         }
     }
 
+    /// The stored campaign ids per day. Rows that cannot be read are dropped (and so read again).
     async fn load(ctx: &RunContext) -> Result<BTreeMap<DateTime<Utc>, DayFacts>, KriError> {
         let rows: Vec<(String, DayFacts)> = ctx.state.scan(DAY_PREFIX).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(k, f)| {
-                let d = NaiveDate::parse_from_str(&k[DAY_PREFIX.len()..], "%Y-%m-%d").ok()?;
-                Some((d.and_hms_opt(0, 0, 0)?.and_utc(), f))
-            })
-            .collect())
+        let mut days = BTreeMap::new();
+        for (k, f) in rows {
+            let day = NaiveDate::parse_from_str(&k[DAY_PREFIX.len()..], "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0));
+            match day {
+                Some(d) => {
+                    days.insert(d.and_utc(), f);
+                }
+                None => ctx.state.drop_unreadable(&k, "not a campaign day").await?,
+            }
+        }
+        Ok(days)
     }
 
     fn windows(&self, now: DateTime<Utc>, days: &BTreeMap<DateTime<Utc>, DayFacts>) -> Vec<Window> {
@@ -123,7 +139,7 @@ impl Campaigns<'_> {
         let w = self.windows(ctx.clock.now(), &days);
         Ok(vec![PlannedCalls {
             pool: CAMPAIGN_IDS_POOL.name,
-            limit: Some(CAMPAIGN_IDS_POOL.limit),
+            limit: CAMPAIGN_IDS_POOL.limit,
             calls: w.len() as u32,
             detail: w
                 .iter()
@@ -154,7 +170,7 @@ impl Campaigns<'_> {
                 Err(e) => {
                     failed += 1;
                     first_error.get_or_insert(e);
-                    if ctx.budget.is_throttled(&CAMPAIGN_IDS_POOL) {
+                    if ctx.budget.is_stopped(&CAMPAIGN_IDS_POOL) {
                         break;
                     }
                 }
@@ -196,6 +212,7 @@ impl Campaigns<'_> {
     /// Campaign ids for one day window, paging until a short page. 404 = no campaign.
     async fn ids_for(&self, ctx: &RunContext, w: &Window) -> Result<Vec<String>, KriError> {
         let interval = format!("{}/{}", fmt_time(&w.start), fmt_time(&w.end));
+        let http = self.http.metered(&ctx.budget, CAMPAIGN_IDS_POOL);
         let mut ids = BTreeSet::new();
         for page in 1.. {
             let (size, page_s) = (PAGE_SIZE.to_string(), page.to_string());
@@ -204,18 +221,17 @@ impl Campaigns<'_> {
                 ("size", size.as_str()),
                 ("page", page_s.as_str()),
             ];
-            let answer = ctx
-                .budget
-                .call(&CAMPAIGN_IDS_POOL, async {
-                    match self.http.get_json::<IdsAnswer>(IDS_PATH, &query).await {
-                        Err(HttpError::NotFound { .. }) => Ok(IdsAnswer {
-                            campaigns: Some(Vec::new()),
-                        }),
-                        other => other,
-                    }
-                })
-                .await?;
-            let got = answer.campaigns.unwrap_or_default();
+            // 404 and 204 are the API saying "no campaign in this interval".
+            let got = match http.get_json::<Option<IdsAnswer>>(IDS_PATH, &query).await {
+                Err(HttpError::NotFound { .. }) | Ok(None) => Vec::new(),
+                Ok(Some(IdsAnswer { campaigns: Some(c) })) => c,
+                Ok(Some(IdsAnswer { campaigns: None })) => {
+                    return Err(KriError::Other(format!(
+                        "GET {IDS_PATH}: the answer has no `campaigns` array; nothing was counted for {interval}"
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            };
             let n = got.len();
             ids.extend(got.into_iter().filter_map(|c| c.id).filter(|id| !id.is_empty()));
             if n < PAGE_SIZE {
@@ -236,7 +252,8 @@ impl Campaigns<'_> {
                 "{IDS_PATH} listed a malformed campaign id `{id}`"
             )));
         }
-        let a: CampaignAnswer = match self.http.get_json(&format!("/v2/campaign/{id}"), &[]).await {
+        let http = self.http.metered(&ctx.budget, CAMPAIGN_POOL);
+        let a: CampaignAnswer = match http.get_json(&format!("/v2/campaign/{id}"), &[]).await {
             Ok(a) => a,
             Err(HttpError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use chrono::{DateTime, Duration, Utc};
 use futures_util::TryStreamExt;
-use kri_core::store::fmt_time;
+use kri_core::store::{StateValue, fmt_time};
 use kri_core::window::{ReadMark, WindowRules, last_slots};
 use kri_core::{HttpClient, HttpError, KriError, KriResult, Measurement, PlannedCalls, RunContext};
 use reqwest::Method;
@@ -24,6 +24,10 @@ struct SlotFacts {
     delivered: Vec<String>,
     clicks_permitted: Vec<String>,
     impostor: Vec<String>,
+}
+
+impl StateValue for SlotFacts {
+    const VERSION: u32 = 1;
 }
 
 impl SlotFacts {
@@ -50,6 +54,7 @@ pub enum Pick {
 }
 
 pub struct Siem {
+    /// Metered in the `siem` pool.
     pub http: HttpClient,
     pub lookback: Duration,
     pub safety: Duration,
@@ -76,16 +81,19 @@ impl Siem {
         }
     }
 
+    /// The stored facts per slot. Rows that cannot be read are dropped (and so read again).
     async fn load(ctx: &RunContext) -> Result<BTreeMap<DateTime<Utc>, SlotFacts>, KriError> {
         let rows: Vec<(String, SlotFacts)> = ctx.state.scan(PREFIX).await?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(k, f)| {
-                DateTime::parse_from_rfc3339(&k[PREFIX.len()..])
-                    .ok()
-                    .map(|t| (t.to_utc(), f))
-            })
-            .collect())
+        let mut facts = BTreeMap::new();
+        for (k, f) in rows {
+            match DateTime::parse_from_rfc3339(&k[PREFIX.len()..]) {
+                Ok(t) => {
+                    facts.insert(t.to_utc(), f);
+                }
+                Err(e) => ctx.state.drop_unreadable(&k, &format!("not an hour slot: {e}")).await?,
+            }
+        }
+        Ok(facts)
     }
 
     /// Read the slots the last `count` hours need and have not read (or must re-read), newest
@@ -111,10 +119,7 @@ impl Siem {
         let bar = progress(ctx.interactive, plan.len() as u64);
         for w in &plan {
             bar.set_message(format!("SIEM {}", fmt_time(&w.slot)));
-            let result = ctx
-                .budget
-                .call(&SIEM_POOL, read_window(&self.http, w.start, w.end))
-                .await;
+            let result = read_window(&self.http, w.start, w.end).await.map_err(KriError::from);
             bar.inc(1);
             match result {
                 Ok(counts) => {
@@ -133,7 +138,7 @@ impl Siem {
                 Err(e) => {
                     tracing::warn!(slot = %fmt_time(&w.slot), "SIEM window not read: {e}");
                     failed.insert(w.slot, e);
-                    if ctx.budget.is_throttled(&SIEM_POOL) {
+                    if ctx.budget.is_stopped(&SIEM_POOL) {
                         break;
                     }
                 }
@@ -168,7 +173,7 @@ impl Siem {
             });
         Ok(PlannedCalls {
             pool: SIEM_POOL.name,
-            limit: Some(SIEM_POOL.limit),
+            limit: SIEM_POOL.limit,
             calls: plan.len() as u32,
             detail: plan
                 .iter()
@@ -216,7 +221,8 @@ impl Sums {
         match (missing, first_error) {
             (0, None) => Ok(Measurement::value(ids.len() as f64)),
             (n, Some(e)) => Err(KriError::Other(format!(
-                "{n} of {count} hourly SIEM windows could not be read: {e}"
+                "{n} of {count} hourly SIEM windows could not be read (nothing was counted from them; the next run \
+                 reads them again): {e}"
             ))),
             (n, None) => Err(KriError::Other(format!(
                 "{n} of {count} hourly SIEM windows have not been read"
@@ -225,7 +231,9 @@ impl Sums {
     }
 }
 
-/// GET one window and parse it as a stream on the blocking pool.
+/// GET one window and parse it as a stream on the blocking pool. A 204 is an empty window; a
+/// body that is cut off, stalls or does not parse is an error (the window is read again next
+/// run), never an empty window.
 async fn read_window(http: &HttpClient, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<WindowCounts, HttpError> {
     let interval = format!("{}/{}", fmt_time(&start), fmt_time(&end));
     let endpoint = format!("GET {PATH}");
@@ -234,18 +242,38 @@ async fn read_window(http: &HttpClient, start: DateTime<Utc>, end: DateTime<Utc>
             r.query(&[("interval", interval.as_str()), ("format", "json")])
         })
         .await?;
+    if resp.status() == reqwest::StatusCode::NO_CONTENT {
+        return http.settle(Ok(WindowCounts::default()));
+    }
     let stream = resp.bytes_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-    tokio::task::spawn_blocking(move || siem::parse(reader))
-        .await
-        .map_err(|e| HttpError::Decode {
-            endpoint: endpoint.clone(),
+    let parsed = tokio::task::spawn_blocking(move || siem::parse(reader)).await;
+    let result = match parsed {
+        Err(e) => Err(HttpError::Decode {
+            endpoint,
             detail: format!("parser task failed: {e}"),
-        })?
-        .map_err(|e| HttpError::Decode {
+        }),
+        Ok(Ok(counts)) => Ok(counts),
+        Ok(Err(e)) if e.is_io() => {
+            let io = std::io::Error::from(e);
+            match io.into_inner().map(|inner| inner.downcast::<reqwest::Error>()) {
+                Some(Ok(reqwest_error)) => Err(http.body_error(&endpoint, *reqwest_error)),
+                Some(Err(other)) => Err(HttpError::Transport {
+                    endpoint,
+                    detail: format!("reading the answer failed: {other} (window {interval})"),
+                }),
+                None => Err(HttpError::Transport {
+                    endpoint,
+                    detail: format!("reading the answer failed (window {interval})"),
+                }),
+            }
+        }
+        Ok(Err(e)) => Err(HttpError::Decode {
             endpoint,
             detail: format!("{e} (window {interval})"),
-        })
+        }),
+    };
+    http.settle(result)
 }
 
 /// A progress bar on stderr for people; hidden for machines and pipes.

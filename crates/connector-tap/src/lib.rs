@@ -74,25 +74,15 @@ pub const CRED_PHISH_30D: KriSpec = KriSpec {
 pub static KRIS: &[&dyn Kri] = &[&VAP_COUNT, &DELIVERED_24H, &CLICKS_7D, &BEC_7D, &CRED_PHISH_30D];
 
 /// `/v2/people/*`: 50 calls / 24 h.
-pub const PEOPLE_POOL: Pool = Pool {
-    name: "people",
-    limit: 50,
-};
+pub const PEOPLE_POOL: Pool = Pool::limited("people", 50);
 /// Every SIEM endpoint but `clicks/permitted`: 1800 calls / 24 h.
-pub const SIEM_POOL: Pool = Pool {
-    name: "siem",
-    limit: 1800,
-};
+pub const SIEM_POOL: Pool = Pool::limited("siem", 1800);
 /// `/v2/siem/clicks/permitted`: its own 1800 / 24 h (not used: `/v2/siem/all` carries the clicks).
-pub const SIEM_CLICKS_PERMITTED_POOL: Pool = Pool {
-    name: "siem-clicks-permitted",
-    limit: 1800,
-};
+pub const SIEM_CLICKS_PERMITTED_POOL: Pool = Pool::limited("siem-clicks-permitted", 1800);
 /// `/v2/campaign/ids`: 50 calls / 24 h.
-pub const CAMPAIGN_IDS_POOL: Pool = Pool {
-    name: "campaign-ids",
-    limit: 50,
-};
+pub const CAMPAIGN_IDS_POOL: Pool = Pool::limited("campaign-ids", 50);
+/// `/v2/campaign/{id}`: not throttled, still counted and guarded.
+pub const CAMPAIGN_POOL: Pool = Pool::unlimited("campaign");
 
 const VAP_PATH: &str = "/v2/people/vap";
 
@@ -117,7 +107,8 @@ struct TapConfig {
     /// …or equals one of these (any case).
     #[serde(default = "default_equals")]
     cred_phish_equals: Vec<String>,
-    /// Time-out for one SIEM window (a busy hour can be hundreds of MB).
+    /// Time-out for one SIEM window (a busy hour can be hundreds of MB); other requests use the
+    /// connector's `timeout`.
     #[serde(default = "default_siem_timeout")]
     siem_timeout_seconds: u64,
 }
@@ -171,14 +162,23 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
             "patterns must not be empty (an empty pattern would match every campaign)",
         ));
     }
+    if !(30..=3600).contains(&cfg.siem_timeout_seconds) {
+        return Err(ConfigError::invalid(
+            settings.key("siem_timeout_seconds"),
+            format!(
+                "{} is out of range: use 30..=3600 (default 600)",
+                cfg.siem_timeout_seconds
+            ),
+        ));
+    }
     let http = settings.proofpoint_client(
         cfg.base_url.as_deref(),
         cfg.credentials.as_ref(),
-        HttpOptions::default(),
+        settings.http_options(),
     )?;
     let siem_opts = HttpOptions {
-        timeout: std::time::Duration::from_secs(cfg.siem_timeout_seconds.max(30)),
-        ..HttpOptions::default()
+        timeout: std::time::Duration::from_secs(cfg.siem_timeout_seconds),
+        ..settings.http_options()
     };
     let siem_http = settings.proofpoint_client(cfg.base_url.as_deref(), cfg.credentials.as_ref(), siem_opts)?;
     Ok(Box::new(Tap {
@@ -213,11 +213,8 @@ struct VapAnswer {
 
 impl Tap {
     async fn vap_count(&self, ctx: &RunContext) -> Result<u64, KriError> {
-        let http = self.http.counting(&ctx.calls);
-        let answer: VapAnswer = ctx
-            .budget
-            .call(&PEOPLE_POOL, http.get_json(VAP_PATH, &[("window", "30")]))
-            .await?;
+        let http = self.http.metered(&ctx.budget, PEOPLE_POOL);
+        let answer: VapAnswer = http.get_json(VAP_PATH, &[("window", "30")]).await?;
         answer.total_vap_users.ok_or_else(|| {
             KriError::Other(format!(
                 "GET {VAP_PATH}: the answer has no totalVapUsers; the People API may have changed"
@@ -269,7 +266,7 @@ impl Connector for Tap {
         let slots = Self::siem_slots(selected);
         if slots > 0 {
             let feed = feed::Siem {
-                http: self.siem_http.counting(&ctx.calls),
+                http: self.siem_http.metered(&ctx.budget, SIEM_POOL),
                 lookback: self.lookback,
                 safety: self.safety,
             };
@@ -286,7 +283,7 @@ impl Connector for Tap {
         }
         if selected.contains(&CRED_PHISH_30D.slug) {
             let c = campaigns::Campaigns {
-                http: self.http.counting(&ctx.calls),
+                http: self.http.clone(),
                 lookback: self.lookback,
                 matcher: &self.matcher,
             };
@@ -300,7 +297,7 @@ impl Connector for Tap {
         if selected.contains(&VAP_COUNT.slug) {
             plan.push(PlannedCalls {
                 pool: PEOPLE_POOL.name,
-                limit: Some(PEOPLE_POOL.limit),
+                limit: PEOPLE_POOL.limit,
                 calls: 1,
                 detail: vec![format!("GET {VAP_PATH}?window=30")],
             });

@@ -23,35 +23,16 @@ pub struct WindowCounts {
     pub records: u64,
 }
 
-/// Parse a whole answer from `reader`. An empty body (HTTP 204) is an empty window.
+/// Parse a whole answer from `reader`. Only a complete answer counts: an empty body, a body cut
+/// short, or a JSON object that is not a SIEM answer (none of `queryEndTime`,
+/// `messagesDelivered`, `messagesBlocked`, `clicksPermitted`, `clicksBlocked`) is an error, never
+/// an empty window. (An HTTP 204 is an empty window; the caller knows the status, not this.)
 pub fn parse<R: Read>(reader: R) -> Result<WindowCounts, serde_json::Error> {
-    let mut counting = CountingReader {
-        inner: reader,
-        bytes: 0,
-    };
-    let mut de = serde_json::Deserializer::from_reader(&mut counting);
+    let mut de = serde_json::Deserializer::from_reader(reader);
     let mut counts = WindowCounts::default();
-    match (&mut de).deserialize_map(Answer(&mut counts)) {
-        Ok(()) => {
-            de.end()?;
-            Ok(counts)
-        }
-        Err(_) if counting.bytes == 0 => Ok(WindowCounts::default()),
-        Err(e) => Err(e),
-    }
-}
-
-struct CountingReader<R> {
-    inner: R,
-    bytes: u64,
-}
-
-impl<R: Read> Read for CountingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.bytes += n as u64;
-        Ok(n)
-    }
+    (&mut de).deserialize_map(Answer(&mut counts))?;
+    de.end()?;
+    Ok(counts)
 }
 
 #[derive(Clone, Copy)]
@@ -71,19 +52,28 @@ impl<'de> Visitor<'de> for Answer<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut recognised = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let array = match key.as_ref() {
                 "messagesDelivered" => Array::Delivered,
                 "messagesBlocked" => Array::Blocked,
                 "clicksPermitted" => Array::ClicksPermitted,
-                _ => {
+                other => {
+                    recognised |= matches!(other, "queryEndTime" | "clicksBlocked");
                     map.next_value::<IgnoredAny>()?;
                     continue;
                 }
             };
+            recognised = true;
             map.next_value_seed(Records { counts: self.0, array })?;
         }
-        Ok(())
+        if recognised {
+            Ok(())
+        } else {
+            Err(de::Error::custom(
+                "the answer is not a SIEM answer (no queryEndTime and none of the record arrays)",
+            ))
+        }
     }
 }
 
@@ -316,8 +306,23 @@ mod tests {
     fn nulls_missing_arrays_and_odd_types_are_tolerated() {
         let c = counts(json!({"messagesDelivered": null, "clicksPermitted": [{"id": null, "recipient": 5}]}));
         assert_eq!((c.delivered.len(), c.clicks_permitted.len()), (0, 1));
-        assert_eq!(parse(&b""[..]).unwrap(), WindowCounts::default());
-        assert_eq!(parse(&b"{}"[..]).unwrap(), WindowCounts::default());
+        let empty = json!({"queryEndTime": "2026-11-23T10:00:00Z", "messagesDelivered": [], "messagesBlocked": [],
+                           "clicksPermitted": [], "clicksBlocked": []});
+        assert_eq!(counts(empty), WindowCounts::default());
+    }
+
+    #[test]
+    fn an_empty_body_or_a_json_that_is_no_siem_answer_is_an_error_not_an_empty_window() {
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"{}",
+            br#"{"error": "upstream busy"}"#,
+            b"[]",
+            b"null",
+        ] {
+            assert!(parse(bad).is_err(), "{}", String::from_utf8_lossy(bad));
+        }
     }
 
     #[test]

@@ -1,9 +1,15 @@
-//! API call budgets: Proofpoint limits are per credential and per pool over a ROLLING 24 h.
-//! Every call is recorded in the store, so the budget survives restarts; a 429 stops that pool
-//! for the rest of the run (no retry storms: a throttled pool stays throttled for hours).
+//! API call budgets and the per-run guard of every pool. Every request that goes on the wire
+//! (first attempts, retries, redirect hops, token fetches) is admitted here first: counted for
+//! the run, recorded in the store against its pool (so rolling-24 h limits survive restarts and
+//! `kri run --plan` tells the truth), and refused when the pool is stopped.
+//!
+//! A pool stops for the rest of the run when its 24 h budget is used up, when a pool with such a
+//! limit answers 429 (a rolling-24 h limit stays throttled for hours: retrying in seconds only
+//! burns calls), or after [`BREAKER_THRESHOLD`] failures of the same kind in a row (5xx,
+//! time-outs, 401, 403, unreadable answers): an API that fails every call gets a few calls, not
+//! hundreds.
 
-use std::collections::BTreeSet;
-use std::future::Future;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
@@ -11,22 +17,52 @@ use rusqlite::params;
 
 use crate::clock::Clock;
 use crate::error::{HttpError, KriError};
+use crate::http::CallCounter;
 use crate::store::{Store, fmt_time};
 
-/// A rate-limit pool: `limit` calls per rolling 24 h.
+/// Failures of the same kind in a row after which a pool is stopped for the run.
+pub const BREAKER_THRESHOLD: u32 = 3;
+
+/// A rate-limit pool: the calls of one kind an API counts together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool {
     pub name: &'static str,
-    pub limit: u32,
+    /// Calls allowed per rolling 24 h, when the API limits them that way.
+    pub limit: Option<u32>,
 }
 
-/// Per-connector call accounting for one run.
+impl Pool {
+    /// A pool of `limit` calls per rolling 24 h.
+    pub const fn limited(name: &'static str, limit: u32) -> Self {
+        Self {
+            name,
+            limit: Some(limit),
+        }
+    }
+
+    /// A pool without a daily limit (still counted, still guarded by the circuit breaker).
+    pub const fn unlimited(name: &'static str) -> Self {
+        Self { name, limit: None }
+    }
+}
+
+/// What one run knows about one pool.
+#[derive(Debug, Default)]
+struct PoolRun {
+    /// Why the pool is stopped for the rest of the run.
+    stopped: Option<String>,
+    /// The current run of failures of one kind: (kind, how many in a row).
+    streak: Option<(String, u32)>,
+}
+
+/// Per-connector call accounting for one run. Cheap to clone; clones share the accounting.
 #[derive(Clone)]
 pub struct Budget {
     store: Store,
     namespace: String,
     clock: Arc<dyn Clock>,
-    throttled: Arc<Mutex<BTreeSet<&'static str>>>,
+    calls: CallCounter,
+    pools: Arc<Mutex<BTreeMap<&'static str, PoolRun>>>,
 }
 
 impl std::fmt::Debug for Budget {
@@ -41,8 +77,14 @@ impl Budget {
             store,
             namespace: namespace.to_owned(),
             clock,
-            throttled: Default::default(),
+            calls: CallCounter::default(),
+            pools: Default::default(),
         }
+    }
+
+    /// Every request this run put on the wire, in all pools.
+    pub fn calls(&self) -> &CallCounter {
+        &self.calls
     }
 
     /// Calls recorded against `pool` in the last 24 h.
@@ -64,58 +106,104 @@ impl Budget {
             .map_err(|e| KriError::Store(e.to_string()))
     }
 
-    /// Whether a 429 (or an exhausted budget) stopped `pool` earlier in this run.
-    pub fn is_throttled(&self, pool: &Pool) -> bool {
-        self.throttled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains(pool.name)
+    fn with_pool<R>(&self, pool: &Pool, f: impl FnOnce(&mut PoolRun) -> R) -> R {
+        let mut pools = self.pools.lock().unwrap_or_else(|p| p.into_inner());
+        f(pools.entry(pool.name).or_default())
     }
 
-    fn stop(&self, pool: &Pool) {
-        self.throttled
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(pool.name);
+    /// Whether `pool` is stopped for the rest of this run (throttled, budget used up, or too
+    /// many failures in a row).
+    pub fn is_stopped(&self, pool: &Pool) -> bool {
+        self.with_pool(pool, |p| p.stopped.is_some())
     }
 
-    fn throttled_message(pool: &Pool, why: &str) -> String {
-        format!(
-            "the `{}` API pool is throttled ({why}): Proofpoint allows {} calls per rolling 24 h per credential, \
-             so it may stay throttled for up to 24 h; kri stopped calling it for this run and keeps the last good values",
-            pool.name, pool.limit
-        )
+    fn stop(&self, pool: &Pool, why: String) {
+        tracing::warn!(pool = pool.name, "{why}");
+        self.with_pool(pool, |p| p.stopped = Some(why));
     }
 
-    /// Make one call against `pool`: refused without a call when the pool is throttled or its
-    /// 24 h budget is used up; recorded; a 429 stops the pool for the rest of the run.
-    pub async fn call<T>(&self, pool: &Pool, call: impl Future<Output = Result<T, HttpError>>) -> Result<T, KriError> {
-        if self.is_throttled(pool) {
-            return Err(KriError::Skipped(Self::throttled_message(
-                pool,
-                "HTTP 429 earlier in this run",
-            )));
+    /// Let one request go on the wire: refused when the pool is stopped or its 24 h budget is
+    /// used up; otherwise counted for the run and recorded against the pool.
+    pub async fn admit(&self, pool: &Pool, endpoint: &str) -> Result<(), HttpError> {
+        let not_called = |reason: String| HttpError::NotCalled {
+            endpoint: endpoint.to_owned(),
+            reason,
+        };
+        if let Some(why) = self.with_pool(pool, |p| p.stopped.clone()) {
+            return Err(not_called(why));
         }
-        let used = self.used_24h(pool).await?;
-        if used >= pool.limit {
-            self.stop(pool);
-            return Err(KriError::Skipped(Self::throttled_message(
-                pool,
-                &format!("{used} of {} calls already made in the last 24 h", pool.limit),
-            )));
-        }
-        self.record(pool).await?;
-        match call.await {
-            Err(HttpError::Throttled { endpoint }) => {
-                self.stop(pool);
-                tracing::warn!(pool = pool.name, %endpoint, "HTTP 429: pool stopped for this run");
-                Err(KriError::Skipped(Self::throttled_message(
-                    pool,
-                    &format!("HTTP 429 on {endpoint}"),
-                )))
+        if let Some(limit) = pool.limit {
+            let used = self
+                .used_24h(pool)
+                .await
+                .map_err(|e| not_called(format!("the call budget could not be read: {e}")))?;
+            if used >= limit {
+                let why = format!(
+                    "the `{}` pool allows {limit} calls per rolling 24 h and {used} were made in the last 24 h; \
+                     kri stopped calling it for this run and keeps the last good values",
+                    pool.name
+                );
+                self.stop(pool, why.clone());
+                return Err(not_called(why));
             }
-            other => other.map_err(KriError::from),
         }
+        self.record(pool)
+            .await
+            .map_err(|e| not_called(format!("the call could not be recorded: {e}")))?;
+        self.calls.add();
+        Ok(())
+    }
+
+    /// Learn from the outcome of one logical call (after its retries): success ends a streak of
+    /// failures; a 429 on a pool with a daily limit stops it; the same failure
+    /// [`BREAKER_THRESHOLD`] times in a row stops it. A 429 comes back explaining what it means.
+    pub fn settle<T>(&self, pool: &Pool, result: Result<T, HttpError>) -> Result<T, HttpError> {
+        let e = match result {
+            Ok(v) => {
+                self.with_pool(pool, |p| p.streak = None);
+                return Ok(v);
+            }
+            Err(e) => e,
+        };
+        if let (HttpError::Throttled { endpoint, .. }, Some(limit)) = (&e, pool.limit) {
+            let detail = format!(
+                "the `{}` pool allows {limit} calls per rolling 24 h per credential, so it may stay throttled for \
+                 up to 24 h; kri stopped calling it for this run and keeps the last good values",
+                pool.name
+            );
+            self.stop(
+                pool,
+                format!("the `{}` pool is throttled (HTTP 429 on {endpoint})", pool.name),
+            );
+            return Err(HttpError::Throttled {
+                endpoint: endpoint.clone(),
+                detail,
+            });
+        }
+        let Some(kind) = e.kind() else {
+            if !matches!(e, HttpError::NotCalled { .. }) {
+                self.with_pool(pool, |p| p.streak = None);
+            }
+            return Err(e);
+        };
+        let count = self.with_pool(pool, |p| {
+            let n = match &p.streak {
+                Some((k, n)) if *k == kind => n + 1,
+                _ => 1,
+            };
+            p.streak = Some((kind.clone(), n));
+            n
+        });
+        if count >= BREAKER_THRESHOLD {
+            self.stop(
+                pool,
+                format!(
+                    "kri stopped calling the `{}` pool for this run after {count} failures in a row ({kind}; last: {e})",
+                    pool.name
+                ),
+            );
+        }
+        Err(e)
     }
 
     async fn record(&self, pool: &Pool) -> Result<(), KriError> {
@@ -148,7 +236,7 @@ mod tests {
     use super::*;
     use crate::clock::ManualClock;
 
-    const POOL: Pool = Pool { name: "siem", limit: 3 };
+    const POOL: Pool = Pool::limited("siem", 3);
 
     fn budget() -> (Budget, ManualClock) {
         let clock = ManualClock::new(crate::testing::fixed_now());
@@ -158,50 +246,77 @@ mod tests {
         )
     }
 
+    fn status(code: u16) -> HttpError {
+        HttpError::Status {
+            endpoint: "GET /x".into(),
+            status: code,
+            excerpt: String::new(),
+        }
+    }
+
     #[tokio::test]
     async fn calls_count_over_a_rolling_24_hours() {
         let (b, clock) = budget();
         for _ in 0..3 {
-            b.call(&POOL, async { Ok::<_, HttpError>(()) }).await.unwrap();
+            b.admit(&POOL, "GET /x").await.unwrap();
         }
         assert_eq!(b.used_24h(&POOL).await.unwrap(), 3);
-        let e = b.call(&POOL, async { Ok::<_, HttpError>(()) }).await.unwrap_err();
-        assert!(e.to_string().contains("3 of 3 calls"), "{e}");
+        assert_eq!(b.calls().get(), 3);
+        let e = b.admit(&POOL, "GET /x").await.unwrap_err();
+        assert!(e.to_string().contains("3 were made in the last 24 h"), "{e}");
+        assert_eq!(b.calls().get(), 3, "a refused call is not on the wire");
         clock.advance(Duration::hours(24) + Duration::seconds(1));
         let fresh = Budget::new(b.store.clone(), "tap", Arc::new(clock.clone()));
         assert_eq!(fresh.used_24h(&POOL).await.unwrap(), 0);
-        fresh.call(&POOL, async { Ok::<_, HttpError>(()) }).await.unwrap();
+        fresh.admit(&POOL, "GET /x").await.unwrap();
     }
 
     #[tokio::test]
-    async fn a_429_stops_the_pool_without_another_call() {
+    async fn a_429_on_a_daily_pool_stops_it_and_says_why() {
         let (b, _) = budget();
-        let big = Pool {
-            name: "siem",
-            limit: 1800,
-        };
+        let big = Pool::limited("siem", 1800);
+        b.admit(&big, "GET /v2/siem/all").await.unwrap();
         let e = b
-            .call(&big, async {
-                Err::<(), _>(HttpError::Throttled {
+            .settle::<()>(
+                &big,
+                Err(HttpError::Throttled {
                     endpoint: "GET /v2/siem/all".into(),
-                })
-            })
-            .await;
-        assert!(e.unwrap_err().to_string().contains("up to 24 h"));
-        let mut called = false;
-        let e = b
-            .call(&big, async {
-                called = true;
-                Ok::<_, HttpError>(())
-            })
-            .await;
-        assert!(e.is_err());
-        assert!(!called, "no call after a 429");
+                    detail: String::new(),
+                }),
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("up to 24 h"), "{e}");
+        let e = b.admit(&big, "GET /v2/siem/all").await.unwrap_err();
+        assert!(matches!(e, HttpError::NotCalled { .. }), "{e:?}");
         assert_eq!(b.used_24h(&big).await.unwrap(), 1);
-        let other = Pool {
-            name: "people",
-            limit: 50,
+        b.admit(&Pool::limited("people", 50), "GET /p").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_same_failure_three_times_in_a_row_stops_the_pool_and_a_success_resets_it() {
+        let (b, _) = budget();
+        let pool = Pool::unlimited("efd");
+        for _ in 0..2 {
+            assert!(b.settle::<()>(&pool, Err(status(503))).is_err());
+        }
+        b.settle(&pool, Ok(())).unwrap();
+        assert!(b.settle::<()>(&pool, Err(status(503))).is_err());
+        assert!(b.settle::<()>(&pool, Err(status(502))).is_err(), "another kind");
+        assert!(!b.is_stopped(&pool));
+        for _ in 0..2 {
+            assert!(b.settle::<()>(&pool, Err(status(502))).is_err());
+        }
+        assert!(b.is_stopped(&pool));
+        let e = b.admit(&pool, "GET /x").await.unwrap_err().to_string();
+        assert!(e.contains("3 failures in a row (HTTP 502"), "{e}");
+        let nf = HttpError::NotFound {
+            endpoint: "GET /y".into(),
+            excerpt: String::new(),
         };
-        b.call(&other, async { Ok::<_, HttpError>(()) }).await.unwrap();
+        let other = Pool::unlimited("campaign");
+        for _ in 0..5 {
+            assert!(b.settle::<()>(&other, Err(nf.clone())).is_err());
+        }
+        assert!(!b.is_stopped(&other), "404 is an answer, not a failure of the API");
     }
 }

@@ -6,7 +6,7 @@ use figment::providers::Serialized;
 use figment::value::Dict;
 use serde::de::DeserializeOwned;
 
-use crate::http::BasicCredentials;
+use crate::http::{BasicCredentials, HttpOptions};
 use crate::secret::Secret;
 
 /// A config problem, found before any network call. Exit code 2.
@@ -48,12 +48,15 @@ pub struct ProofpointDefaults {
     pub credentials_key: String,
 }
 
-/// A connector's own table, ready to deserialize into the connector's config struct.
+/// A connector's own table, ready to deserialize into the connector's config struct, and the
+/// HTTP options the framework resolved from the keys every connector shares (`timeout`,
+/// `connect_timeout`).
 #[derive(Debug, Clone)]
 pub struct ConnectorSettings {
     pub module: &'static str,
     table: Dict,
     pub proofpoint: ProofpointDefaults,
+    http: HttpOptions,
 }
 
 impl ConnectorSettings {
@@ -62,7 +65,18 @@ impl ConnectorSettings {
             module,
             table,
             proofpoint,
+            http: HttpOptions::default(),
         }
+    }
+
+    /// The same settings with the framework's HTTP options (from `timeout`, `connect_timeout`).
+    pub fn with_http(self, http: HttpOptions) -> Self {
+        Self { http, ..self }
+    }
+
+    /// Time-outs and retries for this connector's clients: build every client with these.
+    pub fn http_options(&self) -> HttpOptions {
+        self.http.clone()
     }
 
     /// The prefix of this connector's keys, e.g. `connectors.tap`.
@@ -120,7 +134,7 @@ impl ConnectorSettings {
         &self,
         own_base_url: Option<&str>,
         own_credentials: Option<&Secret>,
-        opts: crate::http::HttpOptions,
+        opts: HttpOptions,
     ) -> Result<crate::http::HttpClient, ConfigError> {
         let (base, creds) = self.proofpoint_access(own_base_url, own_credentials)?;
         let key = if own_base_url.is_some() {
@@ -156,11 +170,81 @@ pub fn describe(e: &figment::Error) -> String {
     }
 }
 
-/// Parse a duration written for people: `30m`, `2h`, `90s`, `3 days`, `12 hours`.
+/// The longest duration any setting accepts (ten years): beyond it, date arithmetic overflows.
+pub const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(3650 * 86_400);
+
+/// Parse a duration written for people: `30m`, `2h`, `90s`, `3 days`, `12 hours`; at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    parse_duration_within(text, MAX_DURATION)
+}
+
+/// [`parse_duration`], at most `max`.
+pub fn parse_duration_within(text: &str, max: std::time::Duration) -> Result<std::time::Duration, String> {
     let compact: String = text.split_whitespace().collect::<Vec<_>>().join("");
-    humantime::parse_duration(&compact)
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like `30m`, `2h`, `90s` or `3 days`"))
+    let d = humantime::parse_duration(&compact)
+        .map_err(|e| format!("`{text}` is not a duration ({e}); write it like `30m`, `2h`, `90s` or `3 days`"))?;
+    if d > max {
+        return Err(format!(
+            "`{text}` is too long: at most {}",
+            humantime::format_duration(max)
+        ));
+    }
+    Ok(d)
+}
+
+/// A boolean that may arrive as text (`"true"`, `"False"`): environment values are kept as the
+/// user wrote them.
+pub fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("true or false")
+        }
+        fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<bool, E> {
+            Ok(v)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<bool, E> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+            }
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// A number that may arrive as text (`"10.0"`), for the same reason as [`lenient_bool`].
+pub fn lenient_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = f64;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number")
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<f64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<f64, E> {
+            Ok(v as f64)
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<f64, E> {
+            v.trim()
+                .parse()
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// Like [`lenient_f64`] for an optional field.
+pub fn lenient_opt_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    lenient_f64(d).map(Some)
 }
 
 #[cfg(test)]
@@ -221,5 +305,24 @@ mod tests {
         assert_eq!(parse_duration("3 days").unwrap().as_secs(), 3 * 86400);
         assert_eq!(parse_duration("12 hours").unwrap().as_secs(), 12 * 3600);
         assert!(parse_duration("soon").unwrap_err().contains("`soon`"));
+        let e = parse_duration("100000000 years").unwrap_err();
+        assert!(e.contains("too long") && e.contains("at most"), "{e}");
+        assert!(parse_duration_within("2h", std::time::Duration::from_secs(3600)).is_err());
+    }
+
+    #[test]
+    fn booleans_and_numbers_may_arrive_as_text() {
+        #[derive(serde::Deserialize)]
+        struct T {
+            #[serde(deserialize_with = "lenient_bool")]
+            b: bool,
+            #[serde(deserialize_with = "lenient_f64")]
+            f: f64,
+        }
+        let t: T = serde_json::from_str(r#"{"b": "False", "f": "10.0"}"#).unwrap();
+        assert!(!t.b && t.f == 10.0);
+        let t: T = serde_json::from_str(r#"{"b": true, "f": 3}"#).unwrap();
+        assert!(t.b && t.f == 3.0);
+        assert!(serde_json::from_str::<T>(r#"{"b": "yes", "f": 1}"#).is_err());
     }
 }

@@ -37,9 +37,9 @@ pub struct Probe {
     pub message: String,
 }
 
-/// Everything a connector gets for one run: the clock, its own slice of the store, the call
-/// counter its HTTP clients must count into, the rate-limit budget, and whether a terminal is
-/// watching.
+/// Everything a connector gets for one run: the clock, its own slice of the store, the budget
+/// its HTTP clients are metered by (see [`HttpClient::metered`](crate::HttpClient::metered)),
+/// the count of requests it sent, and whether a terminal is watching.
 #[derive(Clone)]
 pub struct RunContext {
     pub clock: Arc<dyn Clock>,
@@ -51,13 +51,14 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// A context for `module` on `store`.
+    /// A context for `module` on `store`. `calls` counts every request the run's budget admits.
     pub fn new(clock: Arc<dyn Clock>, store: &Store, module: &str, interactive: bool) -> Self {
+        let budget = Budget::new(store.clone(), module, clock.clone());
         Self {
-            budget: Budget::new(store.clone(), module, clock.clone()),
+            calls: budget.calls().clone(),
+            budget,
             clock,
             state: store.state(module),
-            calls: CallCounter::default(),
             interactive,
         }
     }

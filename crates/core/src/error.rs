@@ -15,8 +15,8 @@ pub enum HttpError {
     NotFound { endpoint: String, excerpt: String },
     #[error("request refused (HTTP 400) on {endpoint}{}", excerpt_suffix(.excerpt))]
     BadRequest { endpoint: String, excerpt: String },
-    #[error("throttled (HTTP 429) on {endpoint}: the API's rate limit is used up; wait before calling it again")]
-    Throttled { endpoint: String },
+    #[error("throttled (HTTP 429) on {endpoint}: {detail}")]
+    Throttled { endpoint: String, detail: String },
     #[error("upstream error (HTTP {status}) on {endpoint}{}", excerpt_suffix(.excerpt))]
     Status {
         endpoint: String,
@@ -29,7 +29,24 @@ pub enum HttpError {
     Transport { endpoint: String, detail: String },
     #[error("unexpected answer from {endpoint}: {detail}")]
     Decode { endpoint: String, detail: String },
+    /// A redirect to another origin: never followed, because the request carries credentials.
+    #[error(
+        "refused a redirect (HTTP {status}) on {endpoint} from {from} to {to}: kri sends credentials only to the \
+         configured origin; if the API really moved, set the new address as the base URL"
+    )]
+    Redirect {
+        endpoint: String,
+        status: u16,
+        from: String,
+        to: String,
+    },
+    /// The request was not sent: its pool is stopped for this run or its budget is used up.
+    #[error("not called: {endpoint}: {reason}")]
+    NotCalled { endpoint: String, reason: String },
 }
+
+/// The message of a 429 when nothing more specific is known.
+pub const THROTTLED: &str = "the API's rate limit is used up; wait before calling it again";
 
 fn excerpt_suffix(excerpt: &str) -> String {
     if excerpt.is_empty() {
@@ -59,15 +76,32 @@ impl HttpError {
             | HttpError::Forbidden { endpoint, .. }
             | HttpError::NotFound { endpoint, .. }
             | HttpError::BadRequest { endpoint, .. }
-            | HttpError::Throttled { endpoint }
+            | HttpError::Throttled { endpoint, .. }
             | HttpError::Status { endpoint, .. }
             | HttpError::Timeout { endpoint, .. }
             | HttpError::Transport { endpoint, .. }
-            | HttpError::Decode { endpoint, .. } => endpoint,
+            | HttpError::Decode { endpoint, .. }
+            | HttpError::Redirect { endpoint, .. }
+            | HttpError::NotCalled { endpoint, .. } => endpoint,
         }
     }
 
-    /// Worth another try a little later (server errors and time-outs; never 4xx).
+    /// What kind of failure this is, for "the same failure several times in a row" (a pool's
+    /// circuit breaker). `None` for answers that are not failures of the API: a 404 (a real
+    /// "nothing here" on several endpoints) and a request that was never sent.
+    pub fn kind(&self) -> Option<String> {
+        match self {
+            HttpError::NotFound { .. } | HttpError::NotCalled { .. } => None,
+            HttpError::Timeout { .. } => Some("time-out".into()),
+            HttpError::Transport { .. } => Some("connection failure".into()),
+            HttpError::Decode { .. } => Some("unreadable answer".into()),
+            HttpError::Redirect { .. } => Some("redirect to another origin".into()),
+            other => other.status().map(|s| format!("HTTP {s}")),
+        }
+    }
+
+    /// Worth another try a little later (server errors, time-outs, dropped connections; never
+    /// 4xx, never a refused redirect).
     pub fn is_transient(&self) -> bool {
         match self {
             HttpError::Timeout { .. } | HttpError::Transport { .. } => true,

@@ -1,15 +1,18 @@
-//! The HTTP layer every connector shares: auth, time-outs, retries of transient failures, an
-//! API-call counter, and typed errors that keep status, endpoint and a short body excerpt.
+//! The HTTP layer every connector shares: auth, time-outs, bounded retries of transient
+//! failures, redirects kept to the configured origin, every request admitted and counted by its
+//! pool's [`Budget`], and typed errors that keep status, endpoint and a short, scrubbed excerpt.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 
+use crate::budget::{Budget, Pool};
 use crate::error::HttpError;
-use crate::secret::Secret;
+use crate::secret::{Secret, scrub};
 
 /// HTTP Basic credentials from one `principal:secret` string.
 #[derive(Clone)]
@@ -46,6 +49,8 @@ impl BasicCredentials {
                         `principal:secret`"
                 .into());
         }
+        // The Authorization header carries base64(principal:secret): an echo of it is a leak too.
+        crate::secret::register(&format!("{principal}:{secret}"));
         Ok(Self {
             principal: principal.to_owned(),
             secret: Secret::new(secret),
@@ -82,7 +87,7 @@ impl Auth {
     }
 }
 
-/// Counts API calls (every attempt that reached the network).
+/// Counts API calls: every request that went on the wire.
 #[derive(Clone, Debug, Default)]
 pub struct CallCounter(Arc<AtomicU64>);
 
@@ -90,7 +95,7 @@ impl CallCounter {
     pub fn get(&self) -> u64 {
         self.0.load(Ordering::Relaxed)
     }
-    fn add(&self) {
+    pub(crate) fn add(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
     }
 }
@@ -105,6 +110,9 @@ pub struct HttpOptions {
     pub retries: u32,
     /// First back-off; doubles each attempt, with ±50 % jitter.
     pub backoff: Duration,
+    /// No retry starts later than this after the first attempt: retries are bounded in count
+    /// AND in time.
+    pub retry_window: Duration,
 }
 
 impl Default for HttpOptions {
@@ -114,29 +122,38 @@ impl Default for HttpOptions {
             connect_timeout: Duration::from_secs(10),
             retries: 2,
             backoff: Duration::from_millis(500),
+            retry_window: Duration::from_secs(120),
         }
     }
 }
 
-/// A client bound to one API root and one auth strategy.
+/// Same-origin redirect hops followed for one request.
+const MAX_REDIRECTS: u32 = 5;
+
+/// A client bound to one API origin and one auth strategy. [`HttpClient::metered`] binds it to
+/// a run's [`Budget`] and a pool: every request it sends is then admitted and counted there.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
     client: reqwest::Client,
     base: String,
+    /// `scheme://host:port` of `base`: the only origin credentials are ever sent to.
+    origin: String,
     auth: Auth,
     opts: HttpOptions,
-    calls: CallCounter,
+    meter: Option<(Budget, Pool)>,
 }
 
 /// Longest body excerpt kept in an error.
 const EXCERPT_CHARS: usize = 200;
+/// Most of an error body read to find the excerpt (a hostile server may send gigabytes).
+const ERROR_BODY_BYTES: usize = 64 * 1024;
 
 impl HttpClient {
     pub fn new(base_url: &str, auth: Auth, opts: HttpOptions) -> Result<Self, String> {
         let base = base_url.trim().trim_end_matches('/').to_owned();
-        let parsed = reqwest::Url::parse(&base)
-            .map_err(|e| format!("`{base}` is not a valid URL ({e}); write it like https://host"))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
+        let parsed =
+            Url::parse(&base).map_err(|e| format!("`{base}` is not a valid URL ({e}); write it like https://host"))?;
+        if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
             return Err(format!(
                 "`{base}` must start with https:// (or http:// for a local test server)"
             ));
@@ -145,66 +162,132 @@ impl HttpClient {
             .user_agent(concat!("kri/", env!("CARGO_PKG_VERSION")))
             .timeout(opts.timeout)
             .connect_timeout(opts.connect_timeout)
+            // Redirects are followed by `send`, same origin only: a 307 to another host would
+            // otherwise carry the form body (a client secret) there.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         Ok(Self {
             client,
             base,
+            origin: parsed.origin().ascii_serialization(),
             auth,
             opts,
-            calls: CallCounter::default(),
+            meter: None,
         })
     }
 
-    /// The same client, counting its calls into `calls` (one counter per connector run).
-    pub fn counting(&self, calls: &CallCounter) -> Self {
+    /// The same client, admitting and counting every request it sends in `pool` of `budget`
+    /// (one budget per connector run).
+    pub fn metered(&self, budget: &Budget, pool: Pool) -> Self {
         Self {
-            calls: calls.clone(),
+            meter: Some((budget.clone(), pool)),
             ..self.clone()
         }
-    }
-
-    pub fn calls(&self) -> &CallCounter {
-        &self.calls
     }
 
     pub fn base_url(&self) -> &str {
         &self.base
     }
 
-    /// GET `path` and decode the JSON answer. A 204 or an empty body decodes as `{}`.
-    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, HttpError> {
-        let endpoint = format!("GET {path}");
-        let resp = self.send(Method::GET, path, |r| r.query(query)).await?;
-        decode_json(&endpoint, resp).await
+    pub fn options(&self) -> &HttpOptions {
+        &self.opts
     }
 
-    /// Send a request (built by `build` on top of method, URL and auth), retrying transient
-    /// failures, and turn every non-2xx status into a typed [`HttpError`].
+    /// GET `path` and decode the JSON answer (a 204 reads as JSON `null`; an empty 200 is an error).
+    pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, HttpError> {
+        self.send_json(Method::GET, path, |r| r.query(query)).await
+    }
+
+    /// Send a request and decode its JSON answer, like [`HttpClient::get_json`].
+    pub async fn send_json<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<T, HttpError> {
+        let endpoint = format!("{method} {path}");
+        let result = match self.send_raw(method, path, build).await {
+            Ok(resp) => self.decode_json(&endpoint, resp).await,
+            Err(e) => Err(e),
+        };
+        self.settle(result)
+    }
+
+    /// Send a request and hand back the answer to read as a stream. The caller reads the body
+    /// and MUST pass the outcome of reading it to [`HttpClient::settle`] (errors of the request
+    /// itself are settled here).
     pub async fn send(
         &self,
         method: Method,
         path: &str,
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, HttpError> {
+        match self.send_raw(method, path, build).await {
+            Ok(resp) => Ok(resp),
+            Err(e) => self.settle(Err(e)),
+        }
+    }
+
+    /// Tell the pool's circuit breaker how a call ended (see [`Budget::settle`]).
+    pub fn settle<T>(&self, result: Result<T, HttpError>) -> Result<T, HttpError> {
+        match &self.meter {
+            Some((budget, pool)) => budget.settle(pool, result),
+            None => result,
+        }
+    }
+
+    /// One logical call: attempts (retries of transient failures, bounded in count and time),
+    /// same-origin redirect hops and one token refresh after a 401, each admitted by the pool.
+    async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, HttpError> {
         let endpoint = format!("{method} {path}");
-        let url = format!("{}{}", self.base, path);
-        let mut attempt = 0;
-        let mut refreshed = false;
+        let first_url = format!("{}{}", self.base, path);
+        let started = Instant::now();
+        let mut redirected: Option<Url> = None;
+        let (mut attempt, mut hops, mut refreshed) = (0, 0, false);
         loop {
-            let mut req = self.client.request(method.clone(), &url);
-            if let Auth::Basic(c) = &self.auth {
-                req = req.basic_auth(&c.principal, Some(c.secret.expose()));
+            if let Some((budget, pool)) = &self.meter {
+                budget.admit(pool, &endpoint).await?;
             }
-            if let Auth::Bearer(tokens) = &self.auth {
-                req = req.bearer_auth(tokens.token(&self.calls).await?.expose());
+            let mut req = self.client.request(method.clone(), &first_url);
+            match &self.auth {
+                Auth::None => {}
+                Auth::Basic(c) => req = req.basic_auth(&c.principal, Some(c.secret.expose())),
+                Auth::Bearer(tokens) => {
+                    let budget = self.meter.as_ref().map(|(b, _)| b);
+                    req = req.bearer_auth(tokens.token(budget).await?.expose());
+                }
             }
-            self.calls.add();
-            let result = match build(req).send().await {
-                Ok(resp) => self.check(&endpoint, resp).await,
+            let result = match build(req).build() {
+                Ok(mut request) => {
+                    if let Some(url) = &redirected {
+                        *request.url_mut() = url.clone();
+                    }
+                    match self.client.execute(request).await {
+                        Ok(resp) => self.check(&endpoint, resp).await,
+                        Err(e) => Err(self.transport_error(&endpoint, e)),
+                    }
+                }
                 Err(e) => Err(self.transport_error(&endpoint, e)),
             };
             match result {
+                Ok(Answer::Redirect(to)) => {
+                    hops += 1;
+                    if hops > MAX_REDIRECTS {
+                        return Err(HttpError::Transport {
+                            endpoint,
+                            detail: format!("more than {MAX_REDIRECTS} redirects"),
+                        });
+                    }
+                    tracing::debug!(%endpoint, to = %to.path(), "following a same-origin redirect");
+                    redirected = Some(to);
+                }
+                Ok(Answer::Final(resp)) => return Ok(resp),
                 Err(HttpError::Unauthorized { .. }) if !refreshed && matches!(self.auth, Auth::Bearer(_)) => {
                     // The token may have been revoked or expired early: one fresh token, once.
                     if let Auth::Bearer(tokens) = &self.auth {
@@ -215,22 +298,29 @@ impl HttpClient {
                 }
                 Err(e) if e.is_transient() && attempt < self.opts.retries => {
                     let wait = backoff(self.opts.backoff, attempt);
+                    let stopped = self.meter.as_ref().is_some_and(|(b, p)| b.is_stopped(p));
+                    if stopped || started.elapsed() + wait > self.opts.retry_window {
+                        return Err(e);
+                    }
                     tracing::warn!(%endpoint, error = %e, retry_in_ms = wait.as_millis() as u64, "transient failure, retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
-                other => return other,
+                Err(e) => return Err(e),
             }
         }
     }
 
-    async fn check(&self, endpoint: &str, resp: Response) -> Result<Response, HttpError> {
+    async fn check(&self, endpoint: &str, resp: Response) -> Result<Answer, HttpError> {
         let status = resp.status();
         tracing::debug!(%endpoint, status = status.as_u16(), "answer");
         if status.is_success() {
-            return Ok(resp);
+            return Ok(Answer::Final(resp));
         }
         let endpoint = endpoint.to_owned();
+        if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
+            return self.redirect(endpoint, status.as_u16(), &resp).map(Answer::Redirect);
+        }
         if status == StatusCode::UNAUTHORIZED {
             return Err(HttpError::Unauthorized {
                 endpoint,
@@ -238,7 +328,10 @@ impl HttpClient {
             });
         }
         if status == StatusCode::TOO_MANY_REQUESTS {
-            return Err(HttpError::Throttled { endpoint });
+            return Err(HttpError::Throttled {
+                endpoint,
+                detail: crate::error::THROTTLED.into(),
+            });
         }
         let excerpt = excerpt(resp).await;
         Err(match status.as_u16() {
@@ -253,6 +346,80 @@ impl HttpClient {
         })
     }
 
+    /// Where a redirect points, when it stays on the configured origin; refused otherwise.
+    fn redirect(&self, endpoint: String, status: u16, resp: &Response) -> Result<Url, HttpError> {
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|l| resp.url().join(l).ok());
+        match location {
+            Some(to) if to.origin().ascii_serialization() == self.origin => Ok(to),
+            Some(to) => Err(HttpError::Redirect {
+                endpoint,
+                status,
+                from: self.origin.clone(),
+                to: scrub(&to.origin().ascii_serialization()),
+            }),
+            None => Err(HttpError::Redirect {
+                endpoint,
+                status,
+                from: self.origin.clone(),
+                to: "an address kri cannot read (no valid Location header)".into(),
+            }),
+        }
+    }
+
+    /// Decode a JSON answer. A 204 is the server saying "nothing": it decodes as JSON `null`, so
+    /// only types that accept null (an `Option`, a `Value`) read it as empty. A 200 whose body
+    /// is empty, cut off or stalled is an error, never an empty answer.
+    async fn decode_json<T: DeserializeOwned>(&self, endpoint: &str, resp: Response) -> Result<T, HttpError> {
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| self.body_error(endpoint, e))?;
+        if status == StatusCode::NO_CONTENT {
+            return serde_json::from_slice(b"null").map_err(|_| HttpError::Decode {
+                endpoint: endpoint.to_owned(),
+                detail: "the API answered 204 No Content where an answer was expected".into(),
+            });
+        }
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(HttpError::Decode {
+                endpoint: endpoint.to_owned(),
+                detail: format!(
+                    "the answer was empty (HTTP {} without a body); nothing was counted from it",
+                    status.as_u16()
+                ),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| HttpError::Decode {
+            endpoint: endpoint.to_owned(),
+            detail: format!(
+                "{e} (the API may have changed; first bytes: {})",
+                clip(&scrub(&String::from_utf8_lossy(
+                    &bytes[..bytes.len().min(ERROR_BODY_BYTES)]
+                )))
+            ),
+        })
+    }
+
+    /// A failure while the body of an answer was arriving: a stall until the time-out, or a
+    /// connection closed before the answer was complete.
+    pub fn body_error(&self, endpoint: &str, e: reqwest::Error) -> HttpError {
+        if e.is_timeout() {
+            return HttpError::Timeout {
+                endpoint: endpoint.to_owned(),
+                seconds: self.opts.timeout.as_secs(),
+            };
+        }
+        HttpError::Transport {
+            endpoint: endpoint.to_owned(),
+            detail: format!(
+                "the answer was cut off before it was complete ({})",
+                scrub(&error_chain(&e.without_url()))
+            ),
+        }
+    }
+
     fn transport_error(&self, endpoint: &str, e: reqwest::Error) -> HttpError {
         let endpoint = endpoint.to_owned();
         if e.is_timeout() {
@@ -263,41 +430,35 @@ impl HttpClient {
         }
         HttpError::Transport {
             endpoint,
-            detail: error_chain(&e.without_url()),
+            detail: scrub(&error_chain(&e.without_url())),
         }
     }
 }
 
-/// Decode a JSON body; a 204 or an empty body decodes as `{}`.
-pub async fn decode_json<T: DeserializeOwned>(endpoint: &str, resp: Response) -> Result<T, HttpError> {
-    let no_content = resp.status() == StatusCode::NO_CONTENT;
-    let bytes = resp.bytes().await.map_err(|e| HttpError::Transport {
-        endpoint: endpoint.to_owned(),
-        detail: format!("reading the answer: {}", error_chain(&e.without_url())),
-    })?;
-    let body: &[u8] = if no_content || bytes.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        &bytes
-    };
-    serde_json::from_slice(body).map_err(|e| HttpError::Decode {
-        endpoint: endpoint.to_owned(),
-        detail: format!(
-            "{e} (the API may have changed; first bytes: {})",
-            clip(&String::from_utf8_lossy(&bytes))
-        ),
-    })
+/// What one attempt produced.
+enum Answer {
+    Final(Response),
+    Redirect(Url),
 }
 
-async fn excerpt(resp: Response) -> String {
-    match resp.text().await {
-        Ok(t) => clip(t.trim()),
-        Err(_) => String::new(),
+/// The start of an error body: at most [`ERROR_BODY_BYTES`] read, secrets scrubbed from the
+/// whole of it, THEN clipped (a clipped secret could no longer be recognised).
+async fn excerpt(mut resp: Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < ERROR_BODY_BYTES {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            _ => break,
+        }
     }
+    bytes.truncate(ERROR_BODY_BYTES);
+    clip(&scrub(String::from_utf8_lossy(&bytes).trim()))
 }
 
+/// One line, at most [`EXCERPT_CHARS`] characters. Scrub BEFORE clipping.
 fn clip(text: &str) -> String {
     let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let one_line = scrub(&one_line);
     if one_line.chars().count() <= EXCERPT_CHARS {
         one_line
     } else {
@@ -364,5 +525,181 @@ mod tests {
         assert!(c.ends_with('…'));
         assert!(c.chars().count() <= EXCERPT_CHARS + 1);
         assert_eq!(clip("a\n  b"), "a b");
+    }
+
+    use crate::budget::{Budget, Pool};
+    use httpmock::prelude::*;
+
+    const POOL: Pool = Pool::unlimited("test");
+
+    fn budget() -> Budget {
+        let clock = crate::clock::ManualClock::new(crate::testing::fixed_now());
+        Budget::new(crate::store::Store::in_memory().unwrap(), "t", Arc::new(clock))
+    }
+
+    fn fast() -> HttpOptions {
+        HttpOptions {
+            backoff: Duration::from_millis(1),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_200_is_an_error_and_a_204_is_the_server_saying_nothing() {
+        let server = MockServer::start_async().await;
+        server
+            .mock_async(|when, then| {
+                when.path("/empty");
+                then.status(200).header("content-type", "application/json");
+            })
+            .await;
+        server
+            .mock_async(|when, then| {
+                when.path("/none");
+                then.status(204);
+            })
+            .await;
+        let http = HttpClient::new(&server.base_url(), Auth::None, fast()).unwrap();
+        let e = http.get_json::<serde_json::Value>("/empty", &[]).await.unwrap_err();
+        assert!(e.to_string().contains("the answer was empty"), "{e}");
+        let v: Option<serde_json::Value> = http.get_json("/none", &[]).await.unwrap();
+        assert_eq!(v, None);
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Needs {
+            total: u64,
+        }
+        let e = http.get_json::<Needs>("/none", &[]).await.unwrap_err();
+        assert!(
+            e.to_string().contains("204 No Content where an answer was expected"),
+            "{e}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_attempt_is_admitted_and_counted_and_a_failing_pool_stops() {
+        let server = MockServer::start_async().await;
+        let m = server
+            .mock_async(|when, then| {
+                when.path("/x");
+                then.status(503).body("Service Unavailable");
+            })
+            .await;
+        let b = budget();
+        let http = HttpClient::new(&server.base_url(), Auth::None, fast())
+            .unwrap()
+            .metered(&b, POOL);
+        for _ in 0..5 {
+            assert!(http.get_json::<serde_json::Value>("/x", &[]).await.is_err());
+        }
+        // 3 logical calls × (1 + 2 retries), then the pool is stopped: no more requests.
+        m.assert_calls_async(9).await;
+        assert_eq!(b.calls().get(), 9);
+        assert_eq!(b.used_24h(&POOL).await.unwrap(), 9);
+        let e = http.get_json::<serde_json::Value>("/x", &[]).await.unwrap_err();
+        assert!(e.to_string().contains("3 failures in a row (HTTP 503"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn retries_stop_at_the_retry_window() {
+        let server = MockServer::start_async().await;
+        let m = server
+            .mock_async(|when, then| {
+                when.path("/x");
+                then.status(502);
+            })
+            .await;
+        let opts = HttpOptions {
+            backoff: Duration::from_millis(200),
+            retry_window: Duration::from_millis(50),
+            ..Default::default()
+        };
+        let http = HttpClient::new(&server.base_url(), Auth::None, opts).unwrap();
+        assert!(http.get_json::<serde_json::Value>("/x", &[]).await.is_err());
+        m.assert_calls_async(1).await;
+    }
+
+    #[tokio::test]
+    async fn a_data_redirect_to_another_origin_is_refused_naming_both_origins() {
+        let other = MockServer::start_async().await;
+        let evil = other
+            .mock_async(|when, then| {
+                when.any_request();
+                then.status(200).json_body(serde_json::json!({"n": 1}));
+            })
+            .await;
+        let server = MockServer::start_async().await;
+        let to = other.url("/data");
+        server
+            .mock_async(move |when, then| {
+                when.path("/data");
+                then.status(302).header("location", to.as_str());
+            })
+            .await;
+        let creds = BasicCredentials::parse(&Secret::new("svc:redirect-secret")).unwrap();
+        let http = HttpClient::new(&server.base_url(), Auth::Basic(creds), fast()).unwrap();
+        let e = http.get_json::<serde_json::Value>("/data", &[]).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains(&server.base_url()) && msg.contains(&other.base_url()),
+            "{msg}"
+        );
+        evil.assert_calls_async(0).await;
+    }
+
+    #[tokio::test]
+    async fn an_echoed_credential_is_scrubbed_before_the_excerpt_is_clipped() {
+        let server = MockServer::start_async().await;
+        // The header starts inside the 200 kept characters and ends after them: clipping first
+        // would keep half of it.
+        let creds = BasicCredentials::parse(&Secret::new("svc-echo:echoed-secret-value-1234")).unwrap();
+        let header = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode("svc-echo:echoed-secret-value-1234")
+        };
+        let body = format!("{} Authorization: Basic {header}", "x".repeat(160));
+        server
+            .mock_async(move |when, then| {
+                when.path("/e");
+                then.status(400).body(body.as_str());
+            })
+            .await;
+        let http = HttpClient::new(&server.base_url(), Auth::Basic(creds), fast()).unwrap();
+        let msg = http
+            .get_json::<serde_json::Value>("/e", &[])
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(!msg.contains(&header[..12]), "{msg}");
+        assert!(msg.contains("Basic [redacted]"), "{msg}");
+    }
+
+    /// A raw server: answers 200 with a Content-Length, then closes after `body` bytes.
+    async fn cutting_server(body: &'static str, length: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {length}\r\n\r\n{body}"
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    #[tokio::test]
+    async fn a_body_cut_after_the_headers_is_a_failure_never_an_empty_answer() {
+        for (body, length) in [("", 100), ("{\"messagesDelivered\": [", 100)] {
+            let base = cutting_server(body, length).await;
+            let http = HttpClient::new(&base, Auth::None, fast()).unwrap();
+            let e = http.get_json::<Option<serde_json::Value>>("/x", &[]).await.unwrap_err();
+            assert!(e.to_string().contains("cut off"), "{e}");
+        }
     }
 }

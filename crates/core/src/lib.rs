@@ -11,6 +11,7 @@ pub mod connector;
 pub mod error;
 pub mod http;
 pub mod kri;
+pub mod lease;
 pub mod license;
 pub mod oauth;
 pub mod registry;
@@ -32,6 +33,7 @@ pub use connector::{Connector, KriResult, Measurement, PlannedCalls, Probe, RunC
 pub use error::{HttpError, KriError};
 pub use http::{Auth, BasicCredentials, CallCounter, HttpClient, HttpOptions};
 pub use kri::{Band, Direction, Kri, KriOutcome, KriSpec, KriStatus, Thresholds, Unit};
+pub use lease::{Lease, LeaseError};
 pub use registry::Registration;
 pub use secret::Secret;
-pub use store::Store;
+pub use store::{StateValue, Store};

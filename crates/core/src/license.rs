@@ -135,6 +135,7 @@ mod tests {
     fn other_errors_on_a_licensed_module_still_fail() {
         let r = Err(KriError::Http(HttpError::Throttled {
             endpoint: "GET /x".into(),
+            detail: String::new(),
         }));
         assert_eq!(
             settle("efd", &LICENSED, r, LICENSED.default_thresholds()).status,

@@ -1,7 +1,8 @@
 //! OAuth2 client credentials: a token fetched with a form body from its own URL (often another
 //! host than the API), cached until about a minute before it expires, dropped on a 401 so the
-//! next attempt fetches a fresh one. The client secret is only ever put in the form body: it is
-//! never logged, never in an error, and scrubbed from any server excerpt.
+//! next attempt fetches a fresh one. The client secret is only ever put in the form body, sent
+//! only to the token URL's own origin (a redirect elsewhere is refused), never logged, and
+//! scrubbed from anything a server echoes; every token received is scrubbed from then on too.
 
 use std::time::Duration;
 
@@ -10,8 +11,9 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::budget::{Budget, Pool};
 use crate::error::HttpError;
-use crate::http::{Auth, CallCounter, HttpClient, HttpOptions, decode_json};
+use crate::http::{Auth, HttpClient, HttpOptions};
 use crate::secret::{Secret, lenient_string};
 
 /// A token is used until this long before it expires.
@@ -24,6 +26,8 @@ pub const CLIENT_CREDENTIALS_HINT: &str = "check client_id and client_secret (th
 /// Issues bearer tokens for one `client_id` / `client_secret` pair.
 pub struct TokenSource {
     http: HttpClient,
+    /// The pool token requests are counted in.
+    pool: Pool,
     path: String,
     client_id: String,
     client_secret: Secret,
@@ -58,8 +62,15 @@ fn lenient_opt_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>
 }
 
 impl TokenSource {
-    /// `token_url` is the full URL of the token endpoint (e.g. `https://auth.proofpoint.com/v1/token`).
-    pub fn new(token_url: &str, client_id: &str, client_secret: Secret, opts: HttpOptions) -> Result<Self, String> {
+    /// `token_url` is the full URL of the token endpoint (e.g. `https://auth.example.com/v1/token`);
+    /// token requests are counted in `pool`.
+    pub fn new(
+        token_url: &str,
+        client_id: &str,
+        client_secret: Secret,
+        opts: HttpOptions,
+        pool: Pool,
+    ) -> Result<Self, String> {
         let url = reqwest::Url::parse(token_url.trim())
             .map_err(|e| format!("`{token_url}` is not a valid URL ({e}); write it like https://host/v1/token"))?;
         let origin = url.origin().ascii_serialization();
@@ -71,6 +82,7 @@ impl TokenSource {
         let http = HttpClient::new(&origin, Auth::None, opts)?;
         Ok(Self {
             http,
+            pool,
             path,
             client_id: client_id.trim().to_owned(),
             client_secret,
@@ -79,14 +91,14 @@ impl TokenSource {
     }
 
     /// The current token, fetching a new one when none is cached or it expires within a minute.
-    /// The fetch counts into `calls`.
+    /// The fetch is admitted and counted by `budget` (in this source's pool).
     ///
     /// Boxed with an explicit `Send`: `HttpClient::send` awaits this for `Auth::Bearer` and this
     /// awaits `HttpClient::send` (with `Auth::None`) for the token, so the future types would
     /// otherwise be recursive.
     pub fn token<'a>(
         &'a self,
-        calls: &'a CallCounter,
+        budget: Option<&'a Budget>,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret, HttpError>> + Send + 'a>> {
         Box::pin(async move {
             let mut cached = self.cached.lock().await;
@@ -95,7 +107,7 @@ impl TokenSource {
             {
                 return Ok(c.token.clone());
             }
-            let (token, lifetime) = self.fetch(calls).await?;
+            let (token, lifetime) = self.fetch(budget).await?;
             *cached = Some(Cached {
                 token: token.clone(),
                 fresh_until: Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN),
@@ -109,7 +121,7 @@ impl TokenSource {
         *self.cached.lock().await = None;
     }
 
-    async fn fetch(&self, calls: &CallCounter) -> Result<(Secret, Duration), HttpError> {
+    async fn fetch(&self, budget: Option<&Budget>) -> Result<(Secret, Duration), HttpError> {
         let endpoint = format!("POST {}", self.path);
         tracing::debug!(%endpoint, client_id = %self.client_id, "fetching an OAuth token");
         let form = [
@@ -117,13 +129,14 @@ impl TokenSource {
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.client_secret.expose()),
         ];
-        let resp = self
-            .http
-            .counting(calls)
-            .send(Method::POST, &self.path, |r| r.form(&form))
+        let http = match budget {
+            Some(b) => self.http.metered(b, self.pool),
+            None => self.http.clone(),
+        };
+        let answer: TokenAnswer = http
+            .send_json(Method::POST, &self.path, |r| r.form(&form))
             .await
-            .map_err(|e| self.scrub(e))?;
-        let answer: TokenAnswer = decode_json(&endpoint, resp).await.map_err(|e| self.scrub(e))?;
+            .map_err(|e| self.explain(e))?;
         let token = answer
             .access_token
             .filter(|t| !t.expose().trim().is_empty())
@@ -135,17 +148,10 @@ impl TokenSource {
         Ok((token, lifetime))
     }
 
-    /// Token endpoint errors: a 401 gets the client-credentials hint, and nothing the server
-    /// echoed may carry the secret.
-    fn scrub(&self, e: HttpError) -> HttpError {
-        let secret = self.client_secret.expose();
-        let clean = |s: String| {
-            if secret.len() >= 3 {
-                s.replace(secret, "[redacted]")
-            } else {
-                s
-            }
-        };
+    /// Token endpoint errors get the client-credentials hint. (Excerpts are already scrubbed by
+    /// the HTTP layer; scrubbing again costs nothing and keeps this path safe on its own.)
+    fn explain(&self, e: HttpError) -> HttpError {
+        let clean = |s: String| crate::secret::scrub(&s);
         match e {
             HttpError::Unauthorized { endpoint, .. } => HttpError::Unauthorized {
                 endpoint,
@@ -186,6 +192,8 @@ mod tests {
     use super::*;
     use httpmock::prelude::*;
 
+    const TOKEN_POOL: Pool = Pool::unlimited("token");
+
     fn source(server: &MockServer, secret: &str) -> TokenSource {
         TokenSource::new(
             &server.url("/v1/token"),
@@ -195,8 +203,18 @@ mod tests {
                 retries: 0,
                 ..Default::default()
             },
+            TOKEN_POOL,
         )
         .unwrap()
+    }
+
+    fn budget() -> Budget {
+        let clock = crate::clock::ManualClock::new(crate::testing::fixed_now());
+        Budget::new(
+            crate::store::Store::in_memory().unwrap(),
+            "ctr",
+            std::sync::Arc::new(clock),
+        )
     }
 
     #[tokio::test]
@@ -215,14 +233,15 @@ mod tests {
                 );
             })
             .await;
-        let calls = CallCounter::default();
+        let b = budget();
         let t = source(&server, "s3cr3t&=x");
-        assert_eq!(t.token(&calls).await.unwrap().expose(), "tok-1");
-        assert_eq!(t.token(&calls).await.unwrap().expose(), "tok-1");
+        assert_eq!(t.token(Some(&b)).await.unwrap().expose(), "tok-1");
+        assert_eq!(t.token(Some(&b)).await.unwrap().expose(), "tok-1");
         m.assert_calls_async(1).await;
-        assert_eq!(calls.get(), 1);
+        assert_eq!(b.calls().get(), 1);
+        assert_eq!(b.used_24h(&TOKEN_POOL).await.unwrap(), 1, "counted in its pool");
         t.invalidate().await;
-        t.token(&calls).await.unwrap();
+        t.token(Some(&b)).await.unwrap();
         m.assert_calls_async(2).await;
     }
 
@@ -237,9 +256,8 @@ mod tests {
             })
             .await;
         let t = source(&server, "secret");
-        let calls = CallCounter::default();
-        t.token(&calls).await.unwrap();
-        t.token(&calls).await.unwrap();
+        t.token(None).await.unwrap();
+        t.token(None).await.unwrap();
         // 30 s lifetime is inside the 60 s margin: never reused.
         m.assert_calls_async(2).await;
     }
@@ -253,10 +271,7 @@ mod tests {
                 then.status(401).body("bad client_secret very-secret-value");
             })
             .await;
-        let e = source(&server, "very-secret-value")
-            .token(&CallCounter::default())
-            .await
-            .unwrap_err();
+        let e = source(&server, "very-secret-value").token(None).await.unwrap_err();
         let msg = e.to_string();
         assert_eq!(e.status(), Some(401));
         assert!(msg.contains("POST /v1/token") && msg.contains("client_secret"), "{msg}");
@@ -270,15 +285,65 @@ mod tests {
                     .body("{\"error\":\"invalid_client\",\"echo\":\"very-secret-value\"}");
             })
             .await;
-        let e = source(&server, "very-secret-value")
-            .token(&CallCounter::default())
-            .await
-            .unwrap_err();
+        let e = source(&server, "very-secret-value").token(None).await.unwrap_err();
         let msg = e.to_string();
         assert!(
             msg.contains("invalid_client") && !msg.contains("very-secret-value"),
             "{msg}"
         );
         assert!(!format!("{:?}", source(&server, "very-secret-value")).contains("very-secret-value"));
+    }
+
+    #[tokio::test]
+    async fn a_redirect_to_another_origin_is_refused_and_the_secret_never_leaves() {
+        let elsewhere = MockServer::start_async().await;
+        let evil = elsewhere
+            .mock_async(|when, then| {
+                when.any_request();
+                then.status(200)
+                    .json_body(serde_json::json!({"access_token": "evil", "expires_in": 3600}));
+            })
+            .await;
+        let server = MockServer::start_async().await;
+        let target = elsewhere.url("/v1/token");
+        server
+            .mock_async(move |when, then| {
+                when.method(POST).path("/v1/token");
+                then.status(307).header("location", target.as_str());
+            })
+            .await;
+        let e = source(&server, "redirected-secret").token(None).await.unwrap_err();
+        let msg = e.to_string();
+        assert!(matches!(e, HttpError::Redirect { status: 307, .. }), "{e:?}");
+        assert!(
+            msg.contains(&server.base_url()) && msg.contains(&elsewhere.base_url()),
+            "{msg}"
+        );
+        evil.assert_calls_async(0).await;
+    }
+
+    #[tokio::test]
+    async fn a_same_origin_redirect_is_followed_and_each_hop_is_counted() {
+        let server = MockServer::start_async().await;
+        let moved = server
+            .mock_async(|when, then| {
+                when.method(POST).path("/v1/token");
+                then.status(308).header("location", "/v2/token");
+            })
+            .await;
+        let real = server
+            .mock_async(|when, then| {
+                when.method(POST)
+                    .path("/v2/token")
+                    .form_urlencoded_tuple("client_secret", "hop-secret");
+                then.status(200)
+                    .json_body(serde_json::json!({"access_token": "t", "expires_in": 3600}));
+            })
+            .await;
+        let b = budget();
+        source(&server, "hop-secret").token(Some(&b)).await.unwrap();
+        moved.assert_calls_async(1).await;
+        real.assert_calls_async(1).await;
+        assert_eq!(b.calls().get(), 2, "the hop is a request on the wire");
     }
 }

@@ -2,6 +2,7 @@
 //! skipped rows and API calls. The runner and the connector tests share this.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use tracing::Instrument;
 
@@ -15,16 +16,37 @@ use crate::store::{ConnectorReport, ConnectorStatus};
 ///
 /// KRIs the connector offers but the config did not select are counted in `rows_skipped` and
 /// not written. `thresholds` holds the configured overrides; others use the KRI's defaults.
+/// A run that takes longer than `run_timeout` is stopped: its KRIs are recorded as failed (the
+/// last good values stay), while what it already stored (windows read, cursors) is kept.
 pub async fn run_connector(
     connector: &dyn Connector,
     ctx: &RunContext,
     selected: &[&'static str],
     thresholds: &HashMap<String, Thresholds>,
+    run_timeout: Duration,
 ) -> ConnectorReport {
     let started_at = ctx.clock.now();
     let calls_before = ctx.calls.get();
     let span = tracing::info_span!("connector", module = connector.module());
-    let mut results = connector.collect(ctx, selected).instrument(span).await;
+    let collect = connector.collect(ctx, selected).instrument(span);
+    let mut results = match tokio::time::timeout(run_timeout, collect).await {
+        Ok(results) => results,
+        Err(_) => {
+            let message = format!(
+                "the {} run was stopped after {} (its run_timeout) and {} API calls; what it read so far is kept \
+                 and the next run goes on from there; if the API is only slow, raise [connectors.{}] run_timeout",
+                connector.module(),
+                humantime::format_duration(run_timeout),
+                ctx.calls.get() - calls_before,
+                connector.module()
+            );
+            tracing::error!(module = connector.module(), "{message}");
+            selected
+                .iter()
+                .map(|s| (*s, Err(KriError::Other(message.clone()))))
+                .collect()
+        }
+    };
 
     let mut kris = Vec::new();
     let mut rows_skipped = 0;

@@ -1,6 +1,15 @@
-//! Secrets from config: wrapped so they never print, and lenient about what figment hands us.
+//! Secrets: wrapped so they never print, lenient about what figment hands us, and known to the
+//! ONE scrubber that every error path, log line, printed line and stored text goes through.
+//!
+//! Every [`Secret`] registers itself with the scrubber when it is made, in every form the program
+//! can know: the raw text, URL- and form-encoded, JSON-escaped and base64. HTTP Basic credentials
+//! add the base64 of `principal:secret` (the Authorization header's payload), and tokens parsed
+//! from an answer are `Secret`s too, so an `access_token` a server hands back is scrubbed from
+//! then on, wherever it shows up.
 
+use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::RwLock;
 
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -14,8 +23,11 @@ use serde::de::{self, Deserializer, Visitor};
 pub struct Secret(SecretString);
 
 impl Secret {
+    /// Wrap `value` and register it (in all its forms) with the scrubber.
     pub fn new(value: impl Into<String>) -> Self {
-        Self(SecretString::from(value.into()))
+        let value = value.into();
+        register(&value);
+        Self(SecretString::from(value))
     }
 
     /// The secret text. Call only where it is sent to the API.
@@ -81,9 +93,91 @@ pub fn lenient_opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
     lenient_string(deserializer).map(Some)
 }
 
+/// Text shorter than this is not scrubbed: replacing every `ab` in a message would destroy it,
+/// and a secret that short is no secret.
+const MIN_SCRUB_CHARS: usize = 4;
+
+/// What replaces a secret.
+pub const REDACTED: &str = "[redacted]";
+
+/// Every form of every secret seen, longest first (so a long form is replaced before a shorter
+/// one inside it).
+static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+
+/// Register `secret` with the scrubber, in every form it may take on the wire or in an echo.
+pub fn register(secret: &str) {
+    let forms = forms_of(secret);
+    if forms.is_empty() {
+        return;
+    }
+    let mut all = FORMS.write().unwrap_or_else(|p| p.into_inner());
+    let mut set: BTreeSet<String> = all.drain(..).collect();
+    set.extend(forms);
+    all.extend(set);
+    all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+}
+
+fn forms_of(secret: &str) -> Vec<String> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    if secret.trim().chars().count() < MIN_SCRUB_CHARS {
+        return Vec::new();
+    }
+    let mut forms = vec![secret.to_owned(), secret.trim().to_owned()];
+    forms.push(form_urlencoded::byte_serialize(secret.as_bytes()).collect());
+    forms.push(percent_encoding::utf8_percent_encode(secret, percent_encoding::NON_ALPHANUMERIC).to_string());
+    if let Ok(json) = serde_json::to_string(secret) {
+        forms.push(json.trim_matches('"').to_owned());
+    }
+    for engine in [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD] {
+        forms.push(engine.encode(secret));
+    }
+    forms.retain(|f| f.chars().count() >= MIN_SCRUB_CHARS);
+    forms
+}
+
+/// `text` with every known form of every secret replaced by `[redacted]`. Call it BEFORE text is
+/// clipped, logged, printed or stored: a clipped secret can no longer be recognised.
+pub fn scrub(text: &str) -> String {
+    let forms = FORMS.read().unwrap_or_else(|p| p.into_inner());
+    let mut out = text.to_owned();
+    for f in forms.iter() {
+        if out.contains(f.as_str()) {
+            out = out.replace(f.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
+/// [`scrub`] without a copy when nothing is to be replaced (the common case).
+pub fn scrub_cow(text: &str) -> std::borrow::Cow<'_, str> {
+    let forms = FORMS.read().unwrap_or_else(|p| p.into_inner());
+    if forms.iter().any(|f| text.contains(f.as_str())) {
+        drop(forms);
+        std::borrow::Cow::Owned(scrub(text))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_form_of_a_secret_is_scrubbed_and_short_text_is_left_alone() {
+        let _ = Secret::new("p@ss w/rd+\"q");
+        let echoed = "raw p@ss w/rd+\"q form p%40ss+w%2Frd%2B%22q pct p%40ss%20w%2Frd%2B%22q \
+                      json p@ss w/rd+\\\"q b64 cEBzcyB3L3JkKyJx";
+        let clean = scrub(echoed);
+        for leaked in ["p@ss", "w/rd", "w%2Frd", "cEBzcyB3L3JkKyJx"] {
+            assert!(!clean.contains(leaked), "{leaked} in {clean}");
+        }
+        assert_eq!(clean.matches(REDACTED).count(), 5, "{clean}");
+        let _ = Secret::new("ab");
+        assert_eq!(scrub("ab cd"), "ab cd", "a two-character secret is not scrubbed");
+        assert!(matches!(scrub_cow("nothing to hide"), std::borrow::Cow::Borrowed(_)));
+    }
 
     #[test]
     fn debug_never_shows_the_value() {

@@ -1,6 +1,10 @@
 //! The embedded store: SQLite with versioned migrations and WAL. It keeps every run (one
 //! transaction per run, so a crash mid-run leaves the last good values intact), every KRI value,
-//! and a small key/value state per connector for cursors and cached facts.
+//! a small key/value state per connector for cursors and cached facts (each row with the version
+//! of its shape), and the leases that keep two processes from running one connector at once.
+//!
+//! The file and a folder it creates are owner-only (0600 / 0700): the store holds incident data.
+//! Every text written (errors, messages, state) goes through the secret scrubber first.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,6 +16,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::KriError;
 use crate::kri::{KriOutcome, serialize_value};
+use crate::secret::{scrub, scrub_cow};
 
 /// Migrations, in order. `PRAGMA user_version` records how many have run. Never edit one that
 /// has shipped: append a new one.
@@ -58,6 +63,18 @@ const MIGRATIONS: &[&str] = &[
         at        TEXT NOT NULL
     );
     CREATE INDEX api_calls_pool ON api_calls (namespace, pool, at);",
+    // 3: the shape version of each state row (rows written before are version 1), and leases:
+    // one holder per connector at a time, kept alive by heartbeats.
+    "ALTER TABLE state ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+    CREATE TABLE leases (
+        name         TEXT PRIMARY KEY,
+        holder_id    TEXT NOT NULL,
+        holder       TEXT NOT NULL,
+        host         TEXT NOT NULL,
+        pid          INTEGER NOT NULL,
+        acquired_at  TEXT NOT NULL,
+        heartbeat_at TEXT NOT NULL
+    );",
 ];
 
 /// A store problem: what failed, where the file is, what to do.
@@ -170,9 +187,7 @@ impl Store {
             action,
             detail: e.to_string(),
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| err("creating its folder", &e))?;
-        }
+        create_private(path).map_err(|e| err("creating it (check [store] path)", &e))?;
         let mut conn = Connection::open(path).map_err(|e| err("opening (check [store] path)", &e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| err("configuring", &e))?;
@@ -244,7 +259,13 @@ impl Store {
 
     /// Write a whole run (every connector's row and every KRI outcome) in ONE transaction.
     pub async fn write_run(&self, run: &RunReport) -> Result<(), StoreError> {
-        let run = run.clone();
+        let mut run = run.clone();
+        for c in &mut run.connectors {
+            c.error = c.error.as_deref().map(scrub);
+            for k in &mut c.kris {
+                k.message = k.message.as_deref().map(scrub);
+            }
+        }
         self.call("writing the run", move |c| {
             let tx = c.transaction()?;
             for r in &run.connectors {
@@ -389,7 +410,16 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Cursors and cached facts of one connector: JSON values under string keys.
+/// A value a connector keeps in its state. `VERSION` is the version of its stored shape: bump it
+/// when the shape changes, and rows of any other version are dropped (and read again from the
+/// API) instead of failing the run.
+pub trait StateValue: Serialize + DeserializeOwned + Send + 'static {
+    const VERSION: u32;
+}
+
+/// Cursors and cached facts of one connector: JSON values under string keys. A row that cannot
+/// be read (damaged, or written in another shape) is logged with its key and dropped: it is read
+/// again from the API, and it never fails a KRI it does not feed.
 #[derive(Clone, Debug)]
 pub struct StateHandle {
     store: Store,
@@ -397,41 +427,56 @@ pub struct StateHandle {
 }
 
 impl StateHandle {
-    pub async fn get<T: DeserializeOwned + Send + 'static>(&self, key: &str) -> Result<Option<T>, KriError> {
-        let (ns, key) = (self.namespace.clone(), key.to_owned());
-        let text: Option<String> = self
+    pub async fn get<T: StateValue>(&self, key: &str) -> Result<Option<T>, KriError> {
+        let (ns, k) = (self.namespace.clone(), key.to_owned());
+        let row: Option<(String, u32)> = self
             .store
             .call("reading connector state", move |c| {
                 c.query_row(
-                    "SELECT value FROM state WHERE namespace = ?1 AND key = ?2",
-                    params![ns, key],
-                    |r| r.get(0),
+                    "SELECT value, version FROM state WHERE namespace = ?1 AND key = ?2",
+                    params![ns, k],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )
                 .optional()
             })
             .await
             .map_err(|e| KriError::Store(e.to_string()))?;
-        text.map(|t| serde_json::from_str(&t).map_err(|e| KriError::Store(format!("corrupt state value: {e}"))))
-            .transpose()
+        let Some((text, version)) = row else { return Ok(None) };
+        match decode::<T>(&text, version) {
+            Ok(v) => Ok(Some(v)),
+            Err(why) => {
+                self.drop_unreadable(key, &why).await?;
+                Ok(None)
+            }
+        }
     }
 
     /// Write several keys in one transaction.
-    pub async fn put_many<T: Serialize>(&self, now: DateTime<Utc>, entries: &[(String, T)]) -> Result<(), KriError> {
-        let ns = self.namespace.clone();
-        let rows: Vec<(String, String)> = entries
+    pub async fn put_many<T: StateValue>(&self, now: DateTime<Utc>, entries: &[(String, T)]) -> Result<(), KriError> {
+        let rows = entries
             .iter()
-            .map(|(k, v)| serde_json::to_string(v).map(|j| (k.clone(), j)))
-            .collect::<Result<_, _>>()
-            .map_err(|e| KriError::Store(format!("cannot encode state: {e}")))?;
+            .map(|(k, v)| encode(v).map(|j| (k.clone(), j)))
+            .collect::<Result<_, _>>()?;
+        self.write(now, rows, T::VERSION).await
+    }
+
+    pub async fn put<T: StateValue>(&self, now: DateTime<Utc>, key: &str, value: &T) -> Result<(), KriError> {
+        self.write(now, vec![(key.to_owned(), encode(value)?)], T::VERSION)
+            .await
+    }
+
+    async fn write(&self, now: DateTime<Utc>, rows: Vec<(String, String)>, version: u32) -> Result<(), KriError> {
+        let ns = self.namespace.clone();
         let at = fmt_time(&now);
         self.store
             .call("writing connector state", move |c| {
                 let tx = c.transaction()?;
                 for (k, v) in &rows {
                     tx.execute(
-                        "INSERT INTO state (namespace, key, value, updated_at) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
-                        params![ns, k, v, at],
+                        "INSERT INTO state (namespace, key, value, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
+                             updated_at = excluded.updated_at, version = excluded.version",
+                        params![ns, k, v, at, version],
                     )?;
                 }
                 tx.commit()
@@ -440,42 +485,56 @@ impl StateHandle {
             .map_err(|e| KriError::Store(e.to_string()))
     }
 
-    pub async fn put<T: Serialize>(&self, now: DateTime<Utc>, key: &str, value: &T) -> Result<(), KriError> {
-        self.put_many(now, &[(key.to_owned(), value)]).await
-    }
-
-    /// Every key under `prefix`, in key order.
-    pub async fn scan<T: DeserializeOwned + Send + 'static>(&self, prefix: &str) -> Result<Vec<(String, T)>, KriError> {
-        let (ns, like) = (
-            self.namespace.clone(),
-            format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_")),
-        );
-        let rows: Vec<(String, String)> = self
+    /// Every readable key under `prefix`, in key order (unreadable rows are dropped).
+    pub async fn scan<T: StateValue>(&self, prefix: &str) -> Result<Vec<(String, T)>, KriError> {
+        let (ns, like) = (self.namespace.clone(), like_prefix(prefix));
+        let rows: Vec<(String, String, u32)> = self
             .store
             .call("scanning connector state", move |c| {
                 let mut stmt = c.prepare(
-                    "SELECT key, value FROM state WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\' ORDER BY key",
+                    "SELECT key, value, version FROM state WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\'
+                     ORDER BY key",
                 )?;
-                let rows = stmt.query_map(params![ns, like], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let rows = stmt.query_map(params![ns, like], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
                 rows.collect()
             })
             .await
             .map_err(|e| KriError::Store(e.to_string()))?;
-        rows.into_iter()
-            .map(|(k, v)| {
-                serde_json::from_str(&v)
-                    .map(|t| (k, t))
-                    .map_err(|e| KriError::Store(format!("corrupt state value: {e}")))
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, text, version) in rows {
+            match decode::<T>(&text, version) {
+                Ok(v) => out.push((k, v)),
+                Err(why) => self.drop_unreadable(&k, &why).await?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete one key.
+    pub async fn delete(&self, key: &str) -> Result<(), KriError> {
+        let (ns, k) = (self.namespace.clone(), key.to_owned());
+        self.store
+            .call("deleting connector state", move |c| {
+                c.execute("DELETE FROM state WHERE namespace = ?1 AND key = ?2", params![ns, k])
+                    .map(|_| ())
             })
-            .collect()
+            .await
+            .map_err(|e| KriError::Store(e.to_string()))
+    }
+
+    /// Log and delete a row that cannot be read, so it is read again from the API.
+    pub async fn drop_unreadable(&self, key: &str, why: &str) -> Result<(), KriError> {
+        tracing::warn!(
+            namespace = %self.namespace,
+            key,
+            "stored state `{key}` could not be read ({why}); dropped, it will be read again from the API"
+        );
+        self.delete(key).await
     }
 
     /// Delete every key under `prefix` (e.g. facts that aged out).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, KriError> {
-        let (ns, like) = (
-            self.namespace.clone(),
-            format!("{}%", prefix.replace('%', "\\%").replace('_', "\\_")),
-        );
+        let (ns, like) = (self.namespace.clone(), like_prefix(prefix));
         self.store
             .call("pruning connector state", move |c| {
                 c.execute(
@@ -489,11 +548,84 @@ impl StateHandle {
     }
 }
 
+fn like_prefix(prefix: &str) -> String {
+    format!(
+        "{}%",
+        prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    )
+}
+
+/// JSON of a state value, with secrets scrubbed.
+fn encode<T: StateValue>(value: &T) -> Result<String, KriError> {
+    serde_json::to_string(value)
+        .map(|j| scrub_cow(&j).into_owned())
+        .map_err(|e| KriError::Store(format!("cannot encode state: {e}")))
+}
+
+fn decode<T: StateValue>(text: &str, version: u32) -> Result<T, String> {
+    if version != T::VERSION {
+        return Err(format!(
+            "written in shape version {version}, this kri reads version {}",
+            T::VERSION
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| format!("damaged: {e}"))
+}
+
+/// Create the store's folder (0700) and file (0600) when they do not exist, so incident data
+/// is never readable by other users. An existing file open to others is reported.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
+        }
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+        {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                if let Ok(md) = std::fs::metadata(path)
+                    && md.permissions().mode() & 0o077 != 0
+                {
+                    tracing::warn!(
+                        "the store {} can be read by other users (mode {:o}); it holds incident data: chmod 600 it",
+                        path.display(),
+                        md.permissions().mode() & 0o777
+                    );
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    #[cfg(not(unix))]
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::kri::{Band, KriStatus};
     use chrono::TimeZone;
+
+    impl StateValue for u32 {
+        const VERSION: u32 = 1;
+    }
+
+    #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+    struct Reshaped {
+        n: u32,
+    }
+    impl StateValue for Reshaped {
+        const VERSION: u32 = 2;
+    }
 
     fn t(h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 23, h, 0, 0).unwrap()
@@ -608,5 +740,87 @@ mod tests {
         assert_eq!(tap.get::<u32>("nope").await.unwrap(), None);
         assert_eq!(tap.delete_prefix("window/").await.unwrap(), 2);
         assert_eq!(s.state("ctr").get::<u32>("window/x").await.unwrap(), Some(1));
+    }
+
+    #[tokio::test]
+    async fn a_damaged_or_reshaped_state_row_is_dropped_not_fatal() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("kri.db")).unwrap();
+        let tap = s.state("tap");
+        tap.put(t(1), "siem/a", &1u32).await.unwrap();
+        tap.put(t(1), "siem/b", &2u32).await.unwrap();
+        s.call("damage", |c| {
+            c.execute("UPDATE state SET value = '{not json' WHERE key = 'siem/a'", [])
+        })
+        .await
+        .unwrap();
+        let rows: Vec<(String, u32)> = tap.scan("siem/").await.unwrap();
+        assert_eq!(rows, vec![("siem/b".to_owned(), 2)], "the damaged row is skipped");
+        let left: u32 = s
+            .call("count", |c| c.query_row("SELECT COUNT(*) FROM state", [], |r| r.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(left, 1, "and deleted, so it is read again");
+        // A row written in shape version 1 is not read as version 2.
+        assert_eq!(tap.get::<Reshaped>("siem/b").await.unwrap(), None);
+        tap.put(t(2), "siem/b", &Reshaped { n: 3 }).await.unwrap();
+        assert_eq!(tap.get::<Reshaped>("siem/b").await.unwrap(), Some(Reshaped { n: 3 }));
+    }
+
+    #[tokio::test]
+    async fn secrets_are_scrubbed_from_everything_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("kri.db")).unwrap();
+        let _ = crate::secret::Secret::new("store-secret-123");
+        let mut r = report("r1", None);
+        r.connectors[0].error = Some("server said store-secret-123".into());
+        r.connectors[0].kris[0].message = Some("echo: store-secret-123".into());
+        s.write_run(&r).await.unwrap();
+        #[derive(Clone, Serialize, serde::Deserialize)]
+        struct Echo(String);
+        impl StateValue for Echo {
+            const VERSION: u32 = 1;
+        }
+        s.state("ctr")
+            .put(t(1), "incident/x", &Echo("title store-secret-123".into()))
+            .await
+            .unwrap();
+        let dump: Vec<String> = s
+            .call("dump", |c| {
+                let mut out = Vec::new();
+                for sql in [
+                    "SELECT error FROM runs",
+                    "SELECT message FROM kri_values",
+                    "SELECT value FROM state",
+                ] {
+                    let mut stmt = c.prepare(sql)?;
+                    let rows = stmt.query_map([], |r| r.get::<_, Option<String>>(0))?;
+                    for r in rows {
+                        out.extend(r?);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+            .unwrap();
+        assert_eq!(dump.len(), 3, "{dump:?}");
+        assert!(
+            dump.iter()
+                .all(|t| !t.contains("store-secret-123") && t.contains("[redacted]")),
+            "{dump:?}"
+        );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_store_and_its_new_folder_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new/sub/kri.db");
+        let _s = Store::open(&path).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+        assert_eq!(mode(&dir.path().join("new")), 0o700);
     }
 }

@@ -62,7 +62,14 @@ pub async fn run_selected(
         .map(|k| k.slug())
         .filter(|s| selected.is_none_or(|sel| sel.contains(s)))
         .collect();
-    Ok(crate::run::run_connector(connector.as_ref(), &ctx, &selected, &Default::default()).await)
+    Ok(crate::run::run_connector(
+        connector.as_ref(),
+        &ctx,
+        &selected,
+        &Default::default(),
+        std::time::Duration::from_secs(15 * 60),
+    )
+    .await)
 }
 
 /// The instant connector tests run at: 2026-11-23T10:00:00Z.

@@ -5,13 +5,14 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::future::join_all;
 use kri_core::license::settle_probe;
 use kri_core::run::run_connector;
-use kri_core::store::{ConnectorStatus, RunReport};
-use kri_core::{Clock, KriStatus, RunContext, Store, SystemClock};
+use kri_core::store::{ConnectorReport, ConnectorStatus, RunReport};
+use kri_core::{Clock, KriStatus, Lease, RunContext, Store, SystemClock, Thresholds};
 use kri_sandbox::{Sandbox, Scenario};
 
-use crate::config::{Loaded, Need, Sources, load};
+use crate::config::{Loaded, Module, Need, Sources, load};
 use crate::output;
 use crate::{Cli, Command, Failure, Output};
 
@@ -20,13 +21,17 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
     match cli.command {
         Command::Demo => demo(cli.output, clock).await,
         Command::Ctr { command } => crate::ctr::dispatch(command, cli.config.as_deref(), cli.output, clock).await,
-        Command::Run { only, plan } => {
+        Command::Run { only, plan, wait } => {
             let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
             let store = open_store(&loaded)?;
             if plan {
                 return dry_run(&loaded, &only, &store, clock, cli.output).await;
             }
-            let report = run_once(&loaded, &only, &store, clock, cli.output).await?;
+            let how = RunHow {
+                wait: |_: &Module| wait,
+                what: "kri run",
+            };
+            let report = run_once(&loaded, &only, &store, clock, cli.output, &how).await?;
             output::run(&report, cli.output);
             Ok(exit_code(&report))
         }
@@ -95,13 +100,24 @@ pub fn exit_code(report: &RunReport) -> u8 {
     u8::from(report.connectors.iter().any(|c| c.status != ConnectorStatus::Ok))
 }
 
-/// Run the enabled connectors (or the `only` ones) once and write the run in one transaction.
-pub async fn run_once(
+/// Who runs (for the lease holder's description) and how long to wait for a connector that
+/// another process is running.
+pub struct RunHow<W: Fn(&Module) -> Duration> {
+    pub wait: W,
+    pub what: &'static str,
+}
+
+/// Run the enabled connectors (or the `only` ones) once, all at the same time (one hung API
+/// delays no other), and write the run in one transaction. Each connector runs under its lease:
+/// one held by another process is waited for up to `how.wait`, then reported as failed, naming
+/// the holder, without being run.
+pub async fn run_once<W: Fn(&Module) -> Duration>(
     loaded: &Loaded,
     only: &[String],
     store: &Store,
     clock: Arc<dyn Clock>,
     out: Output,
+    how: &RunHow<W>,
 ) -> Result<RunReport, Failure> {
     for m in only {
         check_module(loaded, m)?;
@@ -113,17 +129,22 @@ pub async fn run_once(
         }
     }
     let interactive = out == Output::Table && std::io::stderr().is_terminal();
-    let thresholds: HashMap<String, kri_core::Thresholds> = loaded.thresholds.clone();
     let started_at = clock.now();
-    let mut connectors = Vec::new();
-    for m in &loaded.modules {
-        let Some(connector) = &m.connector else { continue };
-        if !only.is_empty() && !only.iter().any(|o| o == m.reg.module) {
-            continue;
-        }
-        let ctx = RunContext::new(clock.clone(), store, m.reg.module, interactive);
-        connectors.push(run_connector(connector.as_ref(), &ctx, &m.selected, &thresholds).await);
-    }
+    let jobs = loaded
+        .modules
+        .iter()
+        .filter(|m| only.is_empty() || only.iter().any(|o| o == m.reg.module))
+        .filter_map(|m| m.connector.as_deref().map(|c| (m, c)))
+        .map(|(m, c)| {
+            let job = Job {
+                module: m,
+                connector: c,
+                wait: (how.wait)(m),
+                what: how.what,
+            };
+            job.run(store, clock.clone(), interactive, &loaded.thresholds)
+        });
+    let connectors = join_all(jobs).await;
     if connectors.is_empty() {
         return Err(Failure::config(
             "no connector is enabled: set [connectors.tap] enabled = true (or efd, clear, ctr) in the config",
@@ -141,6 +162,50 @@ pub async fn run_once(
         ))
     })?;
     Ok(report)
+}
+
+/// One connector's part of a run.
+struct Job<'a> {
+    module: &'a Module,
+    connector: &'a dyn kri_core::Connector,
+    wait: Duration,
+    what: &'static str,
+}
+
+impl Job<'_> {
+    /// Run under the connector's lease; a lease held elsewhere is a failed, not-run connector.
+    async fn run(
+        self,
+        store: &Store,
+        clock: Arc<dyn Clock>,
+        interactive: bool,
+        thresholds: &HashMap<String, Thresholds>,
+    ) -> ConnectorReport {
+        let m = self.module;
+        let started_at = clock.now();
+        let lease = match Lease::acquire(store, m.reg.module, self.what, clock.clone(), self.wait).await {
+            Ok(lease) => lease,
+            Err(e) => {
+                tracing::error!(module = m.reg.module, "{e}");
+                return ConnectorReport {
+                    connector: m.reg.id.to_owned(),
+                    module: m.reg.module.to_owned(),
+                    status: ConnectorStatus::Failed,
+                    rows_written: 0,
+                    rows_skipped: 0,
+                    api_calls: 0,
+                    error: Some(format!("not run: {e}")),
+                    kris: Vec::new(),
+                    started_at,
+                    finished_at: clock.now(),
+                };
+            }
+        };
+        let ctx = RunContext::new(clock, store, m.reg.module, interactive);
+        let report = run_connector(self.connector, &ctx, &m.selected, thresholds, m.run_timeout).await;
+        lease.release().await;
+        report
+    }
 }
 
 /// `kri run --plan`: what a run would call now, per pool, against the rolling-24 h budgets.
@@ -166,15 +231,16 @@ async fn dry_run(
             .await
             .map_err(|e| Failure::runtime(format!("{}: {e}", m.reg.module)))?;
         for p in planned {
-            let used = match p.limit {
-                Some(limit) => Some(
-                    ctx.budget
-                        .used_24h(&kri_core::Pool { name: p.pool, limit })
-                        .await
-                        .map_err(|e| Failure::runtime(e.to_string()))?,
-                ),
-                None => None,
-            };
+            // Every request sent in the last 24 h, retries and redirect hops included.
+            let used = Some(
+                ctx.budget
+                    .used_24h(&kri_core::Pool {
+                        name: p.pool,
+                        limit: p.limit,
+                    })
+                    .await
+                    .map_err(|e| Failure::runtime(e.to_string()))?,
+            );
             rows.push(output::PlanRow {
                 module: m.reg.module,
                 pool: p.pool,
@@ -215,7 +281,14 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
             continue;
         };
         let ctx = RunContext::new(clock.clone(), &store, m.reg.module, false);
-        let outcome = settle_probe(m.reg.kris, connector.probe(&ctx).await);
+        let probe = match tokio::time::timeout(m.run_timeout, connector.probe(&ctx)).await {
+            Ok(result) => result,
+            Err(_) => Err(kri_core::KriError::Other(format!(
+                "no answer within {} (the connector's run_timeout)",
+                humantime::format_duration(m.run_timeout)
+            ))),
+        };
+        let outcome = settle_probe(m.reg.kris, probe);
         probes.push(output::ProbeRow {
             connector: m.reg.id,
             module: m.reg.module,
@@ -247,15 +320,19 @@ async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
     let loaded = load(&Sources::from_toml(&toml), Need::Credentials)?;
     let store = Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?;
     if out == Output::Table {
-        eprintln!(
+        errln!(
             "kri demo: a sandbox Proofpoint API with fake data on {} and a throw-away store; nothing leaves this machine.",
             sandbox.base_url()
         );
     }
-    let report = run_once(&loaded, &[], &store, clock, out).await?;
+    let how = RunHow {
+        wait: |_: &Module| Duration::ZERO,
+        what: "kri demo",
+    };
+    let report = run_once(&loaded, &[], &store, clock, out, &how).await?;
     output::run(&report, out);
     if out == Output::Table {
-        eprintln!("Next: write kri.toml (README), then `kri test` and `kri run` against your tenant.");
+        errln!("Next: write kri.toml (README), then `kri test` and `kri run` against your tenant.");
     }
     Ok(exit_code(&report))
 }
@@ -286,7 +363,12 @@ async fn daemon(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>, out: Outp
             }
         }
         // The run itself is not interrupted by a signal: it finishes and is stored, then we stop.
-        match run_once(loaded, std::slice::from_ref(&module), store, clock.clone(), out).await {
+        // The daemon can afford to wait for a run another process is making.
+        let how = RunHow {
+            wait: |m: &Module| m.run_timeout,
+            what: "kri daemon",
+        };
+        match run_once(loaded, std::slice::from_ref(&module), store, clock.clone(), out, &how).await {
             Ok(report) => {
                 last_code = exit_code(&report);
                 output::run(&report, out);

@@ -7,13 +7,15 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Toml};
-use figment::value::{Dict, Value};
-use figment::{Figment, Metadata, Source};
-use kri_core::config::{ConfigError, ConnectorSettings, ProofpointDefaults, describe, parse_duration};
+use figment::value::{Dict, Map, Num, Value};
+use figment::{Figment, Metadata, Profile, Provider, Source};
+use kri_core::config::{
+    ConfigError, ConnectorSettings, ProofpointDefaults, describe, lenient_opt_f64, parse_duration_within,
+};
 use kri_core::registry::{self, Registration};
-use kri_core::{BasicCredentials, Connector, Secret, Thresholds};
+use kri_core::secret::lenient_string;
+use kri_core::{BasicCredentials, Connector, HttpOptions, Secret, Thresholds};
 use serde::Deserialize;
-use serde::de::DeserializeOwned;
 
 use crate::Failure;
 
@@ -61,7 +63,9 @@ struct ProofpointSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ThresholdSection {
+    #[serde(default, deserialize_with = "lenient_opt_f64")]
     amber: Option<f64>,
+    #[serde(default, deserialize_with = "lenient_opt_f64")]
     red: Option<f64>,
 }
 
@@ -80,6 +84,9 @@ pub struct Module {
     pub schedule: Duration,
     pub schedule_text: String,
     pub selected: Vec<&'static str>,
+    /// The whole run of this connector: past it, the run is recorded as failed (what was read
+    /// so far is kept) and the other connectors go on.
+    pub run_timeout: Duration,
     /// Built when enabled and configured.
     pub connector: Option<Box<dyn Connector>>,
 }
@@ -126,7 +133,7 @@ impl Sources {
         if file_found {
             figment = figment.merge(Toml::file_exact(&file));
         }
-        let figment = figment.merge(Env::prefixed("KRI_").split("__").ignore(&["config"]));
+        let figment = figment.merge(LosslessEnv(Env::prefixed("KRI_").split("__").ignore(&["config"])));
         Ok(Sources {
             figment,
             file: Some(file),
@@ -247,22 +254,12 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
     let mut modules = Vec::new();
     for reg in registry::registrations() {
         let present = tables.contains_key(reg.module);
-        let mut table = tables.remove(reg.module).unwrap_or_default();
-        let key = |k: &str| format!("connectors.{}.{k}", reg.module);
-        let enabled = take::<bool>(&mut table, "enabled", key("enabled"))
-            .map_err(err)?
-            .unwrap_or(reg.enabled_by_default);
-        let schedule_text = take::<String>(&mut table, "schedule", key("schedule")).map_err(err)?;
-        let schedule_text = schedule_text.unwrap_or_else(|| "daily".into());
-        let schedule = parse_schedule(&schedule_text).map_err(|m| err(ConfigError::invalid(key("schedule"), m)))?;
-        let selected = match take::<Vec<String>>(&mut table, "kris", key("kris")).map_err(err)? {
-            None => reg.kris.iter().map(|k| k.slug()).collect(),
-            Some(list) => select(reg, &list).map_err(|m| err(ConfigError::invalid(key("kris"), m)))?,
-        };
+        let table = tables.remove(reg.module).unwrap_or_default();
+        let common = Common::take(reg, table, &proofpoint).map_err(err)?;
+        let enabled = common.enabled;
         let mut connector = None;
         if enabled || present {
-            let settings = ConnectorSettings::new(reg.module, table, proofpoint.clone());
-            match (reg.build)(&settings) {
+            match (reg.build)(&common.settings) {
                 Ok(c) if enabled => connector = Some(c),
                 Ok(_) => {}
                 Err(e) if e.missing && (!enabled || need == Need::NoCredentials) => {}
@@ -283,9 +280,10 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
         modules.push(Module {
             reg,
             enabled,
-            schedule,
-            schedule_text,
-            selected,
+            schedule: common.schedule,
+            schedule_text: common.schedule_text,
+            selected: common.selected,
+            run_timeout: common.run_timeout,
             connector,
         });
     }
@@ -297,22 +295,121 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
     })
 }
 
-fn take<T: DeserializeOwned>(table: &mut Dict, field: &str, key: String) -> Result<Option<T>, ConfigError> {
-    table
-        .remove(field)
-        .map(|v: Value| {
-            v.deserialize::<T>()
-                .map_err(|e| ConfigError::invalid(key, describe(&e)))
-        })
-        .transpose()
+/// The keys every connector table has, owned by the framework (taken out of the table before
+/// the connector sees it), and the connector's settings built from the rest.
+pub struct Common {
+    pub enabled: bool,
+    pub schedule: Duration,
+    pub schedule_text: String,
+    pub selected: Vec<&'static str>,
+    pub run_timeout: Duration,
+    pub settings: ConnectorSettings,
 }
 
-/// `daily`, `hourly`, or a duration of at least one minute.
+/// Default of `run_timeout`: the whole run of one connector.
+pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+impl Common {
+    pub fn take(
+        reg: &'static Registration,
+        mut table: Dict,
+        proofpoint: &ProofpointDefaults,
+    ) -> Result<Self, ConfigError> {
+        let key = |k: &str| format!("connectors.{}.{k}", reg.module);
+        let enabled = take(&mut table, "enabled", key("enabled"), Value::deserialize::<Text>)?
+            .map(|Text(t)| match t.trim().to_ascii_lowercase().as_str() {
+                "true" => Ok(true),
+                "false" => Ok(false),
+                _ => Err(ConfigError::invalid(
+                    key("enabled"),
+                    format!("`{t}` is not true or false"),
+                )),
+            })
+            .transpose()?
+            .unwrap_or(reg.enabled_by_default);
+        let schedule_text = take(&mut table, "schedule", key("schedule"), Value::deserialize::<String>)?
+            .unwrap_or_else(|| "daily".into());
+        let schedule = parse_schedule(&schedule_text).map_err(|m| ConfigError::invalid(key("schedule"), m))?;
+        let selected = match take(&mut table, "kris", key("kris"), Value::deserialize::<Vec<String>>)? {
+            None => reg.kris.iter().map(|k| k.slug()).collect(),
+            Some(list) => select(reg, &list).map_err(|m| ConfigError::invalid(key("kris"), m))?,
+        };
+        let defaults = HttpOptions::default();
+        let mut duration = |field: &str, min: u64, max: u64| -> Result<Option<Duration>, ConfigError> {
+            take(&mut table, field, key(field), Value::deserialize::<Text>)?
+                .map(|Text(t)| parse_bounded(&t, min, max).map_err(|m| ConfigError::invalid(key(field), m)))
+                .transpose()
+        };
+        let http = HttpOptions {
+            timeout: duration("timeout", 1, 3600)?.unwrap_or(defaults.timeout),
+            connect_timeout: duration("connect_timeout", 1, 300)?.unwrap_or(defaults.connect_timeout),
+            ..defaults
+        };
+        let run_timeout = duration("run_timeout", 10, 86_400)?.unwrap_or(DEFAULT_RUN_TIMEOUT);
+        let settings = ConnectorSettings::new(reg.module, table, proofpoint.clone()).with_http(http);
+        Ok(Self {
+            enabled,
+            schedule,
+            schedule_text,
+            selected,
+            run_timeout,
+            settings,
+        })
+    }
+}
+
+/// A duration setting: `90s`, `15m`, or a number of seconds, between `min` and `max` seconds.
+fn parse_bounded(text: &str, min: u64, max: u64) -> Result<Duration, String> {
+    let d = match text.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => parse_duration_within(text, Duration::from_secs(max))?,
+    };
+    if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
+        return Err(format!(
+            "`{text}` is out of range: use {} to {}",
+            humantime::format_duration(Duration::from_secs(min)),
+            humantime::format_duration(Duration::from_secs(max))
+        ));
+    }
+    Ok(d)
+}
+
+/// A setting written as text, a number or a boolean, kept as text.
+struct Text(String);
+
+impl<'de> Deserialize<'de> for Text {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_string(d).map(Text)
+    }
+}
+
+/// Take `field` out of a connector table and read it with `de`.
+fn take<T>(
+    table: &mut Dict,
+    field: &str,
+    key: String,
+    de: fn(&Value) -> Result<T, figment::Error>,
+) -> Result<Option<T>, ConfigError> {
+    let Some(value) = table.remove(field) else {
+        return Ok(None);
+    };
+    match de(&value) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => Err(ConfigError::invalid(key, describe(&e))),
+    }
+}
+
+/// The longest schedule: once a year.
+const MAX_SCHEDULE: Duration = Duration::from_secs(366 * 86_400);
+
+/// `daily`, `hourly`, or a duration from one minute to a year.
 pub fn parse_schedule(text: &str) -> Result<Duration, String> {
     let d = match text.trim().to_ascii_lowercase().as_str() {
         "daily" => Duration::from_secs(86_400),
         "hourly" => Duration::from_secs(3_600),
-        other => parse_duration(other).map_err(|e| format!("{e}; or use \"daily\" / \"hourly\""))?,
+        other => {
+            parse_duration_within(other, MAX_SCHEDULE).map_err(|e| format!("{e}; or use \"daily\" / \"hourly\""))?
+        }
     };
     if d < Duration::from_secs(60) {
         return Err(format!(
@@ -320,6 +417,58 @@ pub fn parse_schedule(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(d)
+}
+
+/// The `KRI_…` environment, parsed like figment's `Env` EXCEPT where parsing would change what
+/// the user wrote: `00123` stays the text `00123` (figment alone reads the number 123), `3.10`
+/// stays `3.10`. Secrets and ids keep exactly their characters; numeric and boolean settings
+/// accept the text (see `lenient_bool`, `lenient_f64`).
+struct LosslessEnv(Env);
+
+impl Provider for LosslessEnv {
+    fn metadata(&self) -> Metadata {
+        self.0.metadata()
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        let mut dict = Dict::new();
+        for (key, raw) in self.0.iter() {
+            if let Value::Dict(_, nested) = figment::util::nest(key.as_str(), lossless(&raw)) {
+                merge(&mut dict, nested);
+            }
+        }
+        Ok(Profile::Default.collect(dict))
+    }
+}
+
+/// figment's reading of `raw`, unless it would not print back as `raw`.
+fn lossless(raw: &str) -> Value {
+    let parsed: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.to_owned()));
+    let same = match &parsed {
+        Value::Num(_, n) => num_text(*n).is_some_and(|t| t == raw.trim()),
+        Value::Bool(_, b) => b.to_string() == raw.trim(),
+        Value::Char(..) => false,
+        _ => true,
+    };
+    if same { parsed } else { Value::from(raw.to_owned()) }
+}
+
+fn num_text(n: Num) -> Option<String> {
+    n.to_u128()
+        .map(|v| v.to_string())
+        .or_else(|| n.to_i128().map(|v| v.to_string()))
+        .or_else(|| n.to_f64().map(|v| v.to_string()))
+}
+
+fn merge(into: &mut Dict, from: Dict) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(Value::Dict(_, a)), Value::Dict(_, b)) => merge(a, b),
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
 }
 
 fn select(reg: &Registration, list: &[String]) -> Result<Vec<&'static str>, String> {

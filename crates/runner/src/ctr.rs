@@ -12,12 +12,12 @@ use kri_connector_ctr::client::is_uuid;
 use kri_connector_ctr::filters::Filters;
 use kri_connector_ctr::time::parse_when;
 use kri_connector_ctr::{Ctr, CtrConfig};
-use kri_core::config::{ConnectorSettings, ProofpointDefaults};
-use kri_core::{Clock, RunContext, Store};
+use kri_core::config::{ConfigError, ProofpointDefaults};
+use kri_core::{Clock, Lease, RunContext, Store};
 use serde_json::{Value, json};
 
-use crate::config::{Need, Sources, load};
-use crate::output::print_json;
+use crate::config::{Common, Need, Sources, load};
+use crate::output::{err_line, print_json};
 use crate::{Failure, Output};
 
 #[derive(Debug, Subcommand)]
@@ -102,26 +102,26 @@ impl ListArgs {
             confidences: trimmed(&self.confidences),
             priorities: trimmed(&self.priorities),
         };
-        f.validate().map_err(|e| Failure::config(e.0))?;
+        f.validate(now).map_err(|e| Failure::config(e.0))?;
         Ok(f)
     }
 }
 
-/// Build the CTR connector from `[connectors.ctr]` (the whole config is validated first).
-fn connector(sources: &Sources) -> Result<Ctr, Failure> {
-    let mut table: Dict = sources.figment.extract_inner("connectors.ctr").map_err(|_| {
+/// Build the CTR connector from `[connectors.ctr]` (the whole config is validated first), with
+/// the framework's keys (`timeout`, …) applied as for a run.
+fn connector(sources: &Sources) -> Result<(Ctr, std::time::Duration), Failure> {
+    let table: Dict = sources.figment.extract_inner("connectors.ctr").map_err(|_| {
         Failure::config(
             "no [connectors.ctr] table in the config: add one with client_id and client_secret \
              (see crates/connector-ctr/sample.toml; the secret is better in KRI_CONNECTORS__CTR__CLIENT_SECRET)",
         )
     })?;
-    for common in ["enabled", "schedule", "kris"] {
-        table.remove(common);
-    }
-    let settings = ConnectorSettings::new(kri_connector_ctr::MODULE, table, ProofpointDefaults::default());
-    let config = CtrConfig::from_settings(&settings)
-        .map_err(|e| Failure::config(format!("config error: {}: {}", e.key, e.message)))?;
-    Ctr::new(config).map_err(|e| Failure::config(format!("config error: {}: {}", e.key, e.message)))
+    let reg = kri_core::registry::find(kri_connector_ctr::MODULE)
+        .ok_or_else(|| Failure::runtime("the CTR connector is not linked into this kri"))?;
+    let config_error = |e: ConfigError| Failure::config(format!("config error: {}: {}", e.key, e.message));
+    let common = Common::take(reg, table, &ProofpointDefaults::default()).map_err(config_error)?;
+    let config = CtrConfig::from_settings(&common.settings).map_err(config_error)?;
+    Ok((Ctr::new(config).map_err(config_error)?, common.run_timeout))
 }
 
 /// The run context of a `kri ctr` command: the CTR slice of the store, a fresh call counter.
@@ -151,9 +151,9 @@ pub async fn dispatch(
         }
         CtrCommand::Fetch => None,
     };
-    let ctr = connector(&sources)?;
+    let (ctr, run_timeout) = connector(&sources)?;
     let store = Store::open(&loaded.store_path).map_err(|e| Failure::runtime(e.to_string()))?;
-    let ctx = context(&store, clock);
+    let ctx = context(&store, clock.clone());
     let code = match command {
         CtrCommand::Incidents(IncidentsCommand::List(args)) => {
             let filters = list_filters.unwrap_or_default();
@@ -167,8 +167,8 @@ pub async fn dispatch(
             if out == Output::Json {
                 print_json(&json!({"total": total, "incidents": incidents}));
             } else {
-                println!("{}", incident_table(&incidents));
-                println!(
+                outln!("{}", incident_table(&incidents));
+                outln!(
                     "{} incident{} shown{}",
                     incidents.len(),
                     if incidents.len() == 1 { "" } else { "s" },
@@ -179,14 +179,25 @@ pub async fn dispatch(
         }
         CtrCommand::Incidents(IncidentsCommand::Get { ids }) => {
             let ids: Vec<String> = ids.iter().map(|s| s.trim().to_owned()).collect();
-            let results = ctr.get_many(&ctx, &ids).await;
+            if let Some(d) = ctr.rate_limited_duration(ids.len()) {
+                err_line(&format!(
+                    "fetching {} incidents under the client-side limit of {} calls per minute takes about {} \
+                     (rate_limit_per_minute in [connectors.ctr])",
+                    ids.len(),
+                    ctr.config().rate_limit_per_minute,
+                    humantime::format_duration(d)
+                ));
+            }
+            let bar = progress(ids.len());
+            let results = ctr.get_many(&ctx, &ids, &|n| bar.set_position(n as u64)).await;
+            bar.finish_and_clear();
             let mut found = Vec::new();
             let mut errors = Vec::new();
             for (id, r) in results {
                 match r {
                     Ok(v) => found.push(v),
                     Err(e) => {
-                        eprintln!("error: incident {id}: {e}");
+                        errln!("error: incident {id}: {e}");
                         errors.push(json!({"id": id, "error": e.to_string()}));
                     }
                 }
@@ -195,21 +206,35 @@ pub async fn dispatch(
                 print_json(&json!({"incidents": found, "errors": errors}));
             } else {
                 for inc in &found {
-                    println!("{}", detail_table(inc));
+                    outln!("{}", detail_table(inc));
                 }
             }
             u8::from(!errors.is_empty())
         }
         CtrCommand::Fetch => {
-            let cycle = ctr.fetch(&ctx).await.map_err(|e| Failure::runtime(e.to_string()))?;
+            // The feed's cursor moves: one writer at a time (a daemon may be running a CTR cycle).
+            let lease = Lease::acquire(&store, kri_connector_ctr::MODULE, "kri ctr fetch", clock, FETCH_WAIT)
+                .await
+                .map_err(|e| Failure::runtime(e.to_string()))?;
+            let cycle = tokio::time::timeout(run_timeout, ctr.fetch(&ctx)).await;
+            lease.release().await;
+            let cycle = cycle
+                .map_err(|_| {
+                    Failure::runtime(format!(
+                        "the fetch was stopped after {} (run_timeout in [connectors.ctr]); incidents already \
+                         delivered are kept and the next fetch goes on from there",
+                        humantime::format_duration(run_timeout)
+                    ))
+                })?
+                .map_err(|e| Failure::runtime(e.to_string()))?;
             for w in &cycle.warnings {
-                eprintln!("warning: {w}");
+                errln!("warning: {w}");
             }
             if out == Output::Json {
                 print_json(&json!({"incidents": cycle.incidents}));
             } else {
-                println!("{}", incident_table(&cycle.incidents));
-                println!(
+                outln!("{}", incident_table(&cycle.incidents));
+                outln!(
                     "{} new incident{}{}",
                     cycle.incidents.len(),
                     if cycle.incidents.len() == 1 { "" } else { "s" },
@@ -225,6 +250,22 @@ pub async fn dispatch(
     };
     tracing::info!(api_calls = ctx.calls.get(), "kri ctr done");
     Ok(code)
+}
+
+/// How long `kri ctr fetch` waits for another process's CTR run.
+const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A progress bar on stderr when a person is watching and there is more than one step.
+fn progress(len: usize) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if len < 2 || !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::with_draw_target(Some(len as u64), indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} incidents, {elapsed} elapsed") {
+        bar.set_style(style);
+    }
+    bar
 }
 
 fn table(header: &[&str]) -> Table {

@@ -1,6 +1,8 @@
 //! `kri`: turns Proofpoint security data into Key Risk Indicators, on a schedule, into an
 //! embedded store. This binary is thin: config, command dispatch, output.
 
+#[macro_use]
+mod term;
 mod commands;
 mod config;
 mod connectors;
@@ -57,6 +59,10 @@ enum Command {
         /// the calls used in the last 24 h and the budget left. Calls nothing, stores nothing.
         #[arg(long)]
         plan: bool,
+        /// When another kri process is running a connector on the same store, wait this long
+        /// for it (e.g. 5m) before reporting that connector as not run (exit 1).
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_wait)]
+        wait: std::time::Duration,
     },
     /// Check connectivity and credentials (TAP reports its VAP count so you can check the tenant).
     Test {
@@ -117,6 +123,10 @@ impl Failure {
     }
 }
 
+fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    kri_core::config::parse_duration_within(text, std::time::Duration::from_secs(24 * 3600))
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -127,7 +137,7 @@ fn init_logging(verbose: u8) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(term::ScrubbedStderr)
         .with_target(false)
         .init();
 }
@@ -138,14 +148,14 @@ fn main() -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::from(1);
         }
     };
     match runtime.block_on(commands::dispatch(cli)) {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("error: {}", f.message);
+            errln!("error: {}", f.message);
             ExitCode::from(f.code)
         }
     }

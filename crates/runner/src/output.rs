@@ -10,10 +10,12 @@ use serde_json::json;
 use crate::Output;
 use crate::config::Loaded;
 
+pub use crate::term::err_line;
+
 pub fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
-        Ok(s) => println!("{s}"),
-        Err(e) => eprintln!("error: cannot encode the output as JSON: {e}"),
+        Ok(s) => outln!("{s}"),
+        Err(e) => errln!("error: cannot encode the output as JSON: {e}"),
     }
 }
 
@@ -52,12 +54,12 @@ pub fn run(report: &RunReport, out: Output) {
             ]);
         }
     }
-    println!(
+    outln!(
         "run {}  {}",
         report.run_id,
         kri_core::store::fmt_time(&report.started_at)
     );
-    println!("{t}");
+    outln!("{t}");
     for c in &report.connectors {
         let mut line = format!(
             "{}: {} ({} written, {} skipped, {} API call{})",
@@ -74,7 +76,7 @@ pub fn run(report: &RunReport, out: Output) {
                 c.module
             ));
         }
-        println!("{line}");
+        outln!("{line}");
     }
 }
 
@@ -143,7 +145,7 @@ pub fn kris(loaded: &Loaded, out: Output) {
             ]);
         }
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 pub fn history(rows: &[RunRow], out: Output) {
@@ -151,7 +153,7 @@ pub fn history(rows: &[RunRow], out: Output) {
         return print_json(&json!({ "runs": rows }));
     }
     if rows.is_empty() {
-        println!("No runs stored yet: `kri run` makes the first one.");
+        outln!("No runs stored yet: `kri run` makes the first one.");
         return;
     }
     let mut t = table(&[
@@ -176,7 +178,7 @@ pub fn history(rows: &[RunRow], out: Output) {
             r.error.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 pub fn values(rows: &[ValueRow], out: Output) {
@@ -184,7 +186,7 @@ pub fn values(rows: &[ValueRow], out: Output) {
         return print_json(&json!({ "values": rows }));
     }
     if rows.is_empty() {
-        println!("No values stored yet: `kri run` collects them.");
+        outln!("No values stored yet: `kri run` collects them.");
         return;
     }
     let mut t = table(&["MEASURED", "KRI", "VALUE", "UNIT", "STATUS", "BAND", "MESSAGE"]);
@@ -199,7 +201,7 @@ pub fn values(rows: &[ValueRow], out: Output) {
             r.message.clone().unwrap_or_default(),
         ]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 /// One line of `kri test`.
@@ -220,7 +222,7 @@ pub fn probes(rows: &[ProbeRow], out: Output) {
     for p in rows {
         t.add_row(vec![p.module, p.status.as_str(), &p.message]);
     }
-    println!("{t}");
+    outln!("{t}");
 }
 
 /// One line of `kri run --plan`.
@@ -266,6 +268,6 @@ pub fn plan(rows: &[PlanRow], out: Output) {
             span,
         ]);
     }
-    println!("{t}");
-    println!("Nothing was called. `--output json` lists every planned call.");
+    outln!("{t}");
+    outln!("Nothing was called. `--output json` lists every planned call.");
 }

@@ -1,0 +1,72 @@
+//! Everything this binary writes goes through here: data lines to stdout, messages and logs to
+//! stderr. Each line is scrubbed of secrets first, and a closed pipe (`kri values | head`) ends
+//! output quietly instead of panicking; the command still exits with its usual code.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use kri_core::secret::scrub_cow;
+
+static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+/// One line of data on stdout.
+pub fn out_line(text: &str) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = writeln!(out, "{}", scrub_cow(text)).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One line for people on stderr. A closed stderr is ignored.
+pub fn err_line(text: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", scrub_cow(text));
+}
+
+/// `println!` for data: scrubbed, quiet on a closed pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => { $crate::term::out_line(&format!($($arg)*)) };
+}
+
+/// `eprintln!` for messages: scrubbed, quiet on a closed stderr.
+macro_rules! errln {
+    ($($arg:tt)*) => { $crate::term::err_line(&format!($($arg)*)) };
+}
+
+/// The log writer: each event is formatted into a buffer, scrubbed, then written to stderr in
+/// one piece.
+pub struct ScrubbedStderr;
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for ScrubbedStderr {
+    type Writer = EventBuffer;
+    fn make_writer(&'a self) -> EventBuffer {
+        EventBuffer(Vec::new())
+    }
+}
+
+/// One log event on its way to stderr.
+pub struct EventBuffer(Vec<u8>);
+
+impl Write for EventBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for EventBuffer {
+    fn drop(&mut self) {
+        if self.0.is_empty() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&self.0);
+        let _ = std::io::stderr().lock().write_all(scrub_cow(&text).as_bytes());
+    }
+}
