@@ -1,21 +1,13 @@
 //! `kri ctr …` and the CTR part of `kri run` against the sandbox CTR API: 230 incidents created
 //! in one second, pages capped at 200, OAuth client credentials.
 
-use kri_sandbox::ctr::{CREATED_24H, DEMO_CLIENT_ID, DEMO_CLIENT_SECRET, OPEN};
+use kri_sandbox::ctr::{CREATED_24H, DEMO_CLIENT_SECRET, OPEN};
 use serde_json::{Value, json};
 
 use crate::helper::{Kri, Outcome, kri};
 
-fn ctr_table(k: &Kri, secret: &str, extra: &str) -> String {
-    let base = k.sandbox.base_url();
-    format!(
-        "[connectors.ctr]\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/token\"\nclient_id = \"{DEMO_CLIENT_ID}\"\n\
-         client_secret = \"{secret}\"\nrate_limit_per_minute = 0\n{extra}"
-    )
-}
-
 async fn ctr(k: &Kri, extra: &str, args: &[&str]) -> Outcome {
-    let cfg = k.config(&ctr_table(k, DEMO_CLIENT_SECRET, extra));
+    let cfg = k.config(&k.ctr_table(DEMO_CLIENT_SECRET, extra));
     let mut all = vec!["--config", cfg.to_str().unwrap(), "ctr"];
     all.extend_from_slice(args);
     k.run(&all, &[]).await
@@ -188,7 +180,7 @@ async fn get_shows_details_updates_the_stored_row_and_reports_a_failed_id_withou
 #[tokio::test(flavor = "multi_thread")]
 async fn run_measures_the_ctr_kris_and_feeds_the_store() {
     let k = Kri::default().await;
-    let cfg = k.config(&ctr_table(&k, DEMO_CLIENT_SECRET, "enabled = true\n"));
+    let cfg = k.config(&k.ctr_table(DEMO_CLIENT_SECRET, "enabled = true\n"));
     let out = k
         .run(
             &[
@@ -215,7 +207,7 @@ async fn run_measures_the_ctr_kris_and_feeds_the_store() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_wrong_client_secret_is_a_clear_error_that_never_shows_the_secret() {
     let k = Kri::default().await;
-    let cfg = k.config(&ctr_table(&k, "wrong-secret-value", ""));
+    let cfg = k.config(&k.ctr_table("wrong-secret-value", ""));
     let out = k.run(&["--config", cfg.to_str().unwrap(), "ctr", "fetch"], &[]).await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(
@@ -228,7 +220,7 @@ async fn a_wrong_client_secret_is_a_clear_error_that_never_shows_the_secret() {
 #[tokio::test(flavor = "multi_thread")]
 async fn test_ctr_probes_with_one_call_and_reports_the_open_count() {
     let k = Kri::default().await;
-    let cfg = k.config(&ctr_table(&k, DEMO_CLIENT_SECRET, "enabled = true\n"));
+    let cfg = k.config(&k.ctr_table(DEMO_CLIENT_SECRET, "enabled = true\n"));
     let out = k.run(&["--config", cfg.to_str().unwrap(), "test", "ctr"], &[]).await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains(&format!("{OPEN} open incidents")), "{out:?}");
@@ -238,7 +230,7 @@ async fn test_ctr_probes_with_one_call_and_reports_the_open_count() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_client_secret_can_come_from_the_environment_and_a_missing_table_is_explained() {
     let k = Kri::default().await;
-    let table = ctr_table(&k, "unused", "").replace("client_secret = \"unused\"\n", "");
+    let table = k.ctr_table("unused", "").replace("client_secret = \"unused\"\n", "");
     let cfg = k.config(&table);
     let args = [
         "--config",

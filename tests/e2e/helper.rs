@@ -68,6 +68,21 @@ impl Kri {
         self.dir.path().join("kri.db")
     }
 
+    /// A `[connectors.ctr]` table pointing at the sandbox with `secret`, no client-side limit.
+    pub fn ctr_table(&self, secret: &str, extra: &str) -> String {
+        let base = self.sandbox.base_url();
+        format!(
+            "[connectors.ctr]\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/token\"\n\
+             client_id = \"{}\"\nclient_secret = \"{secret}\"\nrate_limit_per_minute = 0\n{extra}",
+            kri_sandbox::ctr::DEMO_CLIENT_ID
+        )
+    }
+
+    /// Every row of every table of the store, as text (for "no secret anywhere" checks).
+    pub async fn dump_store(&self) -> String {
+        dump_store(&self.db()).await
+    }
+
     /// Run `kri ARGS` in the temp dir with a clean `KRI_*` environment plus `envs`.
     pub async fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> Outcome {
         run_kri(self.dir.path(), args, envs).await
@@ -125,4 +140,45 @@ pub fn modules(run: &Value) -> Vec<String> {
         .filter_map(|c| c["module"].as_str())
         .map(str::to_owned)
         .collect()
+}
+
+/// Every row of every table of the store at `path`, as text, plus the raw bytes of its files.
+pub async fn dump_store(path: &std::path::Path) -> String {
+    let store = kri_core::Store::open(path).expect("store opens");
+    let rows = store
+        .call("dump", |c| {
+            let tables: Vec<String> = c
+                .prepare("SELECT name FROM sqlite_master WHERE type = 'table'")?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let mut out = Vec::new();
+            for t in tables {
+                let cols: Vec<String> = c
+                    .prepare(&format!("PRAGMA table_info({t})"))?
+                    .query_map([], |r| r.get(1))?
+                    .collect::<Result<_, _>>()?;
+                let expr = cols
+                    .iter()
+                    .map(|c| format!("quote({c})"))
+                    .collect::<Vec<_>>()
+                    .join(" || '|' || ");
+                let rows: Vec<String> = c
+                    .prepare(&format!("SELECT {expr} FROM {t}"))?
+                    .query_map([], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                out.push(format!("[{t}]"));
+                out.extend(rows);
+            }
+            Ok(out)
+        })
+        .await
+        .expect("store dump");
+    let mut text = rows.join("\n");
+    for suffix in ["", "-wal"] {
+        let file = format!("{}{suffix}", path.display());
+        if let Ok(bytes) = std::fs::read(&file) {
+            text.push_str(&String::from_utf8_lossy(&bytes));
+        }
+    }
+    text
 }

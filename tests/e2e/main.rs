@@ -4,6 +4,7 @@
 mod cli;
 mod config;
 mod ctr;
+mod faults;
 mod helper;
 mod run;
 mod secrets;

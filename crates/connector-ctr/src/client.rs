@@ -170,10 +170,20 @@ impl CtrClient {
         let end_row = end_row.min(start_row + MAX_PAGE);
         let body = filters.body(now, start_row, end_row, sort);
         let answer = self.send(Method::POST, LIST_PATH, Some(&body)).await?;
-        serde_json::from_value(answer).map_err(|e| HttpError::Decode {
+        let page: Page = serde_json::from_value(answer).map_err(|e| HttpError::Decode {
             endpoint: format!("POST {LIST_PATH}"),
             detail: format!("{e} (the API may have changed)"),
-        })
+        })?;
+        if page.total.is_none() && page.incidents.is_none() {
+            // Not an empty page: an answer that says nothing. Counting it as 0 would lie.
+            return Err(HttpError::Decode {
+                endpoint: format!("POST {LIST_PATH}"),
+                detail: "the answer has neither `total` nor `incidents`, so nothing can be counted from it (the API \
+                         may have changed)"
+                    .into(),
+            });
+        }
+        Ok(page)
     }
 
     /// Up to `limit` incidents, paging 200 at a time until a short page. Returns them and the

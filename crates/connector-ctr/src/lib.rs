@@ -346,11 +346,6 @@ impl Ctr {
         let page = client.page(filters, now, 0, 1, Sort::Desc).await?;
         match page.total {
             Some(t) => Ok(Measurement::value(t as f64)),
-            None if page.incidents.is_none() => Err(KriError::Other(format!(
-                "POST {}: the answer has neither `total` nor `incidents`, so nothing can be counted (the API may \
-                 have changed); the last good value is kept",
-                client::LIST_PATH
-            ))),
             None => {
                 // No `total` in the answer: count by paging (bounded).
                 let (all, _) = client.list(filters, now, 10 * filters::MAX_PAGE, Sort::Desc).await?;

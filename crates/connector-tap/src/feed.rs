@@ -258,13 +258,13 @@ async fn read_window(http: &HttpClient, start: DateTime<Utc>, end: DateTime<Utc>
             let io = std::io::Error::from(e);
             match io.into_inner().map(|inner| inner.downcast::<reqwest::Error>()) {
                 Some(Ok(reqwest_error)) => Err(http.body_error(&endpoint, *reqwest_error)),
-                Some(Err(other)) => Err(HttpError::Transport {
+                Some(Err(other)) => Err(HttpError::Cut {
                     endpoint,
-                    detail: format!("reading the answer failed: {other} (window {interval})"),
+                    detail: format!("{other} (window {interval})"),
                 }),
-                None => Err(HttpError::Transport {
+                None => Err(HttpError::Cut {
                     endpoint,
-                    detail: format!("reading the answer failed (window {interval})"),
+                    detail: format!("window {interval}"),
                 }),
             }
         }

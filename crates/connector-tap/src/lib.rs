@@ -162,11 +162,11 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
             "patterns must not be empty (an empty pattern would match every campaign)",
         ));
     }
-    if !(30..=3600).contains(&cfg.siem_timeout_seconds) {
+    if !(1..=3600).contains(&cfg.siem_timeout_seconds) {
         return Err(ConfigError::invalid(
             settings.key("siem_timeout_seconds"),
             format!(
-                "{} is out of range: use 30..=3600 (default 600)",
+                "{} is out of range: use 1..=3600 (default 600)",
                 cfg.siem_timeout_seconds
             ),
         ));

@@ -27,6 +27,9 @@ pub enum HttpError {
     Timeout { endpoint: String, seconds: u64 },
     #[error("could not reach {endpoint}: {detail}")]
     Transport { endpoint: String, detail: String },
+    /// The answer began but its body stopped short (the connection closed): nothing of it counts.
+    #[error("the answer of {endpoint} was cut off before it was complete, so nothing of it was counted: {detail}")]
+    Cut { endpoint: String, detail: String },
     #[error("unexpected answer from {endpoint}: {detail}")]
     Decode { endpoint: String, detail: String },
     /// A redirect to another origin: never followed, because the request carries credentials.
@@ -80,6 +83,7 @@ impl HttpError {
             | HttpError::Status { endpoint, .. }
             | HttpError::Timeout { endpoint, .. }
             | HttpError::Transport { endpoint, .. }
+            | HttpError::Cut { endpoint, .. }
             | HttpError::Decode { endpoint, .. }
             | HttpError::Redirect { endpoint, .. }
             | HttpError::NotCalled { endpoint, .. } => endpoint,
@@ -94,6 +98,7 @@ impl HttpError {
             HttpError::NotFound { .. } | HttpError::NotCalled { .. } => None,
             HttpError::Timeout { .. } => Some("time-out".into()),
             HttpError::Transport { .. } => Some("connection failure".into()),
+            HttpError::Cut { .. } => Some("answer cut off".into()),
             HttpError::Decode { .. } => Some("unreadable answer".into()),
             HttpError::Redirect { .. } => Some("redirect to another origin".into()),
             other => other.status().map(|s| format!("HTTP {s}")),
@@ -104,7 +109,7 @@ impl HttpError {
     /// 4xx, never a refused redirect).
     pub fn is_transient(&self) -> bool {
         match self {
-            HttpError::Timeout { .. } | HttpError::Transport { .. } => true,
+            HttpError::Timeout { .. } | HttpError::Transport { .. } | HttpError::Cut { .. } => true,
             HttpError::Status { status, .. } => matches!(status, 500 | 502 | 503 | 504),
             _ => false,
         }

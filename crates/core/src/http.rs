@@ -411,12 +411,9 @@ impl HttpClient {
                 seconds: self.opts.timeout.as_secs(),
             };
         }
-        HttpError::Transport {
+        HttpError::Cut {
             endpoint: endpoint.to_owned(),
-            detail: format!(
-                "the answer was cut off before it was complete ({})",
-                scrub(&error_chain(&e.without_url()))
-            ),
+            detail: scrub(&error_chain(&e.without_url())),
         }
     }
 

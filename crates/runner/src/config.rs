@@ -345,7 +345,7 @@ impl Common {
             connect_timeout: duration("connect_timeout", 1, 300)?.unwrap_or(defaults.connect_timeout),
             ..defaults
         };
-        let run_timeout = duration("run_timeout", 10, 86_400)?.unwrap_or(DEFAULT_RUN_TIMEOUT);
+        let run_timeout = duration("run_timeout", 1, 86_400)?.unwrap_or(DEFAULT_RUN_TIMEOUT);
         let settings = ConnectorSettings::new(reg.module, table, proofpoint.clone()).with_http(http);
         Ok(Self {
             enabled,
@@ -445,8 +445,8 @@ impl Provider for LosslessEnv {
 fn lossless(raw: &str) -> Value {
     let parsed: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.to_owned()));
     let same = match &parsed {
-        Value::Num(_, n) => num_text(*n).is_some_and(|t| t == raw.trim()),
-        Value::Bool(_, b) => b.to_string() == raw.trim(),
+        Value::Num(_, n) => num_text(*n).is_some_and(|t| t == raw),
+        Value::Bool(_, b) => b.to_string() == raw,
         Value::Char(..) => false,
         _ => true,
     };
@@ -543,6 +543,52 @@ mod tests {
             "{m}"
         );
         assert!(message(load_toml(&format!("{OK}[thresholds.pp_nope]\namber = 1\n"))).contains("thresholds.pp_nope"));
+    }
+
+    #[test]
+    fn environment_values_keep_the_characters_written() {
+        let text = |v: Value| v.into_string();
+        for raw in ["00123", "3.10", "1e3", "0042", " 7", "TRUE", "+5", "1_000"] {
+            assert_eq!(text(lossless(raw)).as_deref(), Some(raw), "{raw}");
+        }
+        assert_eq!(
+            lossless("12345").to_u128(),
+            Some(12345),
+            "a plain number stays a number"
+        );
+        assert_eq!(lossless("false").to_bool(), Some(false));
+        assert_eq!(lossless("10.5").to_f64(), Some(10.5));
+        assert!(lossless("[\"a\",\"b\"]").into_array().is_some(), "lists still parse");
+    }
+
+    #[test]
+    fn framework_keys_are_bounded_and_taken_before_the_connector_sees_the_table() {
+        let l = load_toml(&format!(
+            "{OK}[connectors.efd]\ntimeout = \"5s\"\nconnect_timeout = 3\nrun_timeout = \"2m\"\n"
+        ))
+        .unwrap();
+        let efd = l.modules.iter().find(|m| m.reg.module == "efd").unwrap();
+        assert_eq!(efd.run_timeout, Duration::from_secs(120));
+        for (key, value) in [
+            ("timeout", "\"2h\""),
+            ("timeout", "0"),
+            ("connect_timeout", "\"1h\""),
+            ("run_timeout", "\"25h\""),
+            ("run_timeout", "\"soon\""),
+        ] {
+            let m = message(load_toml(&format!("{OK}[connectors.tap]\n{key} = {value}\n")));
+            assert!(m.contains(&format!("connectors.tap.{key}")), "{m}");
+        }
+        let m = message(load_toml(&format!(
+            "{OK}[connectors.tap]\nschedule = \"100000000 years\"\n"
+        )));
+        assert!(m.contains("too long"), "{m}");
+        let m = message(load_toml(&format!("{OK}[connectors.tap]\nenabled = \"maybe\"\n")));
+        assert!(
+            m.contains("connectors.tap.enabled") && m.contains("true or false"),
+            "{m}"
+        );
+        assert!(load_toml(&format!("{OK}[connectors.tap]\nenabled = \"False\"\n")).is_ok());
     }
 
     #[test]

@@ -157,9 +157,8 @@ pub async fn dispatch(
     let code = match command {
         CtrCommand::Incidents(IncidentsCommand::List(args)) => {
             let filters = list_filters.unwrap_or_default();
-            let (incidents, total) = ctr
-                .list(&ctx, &filters, args.limit)
-                .await
+            let (incidents, total) = within(run_timeout, "the list", ctr.list(&ctx, &filters, args.limit))
+                .await?
                 .map_err(|e| Failure::runtime(e.to_string()))?;
             kri_connector_ctr::fetch::store_incidents(&ctx.state, ctx.clock.now(), &incidents)
                 .await
@@ -189,8 +188,15 @@ pub async fn dispatch(
                 ));
             }
             let bar = progress(ids.len());
-            let results = ctr.get_many(&ctx, &ids, &|n| bar.set_position(n as u64)).await;
+            let deadline = run_timeout + ctr.rate_limited_duration(ids.len()).unwrap_or_default();
+            let results = within(
+                deadline,
+                "getting the incidents",
+                ctr.get_many(&ctx, &ids, &|n| bar.set_position(n as u64)),
+            )
+            .await;
             bar.finish_and_clear();
+            let results = results?;
             let mut found = Vec::new();
             let mut errors = Vec::new();
             for (id, r) in results {
@@ -216,17 +222,9 @@ pub async fn dispatch(
             let lease = Lease::acquire(&store, kri_connector_ctr::MODULE, "kri ctr fetch", clock, FETCH_WAIT)
                 .await
                 .map_err(|e| Failure::runtime(e.to_string()))?;
-            let cycle = tokio::time::timeout(run_timeout, ctr.fetch(&ctx)).await;
+            let cycle = within(run_timeout, "the fetch", ctr.fetch(&ctx)).await;
             lease.release().await;
-            let cycle = cycle
-                .map_err(|_| {
-                    Failure::runtime(format!(
-                        "the fetch was stopped after {} (run_timeout in [connectors.ctr]); incidents already \
-                         delivered are kept and the next fetch goes on from there",
-                        humantime::format_duration(run_timeout)
-                    ))
-                })?
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+            let cycle = cycle?.map_err(|e| Failure::runtime(e.to_string()))?;
             for w in &cycle.warnings {
                 errln!("warning: {w}");
             }
@@ -250,6 +248,16 @@ pub async fn dispatch(
     };
     tracing::info!(api_calls = ctx.calls.get(), "kri ctr done");
     Ok(code)
+}
+
+/// `work`, stopped after `limit` (the connector's run_timeout) with a message saying so.
+async fn within<T>(limit: std::time::Duration, what: &str, work: impl Future<Output = T>) -> Result<T, Failure> {
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        Failure::runtime(format!(
+            "{what} was stopped after {} (run_timeout in [connectors.ctr]); what was already stored is kept",
+            humantime::format_duration(limit)
+        ))
+    })
 }
 
 /// How long `kri ctr fetch` waits for another process's CTR run.

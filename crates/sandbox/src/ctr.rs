@@ -143,8 +143,8 @@ async fn token(
 ) -> Response {
     count(&s, "/v1/token", faulted.is_some());
     let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
-        && form.get("client_id").map(String::as_str) == Some(DEMO_CLIENT_ID)
-        && form.get("client_secret").map(String::as_str) == Some(DEMO_CLIENT_SECRET);
+        && form.get("client_id") == Some(&s.shared.scenario.ctr_client_id)
+        && form.get("client_secret") == Some(&s.shared.scenario.ctr_client_secret);
     if !ok {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
     }

@@ -49,6 +49,9 @@ pub struct Scenario {
     pub siem_pool_limit: u32,
     /// Faults to inject from the start (see [`faults`]); [`Sandbox::set_faults`] replaces them.
     pub faults: Vec<FaultRule>,
+    /// The OAuth client CTR's token endpoint accepts.
+    pub ctr_client_id: String,
+    pub ctr_client_secret: String,
 }
 
 impl Default for Scenario {
@@ -61,6 +64,8 @@ impl Default for Scenario {
             people_forbidden: false,
             siem_pool_limit: 1800,
             faults: Vec::new(),
+            ctr_client_id: ctr::DEMO_CLIENT_ID.into(),
+            ctr_client_secret: ctr::DEMO_CLIENT_SECRET.into(),
         }
     }
 }
