@@ -602,3 +602,32 @@ async fn getting_more_incidents_than_the_rate_limit_allows_says_how_long_it_take
     );
     child.kill().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_mid_way_leaves_its_lease_free() {
+    let k = Kri::new(Scenario {
+        // The SIEM hangs: the run is killed while it holds the tap lease.
+        faults: vec![FaultRule::always("/v2/siem/all", Fault::Hang)],
+        ..Default::default()
+    })
+    .await;
+    let cfg = k.config(&tap_only("siem_timeout_seconds = 600\n"));
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_kri"))
+        .args(["--config", cfg.to_str().unwrap(), "run"])
+        .current_dir(k.dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while k.sandbox.hits("/v2/siem/all") < 1 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    child.start_kill().unwrap(); // SIGKILL: no clean-up runs
+    child.wait().await.unwrap();
+    k.sandbox.set_faults(Vec::new());
+    let out = run_json(&k, &cfg, &[]).await;
+    assert_eq!(out.code, 0, "the dead holder's lease is free at once: {out:?}");
+    assert_tap_exact(&out.json());
+}
