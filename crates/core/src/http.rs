@@ -190,10 +190,6 @@ impl HttpClient {
         &self.base
     }
 
-    pub fn options(&self) -> &HttpOptions {
-        &self.opts
-    }
-
     /// GET `path` and decode the JSON answer (a 204 reads as JSON `null`; an empty 200 is an error).
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, HttpError> {
         self.send_json(Method::GET, path, |r| r.query(query)).await

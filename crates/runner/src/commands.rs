@@ -28,7 +28,7 @@ pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
                 return dry_run(&loaded, &only, &store, clock, cli.output).await;
             }
             let how = RunHow {
-                wait: |_: &Module| wait,
+                wait: Some(wait),
                 what: "kri run",
             };
             let report = run_once(&loaded, &only, &store, clock, cli.output, &how).await?;
@@ -101,9 +101,9 @@ pub fn exit_code(report: &RunReport) -> u8 {
 }
 
 /// Who runs (for the lease holder's description) and how long to wait for a connector that
-/// another process is running.
-pub struct RunHow<W: Fn(&Module) -> Duration> {
-    pub wait: W,
+/// another process is running (`None`: up to the connector's `run_timeout`).
+pub struct RunHow {
+    pub wait: Option<Duration>,
     pub what: &'static str,
 }
 
@@ -111,13 +111,13 @@ pub struct RunHow<W: Fn(&Module) -> Duration> {
 /// delays no other), and write the run in one transaction. Each connector runs under its lease:
 /// one held by another process is waited for up to `how.wait`, then reported as failed, naming
 /// the holder, without being run.
-pub async fn run_once<W: Fn(&Module) -> Duration>(
+pub async fn run_once(
     loaded: &Loaded,
     only: &[String],
     store: &Store,
     clock: Arc<dyn Clock>,
     out: Output,
-    how: &RunHow<W>,
+    how: &RunHow,
 ) -> Result<RunReport, Failure> {
     for m in only {
         check_module(loaded, m)?;
@@ -139,7 +139,7 @@ pub async fn run_once<W: Fn(&Module) -> Duration>(
             let job = Job {
                 module: m,
                 connector: c,
-                wait: (how.wait)(m),
+                wait: how.wait.unwrap_or(m.run_timeout),
                 what: how.what,
             };
             job.run(store, clock.clone(), interactive, &loaded.thresholds)
@@ -326,7 +326,7 @@ async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
         );
     }
     let how = RunHow {
-        wait: |_: &Module| Duration::ZERO,
+        wait: Some(Duration::ZERO),
         what: "kri demo",
     };
     let report = run_once(&loaded, &[], &store, clock, out, &how).await?;
@@ -365,7 +365,7 @@ async fn daemon(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>, out: Outp
         // The run itself is not interrupted by a signal: it finishes and is stored, then we stop.
         // The daemon can afford to wait for a run another process is making.
         let how = RunHow {
-            wait: |m: &Module| m.run_timeout,
+            wait: None,
             what: "kri daemon",
         };
         match run_once(loaded, std::slice::from_ref(&module), store, clock.clone(), out, &how).await {
