@@ -44,7 +44,8 @@ pub struct Clear {
 
 fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError> {
     let cfg: ClearConfig = settings.parse()?;
-    let http = settings.proofpoint_client(
+    let http = kri_proofpoint::client(
+        settings,
         cfg.base_url.as_deref(),
         cfg.credentials.as_ref(),
         settings.http_options(),
@@ -60,7 +61,9 @@ kri_core::inventory::submit! {
         sample_config: include_str!("../sample.toml"),
         enabled_by_default: true,
         kris: KRIS,
+        family: Some(kri_proofpoint::FAMILY),
         build,
+        command: None,
     }
 }
 
@@ -101,16 +104,6 @@ fn fn_rate(total: u64, false_negatives: u64) -> KriResult {
 
 #[async_trait]
 impl Connector for Clear {
-    fn id(&self) -> &'static str {
-        ID
-    }
-    fn module(&self) -> &'static str {
-        MODULE
-    }
-    fn kris(&self) -> &'static [&'static dyn Kri] {
-        KRIS
-    }
-
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
         let (total, fns) = summary(&self.http.metered(&ctx.budget, CLEAR_POOL)).await?;
         Ok(Probe {

@@ -1,86 +1,15 @@
-//! The CTR API: list/search pages and incident details, behind a client-side rate limit and a
-//! polite back-off on 429.
-
-use std::collections::VecDeque;
-use std::sync::Arc;
-use std::time::Duration;
+//! The CTR API: list/search pages and incident details. The client-side rate limit and the
+//! back-off on 429 are the `ctr` pool's (declared by the connector, enforced by core).
 
 use chrono::{DateTime, Utc};
-use kri_core::{HttpClient, HttpError};
-use reqwest::Method;
+use kri_core::{HttpClient, HttpError, Request};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use crate::filters::{Filters, MAX_PAGE, Sort};
 use crate::time::parse_time;
 
 pub const LIST_PATH: &str = "/api/v1/tric/incidents";
-
-/// At most `per_minute` calls in any 60 s (0: no client-side limit).
-#[derive(Debug)]
-pub struct RateLimiter {
-    per_minute: u32,
-    recent: Mutex<VecDeque<Instant>>,
-}
-
-impl RateLimiter {
-    pub fn new(per_minute: u32) -> Self {
-        Self {
-            per_minute,
-            recent: Mutex::new(VecDeque::new()),
-        }
-    }
-
-    /// Wait until one more call fits in the window, then count it.
-    pub async fn acquire(&self) {
-        if self.per_minute == 0 {
-            return;
-        }
-        let window = Duration::from_secs(60);
-        loop {
-            let mut recent = self.recent.lock().await;
-            let now = Instant::now();
-            while recent.front().is_some_and(|t| now.duration_since(*t) >= window) {
-                recent.pop_front();
-            }
-            if recent.len() < self.per_minute as usize {
-                recent.push_back(now);
-                return;
-            }
-            let wait = recent
-                .front()
-                .map(|t| window.saturating_sub(now.duration_since(*t)))
-                .unwrap_or(window);
-            drop(recent);
-            tracing::info!(
-                wait_s = wait.as_secs(),
-                per_minute = self.per_minute,
-                "CTR client-side rate limit reached, waiting"
-            );
-            tokio::time::sleep(wait).await;
-        }
-    }
-}
-
-/// What happens on a 429.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    /// Extra attempts after a 429.
-    pub retries: u32,
-    /// First wait; doubles each attempt.
-    pub first: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self {
-            retries: 2,
-            first: Duration::from_secs(20),
-        }
-    }
-}
 
 /// One page of the list answer. `incidents` is `None` when the answer had no array (missing or
 /// null): that is not the same as an empty page.
@@ -117,44 +46,23 @@ impl<'a> View<'a> {
     }
 }
 
-/// A CTR API client for one run: metered calls, rate limit, back-off.
+/// A CTR API client for one run.
 #[derive(Clone, Debug)]
 pub struct CtrClient {
-    /// Metered in the run's `ctr` pool.
+    /// Metered in the run's `ctr` pool (its per-minute limit and 429 back-off included).
     pub http: HttpClient,
-    pub limiter: Arc<RateLimiter>,
-    pub backoff: Backoff,
 }
 
 impl CtrClient {
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, HttpError> {
-        let endpoint = format!("{method} {path}");
-        let mut attempt = 0;
-        loop {
-            self.limiter.acquire().await;
-            let result = self
-                .http
-                .send_json::<Value>(method.clone(), path, |r| match body {
-                    Some(b) => r.json(b),
-                    None => r,
-                })
-                .await;
-            match result {
-                Ok(Value::Null) => {
-                    return Err(HttpError::Decode {
-                        endpoint,
-                        detail: "the API answered 204 No Content (or null) where an answer was expected".into(),
-                    });
-                }
-                Ok(v) => return Ok(v),
-                Err(HttpError::Throttled { .. }) if attempt < self.backoff.retries => {
-                    let wait = self.backoff.first.saturating_mul(1 << attempt.min(8));
-                    tracing::warn!(%endpoint, wait_s = wait.as_secs_f64(), "CTR answered 429, backing off");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
-            }
+    /// A JSON answer; a 204 or a `null` is not one.
+    async fn send(&self, request: Request) -> Result<Value, HttpError> {
+        let endpoint = request.endpoint();
+        match self.http.call_json::<Value>(request).await? {
+            Value::Null => Err(HttpError::Decode {
+                endpoint,
+                detail: "the API answered 204 No Content (or null) where an answer was expected".into(),
+            }),
+            v => Ok(v),
         }
     }
 
@@ -169,7 +77,7 @@ impl CtrClient {
     ) -> Result<Page, HttpError> {
         let end_row = end_row.min(start_row + MAX_PAGE);
         let body = filters.body(now, start_row, end_row, sort);
-        let answer = self.send(Method::POST, LIST_PATH, Some(&body)).await?;
+        let answer = self.send(Request::post(LIST_PATH).json(body)).await?;
         let page: Page = serde_json::from_value(answer).map_err(|e| HttpError::Decode {
             endpoint: format!("POST {LIST_PATH}"),
             detail: format!("{e} (the API may have changed)"),
@@ -215,7 +123,7 @@ impl CtrClient {
 
     /// `GET /api/v1/tric/incidents/{uuid}`: `{summary, comments, activities}`.
     pub async fn get(&self, uuid: &str) -> Result<Value, HttpError> {
-        self.send(Method::GET, &format!("{LIST_PATH}/{uuid}"), None).await
+        self.send(Request::get(format!("{LIST_PATH}/{uuid}"))).await
     }
 }
 
@@ -277,16 +185,5 @@ mod tests {
         let p: Page = serde_json::from_value(json!({"total": null, "incidents": null})).unwrap();
         assert!(p.incidents.is_none() && p.total.is_none());
         assert!(p.rows().is_empty());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_rate_limit_spreads_calls_over_the_minute() {
-        let l = RateLimiter::new(2);
-        let t0 = Instant::now();
-        l.acquire().await;
-        l.acquire().await;
-        assert!(t0.elapsed() < Duration::from_secs(1));
-        l.acquire().await;
-        assert!(t0.elapsed() >= Duration::from_secs(60));
     }
 }

@@ -4,6 +4,7 @@
 //! ([`client`]), the incremental feed ([`fetch`]), the filters ([`filters`]), the three time
 //! formats ([`time`]) and the KRIs below.
 
+pub mod cli;
 pub mod client;
 pub mod fetch;
 pub mod filters;
@@ -14,17 +15,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kri_core::config::{lenient_bool, parse_duration};
-use kri_core::oauth::TokenSource;
+use kri_core::oauth::ClientCredentials;
 use kri_core::secret::{Secret, lenient_opt_string};
 use kri_core::store::StateHandle;
 use kri_core::{
-    Auth, Budget, ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpError, HttpOptions, Kri,
-    KriError, KriResult, KriSpec, Measurement, PlannedCalls, Pool, Probe, Registration, RunContext, Unit, async_trait,
+    Budget, ConfigError, Connector, ConnectorSettings, Direction, HttpClient, HttpError, HttpOptions, Kri, KriError,
+    KriResult, KriSpec, Measurement, PlannedCalls, Pool, Probe, Registration, RunContext, Unit, async_trait,
 };
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::client::{Backoff, CtrClient, RateLimiter, View};
+use crate::client::{CtrClient, View};
 use crate::fetch::{Cycle, FeedSettings};
 use crate::filters::{Filters, Sort};
 
@@ -69,8 +70,13 @@ pub static KRIS: &[&dyn Kri] = &[&OPEN_INCIDENTS, &CREATED_24H, &MTTC_30D];
 
 /// Token requests.
 pub const TOKEN_POOL: Pool = Pool::unlimited("ctr-token");
-/// Every CTR API call (no published daily limit; `rate_limit_per_minute` spaces them).
+/// Every CTR API call: no published daily limit; `rate_limit_per_minute` spaces them, and a 429
+/// is waited out (twice at most) before the call fails.
 pub const CTR_POOL: Pool = Pool::unlimited("ctr");
+
+/// What a 401 should make the user check.
+pub const CLIENT_CREDENTIALS_HINT: &str = "check client_id and client_secret (the API key from API Key Management in \
+     the console, no extra spaces) and that the key is still active";
 
 /// Closed incidents read for the mean time to close (5 pages).
 const MTTC_MAX_ROWS: u32 = 1000;
@@ -236,29 +242,28 @@ impl CtrConfig {
 pub struct Ctr {
     config: CtrConfig,
     http: HttpClient,
-    limiter: Arc<RateLimiter>,
-    /// What to do on a 429 (tests shorten it).
-    pub backoff: Backoff,
+    /// `CTR_POOL` with the configured per-minute limit.
+    pool: Pool,
 }
 
 impl Ctr {
     /// Build from validated settings. No network call: the token is fetched on first use.
     pub fn new(config: CtrConfig) -> Result<Self, ConfigError> {
-        let tokens = TokenSource::new(
+        let tokens = ClientCredentials::new(
             &config.token_url,
             &config.client_id,
             config.client_secret.clone(),
             config.http.clone(),
             TOKEN_POOL,
+            CLIENT_CREDENTIALS_HINT,
         )
         .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.token_url"), m))?;
-        let http = HttpClient::new(&config.base_url, Auth::Bearer(Arc::new(tokens)), config.http.clone())
+        let http = HttpClient::new(&config.base_url, Arc::new(tokens), config.http.clone())
             .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.base_url"), m))?;
         Ok(Self {
-            limiter: Arc::new(RateLimiter::new(config.rate_limit_per_minute)),
+            pool: CTR_POOL.per_minute(config.rate_limit_per_minute),
             config,
             http,
-            backoff: Backoff::default(),
         })
     }
 
@@ -269,9 +274,7 @@ impl Ctr {
     /// A client metered by `budget` (token requests go to their own pool).
     pub fn client(&self, budget: &Budget) -> CtrClient {
         CtrClient {
-            http: self.http.metered(budget, CTR_POOL),
-            limiter: self.limiter.clone(),
-            backoff: self.backoff,
+            http: self.http.metered(budget, self.pool),
         }
     }
 
@@ -408,21 +411,14 @@ kri_core::inventory::submit! {
         sample_config: include_str!("../sample.toml"),
         enabled_by_default: false,
         kris: KRIS,
+        family: None,
         build,
+        command: Some(cli::COMMAND),
     }
 }
 
 #[async_trait]
 impl Connector for Ctr {
-    fn id(&self) -> &'static str {
-        ID
-    }
-    fn module(&self) -> &'static str {
-        MODULE
-    }
-    fn kris(&self) -> &'static [&'static dyn Kri] {
-        KRIS
-    }
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
         let filters = Filters {
             states: vec!["open_incidents".into()],
@@ -463,15 +459,14 @@ impl Connector for Ctr {
             calls += s.max_fetch;
             detail.push(format!("enrichment: up to {} GETs (one per new incident)", s.max_fetch));
         }
-        for slug in selected {
-            let (n, what) = match *slug {
-                "ctr_open_incidents" => (1, "ctr_open_incidents: 1 list call"),
-                "ctr_incidents_created_24h" => (1, "ctr_incidents_created_24h: 1 list call"),
-                "ctr_mean_time_to_close_hours_30d" => (1, "ctr_mean_time_to_close_hours_30d: 1–5 list pages"),
-                _ => continue,
+        for kri in KRIS.iter().filter(|k| selected.contains(&k.slug())) {
+            let what = if kri.slug() == MTTC_30D.slug {
+                "1–5 list pages"
+            } else {
+                "1 list call"
             };
-            calls += n;
-            detail.push(what.into());
+            calls += 1;
+            detail.push(format!("{}: {what}", kri.slug()));
         }
         if self.config.rate_limit_per_minute > 0 {
             detail.push(format!(
@@ -516,24 +511,23 @@ impl Connector for Ctr {
         let now = ctx.clock.now();
         let mut out = Vec::new();
         for slug in selected {
-            let r = match *slug {
-                "ctr_open_incidents" => {
-                    let f = Filters {
-                        states: vec!["open_incidents".into()],
-                        ..Default::default()
-                    };
-                    self.total(&client, &f, now).await
-                }
-                "ctr_incidents_created_24h" => {
-                    let f = Filters {
-                        start: Some(now - chrono::Duration::hours(24)),
-                        end: Some(now),
-                        ..Default::default()
-                    };
-                    self.total(&client, &f, now).await
-                }
-                "ctr_mean_time_to_close_hours_30d" => self.mean_time_to_close(&client, now).await,
-                _ => continue,
+            let r = if *slug == OPEN_INCIDENTS.slug {
+                let f = Filters {
+                    states: vec!["open_incidents".into()],
+                    ..Default::default()
+                };
+                self.total(&client, &f, now).await
+            } else if *slug == CREATED_24H.slug {
+                let f = Filters {
+                    start: Some(now - chrono::Duration::hours(24)),
+                    end: Some(now),
+                    ..Default::default()
+                };
+                self.total(&client, &f, now).await
+            } else if *slug == MTTC_30D.slug {
+                self.mean_time_to_close(&client, now).await
+            } else {
+                continue;
             };
             let r = match (r, feed_note.take()) {
                 (Ok(m), Some(note)) => Ok(Measurement {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use httpmock::prelude::*;
-use kri_connector_ctr::client::Backoff;
 use kri_connector_ctr::filters::{Filters, Sort};
 use kri_connector_ctr::{Ctr, CtrConfig, stored_incidents};
 use kri_core::testing::{context, fixed_now, settings};
@@ -21,13 +20,9 @@ fn ctr(server: &MockServer, extra: &str) -> Ctr {
         server.base_url(),
         server.url("/v1/token")
     );
-    let cfg = CtrConfig::from_settings(&settings("ctr", &table, "http://unused", "a:b")).unwrap();
-    let mut c = Ctr::new(cfg).unwrap();
-    c.backoff = Backoff {
-        retries: 2,
-        first: Duration::from_millis(5),
-    };
-    c
+    let mut cfg = CtrConfig::from_settings(&settings("ctr", &table, None)).unwrap();
+    cfg.http.throttled_backoff = Duration::from_millis(5);
+    Ctr::new(cfg).unwrap()
 }
 
 fn ctx() -> RunContext {
@@ -456,7 +451,9 @@ async fn kris_open_created_24h_and_mean_time_to_close() {
     let c = ctr(&server, "");
     let ctx = ctx();
     let selected: Vec<&'static str> = kri_connector_ctr::KRIS.iter().map(|k| k.slug()).collect();
-    let report = kri_core::run::run_connector(&c, &ctx, &selected, &Default::default(), Duration::from_secs(900)).await;
+    let reg = kri_core::registry::find("ctr").expect("linked");
+    let report =
+        kri_core::run::run_connector(reg, &c, &ctx, &selected, &Default::default(), Duration::from_secs(900)).await;
     let values: Vec<(&str, Option<f64>, Option<String>)> = report
         .kris
         .iter()

@@ -4,7 +4,7 @@ use kri_connector_ctr::CtrConfig;
 use kri_core::testing::settings;
 
 fn parse(table: &str) -> Result<CtrConfig, kri_core::ConfigError> {
-    CtrConfig::from_settings(&settings("ctr", table, "http://unused", "a:b"))
+    CtrConfig::from_settings(&settings("ctr", table, None))
 }
 
 const FULL: &str = r#"

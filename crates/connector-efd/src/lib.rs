@@ -49,7 +49,8 @@ pub struct Efd {
 
 fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError> {
     let cfg: EfdConfig = settings.parse()?;
-    let http = settings.proofpoint_client(
+    let http = kri_proofpoint::client(
+        settings,
         cfg.base_url.as_deref(),
         cfg.credentials.as_ref(),
         settings.http_options(),
@@ -68,7 +69,9 @@ kri_core::inventory::submit! {
         sample_config: include_str!("../sample.toml"),
         enabled_by_default: true,
         kris: KRIS,
+        family: Some(kri_proofpoint::FAMILY),
         build,
+        command: None,
     }
 }
 
@@ -128,16 +131,6 @@ impl Efd {
 
 #[async_trait]
 impl Connector for Efd {
-    fn id(&self) -> &'static str {
-        ID
-    }
-    fn module(&self) -> &'static str {
-        MODULE
-    }
-    fn kris(&self) -> &'static [&'static dyn Kri] {
-        KRIS
-    }
-
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
         let domains = self.domains(ctx).await?;
         Ok(Probe {

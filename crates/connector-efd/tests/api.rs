@@ -4,7 +4,7 @@ use httpmock::prelude::*;
 use kri_connector_efd as _;
 use kri_core::kri::KriStatus;
 use kri_core::store::ConnectorStatus;
-use kri_core::testing::run_module;
+use kri_proofpoint::testing::run_module;
 use serde_json::{Value, json};
 
 const CREDS: &str = "svc:secret";

@@ -7,8 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use futures_util::TryStreamExt;
 use kri_core::store::{StateValue, fmt_time};
 use kri_core::window::{ReadMark, WindowRules, last_slots};
-use kri_core::{HttpClient, HttpError, KriError, KriResult, Measurement, PlannedCalls, RunContext};
-use reqwest::Method;
+use kri_core::{HttpClient, HttpError, KriError, KriResult, Measurement, PlannedCalls, Request, RunContext};
 use serde::{Deserialize, Serialize};
 
 use crate::SIEM_POOL;
@@ -237,15 +236,12 @@ impl Sums {
 async fn read_window(http: &HttpClient, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<WindowCounts, HttpError> {
     let interval = format!("{}/{}", fmt_time(&start), fmt_time(&end));
     let endpoint = format!("GET {PATH}");
-    let resp = http
-        .send(Method::GET, PATH, |r| {
-            r.query(&[("interval", interval.as_str()), ("format", "json")])
-        })
-        .await?;
-    if resp.status() == reqwest::StatusCode::NO_CONTENT {
+    let request = Request::get(PATH).query(&[("interval", interval.as_str()), ("format", "json")]);
+    let answer = http.stream(request).await?;
+    if answer.is_no_content() {
         return http.settle(Ok(WindowCounts::default()));
     }
-    let stream = resp.bytes_stream().map_err(std::io::Error::other);
+    let stream = answer.into_stream().map_err(std::io::Error::other);
     let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
     let parsed = tokio::task::spawn_blocking(move || siem::parse(reader)).await;
     let result = match parsed {
@@ -254,20 +250,15 @@ async fn read_window(http: &HttpClient, start: DateTime<Utc>, end: DateTime<Utc>
             detail: format!("parser task failed: {e}"),
         }),
         Ok(Ok(counts)) => Ok(counts),
-        Ok(Err(e)) if e.is_io() => {
-            let io = std::io::Error::from(e);
-            match io.into_inner().map(|inner| inner.downcast::<reqwest::Error>()) {
-                Some(Ok(reqwest_error)) => Err(http.body_error(&endpoint, *reqwest_error)),
-                Some(Err(other)) => Err(HttpError::Cut {
-                    endpoint,
-                    detail: format!("{other} (window {interval})"),
-                }),
-                None => Err(HttpError::Cut {
-                    endpoint,
-                    detail: format!("window {interval}"),
-                }),
-            }
-        }
+        // A failure of the body itself (cut off, stalled) comes back as the HttpError it was.
+        Ok(Err(e)) if e.is_io() => Err(std::io::Error::from(e)
+            .into_inner()
+            .and_then(|inner| inner.downcast::<HttpError>().ok())
+            .map(|e| *e)
+            .unwrap_or_else(|| HttpError::Cut {
+                endpoint,
+                detail: format!("window {interval}"),
+            })),
         Ok(Err(e)) => Err(HttpError::Decode {
             endpoint,
             detail: format!("{e} (window {interval})"),

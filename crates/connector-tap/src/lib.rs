@@ -171,7 +171,8 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
             ),
         ));
     }
-    let http = settings.proofpoint_client(
+    let http = kri_proofpoint::client(
+        settings,
         cfg.base_url.as_deref(),
         cfg.credentials.as_ref(),
         settings.http_options(),
@@ -180,7 +181,7 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
         timeout: std::time::Duration::from_secs(cfg.siem_timeout_seconds),
         ..settings.http_options()
     };
-    let siem_http = settings.proofpoint_client(cfg.base_url.as_deref(), cfg.credentials.as_ref(), siem_opts)?;
+    let siem_http = kri_proofpoint::client(settings, cfg.base_url.as_deref(), cfg.credentials.as_ref(), siem_opts)?;
     Ok(Box::new(Tap {
         http,
         siem_http,
@@ -201,7 +202,9 @@ kri_core::inventory::submit! {
         sample_config: include_str!("../sample.toml"),
         enabled_by_default: true,
         kris: KRIS,
+        family: Some(kri_proofpoint::FAMILY),
         build,
+        command: None,
     }
 }
 
@@ -235,16 +238,6 @@ impl Tap {
 
 #[async_trait]
 impl Connector for Tap {
-    fn id(&self) -> &'static str {
-        ID
-    }
-    fn module(&self) -> &'static str {
-        MODULE
-    }
-    fn kris(&self) -> &'static [&'static dyn Kri] {
-        KRIS
-    }
-
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
         let n = self.vap_count(ctx).await?;
         Ok(Probe {

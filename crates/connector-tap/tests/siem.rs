@@ -4,7 +4,7 @@
 use httpmock::prelude::*;
 use kri_connector_tap as _;
 use kri_core::kri::KriStatus;
-use kri_core::testing::run_selected;
+use kri_proofpoint::testing::run_selected;
 use serde_json::json;
 
 const CREDS: &str = "svc:secret";

@@ -9,26 +9,45 @@
 //! time-outs, 401, 403, unreadable answers): an API that fails every call gets a few calls, not
 //! hundreds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
 use rusqlite::params;
+use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::error::{HttpError, KriError};
-use crate::http::CallCounter;
 use crate::store::{Store, fmt_time};
+
+/// Counts API calls: every request that went on the wire.
+#[derive(Clone, Debug, Default)]
+pub struct CallCounter(Arc<AtomicU64>);
+
+impl CallCounter {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+    fn add(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Failures of the same kind in a row after which a pool is stopped for the run.
 pub const BREAKER_THRESHOLD: u32 = 3;
 
-/// A rate-limit pool: the calls of one kind an API counts together.
+/// A rate-limit pool: the calls of one kind an API counts together. Connectors declare their
+/// pools; the HTTP layer and [`Budget`] enforce them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pool {
     pub name: &'static str,
-    /// Calls allowed per rolling 24 h, when the API limits them that way.
+    /// Calls allowed per rolling 24 h, when the API limits them that way. A 429 on such a pool
+    /// stops it for the run (it stays throttled for hours).
     pub limit: Option<u32>,
+    /// Calls kri allows itself per rolling minute (requests wait for room). A 429 on a pool
+    /// without a daily limit is waited out and retried, with back-off.
+    pub per_minute: Option<u32>,
 }
 
 impl Pool {
@@ -37,12 +56,25 @@ impl Pool {
         Self {
             name,
             limit: Some(limit),
+            per_minute: None,
         }
     }
 
     /// A pool without a daily limit (still counted, still guarded by the circuit breaker).
     pub const fn unlimited(name: &'static str) -> Self {
-        Self { name, limit: None }
+        Self {
+            name,
+            limit: None,
+            per_minute: None,
+        }
+    }
+
+    /// The same pool, spaced to at most `n` calls per minute (0: no spacing).
+    pub const fn per_minute(self, n: u32) -> Self {
+        Self {
+            per_minute: if n == 0 { None } else { Some(n) },
+            ..self
+        }
     }
 }
 
@@ -53,6 +85,8 @@ struct PoolRun {
     stopped: Option<String>,
     /// The current run of failures of one kind: (kind, how many in a row).
     streak: Option<(String, u32)>,
+    /// When the calls of the last minute were admitted (pools with `per_minute`).
+    recent: VecDeque<Instant>,
 }
 
 /// Per-connector call accounting for one run. Cheap to clone; clones share the accounting.
@@ -132,6 +166,9 @@ impl Budget {
         if let Some(why) = self.with_pool(pool, |p| p.stopped.clone()) {
             return Err(not_called(why));
         }
+        if let Some(per_minute) = pool.per_minute {
+            self.make_room(pool, per_minute).await;
+        }
         if let Some(limit) = pool.limit {
             let used = self
                 .used_24h(pool)
@@ -152,6 +189,32 @@ impl Budget {
             .map_err(|e| not_called(format!("the call could not be recorded: {e}")))?;
         self.calls.add();
         Ok(())
+    }
+
+    /// Wait until fewer than `per_minute` calls were admitted in the last minute, then take a slot.
+    async fn make_room(&self, pool: &Pool, per_minute: u32) {
+        let minute = std::time::Duration::from_secs(60);
+        loop {
+            let wait = self.with_pool(pool, |p| {
+                let now = Instant::now();
+                while p.recent.front().is_some_and(|t| now.duration_since(*t) >= minute) {
+                    p.recent.pop_front();
+                }
+                if p.recent.len() < per_minute as usize {
+                    p.recent.push_back(now);
+                    return None;
+                }
+                p.recent.front().map(|t| minute.saturating_sub(now.duration_since(*t)))
+            });
+            let Some(wait) = wait else { return };
+            tracing::info!(
+                pool = pool.name,
+                per_minute,
+                wait_s = wait.as_secs(),
+                "the pool's per-minute limit is reached, waiting"
+            );
+            tokio::time::sleep(wait).await;
+        }
     }
 
     /// Learn from the outcome of one logical call (after its retries): success ends a streak of
@@ -318,5 +381,18 @@ mod tests {
             assert!(b.settle::<()>(&other, Err(nf.clone())).is_err());
         }
         assert!(!b.is_stopped(&other), "404 is an answer, not a failure of the API");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_per_minute_pool_spreads_calls_over_the_minute() {
+        let (b, _) = budget();
+        let pool = Pool::unlimited("ctr").per_minute(2);
+        let t0 = Instant::now();
+        b.admit(&pool, "GET /x").await.unwrap();
+        b.admit(&pool, "GET /x").await.unwrap();
+        assert!(t0.elapsed() < std::time::Duration::from_secs(1));
+        b.admit(&pool, "GET /x").await.unwrap();
+        assert!(t0.elapsed() >= std::time::Duration::from_secs(60));
+        assert_eq!(b.calls().get(), 3);
     }
 }

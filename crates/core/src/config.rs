@@ -1,19 +1,21 @@
 //! What a connector's constructor receives: its own config table (the runner has already taken
-//! the common keys `enabled`, `schedule`, `kris`), and the shared `[proofpoint]` defaults.
+//! the framework's keys `enabled`, `schedule`, `kris`, `timeout`, `connect_timeout`,
+//! `run_timeout`), the shared table of its family when it has one (settings several connectors
+//! of one vendor share, e.g. a base URL and credentials), and the HTTP options to build clients
+//! with.
 
 use figment::Figment;
 use figment::providers::Serialized;
 use figment::value::Dict;
 use serde::de::DeserializeOwned;
 
-use crate::http::{BasicCredentials, HttpOptions};
-use crate::secret::Secret;
+use crate::http::HttpOptions;
 
 /// A config problem, found before any network call. Exit code 2.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct ConfigError {
-    /// The dotted key at fault, e.g. `connectors.ctr.max_fetch`.
+    /// The dotted key at fault, e.g. `connectors.acme.max_fetch`.
     pub key: String,
     /// What is wrong and how to fix it. Never contains a secret value.
     pub message: String,
@@ -39,33 +41,32 @@ impl ConfigError {
     }
 }
 
-/// The shared `[proofpoint]` table: tap, efd and clear fall back to it.
-#[derive(Debug, Clone, Default)]
-pub struct ProofpointDefaults {
-    pub base_url: String,
-    pub credentials: Option<Secret>,
-    /// Where `credentials` came from, for messages (`[proofpoint] credentials` or an env var).
-    pub credentials_key: String,
-}
-
-/// A connector's own table, ready to deserialize into the connector's config struct, and the
-/// HTTP options the framework resolved from the keys every connector shares (`timeout`,
-/// `connect_timeout`).
+/// A connector's own table, ready to deserialize into the connector's config struct, its
+/// family's shared table, and the HTTP options the framework resolved.
 #[derive(Debug, Clone)]
 pub struct ConnectorSettings {
     pub module: &'static str,
     table: Dict,
-    pub proofpoint: ProofpointDefaults,
+    /// The family's key and its table as written (empty when absent).
+    family: Option<(&'static str, Dict)>,
     http: HttpOptions,
 }
 
 impl ConnectorSettings {
-    pub fn new(module: &'static str, table: Dict, proofpoint: ProofpointDefaults) -> Self {
+    pub fn new(module: &'static str, table: Dict) -> Self {
         Self {
             module,
             table,
-            proofpoint,
+            family: None,
             http: HttpOptions::default(),
+        }
+    }
+
+    /// The same settings with the shared table of the connector's family (`[key]`).
+    pub fn with_family(self, key: &'static str, table: Dict) -> Self {
+        Self {
+            family: Some((key, table)),
+            ..self
         }
     }
 
@@ -79,7 +80,7 @@ impl ConnectorSettings {
         self.http.clone()
     }
 
-    /// The prefix of this connector's keys, e.g. `connectors.tap`.
+    /// The prefix of this connector's keys, e.g. `connectors.acme`.
     pub fn key(&self, field: &str) -> String {
         format!("connectors.{}.{field}", self.module)
     }
@@ -87,64 +88,29 @@ impl ConnectorSettings {
     /// Deserialize the table into `T` (declare it `#[serde(deny_unknown_fields)]` with
     /// defaults). Errors name the key and what is accepted; the runner adds where it was set.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        Figment::from(Serialized::defaults(&self.table))
-            .extract::<T>()
-            .map_err(|e| {
-                let field = e.path.join(".");
-                let key = if field.is_empty() {
-                    format!("connectors.{}", self.module)
-                } else {
-                    self.key(&field)
-                };
-                ConfigError::invalid(key, describe(&e))
-            })
+        parse_table(&self.table, &format!("connectors.{}", self.module))
     }
 
-    /// Resolve base URL and `principal:secret` credentials for a Proofpoint module: the
-    /// connector's own values win, then `[proofpoint]`.
-    pub fn proofpoint_access(
-        &self,
-        own_base_url: Option<&str>,
-        own_credentials: Option<&Secret>,
-    ) -> Result<(String, BasicCredentials), ConfigError> {
-        let base = own_base_url.unwrap_or(&self.proofpoint.base_url).to_owned();
-        let (secret, key) = match (own_credentials, &self.proofpoint.credentials) {
-            (Some(s), _) => (s, self.key("credentials")),
-            (None, Some(s)) => (s, self.proofpoint.credentials_key.clone()),
-            (None, None) => {
-                return Err(ConfigError::missing(
-                    "proofpoint.credentials",
-                    format!(
-                        "no credentials for [connectors.{}]: set credentials = \"principal:secret\" under \
-                         [proofpoint] (better: the environment variable KRI_PROOFPOINT__CREDENTIALS)",
-                        self.module
-                    ),
-                ));
-            }
-        };
-        let creds = BasicCredentials::parse(secret).map_err(|m| ConfigError::invalid(key, m))?;
-        Ok((base, creds))
+    /// Deserialize the family's shared table into `T` (an empty table when it is absent).
+    pub fn parse_family<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
+        match &self.family {
+            Some((key, table)) => parse_table(table, key),
+            None => parse_table(&Dict::new(), "(family)"),
+        }
     }
 }
 
-impl ConnectorSettings {
-    /// An HTTP Basic client for a Proofpoint module (tap, efd, clear), from the connector's own
-    /// `base_url` / `credentials` or the `[proofpoint]` ones.
-    pub fn proofpoint_client(
-        &self,
-        own_base_url: Option<&str>,
-        own_credentials: Option<&Secret>,
-        opts: HttpOptions,
-    ) -> Result<crate::http::HttpClient, ConfigError> {
-        let (base, creds) = self.proofpoint_access(own_base_url, own_credentials)?;
-        let key = if own_base_url.is_some() {
-            self.key("base_url")
+/// Deserialize `table`, written under `[prefix]`, into `T`; errors name `prefix.field`.
+pub fn parse_table<T: DeserializeOwned>(table: &Dict, prefix: &str) -> Result<T, ConfigError> {
+    Figment::from(Serialized::defaults(table)).extract::<T>().map_err(|e| {
+        let field = e.path.join(".");
+        let key = if field.is_empty() {
+            prefix.to_owned()
         } else {
-            "proofpoint.base_url".into()
+            format!("{prefix}.{field}")
         };
-        crate::http::HttpClient::new(&base, crate::http::Auth::Basic(creds), opts)
-            .map_err(|m| ConfigError::invalid(key, m))
-    }
+        ConfigError::invalid(key, describe(&e))
+    })
 }
 
 /// figment's own message names the key with its profile ("default.x"); say it plainly.
@@ -260,7 +226,7 @@ mod tests {
     }
 
     fn settings(table: Dict) -> ConnectorSettings {
-        ConnectorSettings::new("efd", table, ProofpointDefaults::default())
+        ConnectorSettings::new("efd", table)
     }
 
     #[test]
@@ -274,29 +240,22 @@ mod tests {
     }
 
     #[test]
-    fn missing_credentials_are_flagged_as_missing_and_bad_ones_as_invalid() {
-        let e = settings(Dict::new()).proofpoint_access(None, None).unwrap_err();
-        assert!(e.missing);
-        assert!(e.message.contains("KRI_PROOFPOINT__CREDENTIALS"));
+    fn the_family_table_is_parsed_with_its_own_key_names() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(dead_code)]
+        struct Shared {
+            base_url: Option<String>,
+        }
+        let mut family = Dict::new();
+        family.insert("base_uri".into(), "x".into());
         let e = settings(Dict::new())
-            .proofpoint_access(None, Some(&Secret::new("nocolon")))
+            .with_family("acme", family)
+            .parse_family::<Shared>()
             .unwrap_err();
-        assert!(!e.missing);
-        assert_eq!(e.key, "connectors.efd.credentials");
-        assert!(!e.message.contains("nocolon"));
-    }
-
-    #[test]
-    fn own_values_win_over_the_shared_table() {
-        let mut s = settings(Dict::new());
-        s.proofpoint.base_url = "https://shared".into();
-        s.proofpoint.credentials = Some(Secret::new("a:b"));
-        let (base, c) = s
-            .proofpoint_access(Some("https://own"), Some(&Secret::new("c:d")))
-            .unwrap();
-        assert_eq!((base.as_str(), c.principal()), ("https://own", "c"));
-        let (base, c) = s.proofpoint_access(None, None).unwrap();
-        assert_eq!((base.as_str(), c.principal()), ("https://shared", "a"));
+        assert_eq!(e.key, "acme.base_uri");
+        let none: Shared = settings(Dict::new()).parse_family().unwrap();
+        assert!(none.base_url.is_none());
     }
 
     #[test]

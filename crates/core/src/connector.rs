@@ -3,10 +3,9 @@
 use std::sync::Arc;
 
 use crate::budget::Budget;
+use crate::budget::CallCounter;
 use crate::clock::Clock;
 use crate::error::KriError;
-use crate::http::CallCounter;
-use crate::kri::Kri;
 use crate::store::{StateHandle, Store};
 
 /// A measured value. `warning` is for a value that is real but weak (e.g. "no reports: low
@@ -31,7 +30,7 @@ impl Measurement {
 
 pub type KriResult = Result<Measurement, KriError>;
 
-/// What a connectivity probe found, phrased for the user (e.g. "VAP count 12").
+/// What a connectivity probe found, phrased for the user (e.g. "12 users at risk").
 #[derive(Debug, Clone, PartialEq)]
 pub struct Probe {
     pub message: String,
@@ -75,18 +74,13 @@ pub struct PlannedCalls {
     pub detail: Vec<String>,
 }
 
-/// A vendor module. Object safe: the runner holds `Box<dyn Connector>`.
+/// A vendor module. Object safe: the runner holds `Box<dyn Connector>`. What it is (id, module
+/// key, KRIs, sample config) is its [`Registration`](crate::Registration), said once.
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
-    /// Vendor slug, e.g. `proofpoint-tap`.
-    fn id(&self) -> &'static str;
-    /// Module key used in config and `--only`, e.g. `tap`.
-    fn module(&self) -> &'static str;
-    /// The KRIs this connector offers.
-    fn kris(&self) -> &'static [&'static dyn Kri];
     /// A cheap connectivity check that proves credentials and scope.
     async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError>;
-    /// Measure the `selected` KRIs (a subset of [`Connector::kris`]). One result per selected
+    /// Measure the `selected` KRIs (slugs of the registration's KRIs). One result per selected
     /// slug; a KRI missing from the answer is recorded as failed by the runner.
     async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)>;
     /// The calls `collect` would make now, per pool, without making them.

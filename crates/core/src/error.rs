@@ -4,13 +4,13 @@
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum HttpError {
     #[error("credentials rejected (HTTP 401) on {endpoint}: {hint}")]
-    Unauthorized { endpoint: String, hint: &'static str },
-    #[error(
-        "missing API scope (HTTP 403) on {endpoint}: the credential is valid but may not call this \
-         endpoint; add the matching API scope to the service credential{}",
-        excerpt_suffix(.excerpt)
-    )]
-    Forbidden { endpoint: String, excerpt: String },
+    Unauthorized { endpoint: String, hint: String },
+    #[error("missing API scope (HTTP 403) on {endpoint}: {hint}{}", excerpt_suffix(.excerpt))]
+    Forbidden {
+        endpoint: String,
+        hint: String,
+        excerpt: String,
+    },
     #[error("not found (HTTP 404) on {endpoint}{}", excerpt_suffix(.excerpt))]
     NotFound { endpoint: String, excerpt: String },
     #[error("request refused (HTTP 400) on {endpoint}{}", excerpt_suffix(.excerpt))]

@@ -3,100 +3,122 @@
 //! pool's [`Budget`], and typed errors that keep status, endpoint and a short, scrubbed excerpt.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use reqwest::{Response, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
 
+use crate::auth::{Auth, Outgoing};
 use crate::budget::{Budget, Pool};
 use crate::error::HttpError;
-use crate::secret::{Secret, scrub};
+use crate::secret::scrub;
 
-/// HTTP Basic credentials from one `principal:secret` string.
-#[derive(Clone)]
-pub struct BasicCredentials {
-    principal: String,
-    secret: Secret,
+/// An HTTP method (the ones the connectors use).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
 }
 
-impl std::fmt::Debug for BasicCredentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("BasicCredentials([redacted])")
+impl Method {
+    fn as_reqwest(self) -> reqwest::Method {
+        match self {
+            Method::Get => reqwest::Method::GET,
+            Method::Post => reqwest::Method::POST,
+        }
     }
 }
 
-impl BasicCredentials {
-    /// Split on the FIRST colon (secrets may contain colons), trim both halves, refuse an
-    /// empty half. The error never repeats the value.
-    pub fn parse(value: &Secret) -> Result<Self, String> {
-        let Some((principal, secret)) = value.expose().split_once(':') else {
-            return Err(
-                "the value must be `principal:secret`, with a colon between the service \
-                        principal and the service secret"
-                    .into(),
-            );
-        };
-        let (principal, secret) = (principal.trim(), secret.trim());
-        if principal.is_empty() {
-            return Err("the service principal (before the colon) is empty; the value must be \
-                        `principal:secret`"
-                .into());
-        }
-        if secret.is_empty() {
-            return Err("the service secret (after the colon) is empty; the value must be \
-                        `principal:secret`"
-                .into());
-        }
-        // The Authorization header carries base64(principal:secret): an echo of it is a leak too.
-        crate::secret::register(&format!("{principal}:{secret}"));
-        Ok(Self {
-            principal: principal.to_owned(),
-            secret: Secret::new(secret),
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Method::Get => "GET",
+            Method::Post => "POST",
         })
     }
-
-    pub fn principal(&self) -> &str {
-        &self.principal
-    }
 }
 
-/// How requests authenticate.
-#[derive(Clone, Debug)]
-pub enum Auth {
+/// One request, relative to the client's base URL: method, path, query, body.
+#[derive(Debug, Clone)]
+pub struct Request {
+    method: Method,
+    path: String,
+    query: Vec<(String, String)>,
+    body: Payload,
+}
+
+#[derive(Debug, Clone)]
+enum Payload {
     None,
-    Basic(BasicCredentials),
-    /// OAuth2 bearer tokens from a [`TokenSource`](crate::oauth::TokenSource): cached, and
-    /// refreshed once after a 401.
-    Bearer(Arc<crate::oauth::TokenSource>),
+    Json(serde_json::Value),
+    Form(Vec<(String, String)>),
 }
 
-impl Auth {
-    /// What a 401 should tell the user to check.
-    fn unauthorized_hint(&self) -> &'static str {
-        match self {
-            Auth::Basic(_) => {
-                "check principal:secret (the service principal, a colon, then the service secret, \
-                 no extra spaces) and that the credential still exists under Settings → Connected \
-                 Applications"
-            }
-            Auth::None => "the API wants credentials; set them in the config",
-            Auth::Bearer(_) => crate::oauth::CLIENT_CREDENTIALS_HINT,
+impl Request {
+    pub fn get(path: impl Into<String>) -> Self {
+        Self::new(Method::Get, path)
+    }
+
+    pub fn post(path: impl Into<String>) -> Self {
+        Self::new(Method::Post, path)
+    }
+
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            body: Payload::None,
         }
     }
+
+    /// Add query parameters.
+    pub fn query(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.query
+            .extend(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+        self
+    }
+
+    /// A JSON body.
+    pub fn json(mut self, body: serde_json::Value) -> Self {
+        self.body = Payload::Json(body);
+        self
+    }
+
+    /// A form body (`application/x-www-form-urlencoded`).
+    pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
+        self.body = Payload::Form(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
+        self
+    }
+
+    /// `METHOD /path`, as errors name it (no host, no query).
+    pub fn endpoint(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
 }
 
-/// Counts API calls: every request that went on the wire.
-#[derive(Clone, Debug, Default)]
-pub struct CallCounter(Arc<AtomicU64>);
+/// An answer whose body the caller reads as a stream (a large event export). Its outcome must be
+/// passed to [`HttpClient::settle`].
+pub struct Answer {
+    response: reqwest::Response,
+    endpoint: String,
+    timeout_secs: u64,
+}
 
-impl CallCounter {
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+impl Answer {
+    /// The server said "nothing" (HTTP 204).
+    pub fn is_no_content(&self) -> bool {
+        self.response.status() == StatusCode::NO_CONTENT
     }
-    pub(crate) fn add(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
+
+    /// The body, chunk by chunk. A chunk error is a cut or stalled answer, never its end.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Result<bytes::Bytes, HttpError>> + Send {
+        use futures_util::StreamExt;
+        let (endpoint, timeout_secs) = (self.endpoint, self.timeout_secs);
+        self.response
+            .bytes_stream()
+            .map(move |chunk| chunk.map_err(|e| body_error(&endpoint, timeout_secs, e)))
     }
 }
 
@@ -113,6 +135,9 @@ pub struct HttpOptions {
     /// No retry starts later than this after the first attempt: retries are bounded in count
     /// AND in time.
     pub retry_window: Duration,
+    /// First wait after a 429 on a pool without a daily limit (a per-minute limit clears in
+    /// seconds); doubles each attempt, with jitter. A pool with a daily limit stops instead.
+    pub throttled_backoff: Duration,
 }
 
 impl Default for HttpOptions {
@@ -123,6 +148,7 @@ impl Default for HttpOptions {
             retries: 2,
             backoff: Duration::from_millis(500),
             retry_window: Duration::from_secs(120),
+            throttled_backoff: Duration::from_secs(20),
         }
     }
 }
@@ -138,7 +164,7 @@ pub struct HttpClient {
     base: String,
     /// `scheme://host:port` of `base`: the only origin credentials are ever sent to.
     origin: String,
-    auth: Auth,
+    auth: Arc<dyn Auth>,
     opts: HttpOptions,
     meter: Option<(Budget, Pool)>,
 }
@@ -149,7 +175,7 @@ const EXCERPT_CHARS: usize = 200;
 const ERROR_BODY_BYTES: usize = 64 * 1024;
 
 impl HttpClient {
-    pub fn new(base_url: &str, auth: Auth, opts: HttpOptions) -> Result<Self, String> {
+    pub fn new(base_url: &str, auth: Arc<dyn Auth>, opts: HttpOptions) -> Result<Self, String> {
         let base = base_url.trim().trim_end_matches('/').to_owned();
         let parsed =
             Url::parse(&base).map_err(|e| format!("`{base}` is not a valid URL ({e}); write it like https://host"))?;
@@ -192,35 +218,29 @@ impl HttpClient {
 
     /// GET `path` and decode the JSON answer (a 204 reads as JSON `null`; an empty 200 is an error).
     pub async fn get_json<T: DeserializeOwned>(&self, path: &str, query: &[(&str, &str)]) -> Result<T, HttpError> {
-        self.send_json(Method::GET, path, |r| r.query(query)).await
+        self.call_json(Request::get(path).query(query)).await
     }
 
-    /// Send a request and decode its JSON answer, like [`HttpClient::get_json`].
-    pub async fn send_json<T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        build: impl Fn(RequestBuilder) -> RequestBuilder,
-    ) -> Result<T, HttpError> {
-        let endpoint = format!("{method} {path}");
-        let result = match self.send_raw(method, path, build).await {
+    /// Send `request` and decode its JSON answer, like [`HttpClient::get_json`].
+    pub async fn call_json<T: DeserializeOwned>(&self, request: Request) -> Result<T, HttpError> {
+        let endpoint = request.endpoint();
+        let result = match self.send_raw(&request).await {
             Ok(resp) => self.decode_json(&endpoint, resp).await,
             Err(e) => Err(e),
         };
         self.settle(result)
     }
 
-    /// Send a request and hand back the answer to read as a stream. The caller reads the body
+    /// Send `request` and hand back the answer to read as a stream. The caller reads the body
     /// and MUST pass the outcome of reading it to [`HttpClient::settle`] (errors of the request
     /// itself are settled here).
-    pub async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        build: impl Fn(RequestBuilder) -> RequestBuilder,
-    ) -> Result<Response, HttpError> {
-        match self.send_raw(method, path, build).await {
-            Ok(resp) => Ok(resp),
+    pub async fn stream(&self, request: Request) -> Result<Answer, HttpError> {
+        match self.send_raw(&request).await {
+            Ok(response) => Ok(Answer {
+                response,
+                endpoint: request.endpoint(),
+                timeout_secs: self.opts.timeout.as_secs(),
+            }),
             Err(e) => self.settle(Err(e)),
         }
     }
@@ -233,16 +253,12 @@ impl HttpClient {
         }
     }
 
-    /// One logical call: attempts (retries of transient failures, bounded in count and time),
-    /// same-origin redirect hops and one token refresh after a 401, each admitted by the pool.
-    async fn send_raw(
-        &self,
-        method: Method,
-        path: &str,
-        build: impl Fn(RequestBuilder) -> RequestBuilder,
-    ) -> Result<Response, HttpError> {
-        let endpoint = format!("{method} {path}");
-        let first_url = format!("{}{}", self.base, path);
+    /// One logical call: attempts (retries of transient failures, bounded in count and time;
+    /// waits after a 429 on a pool without a daily limit), same-origin redirect hops and one
+    /// refresh of the credentials after a 401, each attempt admitted by the pool.
+    async fn send_raw(&self, request: &Request) -> Result<Response, HttpError> {
+        let endpoint = request.endpoint();
+        let first_url = format!("{}{}", self.base, request.path);
         let started = Instant::now();
         let mut redirected: Option<Url> = None;
         let (mut attempt, mut hops, mut refreshed) = (0, 0, false);
@@ -250,29 +266,15 @@ impl HttpClient {
             if let Some((budget, pool)) = &self.meter {
                 budget.admit(pool, &endpoint).await?;
             }
-            let mut req = self.client.request(method.clone(), &first_url);
-            match &self.auth {
-                Auth::None => {}
-                Auth::Basic(c) => req = req.basic_auth(&c.principal, Some(c.secret.expose())),
-                Auth::Bearer(tokens) => {
-                    let budget = self.meter.as_ref().map(|(b, _)| b);
-                    req = req.bearer_auth(tokens.token(budget).await?.expose());
-                }
-            }
-            let result = match build(req).build() {
-                Ok(mut request) => {
-                    if let Some(url) = &redirected {
-                        *request.url_mut() = url.clone();
-                    }
-                    match self.client.execute(request).await {
-                        Ok(resp) => self.check(&endpoint, resp).await,
-                        Err(e) => Err(self.transport_error(&endpoint, e)),
-                    }
-                }
-                Err(e) => Err(self.transport_error(&endpoint, e)),
+            let result = match self.build(request, &first_url, redirected.as_ref()).await {
+                Ok(req) => match self.client.execute(req).await {
+                    Ok(resp) => self.check(&endpoint, resp).await,
+                    Err(e) => Err(self.transport_error(&endpoint, e)),
+                },
+                Err(e) => Err(e),
             };
             match result {
-                Ok(Answer::Redirect(to)) => {
+                Ok(Attempt::Redirect(to)) => {
                     hops += 1;
                     if hops > MAX_REDIRECTS {
                         return Err(HttpError::Transport {
@@ -283,22 +285,22 @@ impl HttpClient {
                     tracing::debug!(%endpoint, to = %to.path(), "following a same-origin redirect");
                     redirected = Some(to);
                 }
-                Ok(Answer::Final(resp)) => return Ok(resp),
-                Err(HttpError::Unauthorized { .. }) if !refreshed && matches!(self.auth, Auth::Bearer(_)) => {
-                    // The token may have been revoked or expired early: one fresh token, once.
-                    if let Auth::Bearer(tokens) = &self.auth {
-                        tokens.invalidate().await;
-                    }
+                Ok(Attempt::Final(resp)) => return Ok(resp),
+                Err(HttpError::Unauthorized { .. }) if !refreshed && self.auth.refresh().await => {
+                    // Cached credentials (a token) may have been revoked or expired early: once.
                     refreshed = true;
-                    tracing::debug!(%endpoint, "401 with a cached token, fetching a fresh one");
+                    tracing::debug!(%endpoint, "401 with cached credentials, refreshing them once");
                 }
-                Err(e) if e.is_transient() && attempt < self.opts.retries => {
-                    let wait = backoff(self.opts.backoff, attempt);
+                Err(e) if attempt < self.opts.retries && self.worth_retrying(&e) => {
+                    let wait = match e {
+                        HttpError::Throttled { .. } => backoff(self.opts.throttled_backoff, attempt),
+                        _ => backoff(self.opts.backoff, attempt),
+                    };
                     let stopped = self.meter.as_ref().is_some_and(|(b, p)| b.is_stopped(p));
                     if stopped || started.elapsed() + wait > self.opts.retry_window {
                         return Err(e);
                     }
-                    tracing::warn!(%endpoint, error = %e, retry_in_ms = wait.as_millis() as u64, "transient failure, retrying");
+                    tracing::warn!(%endpoint, error = %e, retry_in_ms = wait.as_millis() as u64, "retrying");
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -307,15 +309,51 @@ impl HttpClient {
         }
     }
 
-    async fn check(&self, endpoint: &str, resp: Response) -> Result<Answer, HttpError> {
+    /// Transient failures are worth another try; so is a 429 on a pool that limits per minute
+    /// (not on a pool with a daily limit: that stays throttled for hours).
+    fn worth_retrying(&self, e: &HttpError) -> bool {
+        match e {
+            HttpError::Throttled { .. } => self.meter.as_ref().is_some_and(|(_, p)| p.limit.is_none()),
+            other => other.is_transient(),
+        }
+    }
+
+    /// One attempt's request: method, URL (or the redirect's), query, body, then credentials.
+    async fn build(
+        &self,
+        request: &Request,
+        url: &str,
+        redirected: Option<&Url>,
+    ) -> Result<reqwest::Request, HttpError> {
+        let mut builder = self.client.request(request.method.as_reqwest(), url);
+        if !request.query.is_empty() {
+            builder = builder.query(&request.query);
+        }
+        builder = match &request.body {
+            Payload::None => builder,
+            Payload::Json(v) => builder.json(v),
+            Payload::Form(f) => builder.form(f),
+        };
+        let mut req = builder
+            .build()
+            .map_err(|e| self.transport_error(&request.endpoint(), e))?;
+        if let Some(to) = redirected {
+            *req.url_mut() = to.clone();
+        }
+        let budget = self.meter.as_ref().map(|(b, _)| b);
+        self.auth.apply(&mut Outgoing { request: &mut req }, budget).await?;
+        Ok(req)
+    }
+
+    async fn check(&self, endpoint: &str, resp: Response) -> Result<Attempt, HttpError> {
         let status = resp.status();
         tracing::debug!(%endpoint, status = status.as_u16(), "answer");
         if status.is_success() {
-            return Ok(Answer::Final(resp));
+            return Ok(Attempt::Final(resp));
         }
         let endpoint = endpoint.to_owned();
         if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
-            return self.redirect(endpoint, status.as_u16(), &resp).map(Answer::Redirect);
+            return self.redirect(endpoint, status.as_u16(), &resp).map(Attempt::Redirect);
         }
         if status == StatusCode::UNAUTHORIZED {
             return Err(HttpError::Unauthorized {
@@ -332,7 +370,11 @@ impl HttpClient {
         let excerpt = excerpt(resp).await;
         Err(match status.as_u16() {
             400 => HttpError::BadRequest { endpoint, excerpt },
-            403 => HttpError::Forbidden { endpoint, excerpt },
+            403 => HttpError::Forbidden {
+                endpoint,
+                hint: self.auth.forbidden_hint(),
+                excerpt,
+            },
             404 => HttpError::NotFound { endpoint, excerpt },
             s => HttpError::Status {
                 endpoint,
@@ -371,7 +413,10 @@ impl HttpClient {
     /// is empty, cut off or stalled is an error, never an empty answer.
     async fn decode_json<T: DeserializeOwned>(&self, endpoint: &str, resp: Response) -> Result<T, HttpError> {
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| self.body_error(endpoint, e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| body_error(endpoint, self.opts.timeout.as_secs(), e))?;
         if status == StatusCode::NO_CONTENT {
             return serde_json::from_slice(b"null").map_err(|_| HttpError::Decode {
                 endpoint: endpoint.to_owned(),
@@ -398,21 +443,6 @@ impl HttpClient {
         })
     }
 
-    /// A failure while the body of an answer was arriving: a stall until the time-out, or a
-    /// connection closed before the answer was complete.
-    pub fn body_error(&self, endpoint: &str, e: reqwest::Error) -> HttpError {
-        if e.is_timeout() {
-            return HttpError::Timeout {
-                endpoint: endpoint.to_owned(),
-                seconds: self.opts.timeout.as_secs(),
-            };
-        }
-        HttpError::Cut {
-            endpoint: endpoint.to_owned(),
-            detail: scrub(&error_chain(&e.without_url())),
-        }
-    }
-
     fn transport_error(&self, endpoint: &str, e: reqwest::Error) -> HttpError {
         let endpoint = endpoint.to_owned();
         if e.is_timeout() {
@@ -429,9 +459,24 @@ impl HttpClient {
 }
 
 /// What one attempt produced.
-enum Answer {
+enum Attempt {
     Final(Response),
     Redirect(Url),
+}
+
+/// A failure while the body of an answer was arriving: a stall until the time-out, or a
+/// connection closed before the answer was complete.
+fn body_error(endpoint: &str, timeout_secs: u64, e: reqwest::Error) -> HttpError {
+    if e.is_timeout() {
+        return HttpError::Timeout {
+            endpoint: endpoint.to_owned(),
+            seconds: timeout_secs,
+        };
+    }
+    HttpError::Cut {
+        endpoint: endpoint.to_owned(),
+        detail: scrub(&error_chain(&e.without_url())),
+    }
 }
 
 /// The start of an error body: at most [`ERROR_BODY_BYTES`] read, secrets scrubbed from the
@@ -484,24 +529,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credentials_split_on_the_first_colon_and_trim() {
-        let c = BasicCredentials::parse(&Secret::new(" svc-1 : pa:ss:word ")).unwrap();
-        assert_eq!(c.principal(), "svc-1");
-        assert_eq!(c.secret.expose(), "pa:ss:word");
-    }
-
-    #[test]
-    fn credentials_without_colon_or_with_an_empty_half_are_refused_without_echo() {
-        for bad in ["no-colon-here", ":s3cr3t", "principal-x:", "  :  "] {
-            let err = BasicCredentials::parse(&Secret::new(bad)).unwrap_err();
-            assert!(err.contains("principal:secret"), "{err}");
-            for half in bad.split(':').map(str::trim).filter(|h| !h.is_empty()) {
-                assert!(!err.contains(half), "error echoes `{half}`: {err}");
-            }
-        }
-    }
-
-    #[test]
     fn backoff_doubles_with_jitter() {
         let b = Duration::from_millis(100);
         for attempt in 0..4 {
@@ -520,7 +547,9 @@ mod tests {
         assert_eq!(clip("a\n  b"), "a b");
     }
 
+    use crate::auth::{BasicAuth, BasicCredentials, NoAuth};
     use crate::budget::{Budget, Pool};
+    use crate::secret::Secret;
     use httpmock::prelude::*;
 
     const POOL: Pool = Pool::unlimited("test");
@@ -552,7 +581,7 @@ mod tests {
                 then.status(204);
             })
             .await;
-        let http = HttpClient::new(&server.base_url(), Auth::None, fast()).unwrap();
+        let http = HttpClient::new(&server.base_url(), Arc::new(NoAuth), fast()).unwrap();
         let e = http.get_json::<serde_json::Value>("/empty", &[]).await.unwrap_err();
         assert!(e.to_string().contains("the answer was empty"), "{e}");
         let v: Option<serde_json::Value> = http.get_json("/none", &[]).await.unwrap();
@@ -579,7 +608,7 @@ mod tests {
             })
             .await;
         let b = budget();
-        let http = HttpClient::new(&server.base_url(), Auth::None, fast())
+        let http = HttpClient::new(&server.base_url(), Arc::new(NoAuth), fast())
             .unwrap()
             .metered(&b, POOL);
         for _ in 0..5 {
@@ -607,7 +636,7 @@ mod tests {
             retry_window: Duration::from_millis(50),
             ..Default::default()
         };
-        let http = HttpClient::new(&server.base_url(), Auth::None, opts).unwrap();
+        let http = HttpClient::new(&server.base_url(), Arc::new(NoAuth), opts).unwrap();
         assert!(http.get_json::<serde_json::Value>("/x", &[]).await.is_err());
         m.assert_calls_async(1).await;
     }
@@ -630,7 +659,7 @@ mod tests {
             })
             .await;
         let creds = BasicCredentials::parse(&Secret::new("svc:redirect-secret")).unwrap();
-        let http = HttpClient::new(&server.base_url(), Auth::Basic(creds), fast()).unwrap();
+        let http = HttpClient::new(&server.base_url(), Arc::new(BasicAuth::new(creds, "hint")), fast()).unwrap();
         let e = http.get_json::<serde_json::Value>("/data", &[]).await.unwrap_err();
         let msg = e.to_string();
         assert!(
@@ -657,7 +686,7 @@ mod tests {
                 then.status(400).body(body.as_str());
             })
             .await;
-        let http = HttpClient::new(&server.base_url(), Auth::Basic(creds), fast()).unwrap();
+        let http = HttpClient::new(&server.base_url(), Arc::new(BasicAuth::new(creds, "hint")), fast()).unwrap();
         let msg = http
             .get_json::<serde_json::Value>("/e", &[])
             .await
@@ -690,7 +719,7 @@ mod tests {
     async fn a_body_cut_after_the_headers_is_a_failure_never_an_empty_answer() {
         for (body, length) in [("", 100), ("{\"messagesDelivered\": [", 100)] {
             let base = cutting_server(body, length).await;
-            let http = HttpClient::new(&base, Auth::None, fast()).unwrap();
+            let http = HttpClient::new(&base, Arc::new(NoAuth), fast()).unwrap();
             let e = http.get_json::<Option<serde_json::Value>>("/x", &[]).await.unwrap_err();
             assert!(e.to_string().contains("cut off"), "{e}");
         }

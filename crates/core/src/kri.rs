@@ -88,7 +88,7 @@ impl Thresholds {
 
 /// A Key Risk Indicator a connector offers.
 pub trait Kri: Send + Sync + std::fmt::Debug {
-    /// Stable identifier, e.g. `pp_vap_count`.
+    /// Stable identifier, e.g. `acme_open_alerts`.
     fn slug(&self) -> &'static str;
     /// One line for people.
     fn meaning(&self) -> &'static str;

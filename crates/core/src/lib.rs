@@ -4,8 +4,10 @@
 //! [`settle`](license::settle) → [`store`] → output. A connector crate holds only its endpoints,
 //! its parsing and its KRI math.
 
+pub mod auth;
 pub mod budget;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod connector;
 pub mod error;
@@ -22,18 +24,21 @@ pub mod testing;
 pub mod window;
 
 pub use async_trait::async_trait;
+/// figment's config values, re-exported so a family crate reads its table with the same version.
+pub use figment;
 /// Connector crates submit their [`registry::Registration`] through this re-export, so the whole
 /// workspace uses one version of `inventory`.
 pub use inventory;
 
-pub use budget::{Budget, Pool};
+pub use auth::{Auth, BasicAuth, BasicCredentials, NoAuth};
+pub use budget::{Budget, CallCounter, Pool};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{ConfigError, ConnectorSettings, ProofpointDefaults};
+pub use config::{ConfigError, ConnectorSettings};
 pub use connector::{Connector, KriResult, Measurement, PlannedCalls, Probe, RunContext};
 pub use error::{HttpError, KriError};
-pub use http::{Auth, BasicCredentials, CallCounter, HttpClient, HttpOptions};
+pub use http::{Answer, HttpClient, HttpOptions, Method, Request};
 pub use kri::{Band, Direction, Kri, KriOutcome, KriSpec, KriStatus, Thresholds, Unit};
 pub use lease::{Lease, LeaseError};
-pub use registry::Registration;
+pub use registry::{Family, Registration};
 pub use secret::Secret;
 pub use store::{StateValue, Store};

@@ -94,6 +94,7 @@ mod tests {
     fn forbidden() -> KriResult {
         Err(KriError::Http(HttpError::Forbidden {
             endpoint: "GET /v2/efd/dmarc/domains".into(),
+            hint: crate::auth::DEFAULT_FORBIDDEN_HINT.into(),
             excerpt: String::new(),
         }))
     }

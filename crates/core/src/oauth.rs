@@ -3,34 +3,38 @@
 //! next attempt fetches a fresh one. The client secret is only ever put in the form body, sent
 //! only to the token URL's own origin (a redirect elsewhere is refused), never logged, and
 //! scrubbed from anything a server echoes; every token received is scrubbed from then on too.
+//! An optional `scope` and extra form fields (an `audience`, a `resource`) cover the identity
+//! providers that want them.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::Method;
 use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::auth::{Auth, NoAuth, Outgoing};
 use crate::budget::{Budget, Pool};
 use crate::error::HttpError;
-use crate::http::{Auth, HttpClient, HttpOptions};
+use crate::http::{HttpClient, HttpOptions, Request};
 use crate::secret::{Secret, lenient_string};
 
 /// A token is used until this long before it expires.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
-/// What a 401 from the token endpoint or from the API (after one refresh) should tell the user.
-pub const CLIENT_CREDENTIALS_HINT: &str = "check client_id and client_secret (the API key from API Key Management in \
-     the console, no extra spaces) and that the key is still active";
-
-/// Issues bearer tokens for one `client_id` / `client_secret` pair.
-pub struct TokenSource {
+/// OAuth2 client credentials for one `client_id` / `client_secret` pair: an [`Auth`] that sends
+/// `Authorization: Bearer <token>`.
+pub struct ClientCredentials {
     http: HttpClient,
     /// The pool token requests are counted in.
     pool: Pool,
     path: String,
     client_id: String,
     client_secret: Secret,
+    scope: Option<String>,
+    extra: Vec<(String, String)>,
+    /// What a 401 should tell the user (where the key lives in the vendor's console).
+    hint: String,
     cached: Mutex<Option<Cached>>,
 }
 
@@ -39,12 +43,13 @@ struct Cached {
     fresh_until: Instant,
 }
 
-impl std::fmt::Debug for TokenSource {
+impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TokenSource")
+        f.debug_struct("ClientCredentials")
             .field("token_url", &format!("{}{}", self.http.base_url(), self.path))
             .field("client_id", &self.client_id)
             .field("client_secret", &"[redacted]")
+            .field("scope", &self.scope)
             .finish()
     }
 }
@@ -61,15 +66,16 @@ fn lenient_opt_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>
     Ok(text.trim().parse::<f64>().ok().filter(|v| *v >= 0.0).map(|v| v as u64))
 }
 
-impl TokenSource {
+impl ClientCredentials {
     /// `token_url` is the full URL of the token endpoint (e.g. `https://auth.example.com/v1/token`);
-    /// token requests are counted in `pool`.
+    /// token requests are counted in `pool`; `hint` is what a 401 should tell the user to check.
     pub fn new(
         token_url: &str,
         client_id: &str,
         client_secret: Secret,
         opts: HttpOptions,
         pool: Pool,
+        hint: impl Into<String>,
     ) -> Result<Self, String> {
         let url = reqwest::Url::parse(token_url.trim())
             .map_err(|e| format!("`{token_url}` is not a valid URL ({e}); write it like https://host/v1/token"))?;
@@ -79,41 +85,49 @@ impl TokenSource {
             path.push('?');
             path.push_str(q);
         }
-        let http = HttpClient::new(&origin, Auth::None, opts)?;
+        let http = HttpClient::new(&origin, Arc::new(NoAuth), opts)?;
         Ok(Self {
             http,
             pool,
             path,
             client_id: client_id.trim().to_owned(),
             client_secret,
+            scope: None,
+            extra: Vec::new(),
+            hint: hint.into(),
             cached: Mutex::new(None),
         })
     }
 
+    /// Ask for `scope` (space-separated, as the identity provider wants it).
+    pub fn with_scope(self, scope: impl Into<String>) -> Self {
+        Self {
+            scope: Some(scope.into()),
+            ..self
+        }
+    }
+
+    /// Send one more form field with the token request (e.g. `audience`).
+    pub fn with_field(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.extra.push((name.into(), value.into()));
+        self
+    }
+
     /// The current token, fetching a new one when none is cached or it expires within a minute.
     /// The fetch is admitted and counted by `budget` (in this source's pool).
-    ///
-    /// Boxed with an explicit `Send`: `HttpClient::send` awaits this for `Auth::Bearer` and this
-    /// awaits `HttpClient::send` (with `Auth::None`) for the token, so the future types would
-    /// otherwise be recursive.
-    pub fn token<'a>(
-        &'a self,
-        budget: Option<&'a Budget>,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Secret, HttpError>> + Send + 'a>> {
-        Box::pin(async move {
-            let mut cached = self.cached.lock().await;
-            if let Some(c) = cached.as_ref()
-                && Instant::now() < c.fresh_until
-            {
-                return Ok(c.token.clone());
-            }
-            let (token, lifetime) = self.fetch(budget).await?;
-            *cached = Some(Cached {
-                token: token.clone(),
-                fresh_until: Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN),
-            });
-            Ok(token)
-        })
+    pub async fn token(&self, budget: Option<&Budget>) -> Result<Secret, HttpError> {
+        let mut cached = self.cached.lock().await;
+        if let Some(c) = cached.as_ref()
+            && Instant::now() < c.fresh_until
+        {
+            return Ok(c.token.clone());
+        }
+        let (token, lifetime) = self.fetch(budget).await?;
+        *cached = Some(Cached {
+            token: token.clone(),
+            fresh_until: Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN),
+        });
+        Ok(token)
     }
 
     /// Forget the cached token (after a 401), so the next call fetches a fresh one.
@@ -124,17 +138,21 @@ impl TokenSource {
     async fn fetch(&self, budget: Option<&Budget>) -> Result<(Secret, Duration), HttpError> {
         let endpoint = format!("POST {}", self.path);
         tracing::debug!(%endpoint, client_id = %self.client_id, "fetching an OAuth token");
-        let form = [
+        let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.client_secret.expose()),
         ];
+        if let Some(scope) = &self.scope {
+            form.push(("scope", scope.as_str()));
+        }
+        form.extend(self.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         let http = match budget {
             Some(b) => self.http.metered(b, self.pool),
             None => self.http.clone(),
         };
         let answer: TokenAnswer = http
-            .send_json(Method::POST, &self.path, |r| r.form(&form))
+            .call_json(Request::post(&self.path).form(&form))
             .await
             .map_err(|e| self.explain(e))?;
         let token = answer
@@ -155,14 +173,19 @@ impl TokenSource {
         match e {
             HttpError::Unauthorized { endpoint, .. } => HttpError::Unauthorized {
                 endpoint,
-                hint: CLIENT_CREDENTIALS_HINT,
+                hint: self.hint.clone(),
             },
             HttpError::BadRequest { endpoint, excerpt } => HttpError::BadRequest {
                 endpoint,
-                excerpt: format!("{}; {CLIENT_CREDENTIALS_HINT}", clean(excerpt)),
+                excerpt: format!("{}; {}", clean(excerpt), self.hint),
             },
-            HttpError::Forbidden { endpoint, excerpt } => HttpError::Forbidden {
+            HttpError::Forbidden {
                 endpoint,
+                hint,
+                excerpt,
+            } => HttpError::Forbidden {
+                endpoint,
+                hint,
                 excerpt: clean(excerpt),
             },
             HttpError::NotFound { endpoint, excerpt } => HttpError::NotFound {
@@ -187,6 +210,23 @@ impl TokenSource {
     }
 }
 
+#[async_trait::async_trait]
+impl Auth for ClientCredentials {
+    async fn apply(&self, request: &mut Outgoing<'_>, budget: Option<&Budget>) -> Result<(), HttpError> {
+        let token = self.token(budget).await?;
+        request.set_header("authorization", &format!("Bearer {}", token.expose()))
+    }
+
+    async fn refresh(&self) -> bool {
+        self.invalidate().await;
+        true
+    }
+
+    fn unauthorized_hint(&self) -> String {
+        self.hint.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,8 +234,10 @@ mod tests {
 
     const TOKEN_POOL: Pool = Pool::unlimited("token");
 
-    fn source(server: &MockServer, secret: &str) -> TokenSource {
-        TokenSource::new(
+    const HINT: &str = "check client_id and client_secret";
+
+    fn source(server: &MockServer, secret: &str) -> ClientCredentials {
+        ClientCredentials::new(
             &server.url("/v1/token"),
             "cid",
             Secret::new(secret),
@@ -204,6 +246,7 @@ mod tests {
                 ..Default::default()
             },
             TOKEN_POOL,
+            HINT,
         )
         .unwrap()
     }
@@ -345,5 +388,27 @@ mod tests {
         moved.assert_calls_async(1).await;
         real.assert_calls_async(1).await;
         assert_eq!(b.calls().get(), 2, "the hop is a request on the wire");
+    }
+
+    #[tokio::test]
+    async fn a_scope_and_extra_fields_go_in_the_token_form() {
+        let server = MockServer::start_async().await;
+        let m = server
+            .mock_async(|when, then| {
+                when.method(POST)
+                    .path("/v1/token")
+                    .form_urlencoded_tuple("scope", "api://kri/.default")
+                    .form_urlencoded_tuple("audience", "https://api.example.com");
+                then.status(200)
+                    .json_body(serde_json::json!({"access_token": "t", "expires_in": 3600}));
+            })
+            .await;
+        source(&server, "scoped-secret")
+            .with_scope("api://kri/.default")
+            .with_field("audience", "https://api.example.com")
+            .token(None)
+            .await
+            .unwrap();
+        m.assert_calls_async(1).await;
     }
 }

@@ -10,6 +10,7 @@ use crate::connector::{Connector, RunContext};
 use crate::error::KriError;
 use crate::kri::{KriStatus, Thresholds};
 use crate::license::settle;
+use crate::registry::Registration;
 use crate::store::{ConnectorReport, ConnectorStatus};
 
 /// Run `connector` for the `selected` slugs and build its part of the run report.
@@ -19,6 +20,7 @@ use crate::store::{ConnectorReport, ConnectorStatus};
 /// A run that takes longer than `run_timeout` is stopped: its KRIs are recorded as failed (the
 /// last good values stay), while what it already stored (windows read, cursors) is kept.
 pub async fn run_connector(
+    reg: &Registration,
     connector: &dyn Connector,
     ctx: &RunContext,
     selected: &[&'static str],
@@ -27,7 +29,7 @@ pub async fn run_connector(
 ) -> ConnectorReport {
     let started_at = ctx.clock.now();
     let calls_before = ctx.calls.get();
-    let span = tracing::info_span!("connector", module = connector.module());
+    let span = tracing::info_span!("connector", module = reg.module);
     let collect = connector.collect(ctx, selected).instrument(span);
     let mut results = match tokio::time::timeout(run_timeout, collect).await {
         Ok(results) => results,
@@ -35,12 +37,12 @@ pub async fn run_connector(
             let message = format!(
                 "the {} run was stopped after {} (its run_timeout) and {} API calls; what it read so far is kept \
                  and the next run goes on from there; if the API is only slow, raise [connectors.{}] run_timeout",
-                connector.module(),
+                reg.module,
                 humantime::format_duration(run_timeout),
                 ctx.calls.get() - calls_before,
-                connector.module()
+                reg.module
             );
-            tracing::error!(module = connector.module(), "{message}");
+            tracing::error!(module = reg.module, "{message}");
             selected
                 .iter()
                 .map(|s| (*s, Err(KriError::Other(message.clone()))))
@@ -50,7 +52,7 @@ pub async fn run_connector(
 
     let mut kris = Vec::new();
     let mut rows_skipped = 0;
-    for kri in connector.kris() {
+    for kri in reg.kris {
         let slug = kri.slug();
         if !selected.contains(&slug) {
             rows_skipped += 1;
@@ -58,16 +60,13 @@ pub async fn run_connector(
         }
         let result = match results.iter().position(|(s, _)| *s == slug) {
             Some(i) => results.swap_remove(i).1,
-            None => Err(KriError::Other(format!(
-                "{} returned no value for {slug}",
-                connector.id()
-            ))),
+            None => Err(KriError::Other(format!("{} returned no value for {slug}", reg.id))),
         };
         let t = thresholds
             .get(slug)
             .copied()
             .unwrap_or_else(|| kri.default_thresholds());
-        kris.push(settle(connector.module(), *kri, result, t));
+        kris.push(settle(reg.module, *kri, result, t));
     }
 
     let failed: Vec<&str> = kris
@@ -92,8 +91,8 @@ pub async fn run_connector(
         unique.join("; ")
     });
     ConnectorReport {
-        connector: connector.id().to_owned(),
-        module: connector.module().to_owned(),
+        connector: reg.id.to_owned(),
+        module: reg.module.to_owned(),
         status,
         rows_written: kris.iter().filter(|k| k.value.is_some()).count() as u64,
         rows_skipped,

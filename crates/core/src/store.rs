@@ -191,8 +191,7 @@ impl Store {
         let mut conn = Connection::open(path).map_err(|e| err("opening (check [store] path)", &e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| err("configuring", &e))?;
-        conn.pragma_update(None, "journal_mode", "WAL")
-            .map_err(|e| err("switching to WAL", &e))?;
+        use_wal(&conn).map_err(|e| err("switching to WAL", &e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| err("configuring", &e))?;
         migrate(&mut conn).map_err(|e| err("migrating the schema", &e))?;
@@ -402,12 +401,38 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         ));
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
-        let tx = conn.transaction()?;
+        // Another process may be migrating the same new store right now: take the write lock
+        // first, then look again at what is already done.
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if done as usize > i {
+            continue;
+        }
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
     Ok(())
+}
+
+/// Switch to WAL. Two processes opening a new store at once race for the switch, and SQLite
+/// answers "busy" at once rather than waiting: look again for a few seconds.
+fn use_wal(conn: &Connection) -> rusqlite::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A value a connector keeps in its state. `VERSION` is the version of its stored shape: bump it

@@ -1,4 +1,5 @@
-//! Helpers for connector tests: settings from a TOML snippet, a run context on an in-memory store.
+//! Helpers for connector tests: settings from a TOML snippet, a run context on an in-memory store,
+//! one run of a registered connector at a fixed time.
 
 use std::sync::Arc;
 
@@ -7,23 +8,25 @@ use figment::providers::{Format, Toml};
 use figment::value::Dict;
 
 use crate::clock::Clock;
-use crate::config::{ConnectorSettings, ProofpointDefaults};
+use crate::config::ConnectorSettings;
 use crate::connector::RunContext;
-use crate::secret::Secret;
 use crate::store::Store;
 
-/// Settings for `module` from its table written as TOML, with `[proofpoint]` pointing at
-/// `base_url` with `credentials`.
-pub fn settings(module: &'static str, table_toml: &str, base_url: &str, credentials: &str) -> ConnectorSettings {
-    let table: Dict = Figment::from(Toml::string(table_toml))
+/// A TOML snippet as a table.
+pub fn table(toml: &str) -> Dict {
+    Figment::from(Toml::string(toml))
         .extract()
-        .expect("test TOML must parse");
-    let proofpoint = ProofpointDefaults {
-        base_url: base_url.to_owned(),
-        credentials: Some(Secret::new(credentials)),
-        credentials_key: "proofpoint.credentials".into(),
-    };
-    ConnectorSettings::new(module, table, proofpoint)
+        .expect("test TOML must parse")
+}
+
+/// Settings for `module` from its table written as TOML, and its family's shared table
+/// (`Some((key, toml))`) when it has one.
+pub fn settings(module: &'static str, table_toml: &str, family: Option<(&'static str, &str)>) -> ConnectorSettings {
+    let s = ConnectorSettings::new(module, table(table_toml));
+    match family {
+        Some((key, toml)) => s.with_family(key, table(toml)),
+        None => s,
+    }
 }
 
 /// A run context on a fresh in-memory store.
@@ -32,28 +35,16 @@ pub fn context(clock: Arc<dyn Clock>, module: &str) -> RunContext {
     RunContext::new(clock, &store, module, false)
 }
 
-/// Build the registered connector `module` from `table_toml` and run every KRI it offers once,
-/// against `base_url` with `credentials`, at a fixed time. For connector tests.
-pub async fn run_module(
-    module: &'static str,
-    table_toml: &str,
-    base_url: &str,
-    credentials: &str,
-) -> Result<crate::store::ConnectorReport, crate::config::ConfigError> {
-    run_selected(module, table_toml, base_url, credentials, None).await
-}
-
-/// Like [`run_module`] for the `selected` slugs only (`None`: all).
+/// Build the registered connector `module` from `settings` and run the `selected` KRIs (`None`:
+/// all) once, at [`fixed_now`]. For connector tests.
 pub async fn run_selected(
-    module: &'static str,
-    table_toml: &str,
-    base_url: &str,
-    credentials: &str,
+    settings: &ConnectorSettings,
     selected: Option<&[&str]>,
 ) -> Result<crate::store::ConnectorReport, crate::config::ConfigError> {
+    let module = settings.module;
     let reg = crate::registry::find(module)
         .unwrap_or_else(|| panic!("connector `{module}` is not linked: add `use kri_connector_{module} as _;`"));
-    let connector = (reg.build)(&settings(module, table_toml, base_url, credentials))?;
+    let connector = (reg.build)(settings)?;
     let clock = Arc::new(crate::clock::ManualClock::new(fixed_now()));
     let ctx = context(clock, module);
     let selected: Vec<&'static str> = reg
@@ -63,6 +54,7 @@ pub async fn run_selected(
         .filter(|s| selected.is_none_or(|sel| sel.contains(s)))
         .collect();
     Ok(crate::run::run_connector(
+        reg,
         connector.as_ref(),
         &ctx,
         &selected,

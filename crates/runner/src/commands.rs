@@ -9,18 +9,17 @@ use futures_util::future::join_all;
 use kri_core::license::settle_probe;
 use kri_core::run::run_connector;
 use kri_core::store::{ConnectorReport, ConnectorStatus, RunReport};
-use kri_core::{Clock, KriStatus, Lease, RunContext, Store, SystemClock, Thresholds};
+use kri_core::{Clock, KriStatus, Lease, RunContext, Store, Thresholds};
 use kri_sandbox::{Sandbox, Scenario};
 
 use crate::config::{Loaded, Module, Need, Sources, load};
 use crate::output;
-use crate::{Cli, Command, Failure, Output};
+use crate::{Command, Failure, Global, Output};
 
-pub async fn dispatch(cli: Cli) -> Result<u8, Failure> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    match cli.command {
+pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
+    let cli = global;
+    match command {
         Command::Demo => demo(cli.output, clock).await,
-        Command::Ctr { command } => crate::ctr::dispatch(command, cli.config.as_deref(), cli.output, clock).await,
         Command::Run { only, plan, wait } => {
             let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
             let store = open_store(&loaded)?;
@@ -95,6 +94,47 @@ fn check_module(loaded: &Loaded, module: &str) -> Result<(), Failure> {
     )))
 }
 
+/// `kri KEY …`: a subcommand a connector contributed. It gets the connector's settings (whether
+/// or not it is enabled), the store, the clock and the connector's deadline; what it returns is
+/// rendered like every other command's output.
+pub async fn connector_command(
+    reg: &'static kri_core::Registration,
+    spec: kri_core::command::CommandSpec,
+    matches: &clap::ArgMatches,
+    global: &Global,
+    clock: Arc<dyn Clock>,
+) -> Result<u8, Failure> {
+    use kri_core::command::{CommandError, Invocation};
+    let sources = Sources::from_file_and_env(global.config.as_deref())?;
+    let loaded = load(&sources, Need::NoCredentials)?;
+    let module = loaded
+        .modules
+        .iter()
+        .find(|m| m.reg.module == reg.module)
+        .ok_or_else(|| Failure::runtime(format!("the `{}` connector is not loaded", reg.module)))?;
+    let store = open_store(&loaded)?;
+    let notice = |line: &str| output::err_line(line);
+    let call = Invocation {
+        matches,
+        settings: &module.settings,
+        configured: module.configured,
+        store: &store,
+        clock,
+        run_timeout: module.run_timeout,
+        interactive: global.output == Output::Table && std::io::stderr().is_terminal(),
+        notice: &notice,
+    };
+    match (spec.run)(call).await {
+        Ok(out) => {
+            output::command(&out, global.output);
+            Ok(out.exit_code)
+        }
+        Err(CommandError::Usage(m)) => Err(Failure::config(m)),
+        Err(CommandError::Config(e)) => Err(sources.error(e)),
+        Err(CommandError::Failed(m)) => Err(Failure::runtime(m)),
+    }
+}
+
 /// 0 when every connector is ok (unlicensed KRIs count as ok); 1 otherwise.
 pub fn exit_code(report: &RunReport) -> u8 {
     u8::from(report.connectors.iter().any(|c| c.status != ConnectorStatus::Ok))
@@ -146,9 +186,11 @@ pub async fn run_once(
         });
     let connectors = join_all(jobs).await;
     if connectors.is_empty() {
-        return Err(Failure::config(
-            "no connector is enabled: set [connectors.tap] enabled = true (or efd, clear, ctr) in the config",
-        ));
+        let modules: Vec<&str> = loaded.modules.iter().map(|m| m.reg.module).collect();
+        return Err(Failure::config(format!(
+            "no connector is enabled: set enabled = true in the [connectors.KEY] table of one of: {}",
+            modules.join(", ")
+        )));
     }
     let report = RunReport {
         run_id: uuid::Uuid::new_v4().to_string(),
@@ -202,7 +244,7 @@ impl Job<'_> {
             }
         };
         let ctx = RunContext::new(clock, store, m.reg.module, interactive);
-        let report = run_connector(self.connector, &ctx, &m.selected, thresholds, m.run_timeout).await;
+        let report = run_connector(m.reg, self.connector, &ctx, &m.selected, thresholds, m.run_timeout).await;
         lease.release().await;
         report
     }
@@ -234,10 +276,7 @@ async fn dry_run(
             // Every request sent in the last 24 h, retries and redirect hops included.
             let used = Some(
                 ctx.budget
-                    .used_24h(&kri_core::Pool {
-                        name: p.pool,
-                        limit: p.limit,
-                    })
+                    .used_24h(&kri_core::Pool::unlimited(p.pool))
                     .await
                     .map_err(|e| Failure::runtime(e.to_string()))?,
             );
@@ -308,21 +347,12 @@ async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
     let sandbox = Sandbox::start(Scenario::default())
         .await
         .map_err(|e| Failure::runtime(format!("cannot start the sandbox API on 127.0.0.1: {e}")))?;
-    let base = sandbox.base_url();
-    let toml = format!(
-        "[proofpoint]\nbase_url = \"{base}\"\ncredentials = \"{}\"\n\n\
-         [connectors.ctr]\nenabled = true\nbase_url = \"{base}\"\ntoken_url = \"{base}/v1/token\"\n\
-         client_id = \"{}\"\nclient_secret = \"{}\"\n",
-        sandbox.credentials(),
-        kri_sandbox::ctr::DEMO_CLIENT_ID,
-        kri_sandbox::ctr::DEMO_CLIENT_SECRET,
-    );
-    let loaded = load(&Sources::from_toml(&toml), Need::Credentials)?;
+    let loaded = load(&Sources::from_toml(&sandbox.demo_config()), Need::Credentials)?;
     let store = Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?;
     if out == Output::Table {
         errln!(
-            "kri demo: a sandbox Proofpoint API with fake data on {} and a throw-away store; nothing leaves this machine.",
-            sandbox.base_url()
+            "kri demo: {} and a throw-away store; nothing leaves this machine.",
+            sandbox.description()
         );
     }
     let how = RunHow {

@@ -9,30 +9,30 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
-use kri_core::config::{
-    ConfigError, ConnectorSettings, ProofpointDefaults, describe, lenient_opt_f64, parse_duration_within,
-};
+use kri_core::config::{ConfigError, ConnectorSettings, describe, lenient_opt_f64, parse_duration_within};
 use kri_core::registry::{self, Registration};
 use kri_core::secret::lenient_string;
-use kri_core::{BasicCredentials, Connector, HttpOptions, Secret, Thresholds};
+use kri_core::{Connector, HttpOptions, Thresholds};
 use serde::Deserialize;
 
 use crate::Failure;
 
-pub const DEFAULT_TAP_BASE_URL: &str = "https://tap-api-v2.proofpoint.com";
-
+/// The config file's top level: the framework's tables, and the tables of the registered
+/// families (shared settings of a vendor's connectors), checked against the registry.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct Top {
     #[serde(default)]
     store: StoreSection,
     #[serde(default)]
-    proofpoint: ProofpointSection,
-    #[serde(default)]
     connectors: BTreeMap<String, Dict>,
     #[serde(default)]
     thresholds: BTreeMap<String, ThresholdSection>,
+    #[serde(flatten)]
+    families: BTreeMap<String, Value>,
 }
+
+/// The framework's own top-level tables.
+const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,13 +51,6 @@ impl Default for StoreSection {
 
 fn default_store_path() -> PathBuf {
     PathBuf::from("kri.db")
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ProofpointSection {
-    base_url: Option<String>,
-    credentials: Option<Secret>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,6 +80,11 @@ pub struct Module {
     /// The whole run of this connector: past it, the run is recorded as failed (what was read
     /// so far is kept) and the other connectors go on.
     pub run_timeout: Duration,
+    /// Its settings (own table less the framework's keys, family table, HTTP options), for
+    /// its subcommands, whether or not it is enabled.
+    pub settings: ConnectorSettings,
+    /// Whether the config has a `[connectors.KEY]` table.
+    pub configured: bool,
     /// Built when enabled and configured.
     pub connector: Option<Box<dyn Connector>>,
 }
@@ -169,7 +167,7 @@ impl Sources {
         }
     }
 
-    fn error(&self, e: ConfigError) -> Failure {
+    pub fn error(&self, e: ConfigError) -> Failure {
         Failure::config(format!(
             "config error: {}: {} (set in {})",
             e.key,
@@ -198,25 +196,33 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
     })?;
     let err = |e: ConfigError| sources.error(e);
 
-    // [proofpoint]
-    let credentials_key = match sources.figment.find_metadata("proofpoint.credentials") {
-        Some(md) if !matches!(md.source, Some(Source::File(_))) && md.name.contains("environment") => {
-            "KRI_PROOFPOINT__CREDENTIALS".to_owned()
-        }
-        _ => "proofpoint.credentials".to_owned(),
-    };
-    if let Some(c) = &top.proofpoint.credentials {
-        BasicCredentials::parse(c).map_err(|m| err(ConfigError::invalid("proofpoint.credentials", m)))?;
+    // [FAMILY] tables: only registered ones, each checked on its own.
+    let families = registry::families();
+    let mut shared: BTreeMap<&'static str, Dict> = BTreeMap::new();
+    for (key, value) in top.families {
+        let Some(family) = families.iter().find(|f| f.key == key) else {
+            let accepted: Vec<&str> = FRAMEWORK_TABLES
+                .iter()
+                .copied()
+                .chain(families.iter().map(|f| f.key))
+                .collect();
+            return Err(err(ConfigError::invalid(
+                key.clone(),
+                format!(
+                    "unknown key `{key}`; the keys accepted here are: {}",
+                    accepted.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                ),
+            )));
+        };
+        let table = value.into_dict().ok_or_else(|| {
+            err(ConfigError::invalid(
+                key.clone(),
+                format!("must be a table: [{key}] with its keys under it"),
+            ))
+        })?;
+        (family.check)(&table).map_err(err)?;
+        shared.insert(family.key, table);
     }
-    let proofpoint = ProofpointDefaults {
-        base_url: top
-            .proofpoint
-            .base_url
-            .clone()
-            .unwrap_or_else(|| DEFAULT_TAP_BASE_URL.to_owned()),
-        credentials: top.proofpoint.credentials.clone(),
-        credentials_key,
-    };
 
     // [connectors.*]: only registered names.
     let mut tables = top.connectors;
@@ -255,7 +261,10 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
     for reg in registry::registrations() {
         let present = tables.contains_key(reg.module);
         let table = tables.remove(reg.module).unwrap_or_default();
-        let common = Common::take(reg, table, &proofpoint).map_err(err)?;
+        let family = reg
+            .family
+            .map(|key| (key, shared.get(key).cloned().unwrap_or_default()));
+        let common = Common::take(reg, table, family).map_err(err)?;
         let enabled = common.enabled;
         let mut connector = None;
         if enabled || present {
@@ -284,6 +293,8 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             schedule_text: common.schedule_text,
             selected: common.selected,
             run_timeout: common.run_timeout,
+            settings: common.settings,
+            configured: present,
             connector,
         });
     }
@@ -313,7 +324,7 @@ impl Common {
     pub fn take(
         reg: &'static Registration,
         mut table: Dict,
-        proofpoint: &ProofpointDefaults,
+        family: Option<(&'static str, Dict)>,
     ) -> Result<Self, ConfigError> {
         let key = |k: &str| format!("connectors.{}.{k}", reg.module);
         let enabled = take(&mut table, "enabled", key("enabled"), Value::deserialize::<Text>)?
@@ -346,7 +357,10 @@ impl Common {
             ..defaults
         };
         let run_timeout = duration("run_timeout", 1, 86_400)?.unwrap_or(DEFAULT_RUN_TIMEOUT);
-        let settings = ConnectorSettings::new(reg.module, table, proofpoint.clone()).with_http(http);
+        let mut settings = ConnectorSettings::new(reg.module, table).with_http(http);
+        if let Some((key, shared)) = family {
+            settings = settings.with_family(key, shared);
+        }
         Ok(Self {
             enabled,
             schedule,
@@ -644,6 +658,24 @@ mod tests {
 #[cfg(test)]
 mod sample_tests {
     use super::*;
+
+    /// Every family's sample table parses through the real config pipeline, and its crate's
+    /// README shows it verbatim.
+    #[test]
+    fn every_family_sample_parses_and_is_in_its_readme() {
+        for family in registry::families() {
+            if let Err(f) = load(&Sources::from_toml(family.sample_config), Need::NoCredentials) {
+                panic!("[{}]: sample does not load: {}", family.key, f.message);
+            }
+            let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../{}/README.md", family.key));
+            let readme = std::fs::read_to_string(&readme).unwrap_or_else(|e| panic!("{}: {e}", readme.display()));
+            assert!(
+                readme.contains(family.sample_config.trim_end()),
+                "[{}]: README does not show its sample",
+                family.key
+            );
+        }
+    }
 
     /// Every connector's sample.toml parses through the real config pipeline, and its README
     /// shows it verbatim.

@@ -1,21 +1,23 @@
-//! `kri`: turns Proofpoint security data into Key Risk Indicators, on a schedule, into an
-//! embedded store. This binary is thin: config, command dispatch, output.
+//! `kri`: turns security data into Key Risk Indicators, on a schedule, into an embedded store.
+//! This binary is thin: config, command dispatch, output. It knows no vendor: connectors, their
+//! shared settings and their subcommands come from the registry.
 
 #[macro_use]
 mod term;
 mod commands;
 mod config;
 mod connectors;
-mod ctr;
 mod output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use kri_core::{Clock, SystemClock};
 use tracing_subscriber::EnvFilter;
 
-/// Turn Proofpoint security data into Key Risk Indicators (KRIs) with thresholds and history.
+/// Turn security data into Key Risk Indicators (KRIs) with thresholds and history.
 ///
 /// Start with `kri demo` (a built-in sandbox, no account needed). Then write kri.toml (see the
 /// README), check access with `kri test`, and collect with `kri run` or `kri daemon`.
@@ -25,8 +27,18 @@ use tracing_subscriber::EnvFilter;
 #[derive(Debug, Parser)]
 #[command(name = "kri", version, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
+    #[command(flatten)]
+    global: Global,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// The options every command takes.
+#[derive(Debug, Args)]
+pub struct Global {
     /// Config file (TOML). `KRI_…` environment variables override it, `__` separating levels,
-    /// e.g. KRI_PROOFPOINT__CREDENTIALS or KRI_CONNECTORS__TAP__ENABLED=false.
+    /// e.g. KRI_CONNECTORS__<MODULE>__ENABLED=false.
     #[arg(long, global = true, env = "KRI_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
@@ -37,9 +49,6 @@ pub struct Cli {
     /// More log detail on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     verbose: u8,
-
-    #[command(subcommand)]
-    command: Command,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -52,7 +61,7 @@ pub enum Output {
 enum Command {
     /// Run each enabled connector once now, store the values, print the run.
     Run {
-        /// Only these modules, comma-separated module keys: tap,efd,clear,ctr.
+        /// Only these modules, comma-separated module keys (`kri kris` lists them).
         #[arg(long, value_delimiter = ',', value_name = "MODULES")]
         only: Vec<String>,
         /// Dry run: print the windows and calls a run would make now, per rate-limit pool, with
@@ -64,9 +73,10 @@ enum Command {
         #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_wait)]
         wait: std::time::Duration,
     },
-    /// Check connectivity and credentials (TAP reports its VAP count so you can check the tenant).
+    /// Check connectivity and credentials; each connector says what it saw (a count, say), so you
+    /// can check it is the right tenant.
     Test {
-        /// One module key (tap, efd, clear, ctr); default: every enabled module.
+        /// One module key (`kri kris` lists them); default: every enabled module.
         module: Option<String>,
     },
     /// List every registered connector and KRI: meaning, unit, direction, thresholds, selected?
@@ -89,14 +99,9 @@ enum Command {
     },
     /// Run each enabled connector on its schedule until SIGTERM or Ctrl-C; runs never overlap.
     Daemon,
-    /// Run every working connector against a built-in sandbox Proofpoint API (127.0.0.1, fake
+    /// Run every working connector against a built-in sandbox of the vendors' APIs (127.0.0.1, fake
     /// data, throw-away store) and print the KRI table. No account or network needed.
     Demo,
-    /// Cloud Threat Response incidents: `incidents list|get`, `fetch` (needs [connectors.ctr]).
-    Ctr {
-        #[command(subcommand)]
-        command: ctr::CtrCommand,
-    },
 }
 
 /// A command that did not succeed: the message to print and the exit code.
@@ -123,6 +128,22 @@ impl Failure {
     }
 }
 
+/// The connectors and shared tables this binary has, for `--help`.
+fn registry_help() -> String {
+    let mut out = String::from("Connectors (config table [connectors.KEY], `--only KEY`):\n");
+    for reg in kri_core::registry::registrations() {
+        out.push_str(&format!("  {:<8} {}\n", reg.module, reg.description));
+    }
+    let families = kri_core::registry::families();
+    if !families.is_empty() {
+        out.push_str("Shared tables (any KEY may also be set in the environment as KRI_TABLE__KEY):\n");
+        for f in families {
+            out.push_str(&format!("  [{}] {}\n", f.key, f.description));
+        }
+    }
+    out
+}
+
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     kri_core::config::parse_duration_within(text, std::time::Duration::from_secs(24 * 3600))
 }
@@ -143,8 +164,17 @@ fn init_logging(verbose: u8) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // The built-in commands, plus the ones connectors contribute through the registry.
+    let mut cli = Cli::command().after_help(registry_help());
+    for reg in kri_core::registry::registrations() {
+        if let Some(spec) = &reg.command {
+            cli = cli.subcommand((spec.cli)());
+        }
+    }
+    let matches = cli.get_matches();
+    let global = Global::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    init_logging(global.verbose);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -152,7 +182,21 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::dispatch(cli)) {
+    let contributed = matches.subcommand().and_then(|(name, sub)| {
+        kri_core::registry::registrations().into_iter().find_map(|reg| {
+            reg.command
+                .filter(|spec| (spec.cli)().get_name() == name)
+                .map(|spec| (reg, spec, sub))
+        })
+    });
+    let result = match contributed {
+        Some((reg, spec, sub)) => runtime.block_on(commands::connector_command(reg, spec, sub, &global, clock)),
+        None => {
+            let command = Command::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+            runtime.block_on(commands::dispatch(global, command, clock))
+        }
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             errln!("error: {}", f.message);

@@ -12,6 +12,25 @@ use crate::config::Loaded;
 
 pub use crate::term::err_line;
 
+/// What a connector's subcommand produced: JSON for machines, its tables and lines for people.
+pub fn command(out: &kri_core::command::Output, format: Output) {
+    if format == Output::Json {
+        return print_json(&out.json);
+    }
+    for block in &out.human {
+        match block {
+            kri_core::command::Block::Line(line) => outln!("{line}"),
+            kri_core::command::Block::Table(t) => {
+                let mut table = table(&t.header.iter().map(String::as_str).collect::<Vec<_>>());
+                for row in &t.rows {
+                    table.add_row(row.clone());
+                }
+                outln!("{table}");
+            }
+        }
+    }
+}
+
 pub fn print_json(value: &impl Serialize) {
     match serde_json::to_string_pretty(value) {
         Ok(s) => outln!("{s}"),

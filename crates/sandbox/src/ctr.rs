@@ -69,6 +69,15 @@ fn ctr_time(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3f+00:00").to_string()
 }
 
+/// The `[connectors.ctr]` table that enables CTR against the sandbox.
+pub fn demo_config(base_url: &str, scenario: &crate::Scenario) -> String {
+    format!(
+        "[connectors.ctr]\nenabled = true\nbase_url = \"{base_url}\"\ntoken_url = \"{base_url}/v1/token\"\n\
+         client_id = \"{}\"\nclient_secret = \"{}\"\n",
+        scenario.ctr_client_id, scenario.ctr_client_secret
+    )
+}
+
 /// The fake tenant, relative to `now`.
 fn tenant(now: DateTime<Utc>) -> Vec<Value> {
     let now = now.duration_trunc(chrono::Duration::seconds(1)).unwrap_or(now);

@@ -140,6 +140,25 @@ impl Sandbox {
         format!("{}:{}", self.shared.scenario.principal, self.shared.scenario.secret)
     }
 
+    /// A `kri.toml` body that points every connector the sandbox serves at it, with the
+    /// credentials it accepts (`kri demo` runs with it). Each vendor part writes its own tables.
+    pub fn demo_config(&self) -> String {
+        let base = self.base_url();
+        format!(
+            "{}\n{}",
+            tap::demo_config(&base, &self.credentials()),
+            ctr::demo_config(&base, &self.shared.scenario)
+        )
+    }
+
+    /// What the demo tells people the sandbox is.
+    pub fn description(&self) -> String {
+        format!(
+            "a sandbox Proofpoint API (TAP, EFD, CLEAR, CTR) with fake data on {}",
+            self.base_url()
+        )
+    }
+
     /// How many requests reached `path` (any answer).
     pub fn hits(&self, path: &str) -> u64 {
         self.shared

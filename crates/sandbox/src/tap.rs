@@ -20,6 +20,11 @@ pub mod expected {
     pub const CRED_PHISH_CAMPAIGNS_30D: u64 = 3;
 }
 
+/// The `[proofpoint]` table that points tap, efd and clear at the sandbox.
+pub fn demo_config(base_url: &str, credentials: &str) -> String {
+    format!("[proofpoint]\nbase_url = \"{base_url}\"\ncredentials = \"{credentials}\"\n")
+}
+
 /// Events placed relative to the sandbox's start `t0`.
 pub struct TapData {
     delivered: Vec<(DateTime<Utc>, Value)>,

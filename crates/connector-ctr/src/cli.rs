@@ -1,24 +1,30 @@
 //! `kri ctr …`: Cloud Threat Response incidents — list with filters, get details, one cycle of
-//! the incremental feed. Data to stdout, warnings to stderr.
+//! the incremental feed. Contributed to the `kri` binary through the registry; the runner
+//! renders the output as a table or JSON.
 
-use std::path::Path;
-use std::sync::Arc;
+use std::time::Duration;
 
-use clap::{Args, Subcommand};
-use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{ContentArrangement, Table};
-use figment::value::Dict;
-use kri_connector_ctr::client::is_uuid;
-use kri_connector_ctr::filters::Filters;
-use kri_connector_ctr::time::parse_when;
-use kri_connector_ctr::{Ctr, CtrConfig};
-use kri_core::config::{ConfigError, ProofpointDefaults};
-use kri_core::{Clock, Lease, RunContext, Store};
+use clap::{Args, FromArgMatches, Subcommand};
+use kri_core::command::{Block, CommandError, CommandSpec, Invocation, Output, Table};
+use kri_core::{Lease, RunContext};
 use serde_json::{Value, json};
 
-use crate::config::{Common, Need, Sources, load};
-use crate::output::{err_line, print_json};
-use crate::{Failure, Output};
+use crate::client::is_uuid;
+use crate::filters::Filters;
+use crate::time::parse_when;
+use crate::{Ctr, CtrConfig, MODULE};
+
+/// `kri ctr`.
+pub const COMMAND: CommandSpec = CommandSpec { cli, run };
+
+fn cli() -> clap::Command {
+    CtrCommand::augment_subcommands(
+        clap::Command::new(MODULE)
+            .about("Cloud Threat Response incidents: `incidents list|get`, `fetch` (needs [connectors.ctr])")
+            .subcommand_required(true)
+            .arg_required_else_help(true),
+    )
+}
 
 #[derive(Debug, Subcommand)]
 pub enum CtrCommand {
@@ -85,10 +91,10 @@ fn trimmed(v: &[String]) -> Vec<String> {
 }
 
 impl ListArgs {
-    fn filters(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Filters, Failure> {
+    fn filters(&self, now: chrono::DateTime<chrono::Utc>) -> Result<Filters, CommandError> {
         let when = |flag: &str, v: &Option<String>| {
             v.as_deref()
-                .map(|t| parse_when(t, now).map_err(|e| Failure::config(format!("{flag}: {e}"))))
+                .map(|t| parse_when(t, now).map_err(|e| CommandError::usage(format!("{flag}: {e}"))))
                 .transpose()
         };
         let f = Filters {
@@ -102,47 +108,27 @@ impl ListArgs {
             confidences: trimmed(&self.confidences),
             priorities: trimmed(&self.priorities),
         };
-        f.validate(now).map_err(|e| Failure::config(e.0))?;
+        f.validate(now).map_err(|e| CommandError::usage(e.0))?;
         Ok(f)
     }
 }
 
-/// Build the CTR connector from `[connectors.ctr]` (the whole config is validated first), with
-/// the framework's keys (`timeout`, …) applied as for a run.
-fn connector(sources: &Sources) -> Result<(Ctr, std::time::Duration), Failure> {
-    let table: Dict = sources.figment.extract_inner("connectors.ctr").map_err(|_| {
-        Failure::config(
-            "no [connectors.ctr] table in the config: add one with client_id and client_secret \
-             (see crates/connector-ctr/sample.toml; the secret is better in KRI_CONNECTORS__CTR__CLIENT_SECRET)",
-        )
-    })?;
-    let reg = kri_core::registry::find(kri_connector_ctr::MODULE)
-        .ok_or_else(|| Failure::runtime("the CTR connector is not linked into this kri"))?;
-    let config_error = |e: ConfigError| Failure::config(format!("config error: {}: {}", e.key, e.message));
-    let common = Common::take(reg, table, &ProofpointDefaults::default()).map_err(config_error)?;
-    let config = CtrConfig::from_settings(&common.settings).map_err(config_error)?;
-    Ok((Ctr::new(config).map_err(config_error)?, common.run_timeout))
+/// How long `kri ctr fetch` waits for another process's CTR run.
+const FETCH_WAIT: Duration = Duration::from_secs(30);
+
+fn run(call: Invocation<'_>) -> futures_util::future::BoxFuture<'_, Result<Output, CommandError>> {
+    Box::pin(dispatch(call))
 }
 
-/// The run context of a `kri ctr` command: the CTR slice of the store, a fresh call counter.
-fn context(store: &Store, clock: Arc<dyn Clock>) -> RunContext {
-    RunContext::new(clock, store, kri_connector_ctr::MODULE, false)
-}
-
-pub async fn dispatch(
-    command: CtrCommand,
-    config: Option<&Path>,
-    out: Output,
-    clock: Arc<dyn Clock>,
-) -> Result<u8, Failure> {
-    let sources = Sources::from_file_and_env(config)?;
-    let loaded = load(&sources, Need::NoCredentials)?;
+async fn dispatch(call: Invocation<'_>) -> Result<Output, CommandError> {
+    let command = CtrCommand::from_arg_matches(call.matches).map_err(|e| CommandError::usage(e.to_string()))?;
+    let now = call.clock.now();
     // Usage errors first: nothing is opened or called when an argument is wrong.
     let list_filters = match &command {
-        CtrCommand::Incidents(IncidentsCommand::List(args)) => Some(args.filters(clock.now())?),
+        CtrCommand::Incidents(IncidentsCommand::List(args)) => Some(args.filters(now)?),
         CtrCommand::Incidents(IncidentsCommand::Get { ids }) => {
             if let Some(bad) = ids.iter().find(|id| !is_uuid(id.trim())) {
-                return Err(Failure::config(format!(
+                return Err(CommandError::usage(format!(
                     "`{bad}` is not an incident UUID (like 440def43-c322-42ba-a6d6-a2306128ea3b); \
                      `kri ctr incidents list --incident-ids` takes display ids"
                 )));
@@ -151,35 +137,41 @@ pub async fn dispatch(
         }
         CtrCommand::Fetch => None,
     };
-    let (ctr, run_timeout) = connector(&sources)?;
-    let store = Store::open(&loaded.store_path).map_err(|e| Failure::runtime(e.to_string()))?;
-    let ctx = context(&store, clock.clone());
-    let code = match command {
+    if !call.configured {
+        return Err(CommandError::usage(
+            "no [connectors.ctr] table in the config: add one with client_id and client_secret \
+             (see crates/connector-ctr/sample.toml; the secret is better in KRI_CONNECTORS__CTR__CLIENT_SECRET)",
+        ));
+    }
+    let config = CtrConfig::from_settings(call.settings).map_err(CommandError::Config)?;
+    let ctr = Ctr::new(config).map_err(CommandError::Config)?;
+    let ctx = RunContext::new(call.clock.clone(), call.store, MODULE, false);
+    let output = match command {
         CtrCommand::Incidents(IncidentsCommand::List(args)) => {
             let filters = list_filters.unwrap_or_default();
-            let (incidents, total) = within(run_timeout, "the list", ctr.list(&ctx, &filters, args.limit))
+            let (incidents, total) = within(call.run_timeout, "the list", ctr.list(&ctx, &filters, args.limit))
                 .await?
-                .map_err(|e| Failure::runtime(e.to_string()))?;
-            kri_connector_ctr::fetch::store_incidents(&ctx.state, ctx.clock.now(), &incidents)
+                .map_err(failed)?;
+            crate::fetch::store_incidents(&ctx.state, ctx.clock.now(), &incidents)
                 .await
-                .map_err(|e| Failure::runtime(e.to_string()))?;
-            if out == Output::Json {
-                print_json(&json!({"total": total, "incidents": incidents}));
-            } else {
-                outln!("{}", incident_table(&incidents));
-                outln!(
-                    "{} incident{} shown{}",
-                    incidents.len(),
-                    if incidents.len() == 1 { "" } else { "s" },
-                    total.map(|t| format!(" of {t} matching")).unwrap_or_default()
-                );
+                .map_err(failed)?;
+            let summary = format!(
+                "{} incident{} shown{}",
+                incidents.len(),
+                if incidents.len() == 1 { "" } else { "s" },
+                total.map(|t| format!(" of {t} matching")).unwrap_or_default()
+            );
+            Output {
+                human: vec![Block::Table(incident_table(&incidents)), Block::Line(summary)],
+                json: json!({"total": total, "incidents": incidents}),
+                exit_code: 0,
             }
-            0
         }
         CtrCommand::Incidents(IncidentsCommand::Get { ids }) => {
             let ids: Vec<String> = ids.iter().map(|s| s.trim().to_owned()).collect();
-            if let Some(d) = ctr.rate_limited_duration(ids.len()) {
-                err_line(&format!(
+            let wait = ctr.rate_limited_duration(ids.len());
+            if let Some(d) = wait {
+                (call.notice)(&format!(
                     "fetching {} incidents under the client-side limit of {} calls per minute takes about {} \
                      (rate_limit_per_minute in [connectors.ctr])",
                     ids.len(),
@@ -187,8 +179,8 @@ pub async fn dispatch(
                     humantime::format_duration(d)
                 ));
             }
-            let bar = progress(ids.len());
-            let deadline = run_timeout + ctr.rate_limited_duration(ids.len()).unwrap_or_default();
+            let bar = progress(call.interactive, ids.len());
+            let deadline = call.run_timeout + wait.unwrap_or_default();
             let results = within(
                 deadline,
                 "getting the incidents",
@@ -196,77 +188,72 @@ pub async fn dispatch(
             )
             .await;
             bar.finish_and_clear();
-            let results = results?;
             let mut found = Vec::new();
             let mut errors = Vec::new();
-            for (id, r) in results {
+            for (id, r) in results? {
                 match r {
                     Ok(v) => found.push(v),
                     Err(e) => {
-                        errln!("error: incident {id}: {e}");
+                        (call.notice)(&format!("error: incident {id}: {e}"));
                         errors.push(json!({"id": id, "error": e.to_string()}));
                     }
                 }
             }
-            if out == Output::Json {
-                print_json(&json!({"incidents": found, "errors": errors}));
-            } else {
-                for inc in &found {
-                    outln!("{}", detail_table(inc));
-                }
+            Output {
+                human: found.iter().flat_map(detail_blocks).collect(),
+                exit_code: u8::from(!errors.is_empty()),
+                json: json!({"incidents": found, "errors": errors}),
             }
-            u8::from(!errors.is_empty())
         }
         CtrCommand::Fetch => {
             // The feed's cursor moves: one writer at a time (a daemon may be running a CTR cycle).
-            let lease = Lease::acquire(&store, kri_connector_ctr::MODULE, "kri ctr fetch", clock, FETCH_WAIT)
+            let lease = Lease::acquire(call.store, MODULE, "kri ctr fetch", call.clock.clone(), FETCH_WAIT)
                 .await
-                .map_err(|e| Failure::runtime(e.to_string()))?;
-            let cycle = within(run_timeout, "the fetch", ctr.fetch(&ctx)).await;
+                .map_err(failed)?;
+            let cycle = within(call.run_timeout, "the fetch", ctr.fetch(&ctx)).await;
             lease.release().await;
-            let cycle = cycle?.map_err(|e| Failure::runtime(e.to_string()))?;
+            let cycle = cycle?.map_err(failed)?;
             for w in &cycle.warnings {
-                errln!("warning: {w}");
+                (call.notice)(&format!("warning: {w}"));
             }
-            if out == Output::Json {
-                print_json(&json!({"incidents": cycle.incidents}));
-            } else {
-                outln!("{}", incident_table(&cycle.incidents));
-                outln!(
-                    "{} new incident{}{}",
-                    cycle.incidents.len(),
-                    if cycle.incidents.len() == 1 { "" } else { "s" },
-                    if cycle.more {
-                        "; more are waiting: run `kri ctr fetch` again"
-                    } else {
-                        ""
-                    }
-                );
+            let summary = format!(
+                "{} new incident{}{}",
+                cycle.incidents.len(),
+                if cycle.incidents.len() == 1 { "" } else { "s" },
+                if cycle.more {
+                    "; more are waiting: run `kri ctr fetch` again"
+                } else {
+                    ""
+                }
+            );
+            Output {
+                human: vec![Block::Table(incident_table(&cycle.incidents)), Block::Line(summary)],
+                json: json!({"incidents": cycle.incidents}),
+                exit_code: 0,
             }
-            0
         }
     };
     tracing::info!(api_calls = ctx.calls.get(), "kri ctr done");
-    Ok(code)
+    Ok(output)
+}
+
+fn failed(e: impl std::fmt::Display) -> CommandError {
+    CommandError::failed(e.to_string())
 }
 
 /// `work`, stopped after `limit` (the connector's run_timeout) with a message saying so.
-async fn within<T>(limit: std::time::Duration, what: &str, work: impl Future<Output = T>) -> Result<T, Failure> {
+async fn within<T>(limit: Duration, what: &str, work: impl Future<Output = T>) -> Result<T, CommandError> {
     tokio::time::timeout(limit, work).await.map_err(|_| {
-        Failure::runtime(format!(
+        CommandError::failed(format!(
             "{what} was stopped after {} (run_timeout in [connectors.ctr]); what was already stored is kept",
             humantime::format_duration(limit)
         ))
     })
 }
 
-/// How long `kri ctr fetch` waits for another process's CTR run.
-const FETCH_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
-
 /// A progress bar on stderr when a person is watching and there is more than one step.
-fn progress(len: usize) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if len < 2 || !std::io::stderr().is_terminal() {
+fn progress(interactive: bool, len: usize) -> indicatif::ProgressBar {
+    if len < 2 || !interactive {
         return indicatif::ProgressBar::hidden();
     }
     let bar = indicatif::ProgressBar::with_draw_target(Some(len as u64), indicatif::ProgressDrawTarget::stderr());
@@ -274,14 +261,6 @@ fn progress(len: usize) -> indicatif::ProgressBar {
         bar.set_style(style);
     }
     bar
-}
-
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    t
 }
 
 fn cell(v: &Value) -> String {
@@ -308,7 +287,7 @@ fn types(inc: &Value) -> String {
 /// The seed's columns: ID, Created At, Type, State, Message Count, Assigned Team Name, Title,
 /// Source Types.
 fn incident_table(incidents: &[Value]) -> Table {
-    let mut t = table(&[
+    let mut t = Table::new(&[
         "ID",
         "Created At",
         "Type",
@@ -319,7 +298,7 @@ fn incident_table(incidents: &[Value]) -> Table {
         "Source Types",
     ]);
     for i in incidents {
-        t.add_row(vec![
+        t.row(vec![
             cell(&i["id"]),
             cell(&i["createdAt"]),
             types(i),
@@ -333,8 +312,8 @@ fn incident_table(incidents: &[Value]) -> Table {
     t
 }
 
-fn detail_table(inc: &Value) -> String {
-    let mut t = table(&[
+fn detail_blocks(inc: &Value) -> Vec<Block> {
+    let mut t = Table::new(&[
         "ID",
         "Created At",
         "State",
@@ -342,7 +321,7 @@ fn detail_table(inc: &Value) -> String {
         "Assigned Team Name",
         "Title",
     ]);
-    t.add_row(vec![
+    t.row(vec![
         cell(&inc["id"]),
         cell(&inc["createdAt"]),
         cell(&inc["state"]),
@@ -351,12 +330,15 @@ fn detail_table(inc: &Value) -> String {
         cell(&inc["title"]),
     ]);
     let n = |k: &str| inc[k].as_array().map_or(0, Vec::len);
-    format!(
-        "Incident {}\n{t}\n{} comment{}, {} activit{}",
-        cell(&inc["displayId"]),
-        n("comments"),
-        if n("comments") == 1 { "" } else { "s" },
-        n("activities"),
-        if n("activities") == 1 { "y" } else { "ies" }
-    )
+    vec![
+        Block::Line(format!("Incident {}", cell(&inc["displayId"]))),
+        Block::Table(t),
+        Block::Line(format!(
+            "{} comment{}, {} activit{}",
+            n("comments"),
+            if n("comments") == 1 { "" } else { "s" },
+            n("activities"),
+            if n("activities") == 1 { "y" } else { "ies" }
+        )),
+    ]
 }
