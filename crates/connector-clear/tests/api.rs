@@ -3,7 +3,7 @@
 use httpmock::prelude::*;
 use kri_connector_clear as _;
 use kri_core::kri::KriStatus;
-use kri_core::store::{ConnectorReport, ConnectorStatus};
+use kri_core::report::{ConnectorReport, ConnectorStatus};
 use kri_proofpoint::testing::run_module;
 use serde_json::{Value, json};
 

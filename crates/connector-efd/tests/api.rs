@@ -3,13 +3,13 @@
 use httpmock::prelude::*;
 use kri_connector_efd as _;
 use kri_core::kri::KriStatus;
-use kri_core::store::ConnectorStatus;
+use kri_core::report::ConnectorStatus;
 use kri_proofpoint::testing::run_module;
 use serde_json::{Value, json};
 
 const CREDS: &str = "svc:secret";
 
-async fn run_with(answer: Value, table: &str) -> kri_core::store::ConnectorReport {
+async fn run_with(answer: Value, table: &str) -> kri_core::report::ConnectorReport {
     let server = MockServer::start_async().await;
     server
         .mock_async(|when, then| {

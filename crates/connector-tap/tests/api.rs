@@ -3,7 +3,7 @@
 use httpmock::prelude::*;
 use kri_connector_tap as _;
 use kri_core::kri::KriStatus;
-use kri_core::store::ConnectorStatus;
+use kri_core::report::ConnectorStatus;
 use kri_proofpoint::testing::run_selected;
 
 async fn run_module(
@@ -11,7 +11,7 @@ async fn run_module(
     table: &str,
     base: &str,
     creds: &str,
-) -> Result<kri_core::store::ConnectorReport, kri_core::ConfigError> {
+) -> Result<kri_core::report::ConnectorReport, kri_core::ConfigError> {
     run_selected(module, table, base, creds, Some(&["pp_vap_count"])).await
 }
 use serde_json::json;

@@ -112,7 +112,7 @@ async fn a_429_on_siem_fails_the_siem_kris_after_one_call_and_vap_still_comes_in
             "{k:?}"
         );
     }
-    assert_eq!(r.status, kri_core::store::ConnectorStatus::Partial);
+    assert_eq!(r.status, kri_core::report::ConnectorStatus::Partial);
 }
 
 #[tokio::test]

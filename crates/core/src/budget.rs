@@ -14,12 +14,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use chrono::Duration;
-use rusqlite::params;
 use tokio::time::Instant;
 
 use crate::clock::Clock;
 use crate::error::{HttpError, KriError};
-use crate::store::{Store, fmt_time};
+use crate::store::Store;
 
 /// Counts API calls: every request that went on the wire.
 #[derive(Clone, Debug, Default)]
@@ -123,21 +122,8 @@ impl Budget {
 
     /// Calls recorded against `pool` in the last 24 h.
     pub async fn used_24h(&self, pool: &Pool) -> Result<u32, KriError> {
-        let (ns, name, since) = (
-            self.namespace.clone(),
-            pool.name,
-            fmt_time(&(self.clock.now() - Duration::hours(24))),
-        );
-        self.store
-            .call("reading the call budget", move |c| {
-                c.query_row(
-                    "SELECT COUNT(*) FROM api_calls WHERE namespace = ?1 AND pool = ?2 AND at > ?3",
-                    params![ns, name, since],
-                    |r| r.get(0),
-                )
-            })
-            .await
-            .map_err(|e| KriError::Store(e.to_string()))
+        let since = self.clock.now() - Duration::hours(24);
+        Ok(self.store.calls_since(&self.namespace, pool.name, since).await?)
     }
 
     fn with_pool<R>(&self, pool: &Pool, f: impl FnOnce(&mut PoolRun) -> R) -> R {
@@ -270,27 +256,10 @@ impl Budget {
     }
 
     async fn record(&self, pool: &Pool) -> Result<(), KriError> {
-        let now = self.clock.now();
-        let (ns, name, at, old) = (
-            self.namespace.clone(),
-            pool.name,
-            fmt_time(&now),
-            fmt_time(&(now - Duration::hours(25))),
-        );
-        self.store
-            .call("recording an API call", move |c| {
-                c.execute(
-                    "INSERT INTO api_calls (namespace, pool, at) VALUES (?1, ?2, ?3)",
-                    params![ns, name, at],
-                )?;
-                c.execute(
-                    "DELETE FROM api_calls WHERE namespace = ?1 AND at < ?2",
-                    params![ns, old],
-                )?;
-                Ok(())
-            })
-            .await
-            .map_err(|e| KriError::Store(e.to_string()))
+        Ok(self
+            .store
+            .record_call(&self.namespace, pool.name, self.clock.now())
+            .await?)
     }
 }
 

@@ -122,8 +122,8 @@ pub enum KriError {
     #[error(transparent)]
     Http(#[from] HttpError),
     /// The store failed under the connector (cursor, cached facts).
-    #[error("store error: {0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
     /// A budget or throttle decided not to call (e.g. a pool throttled earlier in the run).
     #[error("{0}")]
     Skipped(String),

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::clock::Clock;
+use crate::store::leases::LeaseRow;
 use crate::store::{Store, StoreError, fmt_time};
 
 /// A lease whose heartbeat is older than this is free.
@@ -155,18 +155,9 @@ impl Drop for Lease {
 async fn beat(store: Store, name: String, id: String, clock: Arc<dyn Clock>) {
     loop {
         tokio::time::sleep(HEARTBEAT).await;
-        let (n, i, at) = (name.clone(), id.clone(), fmt_time(&clock.now()));
-        match store
-            .call("renewing a lease", move |c| {
-                c.execute(
-                    "UPDATE leases SET heartbeat_at = ?3 WHERE name = ?1 AND holder_id = ?2",
-                    params![n, i, at],
-                )
-            })
-            .await
-        {
-            Ok(1) => {}
-            Ok(_) => tracing::error!(lease = %name, "the lease was taken over by another process"),
+        match store.renew_lease(&name, &id, clock.now()).await {
+            Ok(true) => {}
+            Ok(false) => tracing::error!(lease = %name, "the lease was taken over by another process"),
             Err(e) => tracing::warn!(lease = %name, "could not renew the lease: {e}"),
         }
     }
@@ -175,64 +166,39 @@ async fn beat(store: Store, name: String, id: String, clock: Arc<dyn Clock>) {
 /// Take the lease when it is free (absent, expired, or its holder's process is gone); otherwise
 /// say who holds it.
 async fn try_take(store: &Store, name: &str, me: &Me, now: DateTime<Utc>) -> Result<Option<Holder>, StoreError> {
-    let (name, me) = (name.to_owned(), me.clone());
     let stale_before = fmt_time(&(now - chrono::Duration::from_std(LEASE_TTL).unwrap_or_default()));
-    let now = fmt_time(&now);
-    store
-        .call("taking a lease", move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current: Option<(String, String, String, String, i64, String)> = tx
-                .query_row(
-                    "SELECT holder_id, holder, acquired_at, heartbeat_at, pid, host FROM leases WHERE name = ?1",
-                    params![name],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
-                )
-                .optional()?;
-            if let Some((id, holder, acquired_at, heartbeat_at, pid, host)) = current {
-                let expired = heartbeat_at < stale_before;
-                let dead = host == me.host && u32::try_from(pid).is_ok_and(|p| p != me.pid && process_is_gone(p));
-                if id != me.id && !expired && !dead {
-                    return Ok(Some(Holder {
-                        holder,
-                        acquired_at,
-                        heartbeat_at,
-                    }));
-                }
-                if id != me.id {
-                    tracing::warn!(lease = %name, %holder, "taking over a lease whose holder stopped");
-                }
-            }
-            tx.execute(
-                "INSERT INTO leases (name, holder_id, holder, host, pid, acquired_at, heartbeat_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
-                 ON CONFLICT (name) DO UPDATE SET holder_id = excluded.holder_id, holder = excluded.holder,
-                     host = excluded.host, pid = excluded.pid, acquired_at = excluded.acquired_at,
-                     heartbeat_at = excluded.heartbeat_at",
-                params![name, me.id, me.text, me.host, me.pid, now],
-            )?;
-            tx.commit()?;
-            Ok(None)
+    let claim = LeaseRow {
+        holder_id: me.id.clone(),
+        holder: me.text.clone(),
+        host: me.host.clone(),
+        pid: me.pid,
+        acquired_at: fmt_time(&now),
+        heartbeat_at: fmt_time(&now),
+    };
+    let (host, pid) = (me.host.clone(), me.pid);
+    let held = store
+        .take_lease(name, claim, move |current| {
+            let expired = current.heartbeat_at < stale_before;
+            let dead = current.host == host && current.pid != pid && process_is_gone(current.pid);
+            expired || dead
         })
-        .await
+        .await?;
+    Ok(held.map(|row| Holder {
+        holder: row.holder,
+        acquired_at: row.acquired_at,
+        heartbeat_at: row.heartbeat_at,
+    }))
 }
 
 async fn free(store: &Store, name: &str, id: &str) -> Result<(), StoreError> {
-    let (name, id) = (name.to_owned(), id.to_owned());
-    store
-        .call("releasing a lease", move |c| {
-            c.execute(
-                "DELETE FROM leases WHERE name = ?1 AND holder_id = ?2",
-                params![name, id],
-            )
-            .map(|_| ())
-        })
-        .await
+    store.free_lease(name, id).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
+    use rusqlite::params;
 
     fn clock() -> ManualClock {
         ManualClock::new(crate::testing::fixed_now())

@@ -17,6 +17,7 @@ pub mod lease;
 pub mod license;
 pub mod oauth;
 pub mod registry;
+pub mod report;
 pub mod run;
 pub mod secret;
 pub mod store;

@@ -11,7 +11,7 @@ use crate::error::KriError;
 use crate::kri::{KriStatus, Thresholds};
 use crate::license::settle;
 use crate::registry::Registration;
-use crate::store::{ConnectorReport, ConnectorStatus};
+use crate::report::{ConnectorReport, ConnectorStatus};
 
 /// Run `connector` for the `selected` slugs and build its part of the run report.
 ///

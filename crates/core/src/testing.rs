@@ -40,7 +40,7 @@ pub fn context(clock: Arc<dyn Clock>, module: &str) -> RunContext {
 pub async fn run_selected(
     settings: &ConnectorSettings,
     selected: Option<&[&str]>,
-) -> Result<crate::store::ConnectorReport, crate::config::ConfigError> {
+) -> Result<crate::report::ConnectorReport, crate::config::ConfigError> {
     let module = settings.module;
     let reg = crate::registry::find(module)
         .unwrap_or_else(|| panic!("connector `{module}` is not linked: add `use kri_connector_{module} as _;`"));

@@ -85,7 +85,7 @@ pub fn client(
 
 /// Helpers for the TAP-host connectors' tests: their settings with a `[proofpoint]` table.
 pub mod testing {
-    use kri_core::store::ConnectorReport;
+    use kri_core::report::ConnectorReport;
     use kri_core::{ConfigError, ConnectorSettings};
 
     /// Settings for `module` from its table, with `[proofpoint]` at `base_url` with `credentials`.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use kri_core::license::settle_probe;
+use kri_core::report::{ConnectorReport, ConnectorStatus, RunReport};
 use kri_core::run::run_connector;
-use kri_core::store::{ConnectorReport, ConnectorStatus, RunReport};
 use kri_core::{Clock, KriStatus, Lease, RunContext, Store, Thresholds};
 use kri_sandbox::{Sandbox, Scenario};
 

@@ -3,7 +3,7 @@
 use comfy_table::presets::UTF8_BORDERS_ONLY;
 use comfy_table::{ContentArrangement, Table};
 use kri_core::KriStatus;
-use kri_core::store::{RunReport, RunRow, ValueRow};
+use kri_core::report::{RunReport, RunRow, ValueRow};
 use serde::Serialize;
 use serde_json::json;
 

@@ -1,0 +1,89 @@
+//! What a run reports: the shapes `kri run`, `kri history` and `kri values` print as JSON (the
+//! contract machines rely on), and the store writes and reads.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::kri::{KriOutcome, serialize_value};
+use crate::store::fmt_time;
+
+/// Status of one connector in one run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectorStatus {
+    Ok,
+    Partial,
+    Failed,
+}
+
+impl ConnectorStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectorStatus::Ok => "ok",
+            ConnectorStatus::Partial => "partial",
+            ConnectorStatus::Failed => "failed",
+        }
+    }
+}
+
+/// One connector's part of a run: the `connectors[]` item of `kri run --output json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorReport {
+    pub connector: String,
+    pub module: String,
+    pub status: ConnectorStatus,
+    pub rows_written: u64,
+    pub rows_skipped: u64,
+    pub api_calls: u64,
+    pub error: Option<String>,
+    pub kris: Vec<KriOutcome>,
+    #[serde(skip)]
+    pub started_at: DateTime<Utc>,
+    #[serde(skip)]
+    pub finished_at: DateTime<Utc>,
+}
+
+/// A whole `kri run`: the object `kri run --output json` prints.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    #[serde(serialize_with = "ser_time")]
+    pub started_at: DateTime<Utc>,
+    #[serde(serialize_with = "ser_time")]
+    pub finished_at: DateTime<Utc>,
+    pub connectors: Vec<ConnectorReport>,
+}
+
+/// A stored run of one connector, for `kri history`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunRow {
+    pub run_id: String,
+    pub connector: String,
+    pub module: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub status: String,
+    pub rows_written: u64,
+    pub rows_skipped: u64,
+    pub api_calls: u64,
+    pub error: Option<String>,
+}
+
+/// A stored KRI value, for `kri values`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ValueRow {
+    pub slug: String,
+    pub connector: String,
+    pub run_id: String,
+    pub measured_at: String,
+    #[serde(serialize_with = "serialize_value")]
+    pub value: Option<f64>,
+    pub unit: String,
+    pub status: String,
+    pub band: Option<String>,
+    pub message: Option<String>,
+}
+
+pub(crate) fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&fmt_time(t))
+}

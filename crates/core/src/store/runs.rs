@@ -1,0 +1,134 @@
+//! Runs and KRI values: written one run per transaction, read back for `kri history` and
+//! `kri values`, and the last good value of a KRI.
+
+use rusqlite::{OptionalExtension, params};
+
+use super::{Store, StoreError, fmt_time};
+use crate::report::{RunReport, RunRow, ValueRow};
+use crate::secret::scrub;
+
+impl Store {
+    /// Write a whole run (every connector's row and every KRI outcome) in ONE transaction.
+    pub async fn write_run(&self, run: &RunReport) -> Result<(), StoreError> {
+        let mut run = run.clone();
+        for c in &mut run.connectors {
+            c.error = c.error.as_deref().map(scrub);
+            for k in &mut c.kris {
+                k.message = k.message.as_deref().map(scrub);
+            }
+        }
+        self.call("writing the run", move |c| {
+            let tx = c.transaction()?;
+            for r in &run.connectors {
+                tx.execute(
+                    "INSERT INTO runs (run_id, connector, module, started_at, finished_at, status,
+                                       rows_written, rows_skipped, api_calls, error)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    params![
+                        run.run_id,
+                        r.connector,
+                        r.module,
+                        fmt_time(&r.started_at),
+                        fmt_time(&r.finished_at),
+                        r.status.as_str(),
+                        r.rows_written,
+                        r.rows_skipped,
+                        r.api_calls,
+                        r.error
+                    ],
+                )?;
+                for k in &r.kris {
+                    tx.execute(
+                        "INSERT INTO kri_values (run_id, connector, slug, measured_at, value, unit, status, band, message)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                        params![
+                            run.run_id,
+                            r.connector,
+                            k.slug,
+                            fmt_time(&r.finished_at),
+                            k.value,
+                            k.unit,
+                            k.status.as_str(),
+                            k.band.map(|b| b.as_str()),
+                            k.message
+                        ],
+                    )?;
+                }
+            }
+            tx.commit()
+        })
+        .await
+    }
+
+    /// The most recent connector runs, newest first.
+    pub async fn history(&self, limit: u32, module: Option<String>) -> Result<Vec<RunRow>, StoreError> {
+        self.call("reading run history", move |c| {
+            let mut stmt = c.prepare(
+                "SELECT run_id, connector, module, started_at, finished_at, status, rows_written,
+                        rows_skipped, api_calls, error
+                 FROM runs WHERE (?1 IS NULL OR module = ?1)
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![module, limit], |r| {
+                Ok(RunRow {
+                    run_id: r.get(0)?,
+                    connector: r.get(1)?,
+                    module: r.get(2)?,
+                    started_at: r.get(3)?,
+                    finished_at: r.get(4)?,
+                    status: r.get(5)?,
+                    rows_written: r.get(6)?,
+                    rows_skipped: r.get(7)?,
+                    api_calls: r.get(8)?,
+                    error: r.get(9)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Stored values, newest first, for one slug or all.
+    pub async fn values(&self, slug: Option<String>, limit: u32) -> Result<Vec<ValueRow>, StoreError> {
+        self.call("reading values", move |c| {
+            let mut stmt = c.prepare(
+                "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
+                 FROM kri_values WHERE (?1 IS NULL OR slug = ?1)
+                 ORDER BY measured_at DESC, id DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![slug, limit], value_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The newest value that is not a failure (the "last good value").
+    pub async fn last_good(&self, slug: &str) -> Result<Option<ValueRow>, StoreError> {
+        let slug = slug.to_owned();
+        self.call("reading the last good value", move |c| {
+            c.query_row(
+                "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
+                 FROM kri_values WHERE slug = ?1 AND value IS NOT NULL
+                 ORDER BY measured_at DESC, id DESC LIMIT 1",
+                params![slug],
+                value_row,
+            )
+            .optional()
+        })
+        .await
+    }
+}
+
+fn value_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ValueRow> {
+    Ok(ValueRow {
+        slug: r.get(0)?,
+        connector: r.get(1)?,
+        run_id: r.get(2)?,
+        measured_at: r.get(3)?,
+        value: r.get(4)?,
+        unit: r.get(5)?,
+        status: r.get(6)?,
+        band: r.get(7)?,
+        message: r.get(8)?,
+    })
+}

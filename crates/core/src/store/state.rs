@@ -1,0 +1,189 @@
+//! Cursors and cached facts of one connector, with the version of their shape.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::{Store, StoreError, StoreFailure, fmt_time};
+use crate::error::KriError;
+use crate::secret::scrub_cow;
+
+impl Store {
+    /// A connector's slice of the state table.
+    pub fn state(&self, namespace: &str) -> StateHandle {
+        StateHandle {
+            store: self.clone(),
+            namespace: namespace.to_owned(),
+        }
+    }
+}
+
+/// A value a connector keeps in its state. `VERSION` is the version of its stored shape: bump it
+/// when the shape changes, and rows of any other version are dropped (and read again from the
+/// API) instead of failing the run.
+pub trait StateValue: Serialize + DeserializeOwned + Send + 'static {
+    const VERSION: u32;
+}
+
+/// Cursors and cached facts of one connector: JSON values under string keys. A row that cannot
+/// be read (damaged, or written in another shape) is logged with its key and dropped: it is read
+/// again from the API, and it never fails a KRI it does not feed.
+#[derive(Clone, Debug)]
+pub struct StateHandle {
+    store: Store,
+    namespace: String,
+}
+
+impl StateHandle {
+    pub async fn get<T: StateValue>(&self, key: &str) -> Result<Option<T>, KriError> {
+        let (ns, k) = (self.namespace.clone(), key.to_owned());
+        let row: Option<(String, u32)> = self
+            .store
+            .call("reading connector state", move |c| {
+                c.query_row(
+                    "SELECT value, version FROM state WHERE namespace = ?1 AND key = ?2",
+                    params![ns, k],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+            })
+            .await
+            .map_err(KriError::from)?;
+        let Some((text, version)) = row else { return Ok(None) };
+        match decode::<T>(&text, version) {
+            Ok(v) => Ok(Some(v)),
+            Err(why) => {
+                self.drop_unreadable(key, &why).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Write several keys in one transaction.
+    pub async fn put_many<T: StateValue>(&self, now: DateTime<Utc>, entries: &[(String, T)]) -> Result<(), KriError> {
+        let rows = entries
+            .iter()
+            .map(|(k, v)| encode(&self.store, v).map(|j| (k.clone(), j)))
+            .collect::<Result<_, _>>()?;
+        self.write(now, rows, T::VERSION).await
+    }
+
+    pub async fn put<T: StateValue>(&self, now: DateTime<Utc>, key: &str, value: &T) -> Result<(), KriError> {
+        self.write(now, vec![(key.to_owned(), encode(&self.store, value)?)], T::VERSION)
+            .await
+    }
+
+    async fn write(&self, now: DateTime<Utc>, rows: Vec<(String, String)>, version: u32) -> Result<(), KriError> {
+        let ns = self.namespace.clone();
+        let at = fmt_time(&now);
+        self.store
+            .call("writing connector state", move |c| {
+                let tx = c.transaction()?;
+                for (k, v) in &rows {
+                    tx.execute(
+                        "INSERT INTO state (namespace, key, value, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
+                             updated_at = excluded.updated_at, version = excluded.version",
+                        params![ns, k, v, at, version],
+                    )?;
+                }
+                tx.commit()
+            })
+            .await
+            .map_err(KriError::from)
+    }
+
+    /// Every readable key under `prefix`, in key order (unreadable rows are dropped).
+    pub async fn scan<T: StateValue>(&self, prefix: &str) -> Result<Vec<(String, T)>, KriError> {
+        let (ns, like) = (self.namespace.clone(), like_prefix(prefix));
+        let rows: Vec<(String, String, u32)> = self
+            .store
+            .call("scanning connector state", move |c| {
+                let mut stmt = c.prepare(
+                    "SELECT key, value, version FROM state WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\'
+                     ORDER BY key",
+                )?;
+                let rows = stmt.query_map(params![ns, like], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+                rows.collect()
+            })
+            .await
+            .map_err(KriError::from)?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (k, text, version) in rows {
+            match decode::<T>(&text, version) {
+                Ok(v) => out.push((k, v)),
+                Err(why) => self.drop_unreadable(&k, &why).await?,
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete one key.
+    pub async fn delete(&self, key: &str) -> Result<(), KriError> {
+        let (ns, k) = (self.namespace.clone(), key.to_owned());
+        self.store
+            .call("deleting connector state", move |c| {
+                c.execute("DELETE FROM state WHERE namespace = ?1 AND key = ?2", params![ns, k])
+                    .map(|_| ())
+            })
+            .await
+            .map_err(KriError::from)
+    }
+
+    /// Log and delete a row that cannot be read, so it is read again from the API.
+    pub async fn drop_unreadable(&self, key: &str, why: &str) -> Result<(), KriError> {
+        tracing::warn!(
+            namespace = %self.namespace,
+            key,
+            "stored state `{key}` could not be read ({why}); dropped, it will be read again from the API"
+        );
+        self.delete(key).await
+    }
+
+    /// Delete every key under `prefix` (e.g. facts that aged out).
+    pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, KriError> {
+        let (ns, like) = (self.namespace.clone(), like_prefix(prefix));
+        self.store
+            .call("pruning connector state", move |c| {
+                c.execute(
+                    "DELETE FROM state WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\'",
+                    params![ns, like],
+                )
+                .map(|n| n as u64)
+            })
+            .await
+            .map_err(KriError::from)
+    }
+}
+
+fn like_prefix(prefix: &str) -> String {
+    format!(
+        "{}%",
+        prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+    )
+}
+
+/// JSON of a state value, with secrets scrubbed.
+fn encode<T: StateValue>(store: &Store, value: &T) -> Result<String, KriError> {
+    serde_json::to_string(value)
+        .map(|j| scrub_cow(&j).into_owned())
+        .map_err(|e| {
+            StoreError::new(
+                store.path().display().to_string(),
+                "encoding state",
+                StoreFailure::from(e),
+            )
+            .into()
+        })
+}
+
+fn decode<T: StateValue>(text: &str, version: u32) -> Result<T, String> {
+    if version != T::VERSION {
+        return Err(format!(
+            "written in shape version {version}, this kri reads version {}",
+            T::VERSION
+        ));
+    }
+    serde_json::from_str(text).map_err(|e| format!("damaged: {e}"))
+}
