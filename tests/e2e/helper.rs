@@ -8,6 +8,16 @@ use serde_json::Value;
 pub struct Kri {
     pub sandbox: Sandbox,
     pub dir: tempfile::TempDir,
+    /// The instant the sandbox and kri both take as "now" (`KRI_TEST_NOW`).
+    now: std::sync::Mutex<chrono::DateTime<chrono::Utc>>,
+}
+
+/// When the end-to-end tests run: a fixed instant, 20 minutes into an hour, so every count is
+/// exact (168 hourly windows, 30 campaign days).
+pub fn test_now() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-11-23T10:20:00Z")
+        .expect("valid time")
+        .to_utc()
 }
 
 #[derive(Debug)]
@@ -27,12 +37,21 @@ impl Outcome {
 }
 
 impl Kri {
-    pub async fn new(scenario: Scenario) -> Self {
+    pub async fn new(mut scenario: Scenario) -> Self {
+        let now = *scenario.now.get_or_insert_with(test_now);
         let sandbox = Sandbox::start(scenario).await.expect("sandbox starts");
         Kri {
             sandbox,
             dir: tempfile::tempdir().expect("temp dir"),
+            now: std::sync::Mutex::new(now),
         }
+    }
+
+    /// Move "now" for the sandbox and the next runs of kri.
+    pub fn advance(&self, by: chrono::Duration) {
+        let mut now = self.now.lock().unwrap();
+        *now += by;
+        self.sandbox.set_now(*now);
     }
 
     pub async fn default() -> Self {
@@ -83,9 +102,13 @@ impl Kri {
         dump_store(&self.db()).await
     }
 
-    /// Run `kri ARGS` in the temp dir with a clean `KRI_*` environment plus `envs`.
+    /// Run `kri ARGS` in the temp dir with a clean `KRI_*` environment plus `envs`, at the
+    /// sandbox's "now".
     pub async fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> Outcome {
-        run_kri(self.dir.path(), args, envs).await
+        let now = self.now.lock().unwrap().to_rfc3339();
+        let mut all = vec![("KRI_TEST_NOW", now.as_str())];
+        all.extend_from_slice(envs);
+        run_kri(self.dir.path(), args, &all).await
     }
 }
 

@@ -344,9 +344,13 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
 }
 
 async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
-    let sandbox = Sandbox::start(Scenario::default())
-        .await
-        .map_err(|e| Failure::runtime(format!("cannot start the sandbox API on 127.0.0.1: {e}")))?;
+    // The sandbox shares kri's "now" (the wall clock, or the tests' fixed instant).
+    let sandbox = Sandbox::start(Scenario {
+        now: Some(clock.now()),
+        ..Scenario::default()
+    })
+    .await
+    .map_err(|e| Failure::runtime(format!("cannot start the sandbox API on 127.0.0.1: {e}")))?;
     let loaded = load(&Sources::from_toml(&sandbox.demo_config()), Need::Credentials)?;
     let store = Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?;
     if out == Output::Table {

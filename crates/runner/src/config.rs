@@ -131,7 +131,9 @@ impl Sources {
         if file_found {
             figment = figment.merge(Toml::file_exact(&file));
         }
-        let figment = figment.merge(LosslessEnv(Env::prefixed("KRI_").split("__").ignore(&["config"])));
+        let figment = figment.merge(LosslessEnv(
+            Env::prefixed("KRI_").split("__").ignore(&["config", "test_now"]),
+        ));
         Ok(Sources {
             figment,
             file: Some(file),

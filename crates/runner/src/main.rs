@@ -128,6 +128,19 @@ impl Failure {
     }
 }
 
+/// The wall clock. A debug build (the tests') takes a fixed "now" from `KRI_TEST_NOW` (RFC 3339),
+/// so end-to-end tests can assert exact values; a release build ignores it.
+fn clock() -> Arc<dyn Clock> {
+    #[cfg(debug_assertions)]
+    if let Some(now) = std::env::var("KRI_TEST_NOW")
+        .ok()
+        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+    {
+        return Arc::new(kri_core::ManualClock::new(now.to_utc()));
+    }
+    Arc::new(SystemClock)
+}
+
 /// The connectors and shared tables this binary has, for `--help`.
 fn registry_help() -> String {
     let mut out = String::from("Connectors (config table [connectors.KEY], `--only KEY`):\n");
@@ -174,7 +187,7 @@ fn main() -> ExitCode {
     let matches = cli.get_matches();
     let global = Global::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(global.verbose);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = clock();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {

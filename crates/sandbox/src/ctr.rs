@@ -44,8 +44,8 @@ struct Ctr {
 /// The CTR routes, sharing the sandbox's hit counter; they use bearer auth, not Basic.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let state = Arc::new(Ctr {
+        incidents: tenant(shared.now()),
         shared,
-        incidents: tenant(Utc::now()),
         tokens: Mutex::new(HashSet::new()),
     });
     let api = Router::new()

@@ -327,7 +327,8 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::{DEMO_PRINCIPAL, DEMO_SECRET, Sandbox, Scenario, base64};
+    use crate::tap::base64;
+    use crate::{DEMO_PRINCIPAL, DEMO_SECRET, Sandbox, Scenario};
 
     const SIEM: &str = "/v2/siem/all?sinceSeconds=3600";
 

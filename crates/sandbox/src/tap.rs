@@ -1,15 +1,167 @@
-//! The TAP SIEM and Campaign APIs with the real limits: one selector, windows of 30 s..1 h that
+//! The TAP host's part of the sandbox: People, SIEM, Campaign, EFD and CLEAR behind HTTP Basic
+//! auth. The SIEM and Campaign APIs have the real limits: one selector, windows of 30 s..1 h that
 //! start at most 7 days back (400 with the real plain-text messages otherwise), rolling-24 h
 //! pools answering 429, campaign ids per ≤ 1 day with 404 for an empty interval, and records in
 //! the real shapes (multi-recipient GUIDs, mixed-case classifications, `threatID`/`threatId`,
 //! nulls, click records without `id`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::Router;
+use axum::extract::{Query, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
+use axum::routing::get;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
+
+use crate::{Licence, Shared, count_hit, counted, pool_allows, text};
+
+/// The TAP host's routes (TAP, EFD, CLEAR), behind HTTP Basic auth.
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v2/people/vap", get(vap))
+        .route("/v2/siem/all", get(siem_all))
+        .route("/v2/campaign/ids", get(campaign_ids))
+        .route("/v2/campaign/{id}", get(campaign))
+        .route("/v2/efd/dmarc/domains", get(efd_domains))
+        .route("/v2/clear/reports/summary", get(clear_summary))
+        .fallback(|| async { text(StatusCode::NOT_FOUND, "Not Found") })
+        .layer(middleware::from_fn_with_state(shared.clone(), basic_auth))
+        .with_state(shared)
+}
+
+/// The tenant's data: what the demo shows and what the end-to-end tests expect.
+pub mod data {
+    /// `totalVapUsers`.
+    pub const VAP_USERS: u64 = 12;
+    /// EFD domains and policies: 3 of 5 at reject (60 %), 4 of 5 counting quarantine (80 %).
+    pub const DOMAINS: &[(&str, &str)] = &[
+        ("example.com", "reject"),
+        ("example.org", "REJECT"),
+        ("example.net", "quarantine"),
+        ("example-mail.com", "none"),
+        ("example.io", "Reject"),
+    ];
+    /// CLEAR: 40 reports, 3 false negatives (7.5 %).
+    pub const CLEAR_REPORTS: u64 = 40;
+    pub const CLEAR_FALSE_NEGATIVES: u64 = 3;
+}
+
+async fn siem_all(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
+    if !pool_allows(&s, "siem", s.scenario.siem_pool_limit) {
+        return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
+    s.tap.siem_all(s.now(), &q)
+}
+
+async fn campaign_ids(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
+    if !pool_allows(&s, "campaign-ids", 50) {
+        return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+    }
+    s.tap.campaign_ids(&q)
+}
+
+async fn campaign(State(s): State<Arc<Shared>>, axum::extract::Path(id): axum::extract::Path<String>) -> Response {
+    s.tap.campaign(&id)
+}
+
+/// Count every request (unless the fault layer did), then check HTTP Basic credentials like TAP
+/// does: 401 when wrong.
+async fn basic_auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+    if !counted(&req) {
+        count_hit(&s, req.uri().path());
+    }
+    let expected = format!(
+        "Basic {}",
+        base64(&format!("{}:{}", s.scenario.principal, s.scenario.secret))
+    );
+    let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    if given != Some(expected.as_str()) {
+        return text(StatusCode::UNAUTHORIZED, "Unauthorized");
+    }
+    next.run(req).await
+}
+
+async fn vap(State(s): State<Arc<Shared>>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+    if s.scenario.people_forbidden {
+        return text(StatusCode::FORBIDDEN, "Forbidden");
+    }
+    let window = q.get("window").map(String::as_str).unwrap_or("30");
+    if !["14", "30", "90"].contains(&window) {
+        return text(StatusCode::BAD_REQUEST, "window must be one of 14, 30, 90");
+    }
+    let users: Vec<Value> = (0..3)
+        .map(|i| {
+            json!({
+                "identity": {"guid": format!("guid-{i}"), "emails": [format!("user{i}@example.com")],
+                             "name": null, "department": null, "title": null, "vip": i == 0},
+                "threatStatistics": {"attackIndex": 1500 - i * 100,
+                                     "families": [{"name": "credential phishing", "score": 900}]}
+            })
+        })
+        .collect();
+    axum::Json(json!({
+        "users": users,
+        "totalVapUsers": data::VAP_USERS,
+        "interval": format!("P{window}D"),
+        "averageAttackIndex": 820,
+        "vapAttackIndexThreshold": 1200
+    }))
+    .into_response()
+}
+
+fn licence(l: Licence) -> Option<Response> {
+    match l {
+        Licence::Licensed => None,
+        Licence::Forbidden => Some(text(StatusCode::FORBIDDEN, "Forbidden")),
+        Licence::NotFound => Some(text(StatusCode::NOT_FOUND, "Not Found")),
+    }
+}
+
+async fn efd_domains(State(s): State<Arc<Shared>>) -> Response {
+    if let Some(r) = licence(s.scenario.efd) {
+        return r;
+    }
+    let domains: Vec<Value> = data::DOMAINS
+        .iter()
+        .map(|(n, p)| json!({"name": n, "policy": p}))
+        .collect();
+    axum::Json(json!({ "domains": domains })).into_response()
+}
+
+async fn clear_summary(State(s): State<Arc<Shared>>) -> Response {
+    if let Some(r) = licence(s.scenario.clear) {
+        return r;
+    }
+    axum::Json(json!({
+        "totalReports": data::CLEAR_REPORTS,
+        "falseNegatives": data::CLEAR_FALSE_NEGATIVES,
+        "window": "7d"
+    }))
+    .into_response()
+}
+
+/// Standard base64 (RFC 4648) of `s`, to compare with the Authorization header.
+pub(crate) fn base64(s: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let bytes = s.as_bytes();
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
 
 /// The figures a correct connector computes from this data (whenever it runs within a day or
 /// so of the sandbox's start).
@@ -351,5 +503,65 @@ mod tests {
             Err("The requested start time is too far into the past.")
         );
         assert!(siem_window(now, &q(&[("sinceSeconds", "600"), ("interval", "x")])).is_err());
+    }
+
+    use crate::{DEMO_PRINCIPAL, DEMO_SECRET, Sandbox, Scenario};
+
+    #[test]
+    fn base64_matches_rfc4648_vectors() {
+        for (plain, encoded) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(plain), encoded);
+        }
+    }
+
+    #[tokio::test]
+    async fn wrong_credentials_get_a_plain_text_401_and_are_counted() {
+        let sb = Sandbox::start(Scenario::default()).await.unwrap();
+        let client = reqwest::Client::new();
+        let url = format!("{}/v2/people/vap?window=30", sb.base_url());
+        let r = client
+            .get(&url)
+            .basic_auth("demo-principal", Some("nope"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert_eq!(r.text().await.unwrap(), "Unauthorized");
+        let r = client
+            .get(&url)
+            .basic_auth(DEMO_PRINCIPAL, Some(DEMO_SECRET))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(v["totalVapUsers"], 12);
+        assert_eq!(sb.hits("/v2/people/vap"), 2);
+    }
+
+    #[tokio::test]
+    async fn unlicensed_modules_answer_403_or_404() {
+        let sb = Sandbox::start(Scenario {
+            efd: Licence::Forbidden,
+            clear: Licence::NotFound,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let client = reqwest::Client::new();
+        let get = |p: &str| {
+            client
+                .get(format!("{}{p}", sb.base_url()))
+                .basic_auth(DEMO_PRINCIPAL, Some(DEMO_SECRET))
+                .send()
+        };
+        assert_eq!(get("/v2/efd/dmarc/domains").await.unwrap().status(), 403);
+        assert_eq!(get("/v2/clear/reports/summary?window=7d").await.unwrap().status(), 404);
     }
 }
