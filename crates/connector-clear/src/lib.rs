@@ -5,9 +5,10 @@
 
 use kri_core::kri::percent;
 use kri_core::secret::Secret;
+use kri_core::single::{OneGet, OneGetConnector};
 use kri_core::{
     ConfigError, Connector, ConnectorSettings, Direction, HttpClient, Kri, KriError, KriResult, KriSpec, Measurement,
-    PlannedCalls, Pool, Probe, Registration, RunContext, Unit, async_trait,
+    Pool, Registration, Unit,
 };
 use serde::Deserialize;
 
@@ -50,7 +51,7 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
         cfg.credentials.as_ref(),
         settings.http_options(),
     )?;
-    Ok(Box::new(Clear { http }))
+    Ok(Box::new(OneGetConnector(Clear { http })))
 }
 
 kri_core::inventory::submit! {
@@ -68,7 +69,7 @@ kri_core::inventory::submit! {
 }
 
 #[derive(Debug, Deserialize)]
-struct Summary {
+pub struct Summary {
     #[serde(rename = "totalReports", default)]
     total_reports: Option<u64>,
     #[serde(rename = "falseNegatives", default)]
@@ -76,8 +77,7 @@ struct Summary {
 }
 
 /// (total reports, false negatives). An answer without `totalReports` is not "no reports".
-async fn summary(http: &HttpClient) -> Result<(u64, u64), KriError> {
-    let s: Summary = http.get_json(SUMMARY_PATH, &[("window", "7d")]).await?;
+fn figures(s: &Summary) -> Result<(u64, u64), KriError> {
     match (s.total_reports, s.false_negatives) {
         (Some(total), Some(fns)) => Ok((total, fns)),
         (Some(0), None) => Ok((0, 0)),
@@ -102,36 +102,25 @@ fn fn_rate(total: u64, false_negatives: u64) -> KriResult {
     Ok(Measurement::value(percent(false_negatives, total)))
 }
 
-#[async_trait]
-impl Connector for Clear {
-    async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
-        let (total, fns) = summary(&self.http.metered(&ctx.budget, CLEAR_POOL)).await?;
-        Ok(Probe {
-            message: format!("CLEAR answered GET {SUMMARY_PATH}: {total} reports, {fns} false negatives in 7 days"),
-        })
-    }
+impl OneGet for Clear {
+    type Answer = Summary;
 
-    async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)> {
-        if !selected.contains(&FN_RATE.slug) {
-            return Vec::new();
-        }
-        let result = match summary(&self.http.metered(&ctx.budget, CLEAR_POOL)).await {
-            Ok((total, fns)) => fn_rate(total, fns),
-            Err(e) => Err(e),
-        };
-        vec![(FN_RATE.slug, result)]
+    fn kri(&self) -> &'static KriSpec {
+        &FN_RATE
     }
-
-    async fn plan(&self, _ctx: &RunContext, selected: &[&'static str]) -> Result<Vec<PlannedCalls>, KriError> {
-        Ok(selected
-            .contains(&FN_RATE.slug)
-            .then(|| PlannedCalls {
-                pool: CLEAR_POOL.name,
-                limit: CLEAR_POOL.limit,
-                calls: 1,
-                detail: vec![format!("GET {SUMMARY_PATH}?window=7d")],
-            })
-            .into_iter()
-            .collect())
+    fn pool(&self) -> Pool {
+        CLEAR_POOL
+    }
+    fn http(&self) -> &HttpClient {
+        &self.http
+    }
+    fn request(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (SUMMARY_PATH, &[("window", "7d")])
+    }
+    fn measure(&self, answer: Summary) -> KriResult {
+        figures(&answer).and_then(|(total, fns)| fn_rate(total, fns))
+    }
+    fn probe_message(&self, answer: &Summary) -> Result<String, KriError> {
+        figures(answer).map(|(total, fns)| format!("{total} reports, {fns} false negatives in 7 days"))
     }
 }

@@ -6,9 +6,10 @@
 use kri_core::config::lenient_bool;
 use kri_core::kri::percent;
 use kri_core::secret::Secret;
+use kri_core::single::{OneGet, OneGetConnector};
 use kri_core::{
     ConfigError, Connector, ConnectorSettings, Direction, HttpClient, Kri, KriError, KriResult, KriSpec, Measurement,
-    PlannedCalls, Pool, Probe, Registration, RunContext, Unit, async_trait,
+    Pool, Registration, Unit,
 };
 use serde::Deserialize;
 
@@ -55,10 +56,10 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
         cfg.credentials.as_ref(),
         settings.http_options(),
     )?;
-    Ok(Box::new(Efd {
+    Ok(Box::new(OneGetConnector(Efd {
         http,
         count_quarantine_as_enforced: cfg.count_quarantine_as_enforced,
-    }))
+    })))
 }
 
 kri_core::inventory::submit! {
@@ -78,7 +79,7 @@ kri_core::inventory::submit! {
 /// `{"domains": [...]}` or a bare array.
 #[derive(Debug, Deserialize)]
 #[serde(untagged)]
-enum DomainsAnswer {
+pub enum DomainsAnswer {
     Wrapped {
         #[serde(default)]
         domains: Option<Vec<Domain>>,
@@ -87,7 +88,7 @@ enum DomainsAnswer {
 }
 
 #[derive(Debug, Deserialize)]
-struct Domain {
+pub struct Domain {
     #[serde(default, alias = "domain")]
     #[allow(dead_code)]
     name: Option<String>,
@@ -95,19 +96,18 @@ struct Domain {
     policy: Option<String>,
 }
 
-impl Efd {
-    /// The domains. A 204 is "no domains"; an object without a `domains` array is not.
-    async fn domains(&self, ctx: &RunContext) -> Result<Vec<Domain>, KriError> {
-        let http = self.http.metered(&ctx.budget, EFD_POOL);
-        match http.get_json::<Option<DomainsAnswer>>(DOMAINS_PATH, &[]).await? {
-            None => Ok(Vec::new()),
-            Some(DomainsAnswer::Bare(d)) | Some(DomainsAnswer::Wrapped { domains: Some(d) }) => Ok(d),
-            Some(DomainsAnswer::Wrapped { domains: None }) => Err(KriError::Other(format!(
-                "GET {DOMAINS_PATH}: the answer has no `domains` array; the EFD API may have changed"
-            ))),
-        }
+/// The domains of an answer. A 204 is "no domains"; an object without a `domains` array is not.
+fn domains(answer: &Option<DomainsAnswer>) -> Result<&[Domain], KriError> {
+    match answer {
+        None => Ok(&[]),
+        Some(DomainsAnswer::Bare(d)) | Some(DomainsAnswer::Wrapped { domains: Some(d) }) => Ok(d),
+        Some(DomainsAnswer::Wrapped { domains: None }) => Err(KriError::Other(format!(
+            "GET {DOMAINS_PATH}: the answer has no `domains` array; the EFD API may have changed"
+        ))),
     }
+}
 
+impl Efd {
     fn enforcement(&self, domains: &[Domain]) -> Measurement {
         if domains.is_empty() {
             return Measurement::with_warning(
@@ -129,33 +129,25 @@ impl Efd {
     }
 }
 
-#[async_trait]
-impl Connector for Efd {
-    async fn probe(&self, ctx: &RunContext) -> Result<Probe, KriError> {
-        let domains = self.domains(ctx).await?;
-        Ok(Probe {
-            message: format!("EFD answered GET {DOMAINS_PATH}: {} domains", domains.len()),
-        })
-    }
+impl OneGet for Efd {
+    type Answer = Option<DomainsAnswer>;
 
-    async fn collect(&self, ctx: &RunContext, selected: &[&'static str]) -> Vec<(&'static str, KriResult)> {
-        if !selected.contains(&DMARC_ENFORCEMENT.slug) {
-            return Vec::new();
-        }
-        let result = self.domains(ctx).await.map(|d| self.enforcement(&d));
-        vec![(DMARC_ENFORCEMENT.slug, result)]
+    fn kri(&self) -> &'static KriSpec {
+        &DMARC_ENFORCEMENT
     }
-
-    async fn plan(&self, _ctx: &RunContext, selected: &[&'static str]) -> Result<Vec<PlannedCalls>, KriError> {
-        Ok(selected
-            .contains(&DMARC_ENFORCEMENT.slug)
-            .then(|| PlannedCalls {
-                pool: EFD_POOL.name,
-                limit: EFD_POOL.limit,
-                calls: 1,
-                detail: vec![format!("GET {DOMAINS_PATH}")],
-            })
-            .into_iter()
-            .collect())
+    fn pool(&self) -> Pool {
+        EFD_POOL
+    }
+    fn http(&self) -> &HttpClient {
+        &self.http
+    }
+    fn request(&self) -> (&'static str, &'static [(&'static str, &'static str)]) {
+        (DOMAINS_PATH, &[])
+    }
+    fn measure(&self, answer: Self::Answer) -> KriResult {
+        domains(&answer).map(|d| self.enforcement(d))
+    }
+    fn probe_message(&self, answer: &Self::Answer) -> Result<String, KriError> {
+        domains(answer).map(|d| format!("{} domains", d.len()))
     }
 }

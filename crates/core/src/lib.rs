@@ -20,6 +20,7 @@ pub mod registry;
 pub mod report;
 pub mod run;
 pub mod secret;
+pub mod single;
 pub mod store;
 pub mod testing;
 pub mod window;
