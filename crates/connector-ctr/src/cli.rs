@@ -108,7 +108,8 @@ impl ListArgs {
             confidences: trimmed(&self.confidences),
             priorities: trimmed(&self.priorities),
         };
-        f.validate(now).map_err(|e| CommandError::usage(e.0))?;
+        f.validate(now)
+            .map_err(|e| CommandError::usage(format!("--{}: {}", e.field.replace('_', "-"), e.message)))?;
         Ok(f)
     }
 }

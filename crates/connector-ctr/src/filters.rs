@@ -65,61 +65,78 @@ pub struct Filters {
     pub priorities: Vec<String>,
 }
 
-/// A filter value that is not allowed: the flag, the value, what is accepted.
+/// A filter value that is not allowed: the filter (a field of [`Filters`]), what is wrong and
+/// what is accepted. How the filter was given (a flag, a setting) is the caller's to say.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{0}")]
-pub struct FilterError(pub String);
+#[error("{field}: {message}")]
+pub struct FilterError {
+    pub field: &'static str,
+    pub message: String,
+}
 
-fn check(flag: &str, values: &[String], allowed: &[&str]) -> Result<(), FilterError> {
-    for v in values {
-        if !allowed.contains(&v.as_str()) {
-            return Err(FilterError(format!(
-                "{flag}: unknown value `{v}`; accepted: {}",
-                allowed.join(", ")
-            )));
-        }
+fn refuse(field: &'static str, message: impl Into<String>) -> FilterError {
+    FilterError {
+        field,
+        message: message.into(),
     }
-    Ok(())
+}
+
+fn check(field: &'static str, values: &[String], allowed: &[&str]) -> Result<(), FilterError> {
+    match values.iter().find(|v| !allowed.contains(&v.as_str())) {
+        Some(v) => Err(refuse(
+            field,
+            format!("unknown value `{v}`; accepted: {}", allowed.join(", ")),
+        )),
+        None => Ok(()),
+    }
 }
 
 impl Filters {
     /// Refuse anything the API would ignore or answer with nothing (`now` is the default end).
     pub fn validate(&self, now: DateTime<Utc>) -> Result<(), FilterError> {
-        for id in &self.incident_ids {
-            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(FilterError(format!(
-                    "--incident-ids: `{id}` is not a display id; give the numeric ids shown in the CTR console \
-                     (e.g. 781,782), not UUIDs (use `kri ctr incidents get UUID` for those)"
-                )));
-            }
+        if let Some(id) = self
+            .incident_ids
+            .iter()
+            .find(|id| id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(refuse(
+                "incident_ids",
+                format!(
+                    "`{id}` is not a display id; give the numeric ids shown in the CTR console (e.g. 781,782), \
+                     not UUIDs (details by UUID: `kri ctr incidents get UUID`)"
+                ),
+            ));
         }
-        check("--sources", &self.sources, SOURCES)?;
-        check("--states", &self.states, STATES)?;
-        check("--verdicts", &self.verdicts, VERDICTS)?;
-        check("--dispositions", &self.dispositions, DISPOSITIONS)?;
-        check("--confidences", &self.confidences, CONFIDENCES)?;
-        check("--priorities", &self.priorities, PRIORITIES)?;
+        check("sources", &self.sources, SOURCES)?;
+        check("states", &self.states, STATES)?;
+        check("verdicts", &self.verdicts, VERDICTS)?;
+        check("dispositions", &self.dispositions, DISPOSITIONS)?;
+        check("confidences", &self.confidences, CONFIDENCES)?;
+        check("priorities", &self.priorities, PRIORITIES)?;
         if self.states.iter().any(|s| s == "open_incidents") && self.states.iter().any(|s| s == "closed_incidents") {
-            return Err(FilterError(
-                "--states: open_incidents and closed_incidents together make the CTR API return nothing; \
-                 choose one, or neither for both"
-                    .into(),
+            return Err(refuse(
+                "states",
+                "open_incidents and closed_incidents together make the CTR API return nothing; choose one, \
+                 or neither for both",
             ));
         }
         if self.end.is_some() && self.start.is_none() {
-            return Err(FilterError("--end-time needs --start-time too".into()));
+            return Err(refuse("end_time", "an end time needs a start time too"));
         }
         if let Some(s) = self.start {
             let (e, what) = match self.end {
-                Some(e) => (e, "--end-time"),
-                None => (now, "now (the default --end-time)"),
+                Some(e) => (e, "the end time"),
+                None => (now, "now (the default end time)"),
             };
             if s > e {
-                return Err(FilterError(format!(
-                    "--start-time ({}) is after {what} ({}): the range would be empty",
-                    filter_time(&s),
-                    filter_time(&e)
-                )));
+                return Err(refuse(
+                    "start_time",
+                    format!(
+                        "the start time ({}) is after {what} ({}): the range would be empty",
+                        filter_time(&s),
+                        filter_time(&e)
+                    ),
+                ));
             }
         }
         Ok(())
@@ -227,18 +244,19 @@ mod tests {
             states: v(&["open_incidents", "closed_incidents"]),
             ..Default::default()
         };
-        assert!(f.validate(now()).unwrap_err().0.contains("return nothing"));
+        assert!(f.validate(now()).unwrap_err().message.contains("return nothing"));
     }
 
     #[test]
-    fn unknown_values_name_the_flag_and_the_accepted_ones() {
+    fn unknown_values_name_the_filter_and_the_accepted_ones() {
         let f = Filters {
             dispositions: v(&["phishy"]),
             ..Default::default()
         };
-        let e = f.validate(now()).unwrap_err().0;
+        let e = f.validate(now()).unwrap_err();
+        assert_eq!(e.field, "dispositions");
         assert!(
-            e.contains("--dispositions") && e.contains("`phishy`") && e.contains("simulated_phish"),
+            e.message.contains("`phishy`") && e.message.contains("simulated_phish"),
             "{e}"
         );
         let f = Filters {
@@ -253,7 +271,7 @@ mod tests {
             incident_ids: v(&["440def43-c322-42ba-a6d6-a2306128ea3b"]),
             ..Default::default()
         };
-        assert!(f.validate(now()).unwrap_err().0.contains("not a display id"));
+        assert!(f.validate(now()).unwrap_err().message.contains("not a display id"));
     }
 
     #[test]
@@ -263,7 +281,7 @@ mod tests {
             end: Some(now() - chrono::Duration::hours(1)),
             ..Default::default()
         };
-        assert!(f.validate(now()).unwrap_err().0.contains("after"));
+        assert!(f.validate(now()).unwrap_err().message.contains("after"));
         let f = Filters {
             end: Some(now()),
             ..Default::default()
