@@ -35,18 +35,26 @@ pub fn context(clock: Arc<dyn Clock>, module: &str) -> RunContext {
     RunContext::new(clock, &store, module, false)
 }
 
-/// Build the registered connector `module` from `settings` and run the `selected` KRIs (`None`:
+/// Build the registered connector of `settings.module` (for tests of `probe`, `plan`, or several
+/// `collect`s on one context). Panics when the connector crate is not linked into the test.
+pub fn build(
+    settings: &ConnectorSettings,
+) -> Result<(&'static crate::Registration, Box<dyn crate::Connector>), crate::config::ConfigError> {
+    let module = settings.module;
+    let reg = crate::registry::find(module)
+        .unwrap_or_else(|| panic!("connector `{module}` is not linked: add `use kri_connector_{module} as _;`"));
+    Ok((reg, (reg.build)(settings)?))
+}
+
+/// Build the registered connector of `settings.module` and run the `selected` KRIs (`None`:
 /// all) once, at [`fixed_now`]. For connector tests.
 pub async fn run_selected(
     settings: &ConnectorSettings,
     selected: Option<&[&str]>,
 ) -> Result<crate::report::ConnectorReport, crate::config::ConfigError> {
-    let module = settings.module;
-    let reg = crate::registry::find(module)
-        .unwrap_or_else(|| panic!("connector `{module}` is not linked: add `use kri_connector_{module} as _;`"));
-    let connector = (reg.build)(settings)?;
+    let (reg, connector) = build(settings)?;
     let clock = Arc::new(crate::clock::ManualClock::new(fixed_now()));
-    let ctx = context(clock, module);
+    let ctx = context(clock, settings.module);
     let selected: Vec<&'static str> = reg
         .kris
         .iter()
