@@ -181,20 +181,7 @@ async fn get_shows_details_updates_the_stored_row_and_reports_a_failed_id_withou
 async fn run_measures_the_ctr_kris_and_feeds_the_store() {
     let k = Kri::default().await;
     let cfg = k.config(&k.ctr_table(DEMO_CLIENT_SECRET, "enabled = true\n"));
-    let out = k
-        .run(
-            &[
-                "--config",
-                cfg.to_str().unwrap(),
-                "run",
-                "--only",
-                "ctr",
-                "--output",
-                "json",
-            ],
-            &[],
-        )
-        .await;
+    let out = k.run_only(&cfg, "ctr", &[]).await;
     assert_eq!(out.code, 0, "{out:?}");
     let run = out.json();
     assert_eq!(kri(&run, "ctr_open_incidents")["value"], json!(OPEN));

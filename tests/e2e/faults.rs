@@ -422,16 +422,9 @@ async fn number_looking_secrets_and_ids_keep_the_characters_written() {
             .join("\n");
         let cfg = k.config(&table);
         let out = k
-            .run(
-                &[
-                    "--config",
-                    cfg.to_str().unwrap(),
-                    "run",
-                    "--only",
-                    "ctr",
-                    "--output",
-                    "json",
-                ],
+            .run_only(
+                &cfg,
+                "ctr",
                 &[
                     ("KRI_CONNECTORS__CTR__CLIENT_ID", id),
                     ("KRI_CONNECTORS__CTR__CLIENT_SECRET", secret),
@@ -452,20 +445,7 @@ async fn a_ctr_list_answer_without_total_or_incidents_fails_the_kri() {
         })
         .await;
         let cfg = k.config(&k.ctr_table(DEMO_CLIENT_SECRET, "enabled = true\n"));
-        let out = k
-            .run(
-                &[
-                    "--config",
-                    cfg.to_str().unwrap(),
-                    "run",
-                    "--only",
-                    "ctr",
-                    "--output",
-                    "json",
-                ],
-                &[],
-            )
-            .await;
+        let out = k.run_only(&cfg, "ctr", &[]).await;
         assert_eq!(out.code, 1, "{fault:?}: {out:?}");
         let v = kri(&out.json(), "ctr_open_incidents").clone();
         assert_eq!(

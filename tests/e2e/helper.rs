@@ -102,6 +102,13 @@ impl Kri {
         dump_store(&self.db()).await
     }
 
+    /// `kri --config CFG run --only MODULE --output json`.
+    pub async fn run_only(&self, cfg: &std::path::Path, module: &str, envs: &[(&str, &str)]) -> Outcome {
+        let cfg = cfg.to_str().expect("utf-8 path");
+        self.run(&["--config", cfg, "run", "--only", module, "--output", "json"], envs)
+            .await
+    }
+
     /// Run `kri ARGS` in the temp dir with a clean `KRI_*` environment plus `envs`, at the
     /// sandbox's "now".
     pub async fn run(&self, args: &[&str], envs: &[(&str, &str)]) -> Outcome {
