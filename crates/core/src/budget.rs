@@ -86,6 +86,8 @@ struct PoolRun {
     streak: Option<(String, u32)>,
     /// When the calls of the last minute were admitted (pools with `per_minute`).
     recent: VecDeque<Instant>,
+    /// One admission at a time: requests in flight at once never overspend a budget.
+    gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Per-connector call accounting for one run. Cheap to clone; clones share the accounting.
@@ -149,6 +151,8 @@ impl Budget {
             endpoint: endpoint.to_owned(),
             reason,
         };
+        let gate = self.with_pool(pool, |p| p.gate.clone());
+        let _admitting = gate.lock().await;
         if let Some(why) = self.with_pool(pool, |p| p.stopped.clone()) {
             return Err(not_called(why));
         }
@@ -350,6 +354,24 @@ mod tests {
             assert!(b.settle::<()>(&other, Err(nf.clone())).is_err());
         }
         assert!(!b.is_stopped(&other), "404 is an answer, not a failure of the API");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn requests_in_flight_at_once_never_overspend_a_budget() {
+        let (b, _) = budget();
+        let pool = Pool::limited("campaign-ids", 50);
+        let tasks: Vec<_> = (0..80)
+            .map(|_| {
+                let b = b.clone();
+                tokio::spawn(async move { b.admit(&pool, "GET /x").await.is_ok() })
+            })
+            .collect();
+        let mut admitted = 0;
+        for t in tasks {
+            admitted += usize::from(t.await.unwrap());
+        }
+        assert_eq!(admitted, 50);
+        assert_eq!(b.used_24h(&pool).await.unwrap(), 50);
     }
 
     #[tokio::test(start_paused = true)]

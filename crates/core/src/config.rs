@@ -50,6 +50,7 @@ pub struct ConnectorSettings {
     /// The family's key and its table as written (empty when absent).
     family: Option<(&'static str, Dict)>,
     http: HttpOptions,
+    concurrency: usize,
 }
 
 impl ConnectorSettings {
@@ -59,7 +60,21 @@ impl ConnectorSettings {
             table,
             family: None,
             http: HttpOptions::default(),
+            concurrency: 1,
         }
+    }
+
+    /// The same settings allowing `n` requests in flight at once (the framework's `concurrency`).
+    pub fn with_concurrency(self, n: usize) -> Self {
+        Self {
+            concurrency: n.max(1),
+            ..self
+        }
+    }
+
+    /// How many requests this connector may have in flight at once (at least 1).
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
     }
 
     /// The same settings with the shared table of the connector's family (`[key]`).

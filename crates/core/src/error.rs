@@ -133,6 +133,25 @@ pub enum KriError {
 }
 
 impl KriError {
+    /// A request that was not sent because its pool had stopped: a consequence of another
+    /// failure, which is the one worth telling.
+    pub fn is_not_called(&self) -> bool {
+        matches!(self, KriError::Http(HttpError::NotCalled { .. }))
+    }
+
+    /// Of several errors, the one that says what went wrong: the first that is not a mere
+    /// "not called".
+    pub fn telling<'a>(errors: impl IntoIterator<Item = &'a KriError>) -> Option<&'a KriError> {
+        let mut first = None;
+        for e in errors {
+            if !e.is_not_called() {
+                return Some(e);
+            }
+            first.get_or_insert(e);
+        }
+        first
+    }
+
     pub fn status(&self) -> Option<u16> {
         match self {
             KriError::Http(e) => e.status(),

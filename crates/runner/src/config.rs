@@ -319,6 +319,10 @@ pub struct Common {
     pub settings: ConnectorSettings,
 }
 
+/// Requests a connector may have in flight at once (`concurrency`): default and ceiling.
+pub const DEFAULT_CONCURRENCY: usize = 4;
+pub const MAX_CONCURRENCY: usize = 16;
+
 /// Default of `run_timeout`: the whole run of one connector.
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
@@ -359,7 +363,26 @@ impl Common {
             ..defaults
         };
         let run_timeout = duration("run_timeout", 1, 86_400)?.unwrap_or(DEFAULT_RUN_TIMEOUT);
-        let mut settings = ConnectorSettings::new(reg.module, table).with_http(http);
+        let concurrency = take(
+            &mut table,
+            "concurrency",
+            key("concurrency"),
+            Value::deserialize::<Text>,
+        )?
+        .map(|Text(t)| match t.trim().parse::<usize>() {
+            Ok(n) if (1..=MAX_CONCURRENCY).contains(&n) => Ok(n),
+            _ => Err(ConfigError::invalid(
+                key("concurrency"),
+                format!(
+                    "`{t}` is out of range: requests in flight, 1 to {MAX_CONCURRENCY} (default {DEFAULT_CONCURRENCY})"
+                ),
+            )),
+        })
+        .transpose()?
+        .unwrap_or(DEFAULT_CONCURRENCY);
+        let mut settings = ConnectorSettings::new(reg.module, table)
+            .with_http(http)
+            .with_concurrency(concurrency);
         if let Some((key, shared)) = family {
             settings = settings.with_family(key, shared);
         }
@@ -585,12 +608,19 @@ mod tests {
         .unwrap();
         let efd = l.modules.iter().find(|m| m.reg.module == "efd").unwrap();
         assert_eq!(efd.run_timeout, Duration::from_secs(120));
+        assert_eq!(efd.settings.concurrency(), DEFAULT_CONCURRENCY);
+        let l = load_toml(&format!("{OK}[connectors.tap]\nconcurrency = 16\n")).unwrap();
+        let tap = l.modules.iter().find(|m| m.reg.module == "tap").unwrap();
+        assert_eq!(tap.settings.concurrency(), 16);
         for (key, value) in [
             ("timeout", "\"2h\""),
             ("timeout", "0"),
             ("connect_timeout", "\"1h\""),
             ("run_timeout", "\"25h\""),
             ("run_timeout", "\"soon\""),
+            ("concurrency", "0"),
+            ("concurrency", "17"),
+            ("concurrency", "\"many\""),
         ] {
             let m = message(load_toml(&format!("{OK}[connectors.tap]\n{key} = {value}\n")));
             assert!(m.contains(&format!("connectors.tap.{key}")), "{m}");
