@@ -13,6 +13,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use tokio::task::JoinHandle;
 
+pub mod busy;
 pub mod ctr;
 pub mod faults;
 pub mod tap;
@@ -48,6 +49,10 @@ pub struct Scenario {
     /// The sandbox's "now": the data is placed relative to it and the API's limits are checked
     /// against it. `None`: the wall clock (the demo). Tests fix it, and give kri the same instant.
     pub now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Added before every answer, like the round trip to the real API (benchmarks, concurrency).
+    pub latency: std::time::Duration,
+    /// A busy SIEM hour (see [`busy`]) answered instead of the tenant's events for its slot.
+    pub busy_hour: Option<std::sync::Arc<busy::BusyHour>>,
     /// Faults to inject from the start (see [`faults`]); [`Sandbox::set_faults`] replaces them.
     pub faults: Vec<FaultRule>,
     /// The OAuth client CTR's token endpoint accepts.
@@ -65,6 +70,8 @@ impl Default for Scenario {
             people_forbidden: false,
             siem_pool_limit: 1800,
             now: None,
+            latency: std::time::Duration::ZERO,
+            busy_hour: None,
             faults: Vec::new(),
             ctr_client_id: ctr::DEMO_CLIENT_ID.into(),
             ctr_client_secret: ctr::DEMO_CLIENT_SECRET.into(),
@@ -78,6 +85,9 @@ struct Shared {
     scenario: Scenario,
     /// The fixed "now", when the scenario gave one; tests move it.
     now: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    /// Requests being answered now, and the most at once.
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
     hits: Mutex<BTreeMap<String, u64>>,
     tap: tap::TapData,
     /// Call times per rate-limit pool, for the rolling-24 h limits.
@@ -109,6 +119,8 @@ impl Sandbox {
             hits: Mutex::new(BTreeMap::new()),
             tap: tap::TapData::new(now),
             now: Mutex::new(fixed),
+            in_flight: Default::default(),
+            max_in_flight: Default::default(),
             pools: Mutex::new(BTreeMap::new()),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -141,6 +153,11 @@ impl Sandbox {
             tap::demo_config(&base, &self.credentials()),
             ctr::demo_config(&base, &self.shared.scenario)
         )
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Move the sandbox's fixed "now" (the data stays where it was placed): for a test's later
@@ -205,8 +222,32 @@ fn router(shared: Arc<Shared>) -> Router {
     tap::router(shared.clone())
         // CTR uses OAuth bearer tokens: its routes carry their own auth layer.
         .merge(ctr::router(shared.clone()))
-        // Outermost, so faults cover every route and see the request as the client sent it.
-        .layer(middleware::from_fn_with_state(shared, faults::inject))
+        // Outside the routes, so faults cover every route and see the request as sent.
+        .layer(middleware::from_fn_with_state(shared.clone(), faults::inject))
+        // Outermost: the round trip and the requests in flight, faulted or not.
+        .layer(middleware::from_fn_with_state(shared, round_trip))
+}
+
+/// Count the request as in flight, wait the scenario's latency, answer.
+async fn round_trip(
+    axum::extract::State(s): axum::extract::State<Arc<Shared>>,
+    req: Request,
+    next: middleware::Next,
+) -> Response {
+    use std::sync::atomic::Ordering;
+    let now = s.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    s.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+    impl Drop for Done<'_> {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+    let _done = Done(&s.in_flight);
+    if !s.scenario.latency.is_zero() {
+        tokio::time::sleep(s.scenario.latency).await;
+    }
+    next.run(req).await
 }
 
 /// Count one request to `path` in the per-path hit counter.

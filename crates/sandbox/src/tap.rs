@@ -54,6 +54,12 @@ async fn siem_all(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, Str
     if !pool_allows(&s, "siem", s.scenario.siem_pool_limit) {
         return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
     }
+    if let Some(busy) = &s.scenario.busy_hour
+        && let Ok((start, end)) = siem_window(s.now(), &q)
+        && busy.answers(start, end)
+    {
+        return busy.response();
+    }
     s.tap.siem_all(s.now(), &q)
 }
 
