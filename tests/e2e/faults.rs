@@ -184,8 +184,10 @@ async fn credentials_refused_everywhere_make_a_handful_of_calls() {
         let cfg = k.config(&tap_only(""));
         let out = run_json(&k, &cfg, &[]).await;
         assert_eq!(out.code, 1, "{out:?}");
+        // People 1; SIEM and campaign ids: 3 failures stop each pool, plus at most 3 more that
+        // were already in flight (concurrency 4).
         let total = k.sandbox.total_hits();
-        assert!(total <= 10, "{fault:?}: {total} requests: {:?}", k.sandbox.all_hits());
+        assert!(total <= 13, "{fault:?}: {total} requests: {:?}", k.sandbox.all_hits());
         assert!(out.stdout.contains(expect), "{fault:?}: {}", out.stdout);
     }
 }

@@ -3,6 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use futures_util::StreamExt;
+
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use kri_core::store::{StateValue, fmt_time};
 use kri_core::window::{ReadMark, Window, WindowRules, last_slots};
@@ -91,6 +93,8 @@ struct Member {
 pub struct Campaigns<'a> {
     /// Not metered: each call is metered in its own pool here.
     pub http: HttpClient,
+    /// Days and details read at once.
+    pub concurrency: usize,
     pub lookback: Duration,
     pub matcher: &'a Matcher,
 }
@@ -152,10 +156,24 @@ impl Campaigns<'_> {
         let now = ctx.clock.now();
         let mut days = Self::load(ctx).await?;
         let plan = self.windows(now, &days);
-        let mut first_error = None;
+        let mut errors = Vec::new();
         let mut failed = 0;
-        for w in &plan {
-            match self.ids_for(ctx, w).await {
+        // Days `concurrency` at a time; none starts once the pool is stopped.
+        let reads = futures_util::stream::iter(plan.iter().copied())
+            .map(|w| async move {
+                if ctx.budget.is_stopped(&CAMPAIGN_IDS_POOL) {
+                    return (w, None);
+                }
+                (w, Some(self.ids_for(ctx, &w).await))
+            })
+            .buffer_unordered(self.concurrency.max(1));
+        let mut reads = std::pin::pin!(reads);
+        while let Some((w, result)) = reads.next().await {
+            let Some(result) = result else {
+                failed += 1;
+                continue;
+            };
+            match result {
                 Ok(ids) => {
                     let f = DayFacts {
                         mark: ReadMark {
@@ -169,14 +187,11 @@ impl Campaigns<'_> {
                 }
                 Err(e) => {
                     failed += 1;
-                    first_error.get_or_insert(e);
-                    if ctx.budget.is_stopped(&CAMPAIGN_IDS_POOL) {
-                        break;
-                    }
+                    errors.push(e);
                 }
             }
         }
-        if let Some(e) = first_error {
+        if let Some(e) = KriError::telling(&errors) {
             return Err(KriError::Other(format!(
                 "{failed} of {DAYS} campaign days could not be read: {e}"
             )));
@@ -185,8 +200,13 @@ impl Campaigns<'_> {
         let ids: BTreeSet<&String> = wanted.iter().filter_map(|d| days.get(d)).flat_map(|f| &f.ids).collect();
         let mut matched = 0;
         let mut unknown = 0;
-        for id in ids {
-            match self.details(ctx, id).await? {
+        let ids: Vec<String> = ids.into_iter().cloned().collect();
+        let details = futures_util::stream::iter(ids)
+            .map(|id| async move { self.details(ctx, &id).await })
+            .buffer_unordered(self.concurrency.max(1));
+        let mut details = std::pin::pin!(details);
+        while let Some(d) = details.next().await {
+            match d? {
                 Some(d) if self.matcher.matches(&d) => matched += 1,
                 Some(_) => {}
                 None => unknown += 1,

@@ -3,8 +3,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+use futures_util::StreamExt;
+
 use chrono::{DateTime, Duration, Utc};
-use futures_util::TryStreamExt;
 use kri_core::store::{StateValue, fmt_time};
 use kri_core::window::{ReadMark, WindowRules, last_slots};
 use kri_core::{HttpClient, HttpError, KriError, KriResult, Measurement, PlannedCalls, Request, RunContext};
@@ -55,6 +56,8 @@ pub enum Pick {
 pub struct Siem {
     /// Metered in the `siem` pool.
     pub http: HttpClient,
+    /// Windows read at once.
+    pub concurrency: usize,
     pub lookback: Duration,
     pub safety: Duration,
 }
@@ -96,7 +99,8 @@ impl Siem {
     }
 
     /// Read the slots the last `count` hours need and have not read (or must re-read), newest
-    /// first, stopping at a throttle. Never reads a window twice in one run.
+    /// first, `concurrency` at a time; no window starts once the pool is stopped (a throttle,
+    /// failures in a row), and those in flight end cleanly. Never reads a window twice in a run.
     pub async fn refresh(&self, ctx: &RunContext, count: u32) -> Sums {
         let now = ctx.clock.now();
         let rules = self.rules();
@@ -116,11 +120,21 @@ impl Siem {
         let slots = last_slots(now, Duration::hours(1), count);
         let plan = rules.plan(now, &slots, |s| facts.get(&s).map(|f| f.mark));
         let bar = progress(ctx.interactive, plan.len() as u64);
-        for w in &plan {
+        let reads = futures_util::stream::iter(plan.iter().copied())
+            .map(|w| async move {
+                if ctx.budget.is_stopped(&SIEM_POOL) {
+                    return (w, None);
+                }
+                (w, Some(read_window(&self.http, w.start, w.end).await))
+            })
+            .buffer_unordered(self.concurrency.max(1));
+        let mut reads = std::pin::pin!(reads);
+        while let Some((w, result)) = reads.next().await {
             bar.set_message(format!("SIEM {}", fmt_time(&w.slot)));
-            let result = read_window(&self.http, w.start, w.end).await.map_err(KriError::from);
             bar.inc(1);
-            match result {
+            // Not started: its pool stopped first (the window counts as not read).
+            let Some(result) = result else { continue };
+            match result.map_err(KriError::from) {
                 Ok(counts) => {
                     let f = SlotFacts::new(
                         counts,
@@ -137,9 +151,6 @@ impl Siem {
                 Err(e) => {
                     tracing::warn!(slot = %fmt_time(&w.slot), "SIEM window not read: {e}");
                     failed.insert(w.slot, e);
-                    if ctx.budget.is_stopped(&SIEM_POOL) {
-                        break;
-                    }
                 }
             }
         }
@@ -195,10 +206,10 @@ impl Sums {
         if let Some(e) = &self.load_error {
             return Err(KriError::Other(format!("the stored SIEM facts could not be read: {e}")));
         }
-        let mut first_error: Option<&KriError> = None;
+        let mut errors: Vec<&KriError> = Vec::new();
         for s in &slots {
             if let Some(e) = self.failed.get(s) {
-                first_error.get_or_insert(e);
+                errors.push(e);
                 missing += 1;
                 continue;
             }
@@ -217,7 +228,7 @@ impl Sums {
                 None => missing += 1,
             }
         }
-        match (missing, first_error) {
+        match (missing, KriError::telling(errors)) {
             (0, None) => Ok(Measurement::value(ids.len() as f64)),
             (n, Some(e)) => Err(KriError::Other(format!(
                 "{n} of {count} hourly SIEM windows could not be read (nothing was counted from them; the next run \
@@ -230,42 +241,91 @@ impl Sums {
     }
 }
 
-/// GET one window and parse it as a stream on the blocking pool. A 204 is an empty window; a
-/// body that is cut off, stalls or does not parse is an error (the window is read again next
-/// run), never an empty window.
-async fn read_window(http: &HttpClient, start: DateTime<Utc>, end: DateTime<Utc>) -> Result<WindowCounts, HttpError> {
+/// GET one window and count its records as the body arrives. A 204 is an empty window; a body
+/// that is cut off, stalls or does not parse is an error (the window is read again next run),
+/// never an empty window.
+pub async fn read_window(
+    http: &HttpClient,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Result<WindowCounts, HttpError> {
     let interval = format!("{}/{}", fmt_time(&start), fmt_time(&end));
-    let endpoint = format!("GET {PATH}");
     let request = Request::get(PATH).query(&[("interval", interval.as_str()), ("format", "json")]);
     let answer = http.stream(request).await?;
     if answer.is_no_content() {
         return http.settle(Ok(WindowCounts::default()));
     }
-    let stream = answer.into_stream().map_err(std::io::Error::other);
-    let reader = tokio_util::io::SyncIoBridge::new(tokio_util::io::StreamReader::new(stream));
-    let parsed = tokio::task::spawn_blocking(move || siem::parse(reader)).await;
-    let result = match parsed {
-        Err(e) => Err(HttpError::Decode {
-            endpoint,
-            detail: format!("parser task failed: {e}"),
-        }),
+    let result = count_stream(answer.into_stream(), &interval).await;
+    http.settle(result)
+}
+
+/// The body goes to a parser on the blocking pool in batches of about [`BATCH`] bytes, through
+/// a small bounded channel: parsing never holds up the runtime's threads, the parser wakes once
+/// a batch rather than once a network chunk, and at most a few batches wait in memory.
+async fn count_stream(
+    stream: impl futures_util::Stream<Item = Result<bytes::Bytes, HttpError>>,
+    interval: &str,
+) -> Result<WindowCounts, HttpError> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<bytes::Bytes>>(2);
+    let parser = tokio::task::spawn_blocking(move || {
+        let mut parser = siem::Parser::default();
+        while let Some(batch) = rx.blocking_recv() {
+            for chunk in batch {
+                parser.feed(&chunk)?;
+            }
+        }
+        parser.finish()
+    });
+    let mut stream = std::pin::pin!(stream);
+    let mut body_error = None;
+    let (mut batch, mut size) = (Vec::new(), 0);
+    loop {
+        let next = stream.next().await;
+        if let Some(Ok(chunk)) = &next {
+            size += chunk.len();
+            batch.push(chunk.clone());
+            if size < BATCH {
+                continue;
+            }
+        }
+        // A full batch, the end, or an error: hand over what is gathered.
+        let full = std::mem::take(&mut batch);
+        size = 0;
+        // The parser stopped on an error: stop reading (the connection is dropped).
+        if !full.is_empty() && tx.send(full).await.is_err() {
+            break;
+        }
+        match next {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                body_error = Some(e);
+                break;
+            }
+            None => break,
+        }
+    }
+    drop(tx);
+    let parsed = parser.await;
+    // A body that failed on the wire says so, rather than "the JSON ended early".
+    if let Some(e) = body_error {
+        return Err(e);
+    }
+    let endpoint = format!("GET {PATH}");
+    match parsed {
         Ok(Ok(counts)) => Ok(counts),
-        // A failure of the body itself (cut off, stalled) comes back as the HttpError it was.
-        Ok(Err(e)) if e.is_io() => Err(std::io::Error::from(e)
-            .into_inner()
-            .and_then(|inner| inner.downcast::<HttpError>().ok())
-            .map(|e| *e)
-            .unwrap_or_else(|| HttpError::Cut {
-                endpoint,
-                detail: format!("window {interval}"),
-            })),
         Ok(Err(e)) => Err(HttpError::Decode {
             endpoint,
             detail: format!("{e} (window {interval})"),
         }),
-    };
-    http.settle(result)
+        Err(e) => Err(HttpError::Decode {
+            endpoint,
+            detail: format!("the parser task failed: {e}"),
+        }),
+    }
 }
+
+/// Bytes handed to the parser at once.
+const BATCH: usize = 256 * 1024;
 
 /// A progress bar on stderr for people; hidden for machines and pipes.
 pub fn progress(interactive: bool, len: u64) -> indicatif::ProgressBar {

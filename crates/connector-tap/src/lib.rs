@@ -3,7 +3,7 @@
 //! Facts per hour slot and per campaign day are kept in the store, so runs are incremental.
 
 mod campaigns;
-mod feed;
+pub mod feed;
 pub mod siem;
 
 use kri_core::secret::Secret;
@@ -131,6 +131,8 @@ fn default_siem_timeout() -> u64 {
 
 pub struct Tap {
     http: HttpClient,
+    /// Requests in flight at once (the framework's `concurrency`).
+    concurrency: usize,
     siem_http: HttpClient,
     lookback: chrono::Duration,
     safety: chrono::Duration,
@@ -184,6 +186,7 @@ fn build(settings: &ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError
     let siem_http = kri_proofpoint::client(settings, cfg.base_url.as_deref(), cfg.credentials.as_ref(), siem_opts)?;
     Ok(Box::new(Tap {
         http,
+        concurrency: settings.concurrency(),
         siem_http,
         lookback: chrono::Duration::minutes(i64::from(cfg.lookback_minutes)),
         safety: chrono::Duration::minutes(i64::from(cfg.safety_margin_minutes)),
@@ -260,6 +263,7 @@ impl Connector for Tap {
         if slots > 0 {
             let feed = feed::Siem {
                 http: self.siem_http.metered(&ctx.budget, SIEM_POOL),
+                concurrency: self.concurrency,
                 lookback: self.lookback,
                 safety: self.safety,
             };
@@ -277,6 +281,7 @@ impl Connector for Tap {
         if selected.contains(&CRED_PHISH_30D.slug) {
             let c = campaigns::Campaigns {
                 http: self.http.clone(),
+                concurrency: self.concurrency,
                 lookback: self.lookback,
                 matcher: &self.matcher,
             };
@@ -299,6 +304,7 @@ impl Connector for Tap {
         if slots > 0 {
             let feed = feed::Siem {
                 http: self.siem_http.clone(),
+                concurrency: self.concurrency,
                 lookback: self.lookback,
                 safety: self.safety,
             };
@@ -307,6 +313,7 @@ impl Connector for Tap {
         if selected.contains(&CRED_PHISH_30D.slug) {
             let c = campaigns::Campaigns {
                 http: self.http.clone(),
+                concurrency: self.concurrency,
                 lookback: self.lookback,
                 matcher: &self.matcher,
             };

@@ -1,14 +1,20 @@
 //! Streaming parse of a `/v2/siem/all` answer: count records, never hold them. Memory stays
-//! flat in the size of the answer: one record at a time, plus the identities of the records
-//! that count (16 bytes each).
+//! flat in the size of the answer: the bytes of one record at a time (plus one network chunk),
+//! and the identities of the records that count (16 bytes each).
+//!
+//! The answer arrives in chunks. A small scanner walks the top-level object and its arrays,
+//! finding where each record starts and ends (strings and escapes respected, chunk boundaries
+//! anywhere), and each record is deserialized from its own borrowed slice with
+//! `serde_json::from_slice`: the scan runs at memory speed (memchr inside strings) and serde only
+//! sees the records, never a byte-at-a-time reader.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::io::Read;
 
 use serde::Deserialize;
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde_json::value::RawValue;
+use serde::de::{self, Deserializer, IgnoredAny, SeqAccess, Visitor};
 
 /// What one SIEM window contributes to the KRIs: identities of the records that count.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -19,167 +25,600 @@ pub struct WindowCounts {
     pub clicks_permitted: HashSet<u128>,
     /// Delivered + blocked messages with an `impostor` classification (any case).
     pub impostor: HashSet<u128>,
-    /// Records seen in all arrays (before de-duplication).
+    /// Records seen in the three counted arrays (before de-duplication).
     pub records: u64,
 }
 
-/// Parse a whole answer from `reader`. Only a complete answer counts: an empty body, a body cut
-/// short, or a JSON object that is not a SIEM answer (none of `queryEndTime`,
-/// `messagesDelivered`, `messagesBlocked`, `clicksPermitted`, `clicksBlocked`) is an error, never
-/// an empty window. (An HTTP 204 is an empty window; the caller knows the status, not this.)
-pub fn parse<R: Read>(reader: R) -> Result<WindowCounts, serde_json::Error> {
-    let mut de = serde_json::Deserializer::from_reader(reader);
-    let mut counts = WindowCounts::default();
-    (&mut de).deserialize_map(Answer(&mut counts))?;
-    de.end()?;
-    Ok(counts)
+/// Why an answer could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    #[error("the answer is not valid JSON at byte {offset}: {what}")]
+    Syntax { offset: u64, what: String },
+    #[error("a record at byte {offset} could not be read: {source}")]
+    Record {
+        offset: u64,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("the answer ended before it was complete (after {bytes} bytes)")]
+    Truncated { bytes: u64 },
+    #[error("the answer is not a SIEM answer (no queryEndTime and none of the record arrays)")]
+    NotSiem,
+    #[error("reading the answer failed: {0}")]
+    Io(#[from] std::io::Error),
 }
 
-#[derive(Clone, Copy)]
-enum Array {
+/// Parse a whole answer from `reader` (tests, tools). Only a complete answer counts: an empty
+/// body, a body cut short, or a JSON value that is not a SIEM answer is an error, never an empty
+/// window. (An HTTP 204 is an empty window; the caller knows the status, not this.)
+pub fn parse<R: Read>(mut reader: R) -> Result<WindowCounts, ParseError> {
+    let mut parser = Parser::default();
+    let mut chunk = vec![0u8; 256 * 1024];
+    loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => return parser.finish(),
+            Ok(n) => parser.feed(&chunk[..n])?,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// [`parse`] of bytes already in memory, read in place.
+pub fn parse_slice(bytes: &[u8]) -> Result<WindowCounts, ParseError> {
+    Parser::with_batch(0).whole(bytes)
+}
+
+/// Which array of the answer a record is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Section {
     Delivered,
     Blocked,
     ClicksPermitted,
+    /// An array (or value) that does not count: skipped element by element, still checked.
+    Other,
 }
 
-struct Answer<'a>(&'a mut WindowCounts);
+/// Where the parser is in the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before the opening `{`.
+    Start,
+    /// After `{` or `,` at the top level: a key, or (after `{`) the closing `}`.
+    Key { first: bool },
+    /// After a key: `:`.
+    Colon(Section),
+    /// After `:`: the value (an array is read element by element).
+    Value(Section),
+    /// After a top-level value: `,` or `}`.
+    AfterValue,
+    /// After `[` (or `,` in the array): an element, or (when `first`) the closing `]`.
+    Element { section: Section, first: bool },
+    /// After an element: `,` or `]`.
+    AfterElement(Section),
+    /// After the closing `}`: only whitespace.
+    Done,
+}
 
-impl<'de> Visitor<'de> for Answer<'_> {
-    type Value = ();
+/// Bytes gathered before parsing (a record cut by a chunk boundary is parsed again once whole;
+/// gathering first keeps that rare).
+const BATCH: usize = 256 * 1024;
 
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a SIEM answer object")
+/// The incremental parser: [`Parser::feed`] chunks as they arrive, then [`Parser::finish`].
+///
+/// The parser walks the top-level object and its arrays itself (a few punctuation bytes) and
+/// hands every value to serde_json as a slice of the buffer: a record is deserialized straight
+/// into [`Record`] (one pass over its bytes, the uncounted fields skipped), anything else is
+/// checked with `IgnoredAny`. A value cut by the end of the buffer is parsed again when the
+/// next chunk has arrived. Memory: one batch plus the record in progress.
+#[derive(Debug)]
+pub struct Parser {
+    buf: Vec<u8>,
+    /// Everything before this in `buf` is consumed.
+    pos: usize,
+    /// Bytes dropped from the front of `buf` so far (for offsets in errors).
+    dropped: u64,
+    state: State,
+    recognised: bool,
+    counts: WindowCounts,
+    /// Bytes to gather before parsing.
+    batch: usize,
+}
+
+impl Default for Parser {
+    fn default() -> Self {
+        Self::with_batch(BATCH)
+    }
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// One value parsed from the front of a slice: the value and how many bytes it took, or `None`
+/// when the slice ends inside it (more bytes are needed).
+fn one<'de, T: Deserialize<'de>>(bytes: &'de [u8], eof: bool) -> Result<Option<(T, usize)>, serde_json::Error> {
+    // A number is the one value without an end of its own: it may go on in the next chunk until
+    // a delimiter follows it.
+    if !eof
+        && matches!(bytes.first(), Some(b'-' | b'0'..=b'9'))
+        && !bytes.iter().any(|b| matches!(b, b',' | b']' | b'}') || is_ws(*b))
+    {
+        return Ok(None);
+    }
+    let mut values = serde_json::Deserializer::from_slice(bytes).into_iter::<T>();
+    match values.next() {
+        Some(Ok(v)) => Ok(Some((v, values.byte_offset()))),
+        // Cut by the end of the buffer: serde says "EOF", or, for a number cut inside a record
+        // (`0.` of `0.0`), "invalid number" at the very end. Either way: wait for more bytes.
+        Some(Err(e)) if !eof && (e.is_eof() || error_offset(bytes, &e) + 1 >= bytes.len()) => Ok(None),
+        Some(Err(e)) => Err(e),
+        None => Ok(None),
+    }
+}
+
+/// Where in `bytes` serde_json reported `e` (it says line and column).
+fn error_offset(bytes: &[u8], e: &serde_json::Error) -> usize {
+    let line_start = if e.line() <= 1 {
+        0
+    } else {
+        memchr::memchr_iter(b'\n', bytes)
+            .nth(e.line() - 2)
+            .map_or(bytes.len(), |i| i + 1)
+    };
+    line_start + e.column().saturating_sub(1)
+}
+
+impl Parser {
+    /// A parser that parses once `batch` bytes are waiting (tests use 1 to split values at every
+    /// byte; the default is [`BATCH`]).
+    pub fn with_batch(batch: usize) -> Self {
+        Self {
+            buf: Vec::with_capacity(2 * batch.min(BATCH)),
+            pos: 0,
+            dropped: 0,
+            state: State::Start,
+            recognised: false,
+            counts: WindowCounts::default(),
+            batch,
+        }
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut recognised = false;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            let array = match key.as_ref() {
-                "messagesDelivered" => Array::Delivered,
-                "messagesBlocked" => Array::Blocked,
-                "clicksPermitted" => Array::ClicksPermitted,
-                other => {
-                    recognised |= matches!(other, "queryEndTime" | "clicksBlocked");
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
+    /// Take the next chunk of the answer and count every record it completes.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), ParseError> {
+        if self.pos > 0 && self.pos * 2 >= self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.dropped += self.pos as u64;
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(chunk);
+        if self.buf.len() - self.pos < self.batch {
+            return Ok(());
+        }
+        let buf = std::mem::take(&mut self.buf);
+        let result = self.run(&buf, false);
+        self.buf = buf;
+        result
+    }
+
+    /// The counts, when the answer was complete and a SIEM answer.
+    pub fn finish(mut self) -> Result<WindowCounts, ParseError> {
+        let buf = std::mem::take(&mut self.buf);
+        self.run(&buf, true)?;
+        self.buf = buf;
+        self.conclude()
+    }
+
+    /// The counts of a whole answer already in memory, read in place (no copy).
+    fn whole(mut self, bytes: &[u8]) -> Result<WindowCounts, ParseError> {
+        self.run(bytes, true)?;
+        self.dropped = bytes.len() as u64;
+        self.conclude()
+    }
+
+    fn conclude(self) -> Result<WindowCounts, ParseError> {
+        match self.state {
+            State::Done if self.recognised => Ok(self.counts),
+            State::Done => Err(ParseError::NotSiem),
+            _ => Err(ParseError::Truncated {
+                bytes: self.dropped + self.buf.len() as u64,
+            }),
+        }
+    }
+
+    fn syntax(&self, at: usize, what: impl Into<String>) -> ParseError {
+        ParseError::Syntax {
+            offset: self.dropped + at as u64,
+            what: what.into(),
+        }
+    }
+
+    /// Advance through `data` (the buffer, or a whole answer) as far as it allows (`eof`: no
+    /// more bytes will come).
+    fn run(&mut self, data: &[u8], eof: bool) -> Result<(), ParseError> {
+        loop {
+            while self.pos < data.len() && is_ws(data[self.pos]) {
+                self.pos += 1;
+            }
+            let Some(&b) = data.get(self.pos) else {
+                return Ok(());
             };
-            recognised = true;
-            map.next_value_seed(Records { counts: self.0, array })?;
-        }
-        if recognised {
-            Ok(())
-        } else {
-            Err(de::Error::custom(
-                "the answer is not a SIEM answer (no queryEndTime and none of the record arrays)",
-            ))
-        }
-    }
-}
-
-struct Records<'a> {
-    counts: &'a mut WindowCounts,
-    array: Array,
-}
-
-impl<'de> DeserializeSeed<'de> for Records<'_> {
-    type Value = ();
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Records<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of SIEM records, or null")
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
-            self.counts.records += 1;
-            let record: Record = serde_json::from_str(raw.get()).map_err(de::Error::custom)?;
-            let id = identity(&record, &raw);
-            match self.array {
-                Array::Delivered => {
-                    self.counts.delivered.insert(id);
-                    if record.is_impostor() {
-                        self.counts.impostor.insert(id);
+            let at = self.pos;
+            let next = match (self.state, b) {
+                (State::Start, b'{') => Some(State::Key { first: true }),
+                (State::Start, _) => return Err(self.syntax(at, "the answer is not a JSON object")),
+                (State::Key { first: true }, b'}') => Some(State::Done),
+                (State::Key { .. }, b'"') => {
+                    let Some((key, used)) = self.value::<Cow<'_, str>>(data, eof, "a key")? else {
+                        return Ok(());
+                    };
+                    let section = match key.as_ref() {
+                        "messagesDelivered" => Section::Delivered,
+                        "messagesBlocked" => Section::Blocked,
+                        "clicksPermitted" => Section::ClicksPermitted,
+                        _ => Section::Other,
+                    };
+                    let known = section != Section::Other || matches!(key.as_ref(), "queryEndTime" | "clicksBlocked");
+                    self.recognised |= known;
+                    self.pos += used;
+                    self.state = State::Colon(section);
+                    None
+                }
+                (State::Key { .. }, _) => return Err(self.syntax(at, "expected a key")),
+                (State::Colon(section), b':') => Some(State::Value(section)),
+                (State::Colon(_), _) => return Err(self.syntax(at, "expected `:`")),
+                (State::Value(section), b'[') => Some(State::Element { section, first: true }),
+                (State::Value(section), _) => {
+                    if section != Section::Other && b != b'n' {
+                        return Err(self.syntax(at, "a record array is neither an array nor null"));
                     }
+                    let Some((_, used)) = self.value::<IgnoredAny>(data, eof, "a value")? else {
+                        return Ok(());
+                    };
+                    self.pos += used;
+                    self.state = State::AfterValue;
+                    None
                 }
-                Array::Blocked => {
-                    if record.is_impostor() {
-                        self.counts.impostor.insert(id);
-                    }
+                (State::AfterValue, b',') => Some(State::Key { first: false }),
+                (State::AfterValue, b'}') => Some(State::Done),
+                (State::AfterValue, _) => return Err(self.syntax(at, "expected `,` or `}`")),
+                (State::Element { first: true, .. }, b']') => Some(State::AfterValue),
+                (State::Element { section, .. }, _) => {
+                    let used = if section == Section::Other {
+                        match self.value::<IgnoredAny>(data, eof, "a value")? {
+                            Some((_, used)) => used,
+                            None => return Ok(()),
+                        }
+                    } else {
+                        match self.record(data, section, eof)? {
+                            Some(used) => used,
+                            None => return Ok(()),
+                        }
+                    };
+                    self.pos += used;
+                    self.state = State::AfterElement(section);
+                    None
                 }
-                Array::ClicksPermitted => {
-                    self.counts.clicks_permitted.insert(id);
-                }
+                (State::AfterElement(section), b',') => Some(State::Element { section, first: false }),
+                (State::AfterElement(_), b']') => Some(State::AfterValue),
+                (State::AfterElement(_), _) => return Err(self.syntax(at, "expected `,` or `]`")),
+                (State::Done, _) => return Err(self.syntax(at, "trailing characters after the answer")),
+            };
+            if let Some(next) = next {
+                self.pos += 1;
+                self.state = next;
             }
         }
-        Ok(())
+    }
+
+    /// The value at `pos`, and its length; `None` when it is not all in `data` yet.
+    fn value<'d, T: Deserialize<'d>>(
+        &self,
+        data: &'d [u8],
+        eof: bool,
+        what: &str,
+    ) -> Result<Option<(T, usize)>, ParseError> {
+        one(&data[self.pos..], eof).map_err(|e| self.syntax(self.pos, format!("{what}: {e}")))
+    }
+
+    /// Count the record at `pos`; its length, or `None` when it is not all in `data` yet.
+    fn record(&mut self, data: &[u8], section: Section, eof: bool) -> Result<Option<usize>, ParseError> {
+        let bytes = &data[self.pos..];
+        match one::<Record<'_>>(bytes, eof) {
+            Ok(Some((record, used))) => {
+                count(&mut self.counts, section, &record, &bytes[..used]);
+                Ok(Some(used))
+            }
+            Ok(None) => Ok(None),
+            Err(source) => Err(ParseError::Record {
+                offset: self.dropped + self.pos as u64,
+                source,
+            }),
+        }
+    }
+}
+
+/// Count one record of `section`.
+fn count(counts: &mut WindowCounts, section: Section, record: &Record<'_>, raw: &[u8]) {
+    counts.records += 1;
+    let id = identity(record, raw);
+    match section {
+        Section::Delivered => {
+            counts.delivered.insert(id);
+            if record.impostor {
+                counts.impostor.insert(id);
+            }
+        }
+        Section::Blocked => {
+            if record.impostor {
+                counts.impostor.insert(id);
+            }
+        }
+        Section::ClicksPermitted => {
+            counts.clicks_permitted.insert(id);
+        }
+        Section::Other => {}
     }
 }
 
 /// The fields counting needs; everything else is skipped. Every field may be null or missing.
-#[derive(Debug, Deserialize)]
+///
+/// Read by hand rather than derived: keys and ids are taken as bytes (no UTF-8 check, no copy
+/// when there is no escape), the impostor test runs while `threatsInfoMap` is read (nothing
+/// kept), and every other field is skipped unread.
+#[derive(Debug, Default)]
 struct Record<'a> {
-    #[serde(default, borrow)]
-    id: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default, rename = "GUID", borrow)]
-    guid: Option<std::borrow::Cow<'a, str>>,
-    #[serde(default)]
-    recipient: Option<Recipient>,
-    #[serde(default, rename = "threatsInfoMap")]
-    threats: Option<Vec<ThreatInfo>>,
+    id: Option<Cow<'a, [u8]>>,
+    guid: Option<Cow<'a, [u8]>>,
+    recipient: Option<Recipient<'a>>,
+    impostor: bool,
 }
 
-/// An array on messages, a string on clicks.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum Recipient {
-    One(String),
-    Many(Vec<Option<String>>),
-    Other(IgnoredAny),
+/// An array on messages, a string on clicks; anything else is ignored.
+#[derive(Debug)]
+enum Recipient<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+    Other,
 }
 
-#[derive(Debug, Deserialize)]
-struct ThreatInfo {
-    #[serde(default)]
-    classification: Option<String>,
+/// The fields a record is read for.
+enum Field {
+    Id,
+    Guid,
+    Recipient,
+    Threats,
+    Other,
 }
 
-impl Record<'_> {
-    fn is_impostor(&self) -> bool {
-        self.threats.iter().flatten().any(|t| {
-            t.classification
-                .as_deref()
-                .is_some_and(|c| c.trim().eq_ignore_ascii_case("impostor"))
-        })
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Field, E> {
+                Ok(match v {
+                    b"id" => Field::Id,
+                    b"GUID" => Field::Guid,
+                    b"recipient" => Field::Recipient,
+                    b"threatsInfoMap" => Field::Threats,
+                    _ => Field::Other,
+                })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Field, E> {
+                self.visit_bytes(v.as_bytes())
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// A JSON string as its bytes, borrowed from the input when it has no escapes.
+struct Bytes<'a>(Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Bytes<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Bytes<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_bytes<E: de::Error>(self, v: &'de [u8]) -> Result<Self::Value, E> {
+                Ok(Bytes(Cow::Borrowed(v)))
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+                Ok(Bytes(Cow::Owned(v.to_vec())))
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Bytes(Cow::Borrowed(v.as_bytes())))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Bytes(Cow::Owned(v.as_bytes().to_vec())))
+            }
+        }
+        d.deserialize_bytes(V(std::marker::PhantomData))
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Record<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a SIEM record (an object)")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut r = Record::default();
+                while let Some(field) = map.next_key::<Field>()? {
+                    match field {
+                        Field::Id => r.id = map.next_value::<Option<Bytes<'a>>>()?.map(|b| b.0),
+                        Field::Guid => r.guid = map.next_value::<Option<Bytes<'a>>>()?.map(|b| b.0),
+                        Field::Recipient => r.recipient = map.next_value::<Option<Recipient<'a>>>()?,
+                        Field::Threats => r.impostor = map.next_value::<Impostor>()?.0,
+                        Field::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(r)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// Whether a `threatsInfoMap` (an array of threats, or null) holds a classification `impostor`
+/// in any case.
+struct Impostor(bool);
+
+impl<'de> Deserialize<'de> for Impostor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Threats;
+        impl<'de> Visitor<'de> for Threats {
+            type Value = Impostor;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of threats, or null")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Impostor, E> {
+                Ok(Impostor(false))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Impostor, A::Error> {
+                let mut any = false;
+                while let Some(t) = seq.next_element::<Impostor>()? {
+                    any |= t.0;
+                }
+                Ok(Impostor(any))
+            }
+            // One threat: its classification.
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Impostor, A::Error> {
+                let mut impostor = false;
+                while let Some(key) = map.next_key::<Bytes<'_>>()? {
+                    if key.0.as_ref() == b"classification" {
+                        impostor = map
+                            .next_value::<Option<Bytes<'_>>>()?
+                            .is_some_and(|c| c.0.trim_ascii().eq_ignore_ascii_case(b"impostor"));
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                Ok(Impostor(impostor))
+            }
+        }
+        d.deserialize_any(Threats)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Recipient<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Recipient<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a recipient or a list of recipients")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Recipient::One(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Recipient::One(Cow::Owned(v.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut all = Vec::new();
+                while let Some(r) = seq.next_element::<MaybeStr<'a>>()? {
+                    all.extend(r.0);
+                }
+                Ok(Recipient::Many(all))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Recipient::Other)
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Recipient::Other)
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Recipient::Other)
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Recipient::Other)
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Recipient::Other)
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Recipient::Other)
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A string (borrowed from the input when it has no escapes), or nothing for any other value.
+struct MaybeStr<'a>(Option<std::borrow::Cow<'a, str>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = MaybeStr<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a recipient")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(std::borrow::Cow::Borrowed(v))))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(MaybeStr(Some(std::borrow::Cow::Owned(v.to_owned()))))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(MaybeStr(None))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(MaybeStr(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
     }
 }
 
 /// Record identity: `id` + `GUID` + recipient when there is an `id` (a message to N recipients
 /// is N records sharing a GUID); otherwise a hash of the canonical record (keys sorted), which is
 /// the same however the server orders its keys.
-fn identity(record: &Record<'_>, raw: &RawValue) -> u128 {
+fn identity(record: &Record<'_>, raw: &[u8]) -> u128 {
     let mut h = Fnv128::new();
     match &record.id {
         Some(id) if !id.is_empty() => {
             h.write(b"id\0");
-            h.write(id.as_bytes());
+            h.write(id);
             h.write(b"\0");
-            h.write(record.guid.as_deref().unwrap_or("").as_bytes());
+            h.write(record.guid.as_deref().unwrap_or(b""));
             h.write(b"\0");
             match &record.recipient {
                 Some(Recipient::One(r)) => h.write(r.as_bytes()),
                 Some(Recipient::Many(rs)) => {
-                    for r in rs.iter().flatten() {
+                    for r in rs {
                         h.write(r.as_bytes());
                         h.write(b",");
                     }
@@ -189,9 +628,9 @@ fn identity(record: &Record<'_>, raw: &RawValue) -> u128 {
         }
         _ => {
             h.write(b"raw\0");
-            match serde_json::from_str::<serde_json::Value>(raw.get()) {
+            match serde_json::from_slice::<serde_json::Value>(raw) {
                 Ok(v) => canonical(&v, &mut h),
-                Err(_) => h.write(raw.get().as_bytes()),
+                Err(_) => h.write(raw),
             }
         }
     }
@@ -253,6 +692,15 @@ mod tests {
 
     fn counts(v: serde_json::Value) -> WindowCounts {
         parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    /// Feed `bytes` in chunks of `size`.
+    fn chunked(bytes: &[u8], size: usize) -> Result<WindowCounts, ParseError> {
+        let mut p = Parser::with_batch(1);
+        for c in bytes.chunks(size.max(1)) {
+            p.feed(c)?;
+        }
+        p.finish()
     }
 
     #[test]
@@ -331,6 +779,16 @@ mod tests {
         assert!(parse(&b"<html>oops</html>"[..]).is_err());
     }
 
+    /// Identities are stored: they must not change between versions (or the facts carry a new
+    /// shape version). This pins the bytes that are hashed.
+    #[test]
+    fn identities_hash_id_guid_and_recipients_as_stored() {
+        let c = counts(json!({"messagesDelivered": [{"recipient": ["x@y", "z@y"], "GUID": "g", "id": "a"}]}));
+        let mut h = Fnv128::new();
+        h.write(b"id\0a\0g\0x@y,z@y,");
+        assert_eq!(c.delivered.into_iter().collect::<Vec<_>>(), vec![h.finish()]);
+    }
+
     #[test]
     fn fnv128_matches_the_reference_vectors() {
         let mut h = Fnv128::new();
@@ -339,5 +797,195 @@ mod tests {
         let mut h = Fnv128::new();
         h.write(b"a");
         assert_eq!(h.finish(), 0xd228cb696f1a8caf78912b704e4a8964);
+    }
+
+    #[test]
+    fn a_number_cut_inside_a_record_waits_for_the_rest() {
+        let text = r#"{"queryEndTime":"x","messagesDelivered":[{"id":"a","impostorScore":0.25,"n":-12e3}]}"#;
+        for cut in 1..text.len() {
+            let mut p = Parser::with_batch(1);
+            p.feed(&text.as_bytes()[..cut])
+                .unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+            p.feed(&text.as_bytes()[cut..]).unwrap();
+            assert_eq!(p.finish().unwrap().delivered.len(), 1, "cut at {cut}");
+        }
+    }
+
+    /// Every chunking of an answer gives the counts of the whole: records, keys, strings and
+    /// escapes split at every possible byte.
+    #[test]
+    fn records_split_across_chunk_boundaries_count_the_same() {
+        let text = generated(40, 7);
+        let whole = parse_slice(text.as_bytes()).unwrap();
+        assert!(whole.records > 0 && !whole.delivered.is_empty());
+        for size in [1, 2, 3, 5, 7, 11, 64, 333, 4096] {
+            assert_eq!(chunked(text.as_bytes(), size).unwrap(), whole, "chunks of {size}");
+        }
+    }
+
+    /// The scanner and a plain `serde_json::Value` reading agree on generated answers (nulls,
+    /// escapes, braces inside strings, odd key spellings, recipients as strings, arrays, null,
+    /// numbers, unknown keys and skipped arrays).
+    #[test]
+    fn differential_against_a_value_reference_parser() {
+        for seed in 1..=60 {
+            let text = generated(25, seed);
+            let got = chunked(text.as_bytes(), 1 + (seed as usize * 37) % 500)
+                .unwrap_or_else(|e| panic!("seed {seed}: {e}\n{text}"));
+            let want = reference(&text);
+            assert_eq!(
+                (
+                    got.records,
+                    got.delivered.len(),
+                    got.clicks_permitted.len(),
+                    got.impostor.len()
+                ),
+                want,
+                "seed {seed}: {text}"
+            );
+        }
+    }
+
+    /// (records, distinct delivered, distinct clicks permitted, distinct impostor), read the
+    /// simple way: the whole answer as a `Value`, identities as strings.
+    fn reference(text: &str) -> (u64, usize, usize, usize) {
+        use serde_json::Value;
+        let v: Value = serde_json::from_str(text).unwrap();
+        let identity = |r: &Value| -> String {
+            match r.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                Some(id) => {
+                    let guid = r.get("GUID").and_then(Value::as_str).unwrap_or("");
+                    let recipients = match r.get("recipient") {
+                        Some(Value::String(s)) => s.clone(),
+                        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(|s| format!("{s},")).collect(),
+                        _ => String::new(),
+                    };
+                    format!("id\0{id}\0{guid}\0{recipients}")
+                }
+                None => format!("raw\0{r}"),
+            }
+        };
+        let impostor = |r: &Value| {
+            r.get("threatsInfoMap")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|t| {
+                    t.get("classification")
+                        .and_then(Value::as_str)
+                        .is_some_and(|c| c.trim().eq_ignore_ascii_case("impostor"))
+                })
+        };
+        let (mut records, mut delivered, mut clicks, mut bec) = (0, HashSet::new(), HashSet::new(), HashSet::new());
+        for (key, set) in [("messagesDelivered", 0), ("messagesBlocked", 1), ("clicksPermitted", 2)] {
+            for r in v.get(key).and_then(Value::as_array).into_iter().flatten() {
+                records += 1;
+                let id = identity(r);
+                match set {
+                    0 => {
+                        if impostor(r) {
+                            bec.insert(id.clone());
+                        }
+                        delivered.insert(id);
+                    }
+                    1 => {
+                        if impostor(r) {
+                            bec.insert(id);
+                        }
+                    }
+                    _ => {
+                        clicks.insert(id);
+                    }
+                }
+            }
+        }
+        (records, delivered.len(), clicks.len(), bec.len())
+    }
+
+    /// A deterministic answer of `n` records per array, varied by `seed`.
+    fn generated(n: u64, seed: u64) -> String {
+        let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut next = move |m: u64| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (x >> 33) % m
+        };
+        let ws = |k: u64| [" ", "", "\n  ", "\t"][k as usize % 4];
+        let mut out = format!(
+            "{{{}\"queryEndTime\"{}:{}\"2026-11-23T10:00:00Z\",",
+            ws(seed),
+            ws(seed + 1),
+            ws(seed + 2)
+        );
+        out.push_str("\"unknown\": {\"nested\": [1, {\"a\": \"}]\\\"\"}], \"n\": null},");
+        out.push_str("\"numbers\": [1, -22, 3.5e2, 4444, true, null],");
+        for (ai, array) in [
+            "messagesDelivered",
+            "messagesBlocked",
+            "clicksPermitted",
+            "clicksBlocked",
+        ]
+        .iter()
+        .enumerate()
+        {
+            if next(7) == 0 {
+                out.push_str(&format!("\"{array}\": null,"));
+                continue;
+            }
+            out.push_str(&format!("\"{array}\" : ["));
+            for i in 0..n {
+                if i > 0 {
+                    out.push_str(&format!(",{}", ws(next(4))));
+                }
+                let id = match next(5) {
+                    0 => "null".to_owned(),
+                    1 => "\"\"".to_owned(),
+                    _ => format!("\"id-{}\"", next(n / 2 + 1)),
+                };
+                let recipient = match next(6) {
+                    0 => "null".to_owned(),
+                    1 => "\"solo@example.com\"".to_owned(),
+                    2 => "7".to_owned(),
+                    3 => "[\"a@x.com\", null, 3]".to_owned(),
+                    _ => format!("[\"r{}@example.com\"]", next(3)),
+                };
+                let class = ["phish", "IMPOSTOR", "Impostor ", "malware", "impostor"][next(5) as usize];
+                let threat_key = if next(2) == 0 { "threatID" } else { "threatId" };
+                let threats = match next(4) {
+                    0 => "null".to_owned(),
+                    _ => format!("[{{\"{threat_key}\": \"t\\u00e9{i}\", \"classification\": \"{class}\"}}]"),
+                };
+                let subject = [
+                    "plain",
+                    "with \\\"quotes\\\" and } braces {",
+                    "back\\\\slash",
+                    "\\u2603 snow",
+                ][next(4) as usize];
+                let fields = [
+                    format!("\"id\": {id}"),
+                    format!("\"GUID\": \"g{}\"", next(4)),
+                    format!("\"recipient\": {recipient}"),
+                    format!("\"subject\": \"{subject}\""),
+                    format!("\"threatsInfoMap\": {threats}"),
+                    format!("\"spamScore\": {}", next(100)),
+                    format!(
+                        "\"completelyRewritten\": {}",
+                        ["true", "\"true\"", "null"][next(3) as usize]
+                    ),
+                    format!("\"messageParts\": [{{\"md5\": \"{}\", \"n\": [[], {{}}]}}]", next(1000)),
+                ];
+                let mut order: Vec<&String> = fields.iter().collect();
+                let k = next(fields.len() as u64) as usize;
+                order.rotate_left(k);
+                let body: Vec<String> = order.iter().map(|f| f.to_string()).collect();
+                out.push_str(&format!("{{{}{}}}", ws(next(4)), body.join(",")));
+            }
+            out.push(']');
+            out.push_str(if ai < 3 { "," } else { "" });
+        }
+        if out.ends_with(',') {
+            out.pop();
+        }
+        out.push_str(&format!("{}}}", ws(seed + 3)));
+        out
     }
 }
