@@ -65,6 +65,7 @@ kri_core::inventory::submit! {
         family: Some(kri_proofpoint::FAMILY),
         build,
         command: None,
+        pools: &[CLEAR_POOL],
     }
 }
 

@@ -414,6 +414,7 @@ kri_core::inventory::submit! {
         family: None,
         build,
         command: Some(cli::COMMAND),
+        pools: &[TOKEN_POOL, CTR_POOL],
     }
 }
 
@@ -434,6 +435,50 @@ impl Connector for Ctr {
                 None => "incident list reachable".into(),
             },
         })
+    }
+
+    /// The newest incidents the feed stored, newest first (the store only, no API call).
+    async fn feed(&self, ctx: &RunContext, limit: usize) -> Result<Option<kri_core::Feed>, KriError> {
+        let mut rows: Vec<Value> = ctx
+            .state
+            .scan::<fetch::StoredIncident>(&fetch::incident_key(""))
+            .await?
+            .into_iter()
+            .map(|(_, s)| s.0)
+            .collect();
+        rows.sort_by_key(|inc| std::cmp::Reverse(client::View(inc).created_at()));
+        let items = rows
+            .iter()
+            .take(limit)
+            .filter_map(|inc| {
+                let v = client::View(inc);
+                let id = v.id()?.to_owned();
+                let mut fields = Vec::new();
+                for key in ["state", "priority", "score", "assignedTeamName"] {
+                    match inc.get(key) {
+                        Some(Value::String(t)) if !t.is_empty() => fields.push((key.to_owned(), t.clone())),
+                        Some(Value::Number(n)) => fields.push((key.to_owned(), n.to_string())),
+                        _ => {}
+                    }
+                }
+                let title = v
+                    .str("title")
+                    .filter(|t| !t.is_empty())
+                    .map(str::to_owned)
+                    .or_else(|| inc.get("displayId").map(|d| format!("incident {d}")))
+                    .unwrap_or_else(|| format!("incident {id}"));
+                Some(kri_core::FeedItem {
+                    id,
+                    title,
+                    at: v.created_at(),
+                    fields,
+                })
+            })
+            .collect();
+        Ok(Some(kri_core::Feed {
+            title: "Newest CTR incidents".into(),
+            items,
+        }))
     }
 
     /// What a run costs: the token, one feed cycle (at least one page, plus one GET per new

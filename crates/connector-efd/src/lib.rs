@@ -73,6 +73,7 @@ kri_core::inventory::submit! {
         family: Some(kri_proofpoint::FAMILY),
         build,
         command: None,
+        pools: &[EFD_POOL],
     }
 }
 

@@ -208,6 +208,7 @@ kri_core::inventory::submit! {
         family: Some(kri_proofpoint::FAMILY),
         build,
         command: None,
+        pools: &[PEOPLE_POOL, SIEM_POOL, SIEM_CLICKS_PERMITTED_POOL, CAMPAIGN_IDS_POOL, CAMPAIGN_POOL],
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::sync::Arc;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::budget::Budget;
 use crate::budget::CallCounter;
 use crate::clock::Clock;
@@ -47,6 +49,9 @@ pub struct RunContext {
     pub budget: Budget,
     /// A person is watching stderr on a terminal: progress bars are welcome.
     pub interactive: bool,
+    /// Fires when the run must stop now (a service shutting down after its grace period): the
+    /// run is then recorded as failed, and what it stored so far (windows, cursors) is kept.
+    pub cancel: CancellationToken,
 }
 
 impl RunContext {
@@ -59,7 +64,14 @@ impl RunContext {
             clock,
             state: store.state(module),
             interactive,
+            cancel: CancellationToken::new(),
         }
+    }
+
+    /// The same context, stopped when `cancel` fires.
+    pub fn with_cancel(mut self, cancel: CancellationToken) -> Self {
+        self.cancel = cancel;
+        self
     }
 }
 
@@ -87,4 +99,26 @@ pub trait Connector: Send + Sync {
     async fn plan(&self, _ctx: &RunContext, _selected: &[&'static str]) -> Result<Vec<PlannedCalls>, KriError> {
         Ok(Vec::new())
     }
+    /// The newest items of the feed the connector keeps in its state (incidents, say), newest
+    /// first, at most `limit`; read from the store only, never from the API. `None`: no feed.
+    async fn feed(&self, _ctx: &RunContext, _limit: usize) -> Result<Option<Feed>, KriError> {
+        Ok(None)
+    }
+}
+
+/// A connector's feed as people see it on the dashboard.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Feed {
+    /// E.g. "Newest incidents".
+    pub title: String,
+    pub items: Vec<FeedItem>,
+}
+
+/// One item of a [`Feed`]: its id, a one-line title, when it happened, and a few facts.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FeedItem {
+    pub id: String,
+    pub title: String,
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    pub fields: Vec<(String, String)>,
 }

@@ -31,12 +31,13 @@ pub use figment;
 /// Connector crates submit their [`registry::Registration`] through this re-export, so the whole
 /// workspace uses one version of `inventory`.
 pub use inventory;
+pub use tokio_util::sync::CancellationToken;
 
 pub use auth::{Auth, BasicAuth, BasicCredentials, NoAuth};
 pub use budget::{Budget, CallCounter, Pool};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, ConnectorSettings};
-pub use connector::{Connector, KriResult, Measurement, PlannedCalls, Probe, RunContext};
+pub use connector::{Connector, Feed, FeedItem, KriResult, Measurement, PlannedCalls, Probe, RunContext};
 pub use error::{HttpError, KriError};
 pub use http::{Answer, HttpClient, HttpOptions, Method, Request};
 pub use kri::{Band, Direction, Kri, KriOutcome, KriSpec, KriStatus, Thresholds, Unit};

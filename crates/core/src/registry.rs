@@ -28,6 +28,8 @@ pub struct Registration {
     pub build: fn(&ConnectorSettings) -> Result<Box<dyn Connector>, ConfigError>,
     /// Subcommands it adds to `kri` (`kri KEY …`), if any.
     pub command: Option<crate::command::CommandSpec>,
+    /// The rate-limit pools its requests go through (for `/metrics`: calls and budget left).
+    pub pools: &'static [crate::budget::Pool],
 }
 
 inventory::collect!(Registration);

@@ -31,9 +31,22 @@ pub async fn run_connector(
     let calls_before = ctx.calls.get();
     let span = tracing::info_span!("connector", module = reg.module);
     let collect = connector.collect(ctx, selected).instrument(span);
-    let mut results = match tokio::time::timeout(run_timeout, collect).await {
-        Ok(results) => results,
-        Err(_) => {
+    let outcome = tokio::select! {
+        r = tokio::time::timeout(run_timeout, collect) => r.ok(),
+        () = ctx.cancel.cancelled() => {
+            let message = format!(
+                "the {} run was cancelled after {} API calls: kri was stopping and the run did not finish \
+                 within the grace period; what it read so far is kept and the next run goes on from there",
+                reg.module,
+                ctx.calls.get() - calls_before,
+            );
+            tracing::error!(module = reg.module, "{message}");
+            Some(selected.iter().map(|s| (*s, Err(KriError::Other(message.clone())))).collect())
+        }
+    };
+    let mut results = match outcome {
+        Some(results) => results,
+        None => {
             let message = format!(
                 "the {} run was stopped after {} (its run_timeout) and {} API calls; what it read so far is kept \
                  and the next run goes on from there; if the API is only slow, raise [connectors.{}] run_timeout",

@@ -45,4 +45,17 @@ impl Store {
         })
         .await
     }
+
+    /// Calls recorded after `since`, per namespace and pool.
+    pub async fn calls_by_pool(&self, since: DateTime<Utc>) -> Result<Vec<(String, String, u32)>, StoreError> {
+        let since = fmt_time(&since);
+        self.call("reading calls per pool", move |c| {
+            let mut stmt = c.prepare(
+                "SELECT namespace, pool, COUNT(*) FROM api_calls WHERE at > ?1 GROUP BY namespace, pool ORDER BY namespace, pool",
+            )?;
+            let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+            rows.collect()
+        })
+        .await
+    }
 }

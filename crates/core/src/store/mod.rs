@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
+pub use runs::ModuleRuns;
 pub use state::{StateHandle, StateValue};
 
 /// A store problem: what failed, where the file is, and the error underneath.

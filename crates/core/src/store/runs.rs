@@ -1,6 +1,7 @@
 //! Runs and KRI values: written one run per transaction, read back for `kri history` and
 //! `kri values`, and the last good value of a KRI.
 
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 
 use super::{Store, StoreError, fmt_time};
@@ -69,20 +70,7 @@ impl Store {
                  FROM runs WHERE (?1 IS NULL OR module = ?1)
                  ORDER BY started_at DESC, rowid DESC LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![module, limit], |r| {
-                Ok(RunRow {
-                    run_id: r.get(0)?,
-                    connector: r.get(1)?,
-                    module: r.get(2)?,
-                    started_at: r.get(3)?,
-                    finished_at: r.get(4)?,
-                    status: r.get(5)?,
-                    rows_written: r.get(6)?,
-                    rows_skipped: r.get(7)?,
-                    api_calls: r.get(8)?,
-                    error: r.get(9)?,
-                })
-            })?;
+            let rows = stmt.query_map(params![module, limit], run_row)?;
             rows.collect()
         })
         .await
@@ -117,6 +105,96 @@ impl Store {
         })
         .await
     }
+}
+
+/// What the store knows of one module's runs (for a service's status and metrics).
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ModuleRuns {
+    pub module: String,
+    /// Stored runs by status (`ok`, `partial`, `failed`).
+    pub by_status: Vec<(String, u64)>,
+    /// When the newest `ok` run finished.
+    pub last_success: Option<String>,
+    /// The newest run: started, finished, status, error.
+    pub last: Option<RunRow>,
+}
+
+impl Store {
+    /// Per module: runs by status, the newest successful run and the newest run.
+    pub async fn run_summary(&self) -> Result<Vec<ModuleRuns>, StoreError> {
+        self.call("summarising runs", |c| {
+            let mut out: Vec<ModuleRuns> = Vec::new();
+            let mut stmt =
+                c.prepare("SELECT module, status, COUNT(*) FROM runs GROUP BY module, status ORDER BY module, status")?;
+            let rows = stmt.query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u64>(2)?))
+            })?;
+            for row in rows {
+                let (module, status, n) = row?;
+                match out.iter_mut().find(|m| m.module == module) {
+                    Some(m) => m.by_status.push((status, n)),
+                    None => out.push(ModuleRuns {
+                        module,
+                        by_status: vec![(status, n)],
+                        ..ModuleRuns::default()
+                    }),
+                }
+            }
+            for m in &mut out {
+                m.last_success = c
+                    .query_row(
+                        "SELECT MAX(finished_at) FROM runs WHERE module = ?1 AND status = 'ok'",
+                        params![m.module],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+                    .flatten();
+                m.last = c
+                    .query_row(
+                        "SELECT run_id, connector, module, started_at, finished_at, status, rows_written,
+                                rows_skipped, api_calls, error
+                         FROM runs WHERE module = ?1 ORDER BY started_at DESC, rowid DESC LIMIT 1",
+                        params![m.module],
+                        run_row,
+                    )
+                    .optional()?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The values of `slug` measured at or after `since`, oldest first (at most `limit`, the newest).
+    pub async fn series(&self, slug: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<ValueRow>, StoreError> {
+        let (slug, since) = (slug.to_owned(), fmt_time(&since));
+        self.call("reading a KRI's history", move |c| {
+            let mut stmt = c.prepare(
+                "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
+                 FROM kri_values WHERE slug = ?1 AND measured_at >= ?2
+                 ORDER BY measured_at DESC, id DESC LIMIT ?3",
+            )?;
+            let rows = stmt.query_map(params![slug, since, limit], value_row)?;
+            let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.reverse();
+            Ok(rows)
+        })
+        .await
+    }
+}
+
+fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+    Ok(RunRow {
+        run_id: r.get(0)?,
+        connector: r.get(1)?,
+        module: r.get(2)?,
+        started_at: r.get(3)?,
+        finished_at: r.get(4)?,
+        status: r.get(5)?,
+        rows_written: r.get(6)?,
+        rows_skipped: r.get(7)?,
+        api_calls: r.get(8)?,
+        error: r.get(9)?,
+    })
 }
 
 fn value_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ValueRow> {
