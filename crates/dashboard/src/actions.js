@@ -1,0 +1,47 @@
+// Run now / Test (only on a live dashboard with a token configured). The token is read from
+// the password field at click time and sent only in the Authorization header of that request,
+// to this same server; it is never stored.
+(function () {
+  "use strict";
+  var out = document.getElementById("action-status");
+  var tokenField = document.getElementById("token");
+  if (!out || !tokenField) { return; }
+  function say(text) { out.textContent = text; }
+  function act(button) {
+    var module = button.getAttribute("data-module") || "";
+    var isRun = button.classList.contains("run-now");
+    var token = tokenField.value.trim();
+    if (token === "") {
+      say("Type the API token first.");
+      tokenField.focus();
+      return;
+    }
+    var url = (isRun ? "api/v1/runs?module=" : "api/v1/test?module=") + encodeURIComponent(module);
+    say((isRun ? "Starting a run of " : "Starting a test of ") + module + "…");
+    fetch(url, {
+      method: "POST",
+      headers: { Authorization: "Bearer " + token },
+      credentials: "same-origin",
+      cache: "no-store"
+    }).then(function (res) {
+      return res.json().then(function (body) { return body; }, function () { return null; })
+        .then(function (body) { return { res: res, body: body || {} }; });
+    }).then(function (a) {
+      var b = a.body;
+      if (a.res.ok) {
+        var id = isRun ? b.run_id : b.test_id;
+        var again = b.status === "already_running" ? " is already in progress for " : " started for ";
+        say((isRun ? "Run " : "Test ") + (id === undefined || id === null ? "(no id)" : id) + again + module);
+      } else {
+        var msg = typeof b.message === "string" && b.message !== "" ? b.message : (a.res.statusText || "request refused");
+        say("HTTP " + a.res.status + ": " + msg);
+      }
+    }, function (err) {
+      say("Request failed: " + err);
+    });
+  }
+  var buttons = document.querySelectorAll("button.run-now, button.test");
+  for (var i = 0; i < buttons.length; i++) {
+    buttons[i].addEventListener("click", function (ev) { act(ev.currentTarget); });
+  }
+})();

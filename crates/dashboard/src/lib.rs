@@ -1,0 +1,195 @@
+//! Server-rendered HTML pages for `kri`: the dashboard, one page per KRI, and a small message page.
+//!
+//! Pure functions from plain data to a complete HTML5 document (`String`): no I/O, no async, no
+//! HTTP. Templates are [`maud`] (checked at compile time, every string escaped). CSS is inline,
+//! charts are inline SVG, and nothing is loaded from anywhere else, so a page also works as a
+//! static file (`kri report --html`, see [`Actions::Static`]).
+
+mod chart;
+mod format;
+mod page;
+
+use chrono::{DateTime, Utc};
+
+pub use page::{dashboard, kri_page, message_page};
+
+/// Everything the dashboard page shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dashboard {
+    /// When the data was read; shown in the header.
+    pub generated_at: DateTime<Utc>,
+    /// One tile per KRI, in display order.
+    pub tiles: Vec<Tile>,
+    /// One row per configured connector.
+    pub connectors: Vec<ConnectorRow>,
+    /// Recent runs, newest first, already limited (~20).
+    pub runs: Vec<RunRow>,
+    /// Lists of recent upstream items (e.g. newest CTR incidents); the section is left out when empty.
+    pub feeds: Vec<Feed>,
+    /// Whether the page offers Run now / Test buttons, and whether it is live at all.
+    pub actions: Actions,
+}
+
+/// What the page may do besides showing data.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Actions {
+    /// Live server with a token configured: Run now / Test buttons work (the user types the token).
+    Enabled,
+    /// Live server without a token: buttons shown DISABLED with this explanation
+    /// (e.g. "Set `[serve] token` or `KRI_SERVE__TOKEN` to enable Run now and Test").
+    Disabled(String),
+    /// A static file (`kri report --html`): no buttons, no forms, no script at all.
+    Static,
+}
+
+/// One KRI as a tile: its facts, its latest value and its recent history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tile {
+    /// Stable identifier, e.g. `pp_vap_count`; also the last path segment of its page.
+    pub slug: String,
+    /// The connector (module) that measures it, e.g. `tap`.
+    pub module: String,
+    /// One line for people.
+    pub meaning: String,
+    /// `count`, `percent` or `hours` (anything else is shown as written).
+    pub unit: String,
+    /// True when a higher value is worse (thresholds are then "at or above").
+    pub higher_is_worse: bool,
+    /// Amber threshold.
+    pub amber: f64,
+    /// Red threshold.
+    pub red: f64,
+    /// The latest measurement; `None` when never measured.
+    pub latest: Option<Latest>,
+    /// Values, oldest first: the last 30 days on the dashboard, everything on the KRI page.
+    /// Failed runs have no point.
+    pub history: Vec<Point>,
+}
+
+/// The latest measurement of a KRI.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Latest {
+    /// `None` when `status` is `failed`.
+    pub value: Option<f64>,
+    /// `ok`, `unlicensed` or `failed`.
+    pub status: String,
+    /// `green`, `amber`, `red`, or `None`.
+    pub band: Option<String>,
+    /// Why a value is missing or odd; shown next to the status.
+    pub message: Option<String>,
+    /// When it was measured.
+    pub measured_at: DateTime<Utc>,
+}
+
+/// One value in a KRI's history.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    /// When it was measured.
+    pub at: DateTime<Utc>,
+    /// The value (non-finite values are skipped when drawing).
+    pub value: f64,
+}
+
+/// One connector in the connectors table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConnectorRow {
+    /// Module key, e.g. `tap`; also the `module=` of the Run now / Test requests.
+    pub module: String,
+    /// What it reads, for people.
+    pub description: String,
+    /// Schedule as configured, e.g. `hourly`, `daily`.
+    pub schedule: String,
+    /// A run of it is going on now.
+    pub running: bool,
+    /// Its last finished run, if any.
+    pub last_run: Option<LastRun>,
+    /// Next scheduled run; `None`: not scheduled (e.g. static report).
+    pub next_run: Option<DateTime<Utc>>,
+}
+
+/// The last finished run of a connector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastRun {
+    /// When it finished (or started; shown as given).
+    pub at: DateTime<Utc>,
+    /// `ok`, `partial` or `failed`.
+    pub status: String,
+    /// The error, one line.
+    pub error: Option<String>,
+}
+
+/// One row in the recent runs table. Times are strings as stored; RFC 3339 ones are shown in a readable UTC form.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// Run id, shown in full.
+    pub run_id: String,
+    /// Module key.
+    pub module: String,
+    /// Start time (RFC 3339 preferred).
+    pub started_at: String,
+    /// End time (RFC 3339 preferred; empty while running).
+    pub finished_at: String,
+    /// `ok`, `partial`, `failed`, `running`, ...
+    pub status: String,
+    /// KRI values and other rows written to the store.
+    pub rows_written: u64,
+    /// Upstream API calls made.
+    pub api_calls: u64,
+    /// The error, one line.
+    pub error: Option<String>,
+}
+
+/// A short list of recent upstream items, e.g. the newest CTR incidents.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feed {
+    /// Module key of the connector that read it.
+    pub module: String,
+    /// Heading, e.g. "Newest CTR incidents".
+    pub title: String,
+    /// Items, in display order.
+    pub items: Vec<FeedItem>,
+}
+
+/// One item in a [`Feed`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedItem {
+    /// Upstream id, shown in `<code>`.
+    pub id: String,
+    /// Title for people.
+    pub title: String,
+    /// When it happened, if known.
+    pub at: Option<DateTime<Utc>>,
+    /// Name/value pairs, e.g. `("state", "open")`, `("score", "87")`.
+    pub fields: Vec<(String, String)>,
+}
+
+/// One KRI's page: its tile facts, the full history chart with the amber/red lines, and a table of values.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KriPage {
+    /// When the data was read; shown in the header.
+    pub generated_at: DateTime<Utc>,
+    /// The KRI; its history may cover more than 30 days here (all values given).
+    pub tile: Tile,
+    /// Newest first, for the table under the chart.
+    pub values: Vec<ValueRow>,
+}
+
+/// One row of a KRI's values table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValueRow {
+    /// When it was measured (RFC 3339 preferred).
+    pub measured_at: String,
+    /// The value; `None` when failed.
+    pub value: Option<f64>,
+    /// `ok`, `unlicensed` or `failed`.
+    pub status: String,
+    /// `green`, `amber`, `red`, or `None`.
+    pub band: Option<String>,
+    /// Why a value is missing or odd.
+    pub message: Option<String>,
+    /// The run that measured it.
+    pub run_id: String,
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,412 @@
+//! The three pages: dashboard, one KRI, message.
+
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use crate::chart::{chart, sparkline};
+use crate::format::{NONE, band, opt_num, path_segment, status, time, time_str, unit_suffix, with_unit};
+use crate::{Actions, ConnectorRow, Dashboard, Feed, KriPage, Latest, RunRow, Tile, ValueRow};
+
+/// All the CSS; inlined into every page.
+const CSS: &str = include_str!("style.css");
+/// Wires Run now / Test (only in [`Actions::Enabled`]).
+const SCRIPT: &str = include_str!("actions.js");
+
+/// A complete document around `body`.
+fn document(title: &str, refresh: bool, body: Markup) -> String {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                @if refresh {
+                    meta http-equiv="refresh" content="60";
+                }
+                title { (title) }
+                style { (PreEscaped(CSS)) }
+            }
+            body { (body) }
+        }
+    }
+    .into_string()
+}
+
+/// `generated 2025-01-01 12:00 UTC`.
+fn generated(at: DateTime<Utc>) -> Markup {
+    html! { p.generated { "generated " (time(at)) } }
+}
+
+/// A table in a scroll container, so a wide table never widens the page. The container is
+/// focusable so keyboard users can scroll it.
+fn table_wrap(label: &str, table: Markup) -> Markup {
+    html! {
+        div.table-wrap role="region" aria-label=(label) tabindex="0" { (table) }
+    }
+}
+
+/// The full HTML document of the dashboard.
+///
+/// Sections: KRI tiles, connectors (with Run now / Test in live modes), recent runs, and feeds
+/// (left out when there are none). A read-only live page ([`Actions::Disabled`]) reloads every
+/// 60 s ([`Actions::Enabled`] does not: a reload would wipe a token being typed); [`Actions::Static`] has no buttons, no forms, no script, no reload, and tiles are
+/// not links.
+pub fn dashboard(d: &Dashboard) -> String {
+    let live = !matches!(d.actions, Actions::Static);
+    let body = html! {
+        header.site {
+            h1 { "kri" }
+            (generated(d.generated_at))
+            nav aria-label="Sections" {
+                ul {
+                    li { a href="#kris" { "KRIs" } }
+                    li { a href="#connectors" { "Connectors" } }
+                    li { a href="#runs" { "Runs" } }
+                    @if !d.feeds.is_empty() {
+                        li { a href="#feeds" { "Feeds" } }
+                    }
+                }
+            }
+        }
+        main {
+            section #kris aria-labelledby="kris-h" {
+                h2 #kris-h { "Key Risk Indicators" }
+                @if d.tiles.is_empty() {
+                    p { "No KRIs are configured." }
+                } @else {
+                    div.tiles {
+                        @for t in &d.tiles { (tile(t, live)) }
+                    }
+                }
+            }
+            (connectors(&d.connectors, &d.actions))
+            (runs(&d.runs))
+            @if !d.feeds.is_empty() {
+                section #feeds aria-labelledby="feeds-h" {
+                    h2 #feeds-h { "Feeds" }
+                    @for f in &d.feeds { (feed(f)) }
+                }
+            }
+        }
+        @if matches!(d.actions, Actions::Enabled) {
+            script { (PreEscaped(SCRIPT)) }
+        }
+    };
+    // A live page refreshes itself each minute, except where a token may be being typed (a
+    // refresh would wipe it): there the Run now / Test answers say what happened.
+    let refresh = live && !matches!(d.actions, Actions::Enabled);
+    document("kri — Key Risk Indicators", refresh, body)
+}
+
+/// Value, band, status, message and time of the latest measurement; shared by the tile and the KRI page.
+fn latest_facts(t: &Tile) -> Markup {
+    let suffix = unit_suffix(&t.unit);
+    html! {
+        @match &t.latest {
+            None => {
+                p.value { span aria-hidden="true" { (NONE) } }
+                p.never { "never measured" }
+            }
+            Some(l) => {
+                p.value {
+                    @match l.value {
+                        Some(v) => {
+                            (opt_num(Some(v)))
+                            @if !suffix.is_empty() { span.unit { (suffix) } }
+                        }
+                        None => {
+                            span aria-hidden="true" { (NONE) }
+                            span.vh { "no value" }
+                        }
+                    }
+                }
+                (latest_words(l))
+                p.measured { "measured " (time(l.measured_at)) }
+            }
+        }
+    }
+}
+
+/// Band word and, unless ok, the status word with its message.
+fn latest_words(l: &Latest) -> Markup {
+    html! {
+        @if let Some(b) = &l.band {
+            p { (band(b)) }
+        }
+        @if l.status != "ok" {
+            p.status {
+                (status(&l.status))
+                @if let Some(m) = &l.message { ": " span.message { (m) } }
+            }
+        } @else if let Some(m) = &l.message {
+            p.message { (m) }
+        }
+    }
+}
+
+/// "amber at 10, red at 25 · higher is worse".
+fn thresholds_line(t: &Tile) -> Markup {
+    html! {
+        p.thresholds {
+            "amber at " (with_unit(t.amber, &t.unit)) ", red at " (with_unit(t.red, &t.unit))
+            " · " @if t.higher_is_worse { "higher is worse" } @else { "lower is worse" }
+        }
+    }
+}
+
+fn tile(t: &Tile, live: bool) -> Markup {
+    let band = t.latest.as_ref().and_then(|l| l.band.as_deref()).unwrap_or("none");
+    let status = t.latest.as_ref().map_or("none", |l| l.status.as_str());
+    html! {
+        article.tile #{ "kri-" (t.slug) } data-slug=(t.slug) data-band=(band) data-status=(status) {
+            h3 {
+                @if live {
+                    a href={ "kri/" (path_segment(&t.slug)) } { (t.slug) }
+                } @else {
+                    (t.slug)
+                }
+            }
+            p.meaning { (t.meaning) }
+            (latest_facts(t))
+            (sparkline(t))
+            (thresholds_line(t))
+            p.module { "connector " code { (t.module) } }
+        }
+    }
+}
+
+fn connectors(rows: &[ConnectorRow], actions: &Actions) -> Markup {
+    let buttons = !matches!(actions, Actions::Static);
+    let disabled = matches!(actions, Actions::Disabled(_));
+    html! {
+        section #connectors aria-labelledby="connectors-h" {
+            h2 #connectors-h { "Connectors" }
+            @match actions {
+                Actions::Enabled => {
+                    div.actions {
+                        label for="token" { "API token" }
+                        input #token type="password" autocomplete="off" spellcheck="false";
+                        p.hint { "Needed for Run now and Test; sent with each request, never stored." }
+                    }
+                    p #action-status role="status" aria-live="polite" {}
+                }
+                Actions::Disabled(why) => {
+                    p.note #actions-note { (why) }
+                }
+                Actions::Static => {}
+            }
+            @if rows.is_empty() {
+                p { "No connectors are configured." }
+            } @else {
+                (table_wrap("Connectors table", html! {
+                    table {
+                        caption { "Connectors, their schedule and their last and next run" }
+                        thead {
+                            tr {
+                                th scope="col" { "Module" }
+                                th scope="col" { "Description" }
+                                th scope="col" { "Schedule" }
+                                th scope="col" { "Last run" }
+                                th scope="col" { "Next run" }
+                                th scope="col" { "Now" }
+                                @if buttons { th scope="col" { "Actions" } }
+                            }
+                        }
+                        tbody {
+                            @for r in rows {
+                                tr {
+                                    th scope="row" { code { (r.module) } }
+                                    td { (r.description) }
+                                    td { (r.schedule) }
+                                    td {
+                                        @match &r.last_run {
+                                            Some(l) => {
+                                                (time(l.at)) " " (status(&l.status))
+                                                @if let Some(e) = &l.error { br; span.error { (e) } }
+                                            }
+                                            None => { "never" }
+                                        }
+                                    }
+                                    td {
+                                        @match r.next_run {
+                                            Some(t) => { (time(t)) }
+                                            None => { (NONE) }
+                                        }
+                                    }
+                                    td {
+                                        @if r.running { (status("running")) } @else { "idle" }
+                                    }
+                                    @if buttons {
+                                        td.buttons {
+                                            button.run-now type="button" data-module=(r.module)
+                                                id={ "run-now-" (r.module) } disabled[disabled]
+                                                aria-describedby=[disabled.then_some("actions-note")] { "Run now" }
+                                            " "
+                                            button.test type="button" data-module=(r.module)
+                                                id={ "test-" (r.module) } disabled[disabled]
+                                                aria-describedby=[disabled.then_some("actions-note")] { "Test" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }))
+            }
+        }
+    }
+}
+
+fn runs(rows: &[RunRow]) -> Markup {
+    html! {
+        section #runs aria-labelledby="runs-h" {
+            h2 #runs-h { "Recent runs" }
+            @if rows.is_empty() {
+                p { "No runs yet." }
+            } @else {
+                (table_wrap("Recent runs table", html! {
+                    table {
+                        caption { "Recent runs, newest first" }
+                        thead {
+                            tr {
+                                th scope="col" { "Started" }
+                                th scope="col" { "Module" }
+                                th scope="col" { "Status" }
+                                th scope="col" { "Rows written" }
+                                th scope="col" { "API calls" }
+                                th scope="col" { "Finished" }
+                                th scope="col" { "Run id" }
+                                th scope="col" { "Error" }
+                            }
+                        }
+                        tbody {
+                            @for r in rows {
+                                tr {
+                                    th scope="row" { (time_str(&r.started_at)) }
+                                    td { code { (r.module) } }
+                                    td { (status(&r.status)) }
+                                    td.num { (r.rows_written) }
+                                    td.num { (r.api_calls) }
+                                    td { (time_str(&r.finished_at)) }
+                                    td { code.id { (r.run_id) } }
+                                    td { @if let Some(e) = &r.error { span.error { (e) } } }
+                                }
+                            }
+                        }
+                    }
+                }))
+            }
+        }
+    }
+}
+
+fn feed(f: &Feed) -> Markup {
+    html! {
+        section.feed {
+            h3 { (f.title) " " span.module { "(" (f.module) ")" } }
+            @if f.items.is_empty() {
+                p { "Nothing to show." }
+            } @else {
+                ul.items {
+                    @for i in &f.items {
+                        li {
+                            p.item-title {
+                                strong { (i.title) } " "
+                                code { (i.id) }
+                                @if let Some(at) = i.at { " · " (time(at)) }
+                            }
+                            @if !i.fields.is_empty() {
+                                dl.fields {
+                                    @for (k, v) in &i.fields {
+                                        div { dt { (k) } dd { (v) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The full HTML document of one KRI: its facts, a chart of its whole history with the amber and
+/// red lines, and its values newest first. Links back to the dashboard with `href="../"`.
+pub fn kri_page(p: &KriPage) -> String {
+    let t = &p.tile;
+    let body = html! {
+        header.site {
+            p.brand { a href="../" { "kri" } }
+            (generated(p.generated_at))
+            nav aria-label="Back" { a href="../" { "← All KRIs" } }
+        }
+        main {
+            section.kri aria-labelledby="kri-h"
+                data-slug=(t.slug)
+                data-band=(t.latest.as_ref().and_then(|l| l.band.as_deref()).unwrap_or("none"))
+                data-status=(t.latest.as_ref().map_or("none", |l| l.status.as_str())) {
+                h1 #kri-h { (t.slug) }
+                p.meaning { (t.meaning) }
+                p.module { "connector " code { (t.module) } }
+                div.facts { (latest_facts(t)) }
+                (thresholds_line(t))
+                figure.chart-box tabindex="0" aria-label="History chart" { (chart(t)) }
+            }
+            section #values aria-labelledby="values-h" {
+                h2 #values-h { "Values" }
+                @if p.values.is_empty() {
+                    p { "No values recorded yet." }
+                } @else {
+                    (table_wrap("Values table", values_table(t, &p.values)))
+                }
+            }
+        }
+    };
+    document(&format!("{} — kri", t.slug), false, body)
+}
+
+fn values_table(t: &Tile, rows: &[ValueRow]) -> Markup {
+    let suffix = unit_suffix(&t.unit);
+    html! {
+        table {
+            caption { "Values of " (t.slug) ", newest first" }
+            thead {
+                tr {
+                    th scope="col" { "Measured" }
+                    th scope="col" { "Value" @if !suffix.is_empty() { " (" (suffix) ")" } }
+                    th scope="col" { "Band" }
+                    th scope="col" { "Status" }
+                    th scope="col" { "Message" }
+                    th scope="col" { "Run id" }
+                }
+            }
+            tbody {
+                @for r in rows {
+                    tr {
+                        th scope="row" { (time_str(&r.measured_at)) }
+                        td.num { (opt_num(r.value)) }
+                        td { @match &r.band { Some(b) => { (band(b)) } None => { (NONE) } } }
+                        td { (status(&r.status)) }
+                        td { @if let Some(m) = &r.message { (m) } }
+                        td { code.id { (r.run_id) } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A small self-contained page for errors (404 unknown KRI etc.): the title as heading and the
+/// message as a paragraph.
+pub fn message_page(title: &str, message: &str) -> String {
+    let body = html! {
+        header.site { p.brand { "kri" } }
+        main {
+            section.message aria-labelledby="msg-h" {
+                h1 #msg-h { (title) }
+                p { (message) }
+            }
+        }
+    };
+    document(&format!("{title} — kri"), false, body)
+}
