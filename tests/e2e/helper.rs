@@ -47,6 +47,11 @@ impl Kri {
         }
     }
 
+    /// The sandbox's and kri's "now".
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        *self.now.lock().unwrap()
+    }
+
     /// Move "now" for the sandbox and the next runs of kri.
     pub fn advance(&self, by: chrono::Duration) {
         let mut now = self.now.lock().unwrap();

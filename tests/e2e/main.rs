@@ -1,6 +1,7 @@
 //! End-to-end tests of the built `kri` binary against the sandbox API (one test binary, modules
 //! per area, a shared helper).
 
+mod browser;
 mod cli;
 mod config;
 mod ctr;
@@ -8,4 +9,5 @@ mod faults;
 mod helper;
 mod run;
 mod secrets;
+mod serve;
 mod tap;

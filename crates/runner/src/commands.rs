@@ -14,9 +14,10 @@ use kri_sandbox::{Sandbox, Scenario};
 
 use crate::config::{Loaded, Module, Need, Sources, load};
 use crate::output;
+use crate::serve::{ServeHow, report_html, serve};
 use crate::{Command, Failure, Global, Output};
 
-pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
+pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, tick: Duration) -> Result<u8, Failure> {
     let cli = global;
     match command {
         Command::Demo => demo(cli.output, clock).await,
@@ -26,10 +27,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>) -
             if plan {
                 return dry_run(&loaded, &only, &store, clock, cli.output).await;
             }
-            let how = RunHow {
-                wait: Some(wait),
-                what: "kri run",
-            };
+            let how = RunHow::once(wait, "kri run");
             let report = run_once(&loaded, &only, &store, clock, cli.output, &how).await?;
             output::run(&report, cli.output);
             Ok(exit_code(&report))
@@ -71,12 +69,58 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>) -
             output::values(&rows, cli.output);
             Ok(0)
         }
+        Command::Serve { listen } => {
+            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
+            let store = open_store(&loaded)?;
+            let how = ServeHow {
+                out: cli.output,
+                listen,
+                http: true,
+                tick,
+            };
+            serve(loaded, store, clock, how).await
+        }
         Command::Daemon => {
             let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
             let store = open_store(&loaded)?;
-            daemon(&loaded, &store, clock, cli.output).await
+            let how = ServeHow {
+                out: cli.output,
+                listen: None,
+                http: false,
+                tick,
+            };
+            serve(loaded, store, clock, how).await
+        }
+        Command::Report { html } => {
+            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
+            let store = open_store(&loaded)?;
+            let page = report_html(&loaded, &store, clock).await?;
+            write_file(&html, &page)?;
+            if html.as_os_str() != "-" && cli.output == Output::Table {
+                errln!(
+                    "wrote {} ({} bytes): the dashboard as one self-contained file",
+                    html.display(),
+                    page.len()
+                );
+            }
+            Ok(0)
         }
     }
+}
+
+/// Write `text` to `path` whole (a temporary file renamed into place), or to stdout for `-`.
+fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
+    if path.as_os_str() == "-" {
+        outln!("{text}");
+        return Ok(());
+    }
+    let tmp = path.with_extension("html.partial");
+    let fail = |e: std::io::Error| Failure::runtime(format!("cannot write {}: {e}", path.display()));
+    std::fs::write(&tmp, text).map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        fail(e)
+    })
 }
 
 fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
@@ -145,6 +189,22 @@ pub fn exit_code(report: &RunReport) -> u8 {
 pub struct RunHow {
     pub wait: Option<Duration>,
     pub what: &'static str,
+    /// The run's id, when the caller handed it out already (a service's Run now).
+    pub run_id: Option<String>,
+    /// Stops the run now (a service after its grace period): recorded as failed.
+    pub cancel: kri_core::CancellationToken,
+}
+
+impl RunHow {
+    /// A one-shot command's run: waits `wait` for a connector another process runs.
+    pub fn once(wait: Duration, what: &'static str) -> Self {
+        Self {
+            wait: Some(wait),
+            what,
+            run_id: None,
+            cancel: kri_core::CancellationToken::new(),
+        }
+    }
 }
 
 /// Run the enabled connectors (or the `only` ones) once, all at the same time (one hung API
@@ -181,6 +241,7 @@ pub async fn run_once(
                 connector: c,
                 wait: how.wait.unwrap_or(m.run_timeout),
                 what: how.what,
+                cancel: how.cancel.clone(),
             };
             job.run(store, clock.clone(), interactive, &loaded.thresholds)
         });
@@ -193,7 +254,7 @@ pub async fn run_once(
         )));
     }
     let report = RunReport {
-        run_id: uuid::Uuid::new_v4().to_string(),
+        run_id: how.run_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
         started_at,
         finished_at: clock.now(),
         connectors,
@@ -212,6 +273,7 @@ struct Job<'a> {
     connector: &'a dyn kri_core::Connector,
     wait: Duration,
     what: &'static str,
+    cancel: kri_core::CancellationToken,
 }
 
 impl Job<'_> {
@@ -225,7 +287,12 @@ impl Job<'_> {
     ) -> ConnectorReport {
         let m = self.module;
         let started_at = clock.now();
-        let lease = match Lease::acquire(store, m.reg.module, self.what, clock.clone(), self.wait).await {
+        let acquire = Lease::acquire(store, m.reg.module, self.what, clock.clone(), self.wait);
+        let acquired = tokio::select! {
+            r = acquire => r.map_err(|e| e.to_string()),
+            () = self.cancel.cancelled() => Err("kri was stopping before another process let go of the connector".to_owned()),
+        };
+        let lease = match acquired {
             Ok(lease) => lease,
             Err(e) => {
                 tracing::error!(module = m.reg.module, "{e}");
@@ -243,7 +310,7 @@ impl Job<'_> {
                 };
             }
         };
-        let ctx = RunContext::new(clock, store, m.reg.module, interactive);
+        let ctx = RunContext::new(clock, store, m.reg.module, interactive).with_cancel(self.cancel);
         let report = run_connector(m.reg, self.connector, &ctx, &m.selected, thresholds, m.run_timeout).await;
         lease.release().await;
         report
@@ -319,28 +386,38 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
             }
             continue;
         };
-        let ctx = RunContext::new(clock.clone(), &store, m.reg.module, false);
-        let probe = match tokio::time::timeout(m.run_timeout, connector.probe(&ctx)).await {
-            Ok(result) => result,
-            Err(_) => Err(kri_core::KriError::Other(format!(
-                "no answer within {} (the connector's run_timeout)",
-                humantime::format_duration(m.run_timeout)
-            ))),
-        };
-        let outcome = settle_probe(m.reg.kris, probe);
-        probes.push(output::ProbeRow {
-            connector: m.reg.id,
-            module: m.reg.module,
-            status: outcome.status,
-            message: outcome.message,
-            api_calls: ctx.calls.get(),
-        });
+        probes.push(probe(m, connector.as_ref(), &store, clock.clone()).await);
     }
     if probes.is_empty() {
         return Err(Failure::config("no connector is enabled, so there is nothing to test"));
     }
     output::probes(&probes, out);
     Ok(u8::from(probes.iter().any(|p| p.status == KriStatus::Failed)))
+}
+
+/// One connector's connectivity probe, bounded by its `run_timeout`.
+pub async fn probe(
+    m: &Module,
+    connector: &dyn kri_core::Connector,
+    store: &Store,
+    clock: Arc<dyn Clock>,
+) -> output::ProbeRow {
+    let ctx = RunContext::new(clock, store, m.reg.module, false);
+    let probe = match tokio::time::timeout(m.run_timeout, connector.probe(&ctx)).await {
+        Ok(result) => result,
+        Err(_) => Err(kri_core::KriError::Other(format!(
+            "no answer within {} (the connector's run_timeout)",
+            humantime::format_duration(m.run_timeout)
+        ))),
+    };
+    let outcome = settle_probe(m.reg.kris, probe);
+    output::ProbeRow {
+        connector: m.reg.id,
+        module: m.reg.module,
+        status: outcome.status,
+        message: outcome.message,
+        api_calls: ctx.calls.get(),
+    }
 }
 
 async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
@@ -359,82 +436,11 @@ async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
             sandbox.description()
         );
     }
-    let how = RunHow {
-        wait: Some(Duration::ZERO),
-        what: "kri demo",
-    };
+    let how = RunHow::once(Duration::ZERO, "kri demo");
     let report = run_once(&loaded, &[], &store, clock, out, &how).await?;
     output::run(&report, out);
     if out == Output::Table {
         errln!("Next: write kri.toml (README), then `kri test` and `kri run` against your tenant.");
     }
     Ok(exit_code(&report))
-}
-
-async fn daemon(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>, out: Output) -> Result<u8, Failure> {
-    let enabled: Vec<_> = loaded.modules.iter().filter(|m| m.connector.is_some()).collect();
-    if enabled.is_empty() {
-        return Err(Failure::config("no connector is enabled: nothing to schedule"));
-    }
-    let start = clock.now();
-    let mut due: Vec<(String, chrono::DateTime<chrono::Utc>, Duration)> = enabled
-        .iter()
-        .map(|m| (m.reg.module.to_owned(), start, m.schedule))
-        .collect();
-    for m in &enabled {
-        tracing::info!(module = m.reg.module, schedule = %m.schedule_text, "scheduled");
-    }
-    let mut last_code = 0;
-    loop {
-        due.sort_by_key(|d| d.1);
-        let (module, at, every) = due[0].clone();
-        let wait = (at - clock.now()).to_std().unwrap_or_default();
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = shutdown() => {
-                tracing::info!("shutting down");
-                return Ok(last_code);
-            }
-        }
-        // The run itself is not interrupted by a signal: it finishes and is stored, then we stop.
-        // The daemon can afford to wait for a run another process is making.
-        let how = RunHow {
-            wait: None,
-            what: "kri daemon",
-        };
-        match run_once(loaded, std::slice::from_ref(&module), store, clock.clone(), out, &how).await {
-            Ok(report) => {
-                last_code = exit_code(&report);
-                output::run(&report, out);
-            }
-            Err(f) => {
-                last_code = f.code;
-                tracing::error!(module, "{}", f.message);
-            }
-        }
-        let next = at + chrono::Duration::from_std(every).unwrap_or(chrono::Duration::hours(24));
-        due[0].1 = next.max(clock.now());
-    }
-}
-
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

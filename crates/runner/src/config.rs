@@ -27,12 +27,14 @@ struct Top {
     connectors: BTreeMap<String, Dict>,
     #[serde(default)]
     thresholds: BTreeMap<String, ThresholdSection>,
+    #[serde(default)]
+    serve: ServeSection,
     #[serde(flatten)]
     families: BTreeMap<String, Value>,
 }
 
 /// The framework's own top-level tables.
-const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds"];
+const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds", "serve"];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,6 +53,88 @@ impl Default for StoreSection {
 
 fn default_store_path() -> PathBuf {
     PathBuf::from("kri.db")
+}
+
+/// `[serve]`: the service (`kri serve`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServeSection {
+    #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
+    listen: Option<String>,
+    #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
+    token: Option<String>,
+    #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
+    grace: Option<String>,
+    #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
+    public_read_only: Option<String>,
+}
+
+/// The default of `[serve] listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9741";
+/// The default of `[serve] grace`.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// The shortest token `[serve] token` accepts.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// The validated `[serve]` table.
+pub struct ServeSettings {
+    pub listen: std::net::SocketAddr,
+    /// Bearer token for Run now and Test; `None`: both disabled.
+    pub token: Option<kri_core::Secret>,
+    pub grace: Duration,
+    pub public_read_only: bool,
+}
+
+/// `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
+pub fn parse_listen(text: &str) -> Result<std::net::SocketAddr, String> {
+    let t = text.trim();
+    let t = match t.strip_prefix("localhost:") {
+        Some(port) => format!("127.0.0.1:{port}"),
+        None => t.to_owned(),
+    };
+    t.parse().map_err(|_| {
+        format!("`{text}` is not an address to listen on: write IP:PORT, e.g. \"127.0.0.1:9741\" or \"0.0.0.0:9741\"")
+    })
+}
+
+impl ServeSection {
+    fn settle(self) -> Result<ServeSettings, ConfigError> {
+        let listen_text = self.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
+        let listen = parse_listen(&listen_text).map_err(|m| ConfigError::invalid("serve.listen", m))?;
+        let token = match self.token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
+            Some(t) if t.chars().count() < MIN_TOKEN_CHARS => {
+                return Err(ConfigError::invalid(
+                    "serve.token",
+                    format!(
+                        "the token is too short: use at least {MIN_TOKEN_CHARS} random characters, e.g. the output of `openssl rand -hex 24`"
+                    ),
+                ));
+            }
+            Some(t) => Some(kri_core::Secret::new(t)),
+            None => None,
+        };
+        let grace = match self.grace {
+            Some(t) => parse_bounded(&t, 0, 3600).map_err(|m| ConfigError::invalid("serve.grace", m))?,
+            None => DEFAULT_GRACE,
+        };
+        let public_read_only = match self.public_read_only.as_deref().map(|t| t.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(t) if t == "true" => true,
+            Some(t) if t == "false" => false,
+            Some(t) => {
+                return Err(ConfigError::invalid(
+                    "serve.public_read_only",
+                    format!("`{t}` is not true or false"),
+                ));
+            }
+        };
+        Ok(ServeSettings {
+            listen,
+            token,
+            grace,
+            public_read_only,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,6 +160,8 @@ pub struct Module {
     pub enabled: bool,
     pub schedule: Duration,
     pub schedule_text: String,
+    /// `at`: where in each period the scheduled runs fall (offset from midnight UTC).
+    pub at: Option<Duration>,
     pub selected: Vec<&'static str>,
     /// The whole run of this connector: past it, the run is recorded as failed (what was read
     /// so far is kept) and the other connectors go on.
@@ -92,6 +178,7 @@ pub struct Module {
 /// The validated configuration.
 pub struct Loaded {
     pub store_path: PathBuf,
+    pub serve: ServeSettings,
     pub modules: Vec<Module>,
     pub thresholds: HashMap<String, Thresholds>,
 }
@@ -131,9 +218,11 @@ impl Sources {
         if file_found {
             figment = figment.merge(Toml::file_exact(&file));
         }
-        let figment = figment.merge(LosslessEnv(
-            Env::prefixed("KRI_").split("__").ignore(&["config", "test_now"]),
-        ));
+        let figment = figment.merge(LosslessEnv(Env::prefixed("KRI_").split("__").ignore(&[
+            "config",
+            "test_now",
+            "test_clock_file",
+        ])));
         Ok(Sources {
             figment,
             file: Some(file),
@@ -197,6 +286,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
         sources.error(ConfigError::invalid(key, describe(&e)))
     })?;
     let err = |e: ConfigError| sources.error(e);
+    let serve = top.serve.settle().map_err(err)?;
 
     // [FAMILY] tables: only registered ones, each checked on its own.
     let families = registry::families();
@@ -293,6 +383,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             enabled,
             schedule: common.schedule,
             schedule_text: common.schedule_text,
+            at: common.at,
             selected: common.selected,
             run_timeout: common.run_timeout,
             settings: common.settings,
@@ -303,6 +394,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
 
     Ok(Loaded {
         store_path: top.store.path,
+        serve,
         modules,
         thresholds,
     })
@@ -314,6 +406,7 @@ pub struct Common {
     pub enabled: bool,
     pub schedule: Duration,
     pub schedule_text: String,
+    pub at: Option<Duration>,
     pub selected: Vec<&'static str>,
     pub run_timeout: Duration,
     pub settings: ConnectorSettings,
@@ -347,6 +440,9 @@ impl Common {
         let schedule_text = take(&mut table, "schedule", key("schedule"), Value::deserialize::<String>)?
             .unwrap_or_else(|| "daily".into());
         let schedule = parse_schedule(&schedule_text).map_err(|m| ConfigError::invalid(key("schedule"), m))?;
+        let at = take(&mut table, "at", key("at"), Value::deserialize::<Text>)?
+            .map(|Text(t)| parse_at(&t).map_err(|m| ConfigError::invalid(key("at"), m)))
+            .transpose()?;
         let selected = match take(&mut table, "kris", key("kris"), Value::deserialize::<Vec<String>>)? {
             None => reg.kris.iter().map(|k| k.slug()).collect(),
             Some(list) => select(reg, &list).map_err(|m| ConfigError::invalid(key("kris"), m))?,
@@ -390,6 +486,7 @@ impl Common {
             enabled,
             schedule,
             schedule_text,
+            at,
             selected,
             run_timeout,
             settings,
@@ -456,6 +553,24 @@ pub fn parse_schedule(text: &str) -> Result<Duration, String> {
         ));
     }
     Ok(d)
+}
+
+/// `at`: `"HH:MM"` (UTC) for daily schedules, `":MM"` for hourly ones; the offset of the runs
+/// from midnight UTC.
+pub fn parse_at(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "`{text}` is not a time of day: write \"HH:MM\" in UTC (e.g. \"02:30\" for a daily schedule) or \":MM\" (e.g. \":05\" for an hourly one)"
+        )
+    };
+    let t = text.trim();
+    let (h, m) = t.split_once(':').ok_or_else(bad)?;
+    let h: u64 = if h.is_empty() { 0 } else { h.parse().map_err(|_| bad())? };
+    let m: u64 = m.parse().map_err(|_| bad())?;
+    if h > 23 || m > 59 {
+        return Err(bad());
+    }
+    Ok(Duration::from_secs(h * 3600 + m * 60))
 }
 
 /// The `KRI_…` environment, parsed like figment's `Env` EXCEPT where parsing would change what

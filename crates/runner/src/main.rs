@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod connectors;
 mod output;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,7 +21,8 @@ use tracing_subscriber::EnvFilter;
 /// Turn security data into Key Risk Indicators (KRIs) with thresholds and history.
 ///
 /// Start with `kri demo` (a built-in sandbox, no account needed). Then write kri.toml (see the
-/// README), check access with `kri test`, and collect with `kri run` or `kri daemon`.
+/// README), check access with `kri test`, and collect with `kri run`, or on a schedule with a dashboard
+/// and metrics with `kri serve`.
 ///
 /// Exit codes: 0 all good (or only `unlicensed` modules), 1 a KRI or connector failed,
 /// 2 usage or config error.
@@ -97,8 +99,35 @@ enum Command {
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
-    /// Run each enabled connector on its schedule until SIGTERM or Ctrl-C; runs never overlap.
+    /// Run each enabled connector on its schedule and serve a dashboard, Prometheus metrics, health
+    /// checks and a JSON API over HTTP, until SIGTERM or Ctrl-C.
+    ///
+    /// Schedules are aligned to the clock in UTC: `hourly` runs at the top of each hour (or at
+    /// `[connectors.KEY] at = ":05"`), `daily` at midnight (or `at = "02:30"`), each connector a few
+    /// seconds apart. The first run of each connector starts at once; a failed run is retried after
+    /// 1, 2, 4 … minutes (at most an hour); runs of one connector never overlap.
+    ///
+    /// Routes: `/` dashboard, `/kri/SLUG`, `/metrics`, `/healthz`, `/readyz`, `/api/v1/kris`,
+    /// `/api/v1/values?slug=`, `/api/v1/runs`, `/api/v1/schedule`; `POST /api/v1/runs?module=KEY` (Run now)
+    /// and `POST /api/v1/test?module=KEY` (Test) need `Authorization: Bearer TOKEN` ([serve] token,
+    /// KRI_SERVE__TOKEN). A first SIGTERM/Ctrl-C stops scheduling and gives running runs `[serve] grace`
+    /// (default 30s) before cancelling them (recorded as failed); the exit code is then 0. A second
+    /// signal exits at once. With `--output json`, one JSON line per event on stdout.
+    Serve {
+        /// Address to listen on (IP:PORT), overriding `[serve] listen` (default 127.0.0.1:9741). A
+        /// non-loopback address needs `[serve] token` or `[serve] public_read_only = true`.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// `kri serve` without HTTP: each enabled connector on its schedule until SIGTERM or Ctrl-C.
     Daemon,
+    /// Write the dashboard as one self-contained HTML file (no script, nothing loaded from
+    /// elsewhere), e.g. to attach to an e-mail.
+    Report {
+        /// The file to write (`-` for stdout).
+        #[arg(long, value_name = "FILE")]
+        html: PathBuf,
+    },
     /// Run every working connector against a built-in sandbox of the vendors' APIs (127.0.0.1, fake
     /// data, throw-away store) and print the KRI table. No account or network needed.
     Demo,
@@ -128,17 +157,37 @@ impl Failure {
     }
 }
 
-/// The wall clock. A debug build (the tests') takes a fixed "now" from `KRI_TEST_NOW` (RFC 3339),
-/// so end-to-end tests can assert exact values; a release build ignores it.
-fn clock() -> Arc<dyn Clock> {
+/// The wall clock, and how often a waiting scheduler reads it. A debug build (the tests') takes
+/// a fixed "now" from `KRI_TEST_NOW` (RFC 3339), so end-to-end tests can assert exact values, or
+/// a "now" the test moves from the file `KRI_TEST_CLOCK_FILE` (read every 20 ms); a release
+/// build ignores both.
+fn clock() -> (Arc<dyn Clock>, std::time::Duration) {
     #[cfg(debug_assertions)]
-    if let Some(now) = std::env::var("KRI_TEST_NOW")
-        .ok()
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
     {
-        return Arc::new(kri_core::ManualClock::new(now.to_utc()));
+        let read = |t: &str| chrono::DateTime::parse_from_rfc3339(t.trim()).ok().map(|t| t.to_utc());
+        if let Ok(path) = std::env::var("KRI_TEST_CLOCK_FILE")
+            && let Some(now) = std::fs::read_to_string(&path).ok().as_deref().and_then(read)
+        {
+            let clock = kri_core::ManualClock::new(now);
+            let moved = clock.clone();
+            std::thread::spawn(move || {
+                loop {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    if let Some(t) = std::fs::read_to_string(&path).ok().as_deref().and_then(read) {
+                        moved.set(t);
+                    }
+                }
+            });
+            return (Arc::new(clock), std::time::Duration::from_millis(50));
+        }
+        if let Some(now) = std::env::var("KRI_TEST_NOW").ok().as_deref().and_then(read) {
+            return (
+                Arc::new(kri_core::ManualClock::new(now)),
+                std::time::Duration::from_secs(1),
+            );
+        }
     }
-    Arc::new(SystemClock)
+    (Arc::new(SystemClock), std::time::Duration::from_secs(1))
 }
 
 /// The connectors and shared tables this binary has, for `--help`.
@@ -187,7 +236,7 @@ fn main() -> ExitCode {
     let matches = cli.get_matches();
     let global = Global::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(global.verbose);
-    let clock = clock();
+    let (clock, tick) = clock();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -206,7 +255,7 @@ fn main() -> ExitCode {
         Some((reg, spec, sub)) => runtime.block_on(commands::connector_command(reg, spec, sub, &global, clock)),
         None => {
             let command = Command::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-            runtime.block_on(commands::dispatch(global, command, clock))
+            runtime.block_on(commands::dispatch(global, command, clock, tick))
         }
     };
     match result {

@@ -99,31 +99,36 @@ pub fn run(report: &RunReport, out: Output) {
     }
 }
 
+/// `kri kris --output json` (and `GET /api/v1/kris`).
+pub fn kris_json(loaded: &Loaded) -> serde_json::Value {
+    let connectors: Vec<_> = loaded
+        .modules
+        .iter()
+        .map(|m| {
+            let kris: Vec<_> = m
+                .reg
+                .kris
+                .iter()
+                .map(|k| {
+                    let t = loaded.thresholds_for(*k);
+                    json!({
+                        "slug": k.slug(), "meaning": k.meaning(), "unit": k.unit(), "direction": k.direction(),
+                        "amber": t.amber, "red": t.red, "how": k.how(),
+                        "licensed_module": k.licensed_module(),
+                        "selected": m.enabled && m.selected.contains(&k.slug()),
+                    })
+                })
+                .collect();
+            json!({"connector": m.reg.id, "module": m.reg.module, "enabled": m.enabled,
+                   "schedule": m.schedule_text, "description": m.reg.description, "kris": kris})
+        })
+        .collect();
+    json!({ "connectors": connectors })
+}
+
 pub fn kris(loaded: &Loaded, out: Output) {
     if out == Output::Json {
-        let connectors: Vec<_> = loaded
-            .modules
-            .iter()
-            .map(|m| {
-                let kris: Vec<_> = m
-                    .reg
-                    .kris
-                    .iter()
-                    .map(|k| {
-                        let t = loaded.thresholds_for(*k);
-                        json!({
-                            "slug": k.slug(), "meaning": k.meaning(), "unit": k.unit(), "direction": k.direction(),
-                            "amber": t.amber, "red": t.red, "how": k.how(),
-                            "licensed_module": k.licensed_module(),
-                            "selected": m.enabled && m.selected.contains(&k.slug()),
-                        })
-                    })
-                    .collect();
-                json!({"connector": m.reg.id, "module": m.reg.module, "enabled": m.enabled,
-                       "schedule": m.schedule_text, "description": m.reg.description, "kris": kris})
-            })
-            .collect();
-        return print_json(&json!({ "connectors": connectors }));
+        return print_json(&kris_json(loaded));
     }
     let mut t = table(&[
         "MODULE",
@@ -224,7 +229,7 @@ pub fn values(rows: &[ValueRow], out: Output) {
 }
 
 /// One line of `kri test`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct ProbeRow {
     pub connector: &'static str,
     pub module: &'static str,

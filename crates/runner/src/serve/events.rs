@@ -1,0 +1,159 @@
+//! What the service says while it runs: one line at start, one per run, one when stopping and
+//! one when stopped. Plain lines on stderr for people; with `--output json`, one JSON object
+//! per line (NDJSON) on stdout, each with `event` and `at`. Everything goes through the secret
+//! scrubber on the way out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kri_core::Clock;
+use kri_core::report::RunReport;
+use kri_core::store::fmt_time;
+use serde_json::{Value, json};
+
+use super::scheduler::LastRun;
+use crate::Output;
+use crate::output::ProbeRow;
+
+#[derive(Clone)]
+pub struct Events {
+    out: Output,
+    clock: Arc<dyn Clock>,
+}
+
+impl Events {
+    pub fn new(out: Output, clock: Arc<dyn Clock>) -> Self {
+        Self { out, clock }
+    }
+
+    fn emit(&self, event: &str, mut fields: Value, line: impl FnOnce() -> String) {
+        let at = fmt_time(&self.clock.now());
+        match self.out {
+            Output::Json => {
+                if let Value::Object(map) = &mut fields {
+                    map.insert("event".into(), event.into());
+                    map.insert("at".into(), at.into());
+                }
+                match serde_json::to_string(&fields) {
+                    Ok(text) => outln!("{text}"),
+                    Err(e) => errln!("error: cannot encode the {event} event: {e}"),
+                }
+            }
+            Output::Table => errln!("{at} {}", line()),
+        }
+    }
+
+    /// The start line: what listens where, and each connector's schedule.
+    pub fn started(&self, what: &str, listen: Option<&str>, store: &str, plan: &[(String, String, DateTime<Utc>)]) {
+        let connectors: Vec<Value> = plan
+            .iter()
+            .map(|(m, s, next)| json!({"module": m, "schedule": s, "first_run": "now", "next_run": fmt_time(next)}))
+            .collect();
+        self.emit(
+            "started",
+            json!({"command": what, "listen": listen.map(|l| format!("http://{l}/")), "store": store,
+                   "version": env!("CARGO_PKG_VERSION"), "connectors": connectors}),
+            || {
+                let list: Vec<String> = plan
+                    .iter()
+                    .map(|(m, s, next)| format!("{m} ({s}: now, then {})", fmt_time(next)))
+                    .collect();
+                let at = listen.map(|l| format!(" on http://{l}/")).unwrap_or_default();
+                format!("{what} started{at}; store {store}; runs {}", list.join(", "))
+            },
+        );
+    }
+
+    pub fn run_started(&self, module: &str, run_id: &str) {
+        tracing::info!(module, run_id, "run started");
+    }
+
+    /// One line per finished run.
+    pub fn run(&self, report: &RunReport, (next, failures): (DateTime<Utc>, u32)) {
+        let took = (report.finished_at - report.started_at).num_milliseconds() as f64 / 1000.0;
+        let mut fields = serde_json::to_value(report).unwrap_or_else(|_| json!({}));
+        if let Value::Object(map) = &mut fields {
+            map.insert("duration_seconds".into(), took.into());
+            map.insert("next_run".into(), fmt_time(&next).into());
+            map.insert("failures_in_a_row".into(), failures.into());
+        }
+        self.emit("run", fields, || {
+            let parts: Vec<String> = report
+                .connectors
+                .iter()
+                .map(|c| {
+                    let mut t = format!(
+                        "{} {}: {} written, {} API call{}",
+                        c.module,
+                        c.status.as_str(),
+                        c.rows_written,
+                        c.api_calls,
+                        if c.api_calls == 1 { "" } else { "s" }
+                    );
+                    if let Some(e) = &c.error {
+                        t.push_str(&format!(" ({e})"));
+                    }
+                    t
+                })
+                .collect();
+            let retry = if failures > 0 { " (retry)" } else { "" };
+            format!(
+                "run {} {} in {took:.1}s; next{retry} {}",
+                report.run_id,
+                parts.join("; "),
+                fmt_time(&next)
+            )
+        });
+    }
+
+    /// A run that could not even be made or stored.
+    pub fn run_error(&self, module: &str, last: &LastRun, (next, failures): (DateTime<Utc>, u32)) {
+        self.emit(
+            "run",
+            json!({"run_id": last.run_id, "module": module, "status": "failed", "error": last.error,
+                   "next_run": fmt_time(&next), "failures_in_a_row": failures}),
+            || {
+                format!(
+                    "run {} {module} failed: {}; next (retry) {}",
+                    last.run_id,
+                    last.error.as_deref().unwrap_or("unknown error"),
+                    fmt_time(&next)
+                )
+            },
+        );
+    }
+
+    pub fn test(&self, test_id: &str, row: &ProbeRow) {
+        self.emit("test", json!({"test_id": test_id, "probe": row}), || {
+            format!(
+                "test {test_id} {}: {} ({})",
+                row.module,
+                row.status.as_str(),
+                row.message
+            )
+        });
+    }
+
+    pub fn stopping(&self, running: &[String], grace: Duration) {
+        self.emit(
+            "stopping",
+            json!({"running": running, "grace_seconds": grace.as_secs_f64()}),
+            || {
+                if running.is_empty() {
+                    "stopping: no run in progress".to_owned()
+                } else {
+                    format!(
+                        "stopping: no new runs; waiting up to {} for {} (a second signal exits at once)",
+                        humantime::format_duration(grace),
+                        running.join(", ")
+                    )
+                }
+            },
+        );
+    }
+
+    pub fn stopped(&self) {
+        self.emit("stopped", json!({}), || "stopped".to_owned());
+    }
+}

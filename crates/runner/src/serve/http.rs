@@ -1,0 +1,330 @@
+//! The HTTP side of `kri serve`: the pages, `/metrics`, health, and the JSON API. Every answer
+//! is built fresh from the store and goes through the secret scrubber on the way out; the two
+//! actions (Run now, Test) need the bearer token.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use kri_core::{Clock, Secret, Store};
+use serde_json::{Value, json};
+
+use super::pages;
+use super::scheduler::{Refusal, Scheduler, schedule_json};
+use crate::config::Loaded;
+use crate::output;
+
+/// Everything a request handler reads.
+pub struct App {
+    pub loaded: Arc<Loaded>,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub scheduler: Arc<Scheduler>,
+    pub token: Option<Secret>,
+}
+
+type Shared = State<Arc<App>>;
+
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/kri/{slug}", get(kri_page))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/api/v1/kris", get(kris))
+        .route("/api/v1/values", get(values))
+        .route("/api/v1/runs", get(runs).post(run_now))
+        .route("/api/v1/schedule", get(schedule))
+        .route("/api/v1/test", post(test))
+        .route("/api/v1/test/{id}", get(test_result))
+        .fallback(not_found)
+        .with_state(app)
+}
+
+/// An answer whose body went through the secret scrubber.
+fn answer(status: StatusCode, content_type: &'static str, body: &str) -> Response {
+    let mut r = (status, kri_core::secret::scrub(body)).into_response();
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    r.headers_mut()
+        .insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    r
+}
+
+fn html(status: StatusCode, body: &str) -> Response {
+    let mut r = answer(status, "text/html; charset=utf-8", body);
+    // The pages carry their CSS and their one script inline; nothing else may load.
+    r.headers_mut().insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; img-src data:; connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    r
+}
+
+fn json_answer(status: StatusCode, value: &Value) -> Response {
+    let body = serde_json::to_string(value).unwrap_or_else(|e| format!("{{\"error\":\"cannot encode: {e}\"}}"));
+    answer(status, "application/json", &body)
+}
+
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    json_answer(status, &json!({ "error": message.into() }))
+}
+
+fn store_error(e: kri_core::store::StoreError) -> Response {
+    tracing::error!("{e}");
+    error(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+}
+
+async fn not_found() -> Response {
+    html(
+        StatusCode::NOT_FOUND,
+        &kri_dashboard::message_page(
+            "Not found",
+            "No such page. The dashboard is at /, the KRIs at /kri/SLUG, the API under /api/v1/.",
+        ),
+    )
+}
+
+fn actions(app: &App) -> kri_dashboard::Actions {
+    if app.token.is_some() {
+        kri_dashboard::Actions::Enabled
+    } else {
+        kri_dashboard::Actions::Disabled(NO_TOKEN.into())
+    }
+}
+
+const NO_TOKEN: &str = "Run now and Test are disabled: no token is configured. Set [serve] token in kri.toml \
+                        or the KRI_SERVE__TOKEN environment variable (at least 16 random characters) and restart kri serve.";
+
+async fn dashboard(State(app): Shared) -> Response {
+    let slots = app.scheduler.slots();
+    match pages::dashboard(&app.loaded, &app.store, app.clock.clone(), Some(&slots), actions(&app)).await {
+        Ok(d) => html(StatusCode::OK, &kri_dashboard::dashboard(&d)),
+        Err(e) => {
+            tracing::error!("{e}");
+            html(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &kri_dashboard::message_page("The store did not answer", &e.to_string()),
+            )
+        }
+    }
+}
+
+async fn kri_page(State(app): Shared, Path(slug): Path<String>) -> Response {
+    match pages::kri(&app.loaded, &app.store, app.clock.as_ref(), &slug).await {
+        Ok(Some(p)) => html(StatusCode::OK, &kri_dashboard::kri_page(&p)),
+        Ok(None) => html(
+            StatusCode::NOT_FOUND,
+            &kri_dashboard::message_page(
+                "Unknown KRI",
+                &format!("`{slug}` is not a selected KRI of an enabled connector here; the dashboard lists them."),
+            ),
+        ),
+        Err(e) => html(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &kri_dashboard::message_page("The store did not answer", &e.to_string()),
+        ),
+    }
+}
+
+async fn metrics(State(app): Shared) -> Response {
+    let text = super::metrics::render(&app.loaded, &app.store, app.clock.as_ref(), &app.scheduler.slots()).await;
+    answer(
+        StatusCode::OK,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        &text,
+    )
+}
+
+async fn healthz() -> Response {
+    answer(StatusCode::OK, "text/plain; charset=utf-8", "ok\n")
+}
+
+async fn readyz(State(app): Shared) -> Response {
+    if let Err(e) = app.store.schema_version().await {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            &format!("not ready: the store does not answer: {e}\n"),
+        );
+    }
+    if app.scheduler.stop.is_cancelled() {
+        return answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            "not ready: stopping\n",
+        );
+    }
+    match app.scheduler.ready() {
+        Ok(()) => answer(StatusCode::OK, "text/plain; charset=utf-8", "ready\n"),
+        Err(why) => answer(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "text/plain; charset=utf-8",
+            &format!("not ready: {why}\n"),
+        ),
+    }
+}
+
+async fn kris(State(app): Shared) -> Response {
+    json_answer(StatusCode::OK, &output::kris_json(&app.loaded))
+}
+
+fn limit(q: &HashMap<String, String>, default: u32) -> Result<u32, String> {
+    match q.get("limit") {
+        None => Ok(default),
+        Some(t) => t
+            .parse::<u32>()
+            .ok()
+            .filter(|n| (1..=10_000).contains(n))
+            .ok_or_else(|| format!("limit `{t}` must be a number from 1 to 10000")),
+    }
+}
+
+async fn values(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let slug = q.get("slug").filter(|s| !s.is_empty()).cloned();
+    if let Some(s) = &slug
+        && kri_core::registry::find_kri(s).is_none()
+    {
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("unknown KRI `{s}`: GET /api/v1/kris lists the KRIs"),
+        );
+    }
+    let limit = match limit(&q, 50) {
+        Ok(l) => l,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    match app.store.values(slug, limit).await {
+        Ok(rows) => json_answer(StatusCode::OK, &json!({ "values": rows })),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn runs(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    let module = q.get("module").filter(|s| !s.is_empty()).cloned();
+    let limit = match limit(&q, 20) {
+        Ok(l) => l,
+        Err(m) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    match app.store.history(limit, module).await {
+        Ok(rows) => json_answer(StatusCode::OK, &json!({ "runs": rows })),
+        Err(e) => store_error(e),
+    }
+}
+
+async fn schedule(State(app): Shared) -> Response {
+    json_answer(StatusCode::OK, &schedule_json(&app.scheduler.slots()))
+}
+
+/// Constant-time comparison: the time taken says nothing about how much of a guess was right.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `None` when the request carries the configured token; else the refusal.
+fn refuse(app: &App, headers: &HeaderMap) -> Option<Response> {
+    let Some(token) = &app.token else {
+        return Some(error(StatusCode::FORBIDDEN, NO_TOKEN));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    match given {
+        Some(g) if same(g.as_bytes(), token.expose().as_bytes()) => None,
+        Some(_) => Some(unauthorized("the token is not the one configured in [serve] token")),
+        None => Some(unauthorized(
+            "this action needs the header `Authorization: Bearer <token>` with the token of [serve] token",
+        )),
+    }
+}
+
+fn unauthorized(message: &str) -> Response {
+    let mut r = error(StatusCode::UNAUTHORIZED, message);
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"kri\""),
+    );
+    r
+}
+
+fn module_param(q: &HashMap<String, String>) -> Option<String> {
+    q.get("module")
+        .map(|m| m.trim().to_ascii_lowercase())
+        .filter(|m| !m.is_empty())
+}
+
+fn no_module() -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "say which connector: ?module=KEY (GET /api/v1/schedule lists them)",
+    )
+}
+
+fn refusal(r: Refusal) -> Response {
+    match r {
+        Refusal::Module(m) => error(StatusCode::NOT_FOUND, m),
+        Refusal::Stopping => error(StatusCode::SERVICE_UNAVAILABLE, "kri is stopping: no new runs"),
+    }
+}
+
+async fn run_now(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = refuse(&app, &headers) {
+        return r;
+    }
+    let Some(module) = module_param(&q) else {
+        return no_module();
+    };
+    match app.scheduler.request_run(&module) {
+        Ok((run_id, started)) => json_answer(
+            StatusCode::ACCEPTED,
+            &json!({
+                "run_id": run_id, "module": module,
+                "status": if started { "started" } else { "already_running" },
+                "message": if started { format!("run {run_id} of {module} started; GET /api/v1/runs shows it when done") }
+                           else { format!("a run of {module} is already in progress: {run_id}") },
+            }),
+        ),
+        Err(r) => refusal(r),
+    }
+}
+
+async fn test(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    if let Some(r) = refuse(&app, &headers) {
+        return r;
+    }
+    let Some(module) = module_param(&q) else {
+        return no_module();
+    };
+    match app.scheduler.request_test(&module) {
+        Ok((test_id, started)) => json_answer(
+            StatusCode::ACCEPTED,
+            &json!({
+                "test_id": test_id, "run_id": test_id, "module": module,
+                "status": if started { "started" } else { "already_running" },
+                "message": format!("GET /api/v1/test/{test_id} shows the result"),
+            }),
+        ),
+        Err(r) => refusal(r),
+    }
+}
+
+async fn test_result(State(app): Shared, Path(id): Path<String>) -> Response {
+    match app.scheduler.test(&id) {
+        Some(t) => json_answer(StatusCode::OK, &serde_json::to_value(t).unwrap_or_default()),
+        None => error(
+            StatusCode::NOT_FOUND,
+            format!("no test `{id}` (the newest 50 are kept)"),
+        ),
+    }
+}

@@ -1,0 +1,229 @@
+//! `GET /metrics`: the Prometheus exposition, built fresh from the store and the scheduler at
+//! every scrape (nothing cached), with the Prometheus project's client. Names follow the
+//! naming guide: a `kri_` prefix, base units (`_seconds`), `_total` only on counters, one unit
+//! per name (a KRI's own unit is its `unit` label).
+
+use std::sync::atomic::AtomicU64;
+
+use chrono::{DateTime, Duration, Utc};
+use kri_core::report::ValueRow;
+use kri_core::store::StoreError;
+use kri_core::{Clock, Store};
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::{Registry, Unit};
+
+use super::pages::selected;
+use super::scheduler::SlotView;
+use crate::config::Loaded;
+
+type Labels = Vec<(&'static str, String)>;
+type G = Family<Labels, Gauge<f64, AtomicU64>>;
+
+fn parse_time(t: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc())
+}
+
+fn seconds(t: &DateTime<Utc>) -> f64 {
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+fn gauge(registry: &mut Registry, name: &str, help: &str, unit: Option<Unit>) -> G {
+    let family = G::default();
+    match unit {
+        Some(u) => registry.register_with_unit(name, help, u, family.clone()),
+        None => registry.register(name, help, family.clone()),
+    }
+    family
+}
+
+fn set(family: &G, labels: Labels, v: f64) {
+    family.get_or_create(&labels).set(v);
+}
+
+/// The exposition text (OpenMetrics 1.0, which Prometheus reads).
+pub async fn render(loaded: &Loaded, store: &Store, clock: &dyn Clock, slots: &[SlotView]) -> String {
+    let mut registry = Registry::default();
+    let up = Gauge::<f64, AtomicU64>::default();
+    registry.register(
+        "kri_up",
+        "1 when the store answered this scrape, 0 when it did not (the other kri_ metrics are then missing)",
+        up.clone(),
+    );
+    let ok = fill(&mut registry, loaded, store, clock, slots).await;
+    if let Err(e) = &ok {
+        tracing::error!("/metrics: {e}");
+    }
+    up.set(if ok.is_ok() { 1.0 } else { 0.0 });
+    let mut text = String::new();
+    if let Err(e) = encode(&mut text, &registry) {
+        tracing::error!("/metrics: cannot encode: {e}");
+    }
+    text
+}
+
+async fn fill(
+    registry: &mut Registry,
+    loaded: &Loaded,
+    store: &Store,
+    clock: &dyn Clock,
+    slots: &[SlotView],
+) -> Result<(), StoreError> {
+    let value = gauge(
+        registry,
+        "kri_value",
+        "The newest good value of each selected KRI, in the unit of its unit label",
+        None,
+    );
+    let measured = gauge(
+        registry,
+        "kri_value_measured_timestamp",
+        "When the value in kri_value was measured (Unix time)",
+        Some(Unit::Seconds),
+    );
+    let threshold = gauge(
+        registry,
+        "kri_threshold",
+        "The amber and red thresholds of each KRI (level label), in its unit",
+        None,
+    );
+    let band = gauge(
+        registry,
+        "kri_band",
+        "1 for the band (green, amber, red) of each KRI's newest measurement, 0 for the others",
+        None,
+    );
+    let status = gauge(
+        registry,
+        "kri_status",
+        "1 for the status (ok, unlicensed, failed) of each KRI's newest measurement, 0 for the others",
+        None,
+    );
+    for (m, k) in selected(loaded) {
+        let module = m.reg.module.to_owned();
+        let slug = k.slug().to_owned();
+        let unit = k.unit().as_str().to_owned();
+        let base = || vec![("slug", slug.clone()), ("module", module.clone())];
+        let with = |key: &'static str, v: &str| {
+            let mut l = base();
+            l.push((key, v.to_owned()));
+            l
+        };
+        if let Some(good) = store.last_good(k.slug()).await? {
+            set(&value, with("unit", &unit), good.value.unwrap_or(f64::NAN));
+            if let Some(t) = parse_time(&good.measured_at) {
+                set(&measured, base(), seconds(&t));
+            }
+        }
+        let t = loaded.thresholds_for(k);
+        let mut amber = with("unit", &unit);
+        amber.push(("level", "amber".into()));
+        set(&threshold, amber, t.amber);
+        let mut red = with("unit", &unit);
+        red.push(("level", "red".into()));
+        set(&threshold, red, t.red);
+        let newest: Option<ValueRow> = store.values(Some(slug.clone()), 1).await?.into_iter().next();
+        for b in ["green", "amber", "red"] {
+            let on = newest.as_ref().and_then(|v| v.band.as_deref()) == Some(b);
+            set(&band, with("band", b), f64::from(u8::from(on)));
+        }
+        for s in ["ok", "unlicensed", "failed"] {
+            let on = newest.as_ref().map(|v| v.status.as_str()) == Some(s);
+            set(&status, with("status", s), f64::from(u8::from(on)));
+        }
+    }
+
+    let last_success = gauge(
+        registry,
+        "kri_last_success_timestamp",
+        "When the newest run of each connector with status ok finished (Unix time)",
+        Some(Unit::Seconds),
+    );
+    let duration = gauge(
+        registry,
+        "kri_last_run_duration",
+        "How long the newest run of each connector took",
+        Some(Unit::Seconds),
+    );
+    let runs = Family::<Labels, Counter>::default();
+    registry.register(
+        "kri_runs",
+        "Connector runs in the store, by module and status (ok, partial, failed)",
+        runs.clone(),
+    );
+    for s in store.run_summary().await? {
+        for (st, n) in &s.by_status {
+            runs.get_or_create(&vec![("module", s.module.clone()), ("status", st.clone())])
+                .inc_by(*n);
+        }
+        if let Some(t) = s.last_success.as_deref().and_then(parse_time) {
+            set(&last_success, vec![("module", s.module.clone())], seconds(&t));
+        }
+        if let Some(last) = &s.last
+            && let (Some(a), Some(b)) = (parse_time(&last.started_at), parse_time(&last.finished_at))
+        {
+            let took = (b - a).num_milliseconds().max(0) as f64 / 1000.0;
+            set(&duration, vec![("module", s.module.clone())], took);
+        }
+    }
+
+    let next = gauge(
+        registry,
+        "kri_next_run_timestamp",
+        "When each connector's next scheduled run starts (Unix time); absent while it runs",
+        Some(Unit::Seconds),
+    );
+    let running = gauge(
+        registry,
+        "kri_run_in_progress",
+        "1 while a run of the connector is in progress",
+        None,
+    );
+    for s in slots {
+        if let Some(t) = &s.next_at {
+            set(&next, vec![("module", s.module.clone())], seconds(t));
+        }
+        set(
+            &running,
+            vec![("module", s.module.clone())],
+            f64::from(u8::from(s.running.is_some())),
+        );
+    }
+
+    let calls = gauge(
+        registry,
+        "kri_pool_calls_24h",
+        "API requests sent in the last 24 hours per module and rate-limit pool (retries and redirects included)",
+        None,
+    );
+    let limit = gauge(
+        registry,
+        "kri_pool_limit_24h",
+        "The rolling 24-hour request limit of the pool, where the API has one",
+        None,
+    );
+    let remaining = gauge(
+        registry,
+        "kri_pool_remaining_24h",
+        "Requests left in the pool's rolling 24-hour limit",
+        None,
+    );
+    let used = store.calls_by_pool(clock.now() - Duration::hours(24)).await?;
+    for m in loaded.modules.iter().filter(|m| m.connector.is_some()) {
+        for pool in m.reg.pools {
+            let n = used
+                .iter()
+                .find(|(ns, p, _)| ns == m.reg.module && p == pool.name)
+                .map_or(0, |(_, _, n)| *n);
+            let labels = vec![("module", m.reg.module.to_owned()), ("pool", pool.name.to_owned())];
+            set(&calls, labels.clone(), f64::from(n));
+            if let Some(l) = pool.limit {
+                set(&limit, labels.clone(), f64::from(l));
+                set(&remaining, labels, f64::from(l.saturating_sub(n)));
+            }
+        }
+    }
+    Ok(())
+}

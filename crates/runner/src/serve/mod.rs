@@ -1,0 +1,163 @@
+//! `kri serve` (the scheduler and an HTTP server in one process) and `kri daemon` (the same
+//! scheduler without HTTP), and `kri report --html`.
+
+mod events;
+mod http;
+mod metrics;
+mod pages;
+pub mod schedule;
+mod scheduler;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use kri_core::{CancellationToken, Clock, Store};
+
+use crate::config::Loaded;
+use crate::{Failure, Output};
+
+pub use events::Events;
+
+/// How `kri serve` / `kri daemon` was started.
+pub struct ServeHow {
+    pub out: Output,
+    /// `--listen`, overriding `[serve] listen`; ignored without HTTP.
+    pub listen: Option<String>,
+    /// `false`: `kri daemon`, the scheduler alone.
+    pub http: bool,
+    /// How often the scheduler looks at the clock while it waits.
+    pub tick: Duration,
+}
+
+/// Run until SIGTERM/SIGINT: exit 0 after a clean stop, whatever the runs did.
+pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: ServeHow) -> Result<u8, Failure> {
+    if !loaded.modules.iter().any(|m| m.connector.is_some()) {
+        let modules: Vec<&str> = loaded.modules.iter().map(|m| m.reg.module).collect();
+        return Err(Failure::config(format!(
+            "no connector is enabled, so there is nothing to schedule: set enabled = true in the [connectors.KEY] table of one of: {}",
+            modules.join(", ")
+        )));
+    }
+    let listener = if how.http {
+        let addr = match &how.listen {
+            Some(text) => crate::config::parse_listen(text).map_err(|m| Failure::config(format!("--listen: {m}")))?,
+            None => loaded.serve.listen,
+        };
+        check_exposure(addr, &loaded)?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            Failure::runtime(format!(
+                "cannot listen on {addr}: {e}; choose another address with --listen or [serve] listen"
+            ))
+        })?;
+        Some(listener)
+    } else {
+        None
+    };
+    let bound = listener.as_ref().and_then(|l| l.local_addr().ok());
+
+    let events = Events::new(how.out, clock.clone());
+    let loaded = Arc::new(loaded);
+    let scheduler = scheduler::Scheduler::new(loaded.clone(), store.clone(), clock.clone(), events.clone(), how.tick);
+    // Installed once, before anything runs: a signal at any moment is seen.
+    listen_for_signals(scheduler.stop.clone())?;
+    let what = if how.http { "kri serve" } else { "kri daemon" };
+    events.started(
+        what,
+        bound.map(|a| a.to_string()).as_deref(),
+        &store.path().display().to_string(),
+        &scheduler.plan(),
+    );
+
+    let server_stop = CancellationToken::new();
+    let server = listener.map(|listener| {
+        let app = Arc::new(http::App {
+            token: loaded.serve.token.clone(),
+            loaded: loaded.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            scheduler: scheduler.clone(),
+        });
+        let stop = server_stop.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, http::router(app))
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!("the HTTP server stopped: {e}");
+            }
+        })
+    });
+
+    scheduler.clone().run(loaded.serve.grace).await;
+    // The pages and the health answers stay up until the runs are settled.
+    server_stop.cancel();
+    if let Some(server) = server
+        && tokio::time::timeout(Duration::from_secs(5), server).await.is_err()
+    {
+        tracing::warn!("open HTTP connections did not close within 5s; leaving them");
+    }
+    events.stopped();
+    Ok(0)
+}
+
+/// Refuse to publish the actions to the network without a token, and the pages at all unless
+/// the user said they are public (`[serve] public_read_only = true`).
+fn check_exposure(addr: SocketAddr, loaded: &Loaded) -> Result<(), Failure> {
+    if addr.ip().is_loopback() || loaded.serve.token.is_some() || loaded.serve.public_read_only {
+        return Ok(());
+    }
+    Err(Failure::config(format!(
+        "refusing to listen on {addr} without a token: anyone who can reach it would see every KRI and run history. \
+         Set [serve] token (or KRI_SERVE__TOKEN) to at least 16 random characters, or set [serve] public_read_only = true \
+         to serve the read-only pages and API with Run now and Test disabled, or listen on 127.0.0.1"
+    )))
+}
+
+/// The first SIGTERM/SIGINT stops scheduling (`stop`); a second one exits at once.
+fn listen_for_signals(stop: CancellationToken) -> Result<(), Failure> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| signal(kind).map_err(|e| Failure::runtime(format!("cannot listen for signals: {e}")));
+        let mut term = listen(SignalKind::terminate())?;
+        let mut int = listen(SignalKind::interrupt())?;
+        tokio::spawn(async move {
+            let mut seen = 0;
+            loop {
+                let signo = tokio::select! {
+                    _ = term.recv() => 15,
+                    _ = int.recv() => 2,
+                };
+                seen += 1;
+                if seen == 1 {
+                    stop.cancel();
+                } else {
+                    errln!("second signal: exiting now, without waiting for the running runs");
+                    std::process::exit(128 + signo);
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    tokio::spawn(async move {
+        let mut seen = 0;
+        while tokio::signal::ctrl_c().await.is_ok() {
+            seen += 1;
+            if seen == 1 {
+                stop.cancel();
+            } else {
+                std::process::exit(130);
+            }
+        }
+    });
+    Ok(())
+}
+
+/// `kri report --html FILE`: the dashboard as one self-contained file (no script, no links out).
+pub async fn report_html(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>) -> Result<String, Failure> {
+    let d = pages::dashboard(loaded, store, clock, None, kri_dashboard::Actions::Static)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok(kri_core::secret::scrub(&kri_dashboard::dashboard(&d)))
+}

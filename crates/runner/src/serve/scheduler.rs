@@ -1,0 +1,419 @@
+//! The scheduler of `kri serve` and `kri daemon`: each enabled connector on its own slots (see
+//! [`schedule`](super::schedule)), never two runs of one connector at once, different
+//! connectors at the same time; Run now and Test on request; on stop, a grace period for the
+//! running runs, then they are cancelled (recorded as failed, last good values untouched).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use kri_core::report::ConnectorStatus;
+use kri_core::store::fmt_time;
+use kri_core::{CancellationToken, Clock, Store};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use super::events::Events;
+use super::schedule::{after_run, jitter, next_slot};
+use crate::Output;
+use crate::commands::{RunHow, exit_code, probe, run_once};
+use crate::config::Loaded;
+use crate::output::ProbeRow;
+
+/// How long cancelled runs get to record themselves as failed before the process goes.
+const CANCEL_BOUND: Duration = Duration::from_secs(15);
+/// Tests kept for `GET /api/v1/test/{id}`.
+const KEPT_TESTS: usize = 50;
+
+/// One connector's place in the schedule.
+struct Slot {
+    module: &'static str,
+    schedule: String,
+    period: Duration,
+    offset: Duration,
+    jitter: Duration,
+    next: DateTime<Utc>,
+    /// The id of the run in progress.
+    running: Option<String>,
+    /// A Run now waiting to start, with the id it was promised.
+    requested: Option<String>,
+    failures: u32,
+    completed: bool,
+    last: Option<LastRun>,
+}
+
+/// The newest run of a connector this process made.
+#[derive(Debug, Clone, Serialize)]
+pub struct LastRun {
+    pub run_id: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub error: Option<String>,
+}
+
+/// What the API, the page and `/metrics` show of a connector's schedule.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlotView {
+    pub module: String,
+    pub schedule: String,
+    /// When the next run starts (RFC 3339), or null while one runs.
+    pub next_run: Option<String>,
+    #[serde(skip)]
+    pub next_at: Option<DateTime<Utc>>,
+    /// The id of the run in progress, if any.
+    pub running: Option<String>,
+    /// Failed runs in a row (the retry back-off grows with it).
+    pub failures: u32,
+    pub completed_since_start: bool,
+    pub last_run: Option<LastRun>,
+}
+
+/// A Test (connectivity probe) asked for through the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct TestView {
+    pub test_id: String,
+    pub module: String,
+    /// `running` or `done`.
+    pub state: &'static str,
+    pub probe: Option<ProbeRow>,
+}
+
+/// Why a Run now or a Test was not started.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Unknown or disabled module: the message says which modules can be run.
+    Module(String),
+    /// The process is stopping.
+    Stopping,
+}
+
+pub struct Scheduler {
+    loaded: Arc<Loaded>,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    events: Events,
+    slots: Mutex<Vec<Slot>>,
+    tests: Mutex<VecDeque<TestView>>,
+    wake: Notify,
+    /// Fires at the first signal: no new run starts.
+    pub stop: CancellationToken,
+    /// Fires when the grace period is over: running runs stop.
+    cancel: CancellationToken,
+    /// How often the loop looks at the clock while waiting (the clock may be moved by a test).
+    tick: Duration,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Scheduler {
+    /// Every enabled connector, its first run due at once.
+    pub fn new(loaded: Arc<Loaded>, store: Store, clock: Arc<dyn Clock>, events: Events, tick: Duration) -> Arc<Self> {
+        let now = clock.now();
+        let slots = loaded
+            .modules
+            .iter()
+            .filter(|m| m.connector.is_some())
+            .map(|m| Slot {
+                module: m.reg.module,
+                schedule: m.schedule_text.clone(),
+                period: m.schedule,
+                offset: m.at.unwrap_or_default(),
+                jitter: jitter(m.reg.module, m.schedule),
+                next: now,
+                running: None,
+                requested: None,
+                failures: 0,
+                completed: false,
+                last: None,
+            })
+            .collect();
+        Arc::new(Self {
+            loaded,
+            store,
+            clock,
+            events,
+            slots: Mutex::new(slots),
+            tests: Mutex::new(VecDeque::new()),
+            wake: Notify::new(),
+            stop: CancellationToken::new(),
+            cancel: CancellationToken::new(),
+            tick,
+        })
+    }
+
+    /// The modules scheduled, with their first and regular next runs (for the start line).
+    pub fn plan(&self) -> Vec<(String, String, DateTime<Utc>)> {
+        let now = self.clock.now();
+        lock(&self.slots)
+            .iter()
+            .map(|s| {
+                (
+                    s.module.to_owned(),
+                    s.schedule.clone(),
+                    next_slot(now, s.period, s.offset, s.jitter),
+                )
+            })
+            .collect()
+    }
+
+    pub fn slots(&self) -> Vec<SlotView> {
+        lock(&self.slots)
+            .iter()
+            .map(|s| {
+                let next = (s.running.is_none() && !self.stop.is_cancelled()).then_some(s.next);
+                SlotView {
+                    module: s.module.to_owned(),
+                    schedule: s.schedule.clone(),
+                    next_run: next.as_ref().map(fmt_time),
+                    next_at: next,
+                    running: s.running.clone(),
+                    failures: s.failures,
+                    completed_since_start: s.completed,
+                    last_run: s.last.clone(),
+                }
+            })
+            .collect()
+    }
+
+    /// `Ok` once every scheduled connector has completed a run since start.
+    pub fn ready(&self) -> Result<(), String> {
+        let waiting: Vec<&str> = lock(&self.slots)
+            .iter()
+            .filter(|s| !s.completed)
+            .map(|s| s.module)
+            .collect();
+        if waiting.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "waiting for the first run since start of: {}",
+                waiting.join(", ")
+            ))
+        }
+    }
+
+    fn refuse_module(&self, module: &str) -> Refusal {
+        let scheduled: Vec<&str> = lock(&self.slots).iter().map(|s| s.module).collect();
+        let known = self.loaded.modules.iter().any(|m| m.reg.module == module);
+        Refusal::Module(if known {
+            format!(
+                "the `{module}` connector is not enabled here; the enabled ones are: {}",
+                scheduled.join(", ")
+            )
+        } else {
+            format!(
+                "unknown module `{module}`; the enabled ones are: {}",
+                scheduled.join(", ")
+            )
+        })
+    }
+
+    /// Run now: the id of the run that will start (`true`), or of the run already running or
+    /// already asked for (`false`): a run is never doubled.
+    pub fn request_run(&self, module: &str) -> Result<(String, bool), Refusal> {
+        if self.stop.is_cancelled() {
+            return Err(Refusal::Stopping);
+        }
+        let mut slots = lock(&self.slots);
+        let Some(slot) = slots.iter_mut().find(|s| s.module == module) else {
+            drop(slots);
+            return Err(self.refuse_module(module));
+        };
+        if let Some(id) = slot.running.clone().or_else(|| slot.requested.clone()) {
+            return Ok((id, false));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        slot.requested = Some(id.clone());
+        drop(slots);
+        self.wake.notify_one();
+        Ok((id, true))
+    }
+
+    /// Test: start a connectivity probe of `module` (or name the one already running).
+    pub fn request_test(self: &Arc<Self>, module: &str) -> Result<(String, bool), Refusal> {
+        if self.stop.is_cancelled() {
+            return Err(Refusal::Stopping);
+        }
+        if !lock(&self.slots).iter().any(|s| s.module == module) {
+            return Err(self.refuse_module(module));
+        }
+        let mut tests = lock(&self.tests);
+        if let Some(t) = tests.iter().find(|t| t.module == module && t.state == "running") {
+            return Ok((t.test_id.clone(), false));
+        }
+        let id = uuid::Uuid::new_v4().to_string();
+        tests.push_front(TestView {
+            test_id: id.clone(),
+            module: module.to_owned(),
+            state: "running",
+            probe: None,
+        });
+        tests.truncate(KEPT_TESTS);
+        drop(tests);
+        let me = self.clone();
+        let (module, test_id) = (module.to_owned(), id.clone());
+        tokio::spawn(async move {
+            let Some(m) = me.loaded.modules.iter().find(|m| m.reg.module == module) else {
+                return;
+            };
+            let Some(connector) = m.connector.as_deref() else {
+                return;
+            };
+            let row = probe(m, connector, &me.store, me.clock.clone()).await;
+            me.events.test(&test_id, &row);
+            if let Some(t) = lock(&me.tests).iter_mut().find(|t| t.test_id == test_id) {
+                t.state = "done";
+                t.probe = Some(row);
+            }
+        });
+        Ok((id, true))
+    }
+
+    pub fn test(&self, id: &str) -> Option<TestView> {
+        lock(&self.tests).iter().find(|t| t.test_id == id).cloned()
+    }
+
+    /// Schedule until `stop` fires, then give the running runs `grace`, then cancel them.
+    pub async fn run(self: Arc<Self>, grace: Duration) {
+        let mut tasks = JoinSet::new();
+        loop {
+            while let Some(done) = tasks.try_join_next() {
+                if let Err(e) = done {
+                    tracing::error!("a run task ended abnormally: {e}");
+                }
+            }
+            if self.stop.is_cancelled() {
+                break;
+            }
+            let now = self.clock.now();
+            for (module, run_id) in self.due(now) {
+                tasks.spawn(self.clone().run_one(module, run_id));
+            }
+            let wait = self.wait(now);
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = self.wake.notified() => {}
+                () = self.stop.cancelled() => {}
+            }
+        }
+        let running: Vec<String> = lock(&self.slots)
+            .iter()
+            .filter(|s| s.running.is_some())
+            .map(|s| s.module.to_owned())
+            .collect();
+        self.events.stopping(&running, grace);
+        if tasks.is_empty() {
+            return;
+        }
+        let all = async {
+            while let Some(done) = tasks.join_next().await {
+                if let Err(e) = done {
+                    tracing::error!("a run task ended abnormally: {e}");
+                }
+            }
+        };
+        if tokio::time::timeout(grace, all).await.is_ok() {
+            return;
+        }
+        // Past the grace period: the runs stop, record themselves as failed and are written.
+        self.cancel.cancel();
+        let all = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(CANCEL_BOUND, all).await.is_err() {
+            tracing::error!("runs did not stop within {CANCEL_BOUND:?} of being cancelled; leaving them");
+            tasks.abort_all();
+        }
+    }
+
+    /// Mark the due connectors running and hand out their run ids.
+    fn due(&self, now: DateTime<Utc>) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        for s in lock(&self.slots).iter_mut() {
+            if s.running.is_some() || (s.requested.is_none() && s.next > now) {
+                continue;
+            }
+            let id = s.requested.take().unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+            s.running = Some(id.clone());
+            out.push((s.module, id));
+        }
+        out
+    }
+
+    /// Until the next due run, at most one tick (the clock is read again then).
+    fn wait(&self, now: DateTime<Utc>) -> Duration {
+        lock(&self.slots)
+            .iter()
+            .filter(|s| s.running.is_none())
+            .map(|s| (s.next - now).to_std().unwrap_or_default())
+            .min()
+            .unwrap_or(self.tick)
+            .min(self.tick)
+    }
+
+    async fn run_one(self: Arc<Self>, module: &'static str, run_id: String) {
+        self.events.run_started(module, &run_id);
+        let how = RunHow {
+            wait: None,
+            what: "kri serve",
+            run_id: Some(run_id.clone()),
+            cancel: self.cancel.clone(),
+        };
+        let started = self.clock.now();
+        let only = [module.to_owned()];
+        // Output::Json: never a progress bar on a service's terminal.
+        let result = run_once(&self.loaded, &only, &self.store, self.clock.clone(), Output::Json, &how).await;
+        let now = self.clock.now();
+        let (ok, last) = match &result {
+            Ok(report) => {
+                let c = report.connectors.first();
+                (
+                    exit_code(report) == 0,
+                    LastRun {
+                        run_id: report.run_id.clone(),
+                        status: c.map_or("failed", |c| c.status.as_str()).to_owned(),
+                        started_at: fmt_time(&report.started_at),
+                        finished_at: fmt_time(&report.finished_at),
+                        error: c.and_then(|c| c.error.clone()),
+                    },
+                )
+            }
+            Err(f) => (
+                false,
+                LastRun {
+                    run_id: run_id.clone(),
+                    status: ConnectorStatus::Failed.as_str().to_owned(),
+                    started_at: fmt_time(&started),
+                    finished_at: fmt_time(&now),
+                    error: Some(f.message.clone()),
+                },
+            ),
+        };
+        let next = {
+            let mut slots = lock(&self.slots);
+            let Some(s) = slots.iter_mut().find(|s| s.module == module) else {
+                return;
+            };
+            s.running = None;
+            s.completed = true;
+            s.failures = if ok { 0 } else { s.failures.saturating_add(1) };
+            s.next = after_run(now, s.failures, s.period, s.offset, s.jitter);
+            s.last = Some(last.clone());
+            (s.next, s.failures)
+        };
+        match &result {
+            Ok(report) => self.events.run(report, next),
+            Err(_) => self.events.run_error(module, &last, next),
+        }
+        self.wake.notify_one();
+    }
+}
+
+/// The JSON of a schedule, for `GET /api/v1/schedule`.
+pub fn schedule_json(slots: &[SlotView]) -> serde_json::Value {
+    json!({ "connectors": slots })
+}

@@ -1,0 +1,299 @@
+//! The dashboard in a real headless Chromium, driven over WebDriver (chromedriver): every KRI
+//! tile is there, a KRI link leads to its chart, and Run now with the token starts a run.
+//! Screenshots at 375 px and 1280 px land in `target/tmp/screenshots/` to be looked at.
+//!
+//! Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them). Without them the
+//! test says so and passes, except under CI (`CI=true`), where it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use serde_json::{Value, json};
+
+use crate::helper::Kri;
+use crate::serve::{TOKEN, all_connectors, selected_slugs};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const DRIVER: &str = "/usr/bin/chromedriver";
+
+/// A WebDriver session on a chromedriver this test started.
+struct Browser {
+    driver: tokio::process::Child,
+    http: reqwest::Client,
+    session: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn start() -> Option<Browser> {
+        if !Path::new(CHROMIUM).exists() || !Path::new(DRIVER).exists() {
+            let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+            assert!(!ci, "CI must install chromium and chromium-driver (.ci/run does)");
+            eprintln!("SKIPPED: {CHROMIUM} or {DRIVER} missing (apt-get install chromium chromium-driver)");
+            return None;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let driver = tokio::process::Command::new(DRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver starts");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("client");
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while http.get(format!("{base}/status")).send().await.is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not answer");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let profile = tempfile::tempdir().expect("profile dir");
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-quic", "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--hide-scrollbars",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ]
+            }
+        }}});
+        let answer: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("new session")
+            .json()
+            .await
+            .expect("JSON");
+        let session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {answer}"))
+            .to_owned();
+        Some(Browser {
+            driver,
+            http,
+            session: format!("{base}/session/{session}"),
+            _profile: profile,
+        })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut r = self.http.request(method, format!("{}{path}", self.session));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let v: Value = r.send().await.expect("WebDriver call").json().await.expect("JSON");
+        assert!(v["value"]["error"].is_null(), "{path}: {v}");
+        v["value"].clone()
+    }
+
+    async fn go(&self, url: &str) {
+        self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
+            .await;
+    }
+
+    async fn url(&self) -> String {
+        self.call(reqwest::Method::GET, "/url", None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    async fn find_all(&self, css: &str) -> Vec<String> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/elements",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.as_object()?.values().next()?.as_str().map(str::to_owned))
+            .collect()
+    }
+
+    async fn find(&self, css: &str) -> String {
+        self.find_all(css)
+            .await
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no element `{css}`"))
+    }
+
+    async fn attribute(&self, element: &str, name: &str) -> Option<String> {
+        let v = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/element/{element}/attribute/{name}"),
+                None,
+            )
+            .await;
+        v.as_str().map(str::to_owned)
+    }
+
+    async fn text(&self, element: &str) -> String {
+        let v = self
+            .call(reqwest::Method::GET, &format!("/element/{element}/text"), None)
+            .await;
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    async fn click(&self, element: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    async fn type_in(&self, element: &str, text: &str) {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
+    async fn script(&self, js: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": js, "args": []})),
+        )
+        .await
+    }
+
+    /// A PNG of the page at `width` px, as tall as the page (at most 4000 px).
+    async fn screenshot(&self, width: u32, file: &Path) {
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": 900})),
+        )
+        .await;
+        let height = self
+            .script("return document.documentElement.scrollHeight")
+            .await
+            .as_u64()
+            .unwrap_or(900)
+            .clamp(600, 4000);
+        self.call(
+            reqwest::Method::POST,
+            "/window/rect",
+            Some(json!({"width": width, "height": height})),
+        )
+        .await;
+        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png.as_str().unwrap_or_default())
+            .expect("base64 PNG");
+        std::fs::write(file, bytes).expect("write the screenshot");
+    }
+
+    async fn close(mut self) {
+        let _ = self.http.delete(&self.session).send().await;
+        let _ = self.driver.kill().await;
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+#[tokio::test]
+async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now_with_the_token() {
+    let Some(browser) = Browser::start().await else { return };
+    let k = Kri::default().await;
+    let cfg = all_connectors(&k, "");
+    let mut s = k
+        .start(
+            &cfg,
+            &["serve", "--listen", "127.0.0.1:0"],
+            &[("KRI_SERVE__TOKEN", TOKEN)],
+        )
+        .await;
+    s.runs_of(&["tap", "efd", "clear", "ctr"]).await;
+    let selected = selected_slugs(&s.get_json("/api/v1/kris").await);
+
+    browser.go(&format!("{}/", s.base)).await;
+    let mut seen = Vec::new();
+    for tile in browser.find_all("article.tile").await {
+        seen.push(browser.attribute(&tile, "data-slug").await.unwrap_or_default());
+    }
+    seen.sort();
+    let mut want = selected.clone();
+    want.sort();
+    assert_eq!(seen, want, "one tile per selected KRI");
+    let overflow = browser
+        .script("return document.documentElement.scrollWidth > document.documentElement.clientWidth")
+        .await;
+    let dir = screenshots();
+    browser.screenshot(1280, &dir.join("dashboard-1280.png")).await;
+    browser.screenshot(375, &dir.join("dashboard-375.png")).await;
+    let narrow_overflow = browser
+        .script("return document.documentElement.scrollWidth > window.innerWidth")
+        .await;
+    assert_eq!(overflow, json!(false), "no sideways scroll at 1280 px");
+    assert_eq!(narrow_overflow, json!(false), "no sideways scroll at 375 px");
+
+    // Follow a KRI's link to its chart.
+    let link = browser.find("article.tile[data-slug=\"pp_vap_count\"] a").await;
+    browser.click(&link).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !browser.url().await.ends_with("/kri/pp_vap_count") {
+        assert!(Instant::now() < deadline, "the link did not lead to the KRI page");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let chart = browser.find("svg[role=\"img\"]").await;
+    assert!(
+        browser
+            .attribute(&chart, "aria-label")
+            .await
+            .unwrap_or_default()
+            .contains("pp_vap_count")
+    );
+    browser.screenshot(1280, &dir.join("kri-1280.png")).await;
+    browser.screenshot(375, &dir.join("kri-375.png")).await;
+
+    // Run now, with the token typed in.
+    browser.go(&format!("{}/", s.base)).await;
+    let token = browser.find("#token").await;
+    browser.type_in(&token, TOKEN).await;
+    let button = browser.find("#run-now-efd").await;
+    browser.click(&button).await;
+    let status = browser.find("#action-status").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let said = loop {
+        let t = browser.text(&status).await;
+        if t.starts_with("Run ") || t.starts_with("HTTP") {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no answer to Run now: `{t}`");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(said.contains("started for efd"), "{said}");
+    let run = s.event("run").await;
+    assert!(said.contains(run["run_id"].as_str().unwrap_or("?")), "{said} vs {run}");
+    browser.close().await;
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.exit(Duration::from_secs(30)).await.0, 0);
+}
