@@ -293,6 +293,20 @@ async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now
     assert!(said.contains("started for efd"), "{said}");
     let run = s.event("run").await;
     assert!(said.contains(run["run_id"].as_str().unwrap_or("?")), "{said} vs {run}");
+
+    // Test: started, then its result shown.
+    let button = browser.find("#test-efd").await;
+    browser.click(&button).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = browser.text(&status).await;
+        if t.starts_with("Test of efd: ") {
+            assert!(t.contains(": ok"), "{t}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no test result on the page: `{t}`");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     browser.close().await;
     s.signal(libc::SIGTERM);
     assert_eq!(s.exit(Duration::from_secs(30)).await.0, 0);

@@ -351,7 +351,16 @@ async fn pages_api_and_metrics_answer_with_the_stored_values_and_no_secret() {
         !page.contains("http://") && !page.contains("https://"),
         "nothing loaded from elsewhere"
     );
-    assert!(page.contains("disabled"), "no token: the buttons are disabled");
+    for module in ["tap", "efd", "clear", "ctr"] {
+        for id in [format!("run-now-{module}"), format!("test-{module}")] {
+            let at = page
+                .find(&format!("id=\"{id}\""))
+                .unwrap_or_else(|| panic!("no button {id}"));
+            let tag_end = at + page[at..].find('>').expect("tag end");
+            assert!(page[at..tag_end].contains(" disabled"), "no token: {id} is disabled");
+        }
+    }
+    assert!(page.contains("KRI_SERVE__TOKEN"), "the page says how to enable them");
     let (code, _) = s.get("/kri/pp_nope").await;
     assert_eq!(code, 404);
 

@@ -7,6 +7,18 @@
   var tokenField = document.getElementById("token");
   if (!out || !tokenField) { return; }
   function say(text) { out.textContent = text; }
+  // A Test's result: asked for every half second, for at most a minute.
+  function follow(id, module, tries) {
+    fetch("api/v1/test/" + encodeURIComponent(id), { cache: "no-store" }).then(function (res) {
+      return res.json();
+    }).then(function (b) {
+      if (b && b.state === "done" && b.probe) {
+        say("Test of " + module + ": " + b.probe.status + " — " + b.probe.message);
+      } else if (tries < 120) {
+        setTimeout(function () { follow(id, module, tries + 1); }, 500);
+      }
+    }, function () {});
+  }
   function act(button) {
     var module = button.getAttribute("data-module") || "";
     var isRun = button.classList.contains("run-now");
@@ -32,6 +44,7 @@
         var id = isRun ? b.run_id : b.test_id;
         var again = b.status === "already_running" ? " is already in progress for " : " started for ";
         say((isRun ? "Run " : "Test ") + (id === undefined || id === null ? "(no id)" : id) + again + module);
+        if (!isRun && typeof id === "string") { follow(id, module, 0); }
       } else {
         var msg = typeof b.message === "string" && b.message !== "" ? b.message : (a.res.statusText || "request refused");
         say("HTTP " + a.res.status + ": " + msg);
