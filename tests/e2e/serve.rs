@@ -532,6 +532,9 @@ async fn sigterm_mid_run_exits_0_within_the_grace_period_and_keeps_the_last_good
     s.runs_of(&["clear"]).await;
     s.until("/api/v1/schedule", |v| !schedule_of(v, "efd")["running"].is_null())
         .await;
+    let (code, why) = s.get("/readyz").await;
+    assert_eq!(code, 503, "{why}");
+    assert!(why.contains("first run since start of: efd"), "{why}");
     s.signal(libc::SIGTERM);
     let (code, took) = s.exit(Duration::from_secs(20)).await;
     assert_eq!(code, 0, "{}", s.stderr());
