@@ -297,7 +297,8 @@ fn incident_table(incidents: &[Value]) -> Table {
         "Assigned Team Name",
         "Title",
         "Source Types",
-    ]);
+    ])
+    .with_free_text(&["Type", "Assigned Team Name", "Title", "Source Types"]);
     for i in incidents {
         t.row(vec![
             cell(&i["id"]),
@@ -321,7 +322,8 @@ fn detail_blocks(inc: &Value) -> Vec<Block> {
         "Message Count",
         "Assigned Team Name",
         "Title",
-    ]);
+    ])
+    .with_free_text(&["Assigned Team Name", "Title"]);
     t.row(vec![
         cell(&inc["id"]),
         cell(&inc["createdAt"]),

@@ -373,7 +373,7 @@ impl Ctr {
 }
 
 /// Mean hours from `createdAt` to `closedAt` over incidents closed in the 30 days before `now`
-/// (two decimals). None closed → 0 with a warning.
+/// (two decimals). None closed → 0 with a warning and no band.
 pub fn mean_time_to_close(closed: &[Value], total: Option<u64>, now: DateTime<Utc>) -> Measurement {
     let from = now - chrono::Duration::days(30);
     let hours: Vec<f64> = closed
@@ -385,9 +385,9 @@ pub fn mean_time_to_close(closed: &[Value], total: Option<u64>, now: DateTime<Ut
         })
         .collect();
     if hours.is_empty() {
-        return Measurement::with_warning(
+        return Measurement::not_measured(
             0.0,
-            "no CTR incident closed in the last 30 days: 0 by convention, not a measurement",
+            "no CTR incident closed in the last 30 days: 0 by convention, not a measurement (no band)",
         );
     }
     let mean = (hours.iter().sum::<f64>() / hours.len() as f64 * 100.0).round() / 100.0;

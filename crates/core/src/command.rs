@@ -62,6 +62,9 @@ pub enum Block {
 pub struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
+    /// The headers of free-text columns (titles, names): they wrap, and are the first to go
+    /// when a terminal is too narrow. Other columns (ids, times) are always shown whole.
+    pub free_text: Vec<String>,
 }
 
 impl Table {
@@ -69,7 +72,14 @@ impl Table {
         Self {
             header: header.iter().map(|h| (*h).to_owned()).collect(),
             rows: Vec::new(),
+            free_text: Vec::new(),
         }
+    }
+
+    /// Mark these headers as free text (see [`Table::free_text`]).
+    pub fn with_free_text(mut self, headers: &[&str]) -> Self {
+        self.free_text = headers.iter().map(|h| (*h).to_owned()).collect();
+        self
     }
 
     pub fn row(&mut self, cells: Vec<String>) {

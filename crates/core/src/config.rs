@@ -103,7 +103,7 @@ impl ConnectorSettings {
     /// Deserialize the table into `T` (declare it `#[serde(deny_unknown_fields)]` with
     /// defaults). Errors name the key and what is accepted; the runner adds where it was set.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        parse_table(&self.table, &format!("connectors.{}", self.module))
+        parse_keys(&self.table, &format!("connectors.{}", self.module), FRAMEWORK_KEYS)
     }
 
     /// Deserialize the family's shared table into `T` (an empty table when it is absent).
@@ -115,17 +115,99 @@ impl ConnectorSettings {
     }
 }
 
+/// The keys every connector table takes, owned by the framework (the runner takes them out
+/// before the connector sees its table; an unknown key lists them too).
+pub const FRAMEWORK_KEYS: &[&str] = &[
+    "enabled",
+    "schedule",
+    "at",
+    "kris",
+    "timeout",
+    "connect_timeout",
+    "run_timeout",
+    "concurrency",
+];
+
 /// Deserialize `table`, written under `[prefix]`, into `T`; errors name `prefix.field`.
 pub fn parse_table<T: DeserializeOwned>(table: &Dict, prefix: &str) -> Result<T, ConfigError> {
+    parse_keys(table, prefix, &[])
+}
+
+/// [`parse_table`], where `also` are keys accepted there too (taken out before).
+fn parse_keys<T: DeserializeOwned>(table: &Dict, prefix: &str, also: &[&str]) -> Result<T, ConfigError> {
     Figment::from(Serialized::defaults(table)).extract::<T>().map_err(|e| {
         let field = e.path.join(".");
-        let key = if field.is_empty() {
-            prefix.to_owned()
-        } else {
-            format!("{prefix}.{field}")
+        let (key, message) = match &e.kind {
+            figment::error::Kind::UnknownField(unknown, expected) => {
+                let accepted: Vec<&str> = also.iter().copied().chain(expected.iter().copied()).collect();
+                (
+                    format!("{prefix}.{unknown}"),
+                    format!(
+                        "unknown key `{unknown}`{}; the keys accepted here are: {}",
+                        did_you_mean(unknown, &accepted),
+                        accepted.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            }
+            _ if field.is_empty() => (prefix.to_owned(), describe(&e)),
+            _ => (format!("{prefix}.{field}"), describe(&e)),
         };
-        ConfigError::invalid(key, describe(&e))
+        ConfigError::invalid(key, message)
     })
+}
+
+/// ` (did you mean `schedule`?)` for a near miss of one of `candidates`, else nothing.
+pub fn did_you_mean(word: &str, candidates: &[&str]) -> String {
+    let w = word.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&w, &c.to_ascii_lowercase()), *c))
+        .filter(|(d, c)| *d <= (c.len() / 3).clamp(1, 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| format!(" (did you mean `{c}`?)"))
+        .unwrap_or_default()
+}
+
+/// Levenshtein distance (insertions, deletions, substitutions), by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// A serde type name in plain words.
+fn plain(expected: &str) -> String {
+    let e = expected.trim();
+    let words = if e.contains("f64") || e.contains("f32") || e.contains("floating") {
+        "a number, e.g. 10 or 2.5"
+    } else if [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "integer",
+    ]
+    .iter()
+    .any(|t| e == *t || e.contains(&format!("{t} ")) || e.ends_with(t))
+    {
+        "a whole number, e.g. 5"
+    } else if e.contains("sequence") {
+        "a list, e.g. [\"a\", \"b\"] (in an environment variable: '[\"a\",\"b\"]')"
+    } else if e.contains("bool") {
+        "true or false"
+    } else if e.contains("string") || e.contains("char") {
+        "text in quotes, e.g. \"daily\""
+    } else if e.contains("map") || e.contains("struct") {
+        "a table: [name] with its keys under it"
+    } else {
+        e
+    };
+    words.to_owned()
 }
 
 /// figment's own message names the key with its profile ("default.x"); say it plainly.
@@ -133,18 +215,20 @@ pub fn describe(e: &figment::Error) -> String {
     use figment::error::Kind;
     match &e.kind {
         Kind::UnknownField(field, expected) => format!(
-            "unknown key `{field}`; the keys accepted here are: {}",
+            "unknown key `{field}`{}; the keys accepted here are: {}",
+            did_you_mean(field, expected),
             expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
         ),
         Kind::MissingField(field) => format!("missing required key `{field}`"),
         Kind::InvalidType(actual, expected) => {
-            format!("wrong type: found {actual}, expected {expected}")
+            format!("found {actual}, expected {}", plain(expected))
         }
         Kind::InvalidValue(actual, expected) => {
-            format!("bad value: found {actual}, expected {expected}")
+            format!("found {actual}, expected {}", plain(expected))
         }
         Kind::UnknownVariant(v, expected) => format!(
-            "unknown value `{v}`; accepted: {}",
+            "unknown value `{v}`{}; accepted: {}",
+            did_you_mean(v, expected),
             expected.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
         ),
         other => other.to_string(),

@@ -16,16 +16,32 @@ use crate::store::{StateHandle, Store};
 pub struct Measurement {
     pub value: f64,
     pub warning: Option<String>,
+    /// False for a value kept by convention when there was nothing to measure (a mean of no
+    /// items, say): it is stored and shown, but gets no band, so it never reads as green.
+    pub banded: bool,
 }
 
 impl Measurement {
     pub fn value(value: f64) -> Self {
-        Self { value, warning: None }
+        Self {
+            value,
+            warning: None,
+            banded: true,
+        }
     }
     pub fn with_warning(value: f64, warning: impl Into<String>) -> Self {
         Self {
             value,
             warning: Some(warning.into()),
+            banded: true,
+        }
+    }
+    /// Nothing to measure: `value` by convention, with `why`, and no band.
+    pub fn not_measured(value: f64, why: impl Into<String>) -> Self {
+        Self {
+            value,
+            warning: Some(why.into()),
+            banded: false,
         }
     }
 }

@@ -23,7 +23,7 @@ pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Th
                 value: Some(m.value),
                 unit,
                 status: KriStatus::Ok,
-                band: Some(Band::of(m.value, kri.direction(), thresholds)),
+                band: m.banded.then(|| Band::of(m.value, kri.direction(), thresholds)),
                 message: m.warning,
             }
         }
@@ -110,6 +110,21 @@ mod tests {
             m.contains("EFD") && m.contains("HTTP 403") && m.contains("/v2/efd/dmarc/domains"),
             "{m}"
         );
+    }
+
+    #[test]
+    fn a_value_kept_by_convention_has_no_band() {
+        let t = CORE.default_thresholds();
+        let o = settle(
+            "tap",
+            &CORE,
+            Ok(Measurement::not_measured(0.0, "nothing to average")),
+            t,
+        );
+        assert_eq!((o.status, o.value, o.band), (KriStatus::Ok, Some(0.0), None));
+        assert_eq!(o.message.as_deref(), Some("nothing to average"));
+        let o = settle("tap", &CORE, Ok(Measurement::value(0.0)), t);
+        assert!(o.band.is_some(), "a real 0 is banded");
     }
 
     #[test]

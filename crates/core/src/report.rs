@@ -73,6 +73,8 @@ pub struct RunRow {
 #[derive(Debug, Clone, Serialize)]
 pub struct ValueRow {
     pub slug: String,
+    /// The module key of the KRI's connector (`tap`), as in every other answer.
+    pub module: String,
     pub connector: String,
     pub run_id: String,
     pub measured_at: String,
@@ -82,6 +84,12 @@ pub struct ValueRow {
     pub status: String,
     pub band: Option<String>,
     pub message: Option<String>,
+    /// The KRI's value before this one (the newest older row with a value), when asked for.
+    #[serde(serialize_with = "serialize_value")]
+    pub previous: Option<f64>,
+    /// `value − previous`, when both exist.
+    #[serde(serialize_with = "serialize_value")]
+    pub delta: Option<f64>,
 }
 
 pub(crate) fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -33,6 +33,14 @@ pub struct StoreError {
 }
 
 impl StoreError {
+    /// The file is there but is not an SQLite database (a wrong `[store] path`).
+    pub fn is_not_a_database(&self) -> bool {
+        matches!(
+            &*self.source,
+            StoreFailure::Sqlite(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::NotADatabase
+        )
+    }
+
     pub(crate) fn new(path: String, action: &'static str, source: StoreFailure) -> Self {
         Self {
             path,

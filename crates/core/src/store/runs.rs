@@ -61,6 +61,31 @@ impl Store {
         .await
     }
 
+    /// Forget runs and values from before `before`, except each KRI's newest good value (and
+    /// its run), so a KRI measured rarely keeps its last good value. Returns (runs, values)
+    /// deleted.
+    pub async fn prune(&self, before: DateTime<Utc>) -> Result<(usize, usize), StoreError> {
+        let before = fmt_time(&before);
+        self.call("pruning old runs and values", move |c| {
+            let tx = c.transaction()?;
+            let values = tx.execute(
+                "DELETE FROM kri_values WHERE measured_at < ?1 AND id NOT IN (
+                     SELECT (SELECT k.id FROM kri_values k WHERE k.slug = s.slug AND k.value IS NOT NULL
+                             ORDER BY k.measured_at DESC, k.id DESC LIMIT 1)
+                     FROM (SELECT DISTINCT slug FROM kri_values) s)",
+                params![before],
+            )?;
+            let runs = tx.execute(
+                "DELETE FROM runs WHERE started_at < ?1 AND NOT EXISTS (
+                     SELECT 1 FROM kri_values v WHERE v.run_id = runs.run_id AND v.connector = runs.connector)",
+                params![before],
+            )?;
+            tx.commit()?;
+            Ok((runs, values))
+        })
+        .await
+    }
+
     /// The most recent connector runs, newest first.
     pub async fn history(&self, limit: u32, module: Option<String>) -> Result<Vec<RunRow>, StoreError> {
         self.call("reading run history", move |c| {
@@ -78,13 +103,64 @@ impl Store {
 
     /// Stored values, newest first, for one slug or all.
     pub async fn values(&self, slug: Option<String>, limit: u32) -> Result<Vec<ValueRow>, StoreError> {
+        self.values_since(slug, None, limit).await
+    }
+
+    /// Stored values measured at or after `since` (all when `None`), newest first, each with the
+    /// KRI's previous value (the newest older row that has one) and the change from it.
+    pub async fn values_since(
+        &self,
+        slug: Option<String>,
+        since: Option<DateTime<Utc>>,
+        limit: u32,
+    ) -> Result<Vec<ValueRow>, StoreError> {
+        let since = since.map(|t| fmt_time(&t));
         self.call("reading values", move |c| {
             let mut stmt = c.prepare(
-                "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
-                 FROM kri_values WHERE (?1 IS NULL OR slug = ?1)
-                 ORDER BY measured_at DESC, id DESC LIMIT ?2",
+                "SELECT v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band, v.message,
+                        (SELECT p.value FROM kri_values p
+                         WHERE p.slug = v.slug AND p.value IS NOT NULL
+                           AND (p.measured_at < v.measured_at OR (p.measured_at = v.measured_at AND p.id < v.id))
+                         ORDER BY p.measured_at DESC, p.id DESC LIMIT 1)
+                 FROM kri_values v WHERE (?1 IS NULL OR v.slug = ?1) AND (?2 IS NULL OR v.measured_at >= ?2)
+                 ORDER BY v.measured_at DESC, v.id DESC LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![slug, limit], value_row)?;
+            let rows = stmt.query_map(params![slug, since, limit], |r| {
+                let mut row = value_row(r)?;
+                row.previous = r.get(9)?;
+                row.delta = row.value.zip(row.previous).map(|(v, p)| v - p);
+                Ok(row)
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The values a run wrote, in the order written.
+    pub async fn run_values(&self, run_id: &str) -> Result<Vec<ValueRow>, StoreError> {
+        let run_id = run_id.to_owned();
+        self.call("reading a run's values", move |c| {
+            let mut stmt = c.prepare(
+                "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
+                 FROM kri_values WHERE run_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query_map(params![run_id], value_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// The connector rows of the runs whose id starts with `prefix` (a whole id, or enough of its
+    /// start to be unique), oldest first.
+    pub async fn run_rows(&self, prefix: &str) -> Result<Vec<RunRow>, StoreError> {
+        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
+        self.call("reading a run", move |c| {
+            let mut stmt = c.prepare(
+                "SELECT run_id, connector, module, started_at, finished_at, status, rows_written,
+                        rows_skipped, api_calls, error
+                 FROM runs WHERE run_id LIKE ?1 ORDER BY started_at, rowid",
+            )?;
+            let rows = stmt.query_map(params![pattern], run_row)?;
             rows.collect()
         })
         .await
@@ -198,8 +274,12 @@ fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
 }
 
 fn value_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ValueRow> {
+    let slug: String = r.get(0)?;
     Ok(ValueRow {
-        slug: r.get(0)?,
+        module: crate::registry::find_kri(&slug)
+            .map(|(reg, _)| reg.module.to_owned())
+            .unwrap_or_default(),
+        slug,
         connector: r.get(1)?,
         run_id: r.get(2)?,
         measured_at: r.get(3)?,
@@ -208,5 +288,7 @@ fn value_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ValueRow> {
         status: r.get(6)?,
         band: r.get(7)?,
         message: r.get(8)?,
+        previous: None,
+        delta: None,
     })
 }
