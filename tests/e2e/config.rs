@@ -107,7 +107,14 @@ async fn a_missing_explicit_config_file_is_exit_2() {
     let out = run_kri(dir.path(), &["run"], &[]).await;
     assert_eq!(out.code, 2, "no kri.toml and no credentials: {out:?}");
     assert!(
-        out.stderr.contains("kri.toml") && out.stderr.contains("KRI_PROOFPOINT__CREDENTIALS"),
+        out.stderr.contains("no config") && out.stderr.contains("kri.toml") && out.stderr.contains("kri init"),
+        "{out:?}"
+    );
+    // With some settings in the environment, the missing credentials are named.
+    let out = run_kri(dir.path(), &["run"], &[("KRI_CONNECTORS__TAP__SCHEDULE", "hourly")]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("KRI_PROOFPOINT__CREDENTIALS") && out.stderr.contains("kri init"),
         "{out:?}"
     );
 }

@@ -10,7 +10,8 @@ async fn ctr(k: &Kri, extra: &str, args: &[&str]) -> Outcome {
     let cfg = k.config(&k.ctr_table(DEMO_CLIENT_SECRET, extra));
     let mut all = vec!["--config", cfg.to_str().unwrap(), "ctr"];
     all.extend_from_slice(args);
-    k.run(&all, &[]).await
+    // A wide terminal: every column of the incident tables is shown.
+    k.run(&all, &[("COLUMNS", "400")]).await
 }
 
 async fn stored(k: &Kri) -> Vec<Value> {

@@ -6,6 +6,7 @@ mod cli;
 mod config;
 mod ctr;
 mod faults;
+mod first_hour;
 mod helper;
 mod run;
 mod secrets;

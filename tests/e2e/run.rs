@@ -63,7 +63,9 @@ async fn efd_403_and_clear_404_are_unlicensed_zero_and_exit_0() {
 async fn wrong_credentials_exit_1_naming_401_and_the_credentials() {
     let k = Kri::default().await;
     let cfg = k.config_with(Some("demo-principal:wrong-secret"), "");
-    let out = k.run(&["--config", cfg.to_str().unwrap(), "run"], &[]).await;
+    let out = k
+        .run(&["--config", cfg.to_str().unwrap(), "run"], &[("COLUMNS", "300")])
+        .await;
     assert_eq!(out.code, 1, "{out:?}");
     assert!(out.stdout.contains("credentials rejected (HTTP 401)"), "{out:?}");
     assert!(out.stdout.contains("principal:secret"), "{out:?}");
@@ -241,7 +243,13 @@ async fn test_reports_the_vap_count_and_unlicensed_modules() {
     })
     .await;
     let cfg = k.config("");
-    let out = k.run(&["--config", cfg.to_str().unwrap(), "test", "tap"], &[]).await;
+    // A wide terminal: the message is checked whole, not how a narrow one wraps it.
+    let out = k
+        .run(
+            &["--config", cfg.to_str().unwrap(), "test", "tap"],
+            &[("COLUMNS", "300")],
+        )
+        .await;
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("12 Very Attacked People"), "{out:?}");
     let all = k

@@ -15,62 +15,126 @@ use kri_sandbox::{Sandbox, Scenario};
 use crate::config::{Loaded, Module, Need, Sources, load};
 use crate::output;
 use crate::serve::{ServeHow, report_html, serve};
-use crate::{Command, Failure, Global, Output};
+use crate::{Command, ConfigCommand, FailOn, Failure, Global, Output, setup};
 
 pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, tick: Duration) -> Result<u8, Failure> {
     let cli = global;
+    let tabular = matches!(command, Command::History { .. } | Command::Values { .. });
+    if cli.output == Output::Csv && !tabular {
+        return Err(Failure::config(
+            "--output csv is for `kri values` and `kri history`; use --output json here",
+        ));
+    }
+    let sources = || Sources::from_file_and_env(cli.config.as_deref());
     match command {
-        Command::Demo => demo(cli.output, clock).await,
-        Command::Run { only, plan, wait } => {
-            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
-            let store = open_store(&loaded)?;
+        Command::Demo { keep } => demo(cli.output, clock, keep.as_deref()).await,
+        Command::Sandbox { listen, latency } => setup::sandbox(&listen, latency, clock).await,
+        Command::Init { force } => setup::init(cli.config.as_deref(), force),
+        Command::Config(ConfigCommand::Check) => setup::check(&sources()?, cli.output),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut crate::cli(), "kri", &mut std::io::stdout());
+            Ok(0)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(crate::cli())
+                .render(&mut page)
+                .map_err(|e| Failure::runtime(format!("cannot write the man page: {e}")))?;
+            outln!("{}", String::from_utf8_lossy(&page).trim_end());
+            Ok(0)
+        }
+        Command::Run {
+            only,
+            plan,
+            wait,
+            fail_on,
+        } => {
+            let loaded = load(&sources()?, Need::Credentials)?;
+            let only = normalize_only(&only);
             if plan {
+                // Read-only: a store that does not exist yet is not created.
+                let store = match open_existing(&loaded)? {
+                    Some(s) => s,
+                    None => Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
+                };
                 return dry_run(&loaded, &only, &store, clock, cli.output).await;
             }
+            let store = open_store(&loaded)?;
             let how = RunHow::once(wait, "kri run");
             let report = run_once(&loaded, &only, &store, clock, cli.output, &how).await?;
             output::run(&report, cli.output);
-            Ok(exit_code(&report))
+            let code = exit_code(&report);
+            Ok(match fail_on {
+                Some(level) if code == 0 && past(&report, level) => {
+                    if cli.output == Output::Table {
+                        errln!("a KRI is at or past {}: exit 3 (--fail-on)", band_word(level));
+                    }
+                    3
+                }
+                _ => code,
+            })
         }
         Command::Test { module } => {
-            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
-            test(&loaded, module.as_deref(), clock, cli.output).await
+            let loaded = load(&sources()?, Need::Credentials)?;
+            test(
+                &loaded,
+                module.map(|m| m.trim().to_ascii_lowercase()).as_deref(),
+                clock,
+                cli.output,
+            )
+            .await
         }
         Command::Kris => {
-            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
+            let loaded = load(&sources()?, Need::NoCredentials)?;
             output::kris(&loaded, cli.output);
             Ok(0)
         }
-        Command::History { limit, module } => {
-            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
+        Command::History { limit, module, run } => {
+            let loaded = load(&sources()?, Need::NoCredentials)?;
             if let Some(m) = &module {
                 check_module(&loaded, m)?;
             }
-            let store = open_store(&loaded)?;
-            let rows = store
-                .history(limit, module)
-                .await
-                .map_err(|e| Failure::runtime(e.to_string()))?;
+            let Some(store) = open_existing(&loaded)? else {
+                if let Some(id) = run {
+                    return Err(Failure::runtime(format!(
+                        "no run `{id}`: there is no store yet at {}",
+                        loaded.store_path.display()
+                    )));
+                }
+                output::history(&[], cli.output);
+                return Ok(0);
+            };
+            let read = |e: kri_core::store::StoreError| Failure::runtime(e.to_string());
+            if let Some(id) = run {
+                return one_run(&store, id.trim(), cli.output).await;
+            }
+            let rows = store.history(limit, module).await.map_err(read)?;
             output::history(&rows, cli.output);
             Ok(0)
         }
-        Command::Values { slug, limit } => {
-            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
+        Command::Values { slug, limit, since } => {
+            let loaded = load(&sources()?, Need::NoCredentials)?;
             if let Some(s) = &slug
                 && kri_core::registry::find_kri(s).is_none()
             {
                 return Err(Failure::config(format!("unknown KRI `{s}`: `kri kris` lists the KRIs")));
             }
-            let store = open_store(&loaded)?;
+            let Some(store) = open_existing(&loaded)? else {
+                output::values(&[], cli.output);
+                return Ok(0);
+            };
+            let since = since
+                .and_then(|d| chrono::Duration::from_std(d).ok())
+                .and_then(|d| clock.now().checked_sub_signed(d));
             let rows = store
-                .values(slug, limit)
+                .values_since(slug, since, limit)
                 .await
                 .map_err(|e| Failure::runtime(e.to_string()))?;
             output::values(&rows, cli.output);
             Ok(0)
         }
         Command::Serve { listen } => {
-            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
+            let loaded = load(&sources()?, Need::Credentials)?;
             let store = open_store(&loaded)?;
             let how = ServeHow {
                 out: cli.output,
@@ -81,7 +145,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             serve(loaded, store, clock, how).await
         }
         Command::Daemon => {
-            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::Credentials)?;
+            let loaded = load(&sources()?, Need::Credentials)?;
             let store = open_store(&loaded)?;
             let how = ServeHow {
                 out: cli.output,
@@ -92,8 +156,11 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             serve(loaded, store, clock, how).await
         }
         Command::Report { html } => {
-            let loaded = load(&Sources::from_file_and_env(cli.config.as_deref())?, Need::NoCredentials)?;
-            let store = open_store(&loaded)?;
+            let loaded = load(&sources()?, Need::NoCredentials)?;
+            let store = match open_existing(&loaded)? {
+                Some(s) => s,
+                None => Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
+            };
             let page = report_html(&loaded, &store, clock).await?;
             write_file(&html, &page)?;
             if html.as_os_str() != "-" && cli.output == Output::Table {
@@ -105,6 +172,60 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             }
             Ok(0)
         }
+    }
+}
+
+/// `--only "tap, EFD"` is `tap` and `efd`.
+fn normalize_only(only: &[String]) -> Vec<String> {
+    only.iter()
+        .flat_map(|o| o.split(','))
+        .map(|o| o.trim().to_ascii_lowercase())
+        .filter(|o| !o.is_empty())
+        .collect()
+}
+
+fn band_word(level: FailOn) -> &'static str {
+    match level {
+        FailOn::Amber => "amber",
+        FailOn::Red => "red",
+    }
+}
+
+/// Whether a KRI of the run is at or past `level`.
+fn past(report: &RunReport, level: FailOn) -> bool {
+    report.connectors.iter().flat_map(|c| &c.kris).any(|k| {
+        matches!(
+            (k.band, level),
+            (Some(kri_core::Band::Red), _) | (Some(kri_core::Band::Amber), FailOn::Amber)
+        )
+    })
+}
+
+/// `kri history --run ID`: one run in full.
+async fn one_run(store: &Store, id: &str, out: Output) -> Result<u8, Failure> {
+    let read = |e: kri_core::store::StoreError| Failure::runtime(e.to_string());
+    if id.len() < 4 {
+        return Err(Failure::config(format!(
+            "--run `{id}`: give the run id, or at least its first 4 characters"
+        )));
+    }
+    let rows = store.run_rows(id).await.map_err(read)?;
+    let mut ids: Vec<&str> = rows.iter().map(|r| r.run_id.as_str()).collect();
+    ids.dedup();
+    match ids.as_slice() {
+        [] => Err(Failure::runtime(format!(
+            "no run `{id}` in the store: `kri history` lists the runs"
+        ))),
+        [one] => {
+            let values = store.run_values(one).await.map_err(read)?;
+            output::one_run(&rows, &values, out);
+            Ok(0)
+        }
+        many => Err(Failure::config(format!(
+            "--run `{id}` matches {} runs ({}…): give more of the id",
+            many.len(),
+            many.iter().take(3).copied().collect::<Vec<_>>().join(", ")
+        ))),
     }
 }
 
@@ -123,8 +244,27 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
     })
 }
 
-fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
-    Store::open(&loaded.store_path).map_err(|e| Failure::runtime(e.to_string()))
+pub fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
+    Store::open(&loaded.store_path).map_err(|e| store_failure(&loaded.store_path, e))
+}
+
+/// A store that is not one is a config error (exit 2): `[store] path` points at the wrong file.
+fn store_failure(path: &std::path::Path, e: kri_core::store::StoreError) -> Failure {
+    if e.is_not_a_database() {
+        return Failure::config(format!(
+            "{e}: `{}` is not a kri store (not an SQLite database); point [store] path at a new or existing kri store",
+            path.display()
+        ));
+    }
+    Failure::runtime(e.to_string())
+}
+
+/// The store, when it exists; read-only commands create no file and no folder.
+fn open_existing(loaded: &Loaded) -> Result<Option<Store>, Failure> {
+    if !loaded.store_path.exists() {
+        return Ok(None);
+    }
+    open_store(loaded).map(Some)
 }
 
 fn check_module(loaded: &Loaded, module: &str) -> Result<(), Failure> {
@@ -223,9 +363,21 @@ pub async fn run_once(
         check_module(loaded, m)?;
         let module = loaded.modules.iter().find(|x| x.reg.module == m).map(|x| x.enabled);
         if module == Some(false) {
-            return Err(Failure::config(format!(
-                "--only {m}: the `{m}` connector is disabled; set [connectors.{m}] enabled = true"
-            )));
+            let origin = loaded
+                .modules
+                .iter()
+                .find(|x| x.reg.module == m)
+                .and_then(|x| x.enabled_from.clone());
+            return Err(Failure::config(match origin {
+                Some(from) => {
+                    format!("--only {m}: the `{m}` connector is disabled by {from}; set it to true there to run it")
+                }
+                None => format!(
+                    "--only {m}: the `{m}` connector is off by default; set [connectors.{m}] enabled = true \
+                     (or KRI_CONNECTORS__{}__ENABLED=true) to run it",
+                    m.to_ascii_uppercase()
+                ),
+            }));
         }
     }
     let interactive = out == Output::Table && std::io::stderr().is_terminal();
@@ -264,6 +416,16 @@ pub async fn run_once(
             "{e}: the run's values were NOT stored; the last good values are unchanged"
         ))
     })?;
+    let horizon = chrono::Duration::days(i64::from(loaded.keep_days));
+    if let Some(before) = clock.now().checked_sub_signed(horizon) {
+        match store.prune(before).await {
+            Ok((0, 0)) => {}
+            Ok((runs, values)) => {
+                tracing::info!(runs, values, keep_days = loaded.keep_days, "pruned old runs and values")
+            }
+            Err(e) => tracing::warn!("could not prune old runs and values ([store] keep_days): {e}"),
+        }
+    }
     Ok(report)
 }
 
@@ -349,6 +511,7 @@ async fn dry_run(
             );
             rows.push(output::PlanRow {
                 module: m.reg.module,
+                connector: m.reg.id,
                 pool: p.pool,
                 calls: p.calls,
                 used_24h: used,
@@ -420,19 +583,40 @@ pub async fn probe(
     }
 }
 
-async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
-    // The sandbox shares kri's "now" (the wall clock, or the tests' fixed instant).
-    let sandbox = Sandbox::start(Scenario {
+async fn demo(out: Output, clock: Arc<dyn Clock>, keep: Option<&std::path::Path>) -> Result<u8, Failure> {
+    // The sandbox shares kri's "now" (the wall clock, or the tests' fixed instant). A kept demo
+    // takes the port `kri sandbox` serves on by default, so its config works with it later.
+    let scenario = Scenario {
         now: Some(clock.now()),
         ..Scenario::default()
-    })
-    .await
+    };
+    let port = match keep {
+        Some(_) => crate::config::parse_listen(crate::DEFAULT_SANDBOX).map_or(0, |a| a.port()),
+        None => 0,
+    };
+    let sandbox = match Sandbox::start_on(scenario.clone(), port).await {
+        Ok(s) => Ok(s),
+        // Taken (a `kri sandbox` running, say): any free port; the config says which.
+        Err(_) if port != 0 => Sandbox::start(scenario).await,
+        Err(e) => Err(e),
+    }
     .map_err(|e| Failure::runtime(format!("cannot start the sandbox API on 127.0.0.1: {e}")))?;
-    let loaded = load(&Sources::from_toml(&sandbox.demo_config()), Need::Credentials)?;
-    let store = Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?;
+    let (store, config) = match keep {
+        None => (
+            Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
+            sandbox.demo_config(),
+        ),
+        Some(dir) => keep_dir(dir, &sandbox)?,
+    };
+    let loaded = load(&Sources::from_toml(&config), Need::Credentials)?;
     if out == Output::Table {
+        let kept = if keep.is_some() {
+            "a kept store"
+        } else {
+            "a throw-away store"
+        };
         errln!(
-            "kri demo: {} and a throw-away store; nothing leaves this machine.",
+            "kri demo: {} and {kept}; nothing leaves this machine.",
             sandbox.description()
         );
     }
@@ -440,7 +624,47 @@ async fn demo(out: Output, clock: Arc<dyn Clock>) -> Result<u8, Failure> {
     let report = run_once(&loaded, &[], &store, clock, out, &how).await?;
     output::run(&report, out);
     if out == Output::Table {
-        errln!("Next: write kri.toml (README), then `kri test` and `kri run` against your tenant.");
+        match keep {
+            Some(dir) => errln!(
+                "Kept {dir}/kri.toml and {dir}/kri.db. To try every command without an account: `kri sandbox &` \
+                 (serves {}), then `cd {dir}` and `kri values`, `kri history`, `kri run`, `kri serve`.",
+                sandbox.base_url(),
+                dir = dir.display()
+            ),
+            None => errln!(
+                "Next: `kri init` writes a kri.toml for your tenant; `kri config check`, `kri test`, then `kri run`. \
+                 `kri demo --keep DIR` keeps this demo to explore."
+            ),
+        }
     }
     Ok(exit_code(&report))
+}
+
+/// `kri demo --keep DIR`: DIR/kri.db and a DIR/kri.toml pointing at the sandbox (and the store).
+fn keep_dir(dir: &std::path::Path, sandbox: &Sandbox) -> Result<(Store, String), Failure> {
+    let fail = |e: std::io::Error| Failure::runtime(format!("cannot keep the demo in {}: {e}", dir.display()));
+    std::fs::create_dir_all(dir).map_err(fail)?;
+    let (cfg, db) = (dir.join("kri.toml"), dir.join("kri.db"));
+    if cfg.exists() || db.exists() {
+        return Err(Failure::config(format!(
+            "{} already has a kri.toml or kri.db: kri demo --keep never overwrites; choose a new folder",
+            dir.display()
+        )));
+    }
+    let abs = std::path::absolute(&db).map_err(fail)?;
+    let text = format!(
+        "# Written by `kri demo --keep`: the sandbox's fake API (start it with `kri sandbox`) and\n\
+         # its fake credentials. For your tenant, start from `kri init` instead.\n\
+         [store]\npath = {}\n\n{}",
+        toml_string(&abs.display().to_string()),
+        sandbox.demo_config()
+    );
+    std::fs::write(&cfg, &text).map_err(fail)?;
+    let store = Store::open(&db).map_err(|e| Failure::runtime(e.to_string()))?;
+    Ok((store, text))
+}
+
+/// A TOML basic string.
+fn toml_string(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }

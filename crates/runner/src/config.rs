@@ -9,7 +9,9 @@ use std::time::Duration;
 use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, Map, Num, Value};
 use figment::{Figment, Metadata, Profile, Provider, Source};
-use kri_core::config::{ConfigError, ConnectorSettings, describe, lenient_opt_f64, parse_duration_within};
+use kri_core::config::{
+    ConfigError, ConnectorSettings, describe, did_you_mean, lenient_opt_f64, parse_duration_within, parse_table,
+};
 use kri_core::registry::{self, Registration};
 use kri_core::secret::lenient_string;
 use kri_core::{Connector, HttpOptions, Thresholds};
@@ -22,13 +24,13 @@ use crate::Failure;
 #[derive(Debug, Deserialize)]
 struct Top {
     #[serde(default)]
-    store: StoreSection,
+    store: Option<Value>,
     #[serde(default)]
-    connectors: BTreeMap<String, Dict>,
+    connectors: Option<Value>,
     #[serde(default)]
-    thresholds: BTreeMap<String, ThresholdSection>,
+    thresholds: Option<Value>,
     #[serde(default)]
-    serve: ServeSection,
+    serve: Option<Value>,
     #[serde(flatten)]
     families: BTreeMap<String, Value>,
 }
@@ -41,15 +43,22 @@ const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds", "serve"
 struct StoreSection {
     #[serde(default = "default_store_path")]
     path: PathBuf,
+    /// Days of runs and values to keep (the newest value of each KRI is always kept).
+    #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
+    keep_days: Option<String>,
 }
 
 impl Default for StoreSection {
     fn default() -> Self {
         Self {
             path: default_store_path(),
+            keep_days: None,
         }
     }
 }
+
+/// The default of `[store] keep_days`: a little more than a year, so a year-on-year view works.
+pub const DEFAULT_KEEP_DAYS: u32 = 400;
 
 fn default_store_path() -> PathBuf {
     PathBuf::from("kri.db")
@@ -158,6 +167,8 @@ pub enum Need {
 pub struct Module {
     pub reg: &'static Registration,
     pub enabled: bool,
+    /// Where `enabled` was set (`None`: the connector's default).
+    pub enabled_from: Option<String>,
     pub schedule: Duration,
     pub schedule_text: String,
     /// `at`: where in each period the scheduled runs fall (offset from midnight UTC).
@@ -178,6 +189,8 @@ pub struct Module {
 /// The validated configuration.
 pub struct Loaded {
     pub store_path: PathBuf,
+    /// Runs and values older than this many days are pruned after each run.
+    pub keep_days: u32,
     pub serve: ServeSettings,
     pub modules: Vec<Module>,
     pub thresholds: HashMap<String, Thresholds>,
@@ -239,11 +252,27 @@ impl Sources {
         }
     }
 
-    /// Where `key` was set: the file, or the exact environment variable.
-    fn origin(&self, key: &str) -> String {
+    /// Where `key` was set: the file, or the exact environment variable(s).
+    pub fn origin(&self, key: &str) -> String {
         let mut probe = key.to_owned();
         loop {
             if let Some(md) = self.figment.find_metadata(&probe) {
+                if md.name.contains("environment") {
+                    // Name the exact variables: the key's own, or those under its table.
+                    let name = format!("KRI_{}", probe.replace('.', "__").to_uppercase());
+                    let prefix = format!("{name}__");
+                    let mut vars: Vec<String> = std::env::vars()
+                        .map(|(k, _)| k)
+                        .filter(|k| {
+                            let k = k.to_uppercase();
+                            k == name || k.starts_with(&prefix)
+                        })
+                        .collect();
+                    vars.sort();
+                    if !vars.is_empty() {
+                        return format!("environment variable {}", vars.join(", "));
+                    }
+                }
                 return describe_source(md, &probe);
             }
             match probe.rfind('.') {
@@ -259,12 +288,20 @@ impl Sources {
     }
 
     pub fn error(&self, e: ConfigError) -> Failure {
-        Failure::config(format!(
-            "config error: {}: {} (set in {})",
-            e.key,
-            e.message,
-            self.origin(&e.key)
-        ))
+        Failure::config(format!("config error: {}", self.describe_error(&e)))
+    }
+
+    /// `key: message (set in …)`; a missing key is not said to be set anywhere.
+    pub fn describe_error(&self, e: &ConfigError) -> String {
+        if e.missing {
+            return format!("{}: {}", e.key, e.message);
+        }
+        format!("{}: {} (set in {})", e.key, e.message, self.origin(&e.key))
+    }
+
+    /// Where exactly `key` was set, or `None` when it was not (its default applies).
+    pub fn exact_origin(&self, key: &str) -> Option<String> {
+        self.figment.find_metadata(key).map(|md| describe_source(md, key))
     }
 }
 
@@ -285,8 +322,52 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
         let key = if key.is_empty() { "(top level)".to_owned() } else { key };
         sources.error(ConfigError::invalid(key, describe(&e)))
     })?;
-    let err = |e: ConfigError| sources.error(e);
-    let serve = top.serve.settle().map_err(err)?;
+    let nothing_set = !sources.file_found && top.store.is_none() && top.connectors.is_none() && top.families.is_empty();
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut keep = |r: Result<(), ConfigError>| {
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    };
+
+    let table_of = |key: &str, v: Option<Value>| -> Result<Dict, ConfigError> {
+        match v {
+            None => Ok(Dict::new()),
+            Some(v) => v
+                .into_dict()
+                .ok_or_else(|| ConfigError::invalid(key, format!("must be a table: [{key}] with its keys under it"))),
+        }
+    };
+    let store: StoreSection = match table_of("store", top.store).and_then(|t| parse_table(&t, "store")) {
+        Ok(s) => s,
+        Err(e) => {
+            keep(Err(e));
+            StoreSection::default()
+        }
+    };
+    let keep_days = match store.keep_days.as_deref().map(str::trim) {
+        None => DEFAULT_KEEP_DAYS,
+        Some(t) => match t.parse::<u32>() {
+            Ok(n) if (1..=36_500).contains(&n) => n,
+            _ => {
+                keep(Err(ConfigError::invalid(
+                    "store.keep_days",
+                    format!("`{t}` is not a number of days from 1 to 36500 (default {DEFAULT_KEEP_DAYS})"),
+                )));
+                DEFAULT_KEEP_DAYS
+            }
+        },
+    };
+    let serve = match table_of("serve", top.serve)
+        .and_then(|t| parse_table::<ServeSection>(&t, "serve"))
+        .and_then(ServeSection::settle)
+    {
+        Ok(s) => s,
+        Err(e) => {
+            keep(Err(e));
+            ServeSection::default().settle().map_err(|e| sources.error(e))?
+        }
+    };
 
     // [FAMILY] tables: only registered ones, each checked on its own.
     let families = registry::families();
@@ -298,65 +379,103 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
                 .copied()
                 .chain(families.iter().map(|f| f.key))
                 .collect();
-            return Err(err(ConfigError::invalid(
-                key.clone(),
-                format!(
-                    "unknown key `{key}`; the keys accepted here are: {}",
-                    accepted.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
-                ),
-            )));
+            keep(Err(ConfigError::invalid(key.clone(), unknown_key(&key, &accepted))));
+            continue;
         };
-        let table = value.into_dict().ok_or_else(|| {
-            err(ConfigError::invalid(
-                key.clone(),
-                format!("must be a table: [{key}] with its keys under it"),
-            ))
-        })?;
-        (family.check)(&table).map_err(err)?;
-        shared.insert(family.key, table);
+        match table_of(&key, Some(value)) {
+            Ok(table) => {
+                keep((family.check)(&table));
+                shared.insert(family.key, table);
+            }
+            Err(e) => keep(Err(e)),
+        }
     }
 
     // [connectors.*]: only registered names.
-    let mut tables = top.connectors;
+    let mut tables: BTreeMap<String, Dict> = BTreeMap::new();
     let known: Vec<&str> = registry::registrations().iter().map(|r| r.module).collect();
-    if let Some(unknown) = tables.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(err(ConfigError::invalid(
-            format!("connectors.{unknown}"),
-            format!(
-                "unknown connector `{unknown}`; the connectors are: {}",
-                known.join(", ")
-            ),
-        )));
+    match table_of("connectors", top.connectors) {
+        Ok(all) => {
+            for (name, value) in all {
+                let key = format!("connectors.{name}");
+                if !known.contains(&name.as_str()) {
+                    keep(Err(ConfigError::invalid(
+                        key,
+                        format!(
+                            "unknown connector `{name}`{}; the connectors are: {}",
+                            did_you_mean(&name, &known),
+                            known.join(", ")
+                        ),
+                    )));
+                    continue;
+                }
+                match table_of(&key, Some(value)) {
+                    Ok(t) => {
+                        tables.insert(name, t);
+                    }
+                    Err(e) => keep(Err(e)),
+                }
+            }
+        }
+        Err(e) => keep(Err(e)),
     }
 
     // [thresholds.*]
     let mut thresholds = HashMap::new();
-    for (slug, t) in &top.thresholds {
-        let Some((_, kri)) = registry::find_kri(slug) else {
-            return Err(err(ConfigError::invalid(
-                format!("thresholds.{slug}"),
-                format!("unknown KRI `{slug}`; `kri kris` lists the KRIs"),
+    let all: Vec<&str> = registry::registrations()
+        .iter()
+        .flat_map(|r| r.kris.iter().map(|k| k.slug()))
+        .collect();
+    for (slug, value) in table_of("thresholds", top.thresholds).unwrap_or_else(|e| {
+        keep(Err(e));
+        Dict::new()
+    }) {
+        let key = format!("thresholds.{slug}");
+        let Some((_, kri)) = registry::find_kri(&slug) else {
+            keep(Err(ConfigError::invalid(
+                key,
+                format!(
+                    "unknown KRI `{slug}`{}; `kri kris` lists the KRIs",
+                    did_you_mean(&slug, &all)
+                ),
             )));
+            continue;
+        };
+        let t: ThresholdSection = match table_of(&key, Some(value)).and_then(|t| parse_table(&t, &key)) {
+            Ok(t) => t,
+            Err(e) => {
+                keep(Err(e));
+                continue;
+            }
         };
         let d = kri.default_thresholds();
         let resolved = Thresholds {
             amber: t.amber.unwrap_or(d.amber),
             red: t.red.unwrap_or(d.red),
         };
-        resolved
-            .check(kri.direction())
-            .map_err(|m| err(ConfigError::invalid(format!("thresholds.{slug}"), m)))?;
-        thresholds.insert(slug.clone(), resolved);
+        match resolved.check(kri.direction()) {
+            Ok(()) => {
+                thresholds.insert(slug.clone(), resolved);
+            }
+            Err(m) => keep(Err(ConfigError::invalid(key, m))),
+        }
     }
 
     let mut modules = Vec::new();
+    let mut missing_credentials = Vec::new();
     for reg in registry::registrations() {
         let present = tables.contains_key(reg.module);
         let table = tables.remove(reg.module).unwrap_or_default();
         let family = reg
             .family
             .map(|key| (key, shared.get(key).cloned().unwrap_or_default()));
-        let common = Common::take(reg, table, family).map_err(err)?;
+        let common = match Common::take(reg, table, family) {
+            Ok(c) => c,
+            Err(e) => {
+                keep(Err(e));
+                continue;
+            }
+        };
         let enabled = common.enabled;
         let mut connector = None;
         if enabled || present {
@@ -364,23 +483,24 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
                 Ok(c) if enabled => connector = Some(c),
                 Ok(_) => {}
                 Err(e) if e.missing && (!enabled || need == Need::NoCredentials) => {}
-                Err(mut e) => {
-                    if e.missing
-                        && !sources.file_found
-                        && let Some(f) = &sources.file
-                    {
-                        e.message.push_str(&format!(
-                            "; no config file `{}` was found: create one (README) or pass --config FILE",
-                            f.display()
-                        ));
-                    }
-                    return Err(err(e));
-                }
+                Err(e) if e.missing => match missing_credentials
+                    .iter_mut()
+                    .find(|m: &&mut ConfigError| m.key == e.key)
+                {
+                    // One shared setting missing for several connectors: said once.
+                    Some(first) => first
+                        .message
+                        .push_str(&format!(" (the `{}` connector needs it too)", reg.module)),
+                    None => missing_credentials.push(e),
+                },
+                Err(e) => keep(Err(e)),
             }
         }
+        let enabled_key = format!("connectors.{}.enabled", reg.module);
         modules.push(Module {
             reg,
             enabled,
+            enabled_from: sources.exact_origin(&enabled_key),
             schedule: common.schedule,
             schedule_text: common.schedule_text,
             at: common.at,
@@ -392,12 +512,47 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
         });
     }
 
-    Ok(Loaded {
-        store_path: top.store.path,
-        serve,
-        modules,
-        thresholds,
-    })
+    if nothing_set && errors.is_empty() && !missing_credentials.is_empty() {
+        let file = sources.file.as_deref().unwrap_or(Path::new("kri.toml"));
+        return Err(Failure::config(format!(
+            "no config: there is no `{}` here and no KRI_… setting in the environment. Run `kri init` to write a \
+             commented kri.toml to fill in, pass --config FILE, or try kri without an account: `kri demo`",
+            file.display()
+        )));
+    }
+    if let (Some(first), false, Some(f)) = (missing_credentials.first_mut(), sources.file_found, &sources.file) {
+        first.message.push_str(&format!(
+            "; no config file `{}` was found: `kri init` writes one, or pass --config FILE",
+            f.display()
+        ));
+    }
+    errors.extend(missing_credentials);
+    match errors.len() {
+        0 => Ok(Loaded {
+            store_path: store.path,
+            keep_days,
+            serve,
+            modules,
+            thresholds,
+        }),
+        1 => Err(sources.error(errors.remove(0))),
+        n => {
+            let lines: Vec<String> = errors
+                .into_iter()
+                .map(|e| format!("  - {}", sources.describe_error(&e)))
+                .collect();
+            Err(Failure::config(format!("{n} config errors:\n{}", lines.join("\n"))))
+        }
+    }
+}
+
+/// `unknown key `x`; did you mean `y`? the keys accepted here are: …`.
+fn unknown_key(key: &str, accepted: &[&str]) -> String {
+    format!(
+        "unknown key `{key}`{}; the keys accepted here are: {}",
+        did_you_mean(key, accepted),
+        accepted.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+    )
 }
 
 /// The keys every connector table has, owned by the framework (taken out of the table before
@@ -543,9 +698,15 @@ pub fn parse_schedule(text: &str) -> Result<Duration, String> {
     let d = match text.trim().to_ascii_lowercase().as_str() {
         "daily" => Duration::from_secs(86_400),
         "hourly" => Duration::from_secs(3_600),
-        other => {
-            parse_duration_within(other, MAX_SCHEDULE).map_err(|e| format!("{e}; or use \"daily\" / \"hourly\""))?
-        }
+        other => parse_duration_within(other, MAX_SCHEDULE).map_err(|e| {
+            if other.chars().next().is_some_and(|c| c.is_ascii_digit()) {
+                format!("{e}; or use \"daily\" / \"hourly\"")
+            } else {
+                format!(
+                    "`{text}` is not a schedule: use \"daily\", \"hourly\" or a duration such as \"30m\", \"6h\" or \"7d\""
+                )
+            }
+        })?,
     };
     if d < Duration::from_secs(60) {
         return Err(format!(
@@ -792,13 +953,80 @@ mod tests {
 
     #[test]
     fn missing_credentials_are_an_error_only_when_needed() {
-        assert!(message(load_toml("")).contains("KRI_PROOFPOINT__CREDENTIALS"));
+        let m = message(load_toml(""));
+        assert!(
+            m.contains("no config") && m.contains("kri init") && m.contains("kri demo"),
+            "{m}"
+        );
+        let m = message(load_toml("[store]\npath = \"x.db\"\n"));
+        assert!(m.contains("KRI_PROOFPOINT__CREDENTIALS"), "{m}");
         assert!(load(&Sources::from_toml(""), Need::NoCredentials).is_ok());
         let l = load_toml(
             "[connectors.tap]\nenabled = false\n[connectors.efd]\nenabled = false\n[connectors.clear]\nenabled = false\n",
         )
         .unwrap();
         assert!(l.modules.iter().all(|m| !m.enabled));
+    }
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    fn message(text: &str) -> String {
+        match load(&Sources::from_toml(text), Need::Credentials) {
+            Ok(_) => panic!("accepted: {text}"),
+            Err(f) => {
+                assert_eq!(f.code, 2);
+                f.message
+            }
+        }
+    }
+
+    const OK: &str = "[proofpoint]\ncredentials = \"svc:pa:ss\"\n";
+
+    #[test]
+    fn every_error_of_a_file_is_reported_at_once() {
+        let m = message(&format!(
+            "{OK}[stor]\npath = 1\n[connectors.tap]\nschedul = \"hourly\"\n[connectors.efd]\nschedule = \"weekly\"\n\
+             [thresholds.pp_vap_count]\namber = \"ten\"\n[serve]\nlisten = \"nowhere\"\n"
+        ));
+        assert!(m.starts_with("5 config errors:"), "{m}");
+        for key in [
+            "stor",
+            "connectors.tap.schedul",
+            "connectors.efd.schedule",
+            "thresholds.pp_vap_count",
+            "serve.listen",
+        ] {
+            assert!(m.contains(&format!("- {key}")), "{key} in {m}");
+        }
+        assert!(m.contains("did you mean `schedule`?"), "{m}");
+        assert!(m.contains("did you mean `store`?"), "{m}");
+        assert!(
+            m.contains("`enabled`") && m.contains("`kris`"),
+            "framework keys are listed: {m}"
+        );
+        assert!(m.contains("\"daily\"") && !m.contains("expected number at 0"), "{m}");
+        assert!(m.contains("a number") && !m.contains("f64"), "{m}");
+    }
+
+    #[test]
+    fn near_misses_get_a_suggestion_and_types_plain_words() {
+        let m = message(&format!("{OK}[connectors.tapp]\nenabled = true\n"));
+        assert!(m.contains("did you mean `tap`?"), "{m}");
+        let m = message(&format!("{OK}[thresholds.pp_vap_cont]\namber = 1\n"));
+        assert!(m.contains("did you mean `pp_vap_count`?"), "{m}");
+        let m = message(&format!("{OK}[connectors.tap]\nkris = \"pp_vap_count\"\n"));
+        assert!(m.contains("a list") && m.contains("'[\"a\",\"b\"]'"), "{m}");
+        assert!(
+            load(
+                &Sources::from_toml(&format!("{OK}[thresholds.pp_vap_count]\namber = \"10\"\n")),
+                Need::Credentials
+            )
+            .is_ok(),
+            "a number in quotes is a number"
+        );
     }
 }
 

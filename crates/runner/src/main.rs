@@ -9,6 +9,8 @@ mod config;
 mod connectors;
 mod output;
 mod serve;
+mod setup;
+mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -20,14 +22,14 @@ use tracing_subscriber::EnvFilter;
 
 /// Turn security data into Key Risk Indicators (KRIs) with thresholds and history.
 ///
-/// Start with `kri demo` (a built-in sandbox, no account needed). Then write kri.toml (see the
-/// README), check access with `kri test`, and collect with `kri run`, or on a schedule with a dashboard
-/// and metrics with `kri serve`.
+/// Start with `kri demo` (a built-in sandbox, no account needed). Then `kri init` writes a
+/// kri.toml to edit, `kri config check` checks it, `kri test` checks access, and `kri run` collects
+/// once, or `kri serve` on a schedule with a dashboard and metrics.
 ///
 /// Exit codes: 0 all good (or only `unlicensed` modules), 1 a KRI or connector failed,
-/// 2 usage or config error.
+/// 2 usage or config error, 3 a KRI at or past the band of `kri run --fail-on`.
 #[derive(Debug, Parser)]
-#[command(name = "kri", version, propagate_version = true, max_term_width = 100)]
+#[command(name = "kri", version = VERSION, propagate_version = true, max_term_width = 100)]
 pub struct Cli {
     #[command(flatten)]
     global: Global,
@@ -35,6 +37,16 @@ pub struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// `0.1.0 (commit 1a2b3c4d5e6f, built 2026-11-23)`.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BUILD_COMMIT"),
+    ", built ",
+    env!("BUILD_DATE"),
+    ")"
+);
 
 /// The options every command takes.
 #[derive(Debug, Args)]
@@ -44,7 +56,7 @@ pub struct Global {
     #[arg(long, global = true, env = "KRI_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
 
-    /// Output for people (table) or machines (json, stable).
+    /// Output for people (table), machines (json, stable) or spreadsheets (csv: values, history).
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
 
@@ -55,13 +67,45 @@ pub struct Global {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Output {
+    /// For people: tables as wide as the terminal, bands coloured on a terminal (NO_COLOR honoured).
     Table,
+    /// For machines: one JSON document (NDJSON events for `serve` and `daemon`).
     Json,
+    /// For spreadsheets: `values` and `history` only.
+    Csv,
+}
+
+/// `after_help` of a subcommand: its examples, then the exit codes.
+macro_rules! examples {
+    ($($line:literal),* $(,)?) => {
+        concat!("Examples:\n", $("  ", $line, "\n",)* "\n", exit_codes!())
+    };
+}
+
+macro_rules! exit_codes {
+    () => {
+        "Exit codes: 0 all good (unlicensed modules included), 1 a KRI or connector failed, 2 usage or \
+         config error, 3 a KRI at or past the band of --fail-on (kri run)."
+    };
+}
+
+/// `--fail-on`: the band from which `kri run` exits 3.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Amber,
+    Red,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run each enabled connector once now, store the values, print the run.
+    #[command(after_help = examples!(
+        "kri run                        # every enabled connector",
+        "kri run --only tap,efd         # some of them (any case, spaces allowed)",
+        "kri run --plan                 # what a run would call, and the budget left; calls nothing",
+        "kri run --fail-on red          # exit 3 when a KRI is red: for cron or CI alerting",
+        "kri run --output json | jq '.connectors[].kris[] | {slug, value, band}'",
+    ))]
     Run {
         /// Only these modules, comma-separated module keys (`kri kris` lists them).
         #[arg(long, value_delimiter = ',', value_name = "MODULES")]
@@ -74,16 +118,33 @@ enum Command {
         /// for it (e.g. 5m) before reporting that connector as not run (exit 1).
         #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_wait)]
         wait: std::time::Duration,
+        /// Exit 3 when nothing failed and a KRI is at or past this band (amber: amber or red).
+        #[arg(long, value_enum, value_name = "BAND")]
+        fail_on: Option<FailOn>,
     },
     /// Check connectivity and credentials; each connector says what it saw (a count, say), so you
     /// can check it is the right tenant.
+    #[command(after_help = examples!(
+        "kri test                       # every enabled connector",
+        "kri test tap                   # TAP only: prints the VAP count it saw",
+    ))]
     Test {
         /// One module key (`kri kris` lists them); default: every enabled module.
         module: Option<String>,
     },
     /// List every registered connector and KRI: meaning, unit, direction, thresholds, selected?
+    #[command(after_help = examples!(
+        "kri kris",
+        "kri kris --output json | jq '.connectors[] | {module, enabled}'",
+    ))]
     Kris,
     /// Past runs with rows written / skipped, API calls and errors, newest first.
+    #[command(after_help = examples!(
+        "kri history                    # the 20 newest connector runs",
+        "kri history --module tap --limit 5",
+        "kri history --run 3f2a         # one run in full (its id, or the start of it)",
+        "kri history --output csv > runs.csv",
+    ))]
     History {
         /// How many connector runs to show.
         #[arg(long, default_value_t = 20)]
@@ -91,13 +152,26 @@ enum Command {
         /// Only this module.
         #[arg(long)]
         module: Option<String>,
+        /// Show one run in full: every connector's row and every value it wrote. Its id, or
+        /// enough of the start of it to be unique.
+        #[arg(long, value_name = "ID")]
+        run: Option<String>,
     },
-    /// Stored KRI values over time, newest first.
+    /// Stored KRI values over time, newest first, with the previous value and the change.
+    #[command(after_help = examples!(
+        "kri values                     # the 50 newest values of every KRI",
+        "kri values pp_vap_count --since 30d",
+        "kri values --output csv > values.csv",
+    ))]
     Values {
         /// One KRI slug (see `kri kris`); default: all.
         slug: Option<String>,
+        /// How many values to show at most.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Only values measured within this long before now (e.g. 7d, 12h).
+        #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+        since: Option<std::time::Duration>,
     },
     /// Run each enabled connector on its schedule and serve a dashboard, Prometheus metrics, health
     /// checks and a JSON API over HTTP, until SIGTERM or Ctrl-C.
@@ -113,6 +187,12 @@ enum Command {
     /// KRI_SERVE__TOKEN). A first SIGTERM/Ctrl-C stops scheduling and gives running runs `[serve] grace`
     /// (default 30s) before cancelling them (recorded as failed); the exit code is then 0. A second
     /// signal exits at once. With `--output json`, one JSON line per event on stdout.
+    #[command(after_help = examples!(
+        "kri serve                                  # http://127.0.0.1:9741/",
+        "KRI_SERVE__TOKEN=$(openssl rand -hex 24) kri serve --listen 0.0.0.0:9741",
+        "kri serve --output json                    # one JSON line per event, for log shippers",
+        "curl -s localhost:9741/metrics | grep kri_value",
+    ))]
     Serve {
         /// Address to listen on (IP:PORT), overriding `[serve] listen` (default 127.0.0.1:9741). A
         /// non-loopback address needs `[serve] token` or `[serve] public_read_only = true`.
@@ -120,18 +200,74 @@ enum Command {
         listen: Option<String>,
     },
     /// `kri serve` without HTTP: each enabled connector on its schedule until SIGTERM or Ctrl-C.
+    #[command(after_help = examples!("kri daemon", "kri daemon --output json   # one JSON line per event"))]
     Daemon,
     /// Write the dashboard as one self-contained HTML file (no script, nothing loaded from
     /// elsewhere), e.g. to attach to an e-mail.
+    #[command(after_help = examples!("kri report --html kri-report.html"))]
     Report {
         /// The file to write (`-` for stdout).
         #[arg(long, value_name = "FILE")]
         html: PathBuf,
     },
     /// Run every working connector against a built-in sandbox of the vendors' APIs (127.0.0.1, fake
-    /// data, throw-away store) and print the KRI table. No account or network needed.
-    Demo,
+    /// data) and print the KRI table. No account or network needed.
+    ///
+    /// The store is thrown away, unless `--keep DIR` keeps it with a kri.toml pointing at the
+    /// sandbox: then start the sandbox again with `kri sandbox` and try every command in DIR.
+    #[command(after_help = examples!(
+        "kri demo",
+        "kri demo --keep demo && kri sandbox &      # then, in demo/: kri values, kri history, kri serve",
+    ))]
+    Demo {
+        /// Keep the store and a kri.toml pointing at the sandbox in this folder.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+    /// Serve the built-in sandbox (a fake Proofpoint API with fake data) until Ctrl-C, for the
+    /// config `kri demo --keep` wrote.
+    #[command(after_help = examples!("kri sandbox                     # on 127.0.0.1:9740", "kri sandbox --listen 127.0.0.1:9999"))]
+    Sandbox {
+        /// Address to serve it on.
+        #[arg(long, value_name = "ADDR", default_value = DEFAULT_SANDBOX)]
+        listen: String,
+        /// Answer every request after this long, like a real API's round trip (e.g. 200ms).
+        #[arg(long, value_name = "DURATION", default_value = "0s", value_parser = parse_wait)]
+        latency: std::time::Duration,
+    },
+    /// Write a commented kri.toml from the connectors' sample configs (credentials are left to
+    /// the environment; modules that need their own account are off).
+    #[command(after_help = examples!("kri init", "kri init --force          # overwrite an existing file"))]
+    Init {
+        /// Overwrite the file if it exists.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Configuration: check it without calling anything.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(after_help = examples!(
+        "kri completions bash > ~/.local/share/bash-completion/completions/kri",
+        "kri completions zsh > \"${fpath[1]}/_kri\"",
+        "kri completions fish > ~/.config/fish/completions/kri.fish",
+    ))]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), generated from this command line's definition.
+    #[command(after_help = examples!("kri man > kri.1 && man ./kri.1"))]
+    Man,
 }
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Validate the whole config (file and KRI_… environment) without a network call; print the
+    /// effective values, where each came from, secrets redacted. Every error is reported.
+    #[command(after_help = examples!("kri config check", "kri --config /etc/kri/kri.toml config check --output json"))]
+    Check,
+}
+
+/// Where `kri sandbox` listens by default (and `kri demo --keep` points its config).
+pub const DEFAULT_SANDBOX: &str = "127.0.0.1:9740";
 
 /// A command that did not succeed: the message to print and the exit code.
 #[derive(Debug)]
@@ -210,6 +346,10 @@ fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     kri_core::config::parse_duration_within(text, std::time::Duration::from_secs(24 * 3600))
 }
 
+fn parse_since(text: &str) -> Result<std::time::Duration, String> {
+    kri_core::config::parse_duration_within(text, std::time::Duration::from_secs(10 * 366 * 86_400))
+}
+
 fn init_logging(verbose: u8) {
     let default = match verbose {
         0 => "warn",
@@ -218,22 +358,32 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    // Colour codes only for a person at a terminal: never in a log file or a journal.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+        && std::env::var("TERM").map_or(true, |t| t != "dumb");
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(term::ScrubbedStderr)
+        .with_ansi(ansi)
         .with_target(false)
         .init();
 }
 
-fn main() -> ExitCode {
-    // The built-in commands, plus the ones connectors contribute through the registry.
+/// The whole command line: the built-in commands, plus the ones connectors contribute through
+/// the registry (for parsing, completions and the man page alike).
+pub fn cli() -> clap::Command {
     let mut cli = Cli::command().after_help(registry_help());
     for reg in kri_core::registry::registrations() {
         if let Some(spec) = &reg.command {
             cli = cli.subcommand((spec.cli)());
         }
     }
-    let matches = cli.get_matches();
+    cli
+}
+
+fn main() -> ExitCode {
+    let matches = cli().get_matches();
     let global = Global::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(global.verbose);
     let (clock, tick) = clock();

@@ -1,7 +1,5 @@
 //! Rendering: `table` for people, `json` (stable) for machines. Always to stdout.
 
-use comfy_table::presets::UTF8_BORDERS_ONLY;
-use comfy_table::{ContentArrangement, Table};
 use kri_core::KriStatus;
 use kri_core::report::{RunReport, RunRow, ValueRow};
 use serde::Serialize;
@@ -9,23 +7,87 @@ use serde_json::json;
 
 use crate::Output;
 use crate::config::Loaded;
+use crate::table::{self, Cell, Column, Fit, Tone, band_tone, status_tone};
 
 pub use crate::term::err_line;
 
+/// A column shown whole (slugs, ids, times, numbers), dropped at `drop` (0: never) when the
+/// terminal is too narrow.
+pub const fn whole(header: &'static str, drop: u8) -> Column {
+    Column {
+        header,
+        fit: Fit::Whole,
+        drop_priority: drop,
+        right: false,
+    }
+}
+
+/// A number: whole, right-aligned.
+pub const fn number(header: &'static str, drop: u8) -> Column {
+    Column {
+        header,
+        fit: Fit::Whole,
+        drop_priority: drop,
+        right: true,
+    }
+}
+
+/// Free text that wraps down to `min` columns before it is dropped.
+pub const fn text(header: &'static str, min: usize, drop: u8) -> Column {
+    Column {
+        header,
+        fit: Fit::Wrap { min },
+        drop_priority: drop,
+        right: false,
+    }
+}
+
+/// Print a table as wide as the terminal (`COLUMNS`, else the tty, else 100), coloured on a tty.
+/// A droppable column with nothing in it is left out without a word.
+fn print_table(columns: &[Column], rows: &[Vec<Cell>]) {
+    let keep: Vec<usize> = (0..columns.len())
+        .filter(|&i| {
+            columns[i].drop_priority == 0 || rows.iter().any(|r| r.get(i).is_some_and(|c| !c.text.trim().is_empty()))
+        })
+        .collect();
+    let columns: Vec<Column> = keep.iter().map(|&i| columns[i].clone()).collect();
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| keep.iter().map(|&i| r.get(i).cloned().unwrap_or_default()).collect())
+        .collect();
+    outln!("{}", table::render(&columns, &rows, table::width(), table::colour()));
+}
+
 /// What a connector's subcommand produced: JSON for machines, its tables and lines for people.
+/// Columns the connector marked as free text wrap and go first when the terminal is narrow.
 pub fn command(out: &kri_core::command::Output, format: Output) {
-    if format == Output::Json {
+    if format != Output::Table {
         return print_json(&out.json);
     }
     for block in &out.human {
         match block {
             kri_core::command::Block::Line(line) => outln!("{line}"),
             kri_core::command::Block::Table(t) => {
-                let mut table = table(&t.header.iter().map(String::as_str).collect::<Vec<_>>());
-                for row in &t.rows {
-                    table.add_row(row.clone());
-                }
-                outln!("{table}");
+                let n = t.header.len();
+                let columns: Vec<Column> = t
+                    .header
+                    .iter()
+                    .enumerate()
+                    .map(|(i, h)| {
+                        let header: &'static str = Box::leak(h.clone().into_boxed_str());
+                        if t.free_text.contains(h) {
+                            text(header, 12, u8::try_from(n - i).unwrap_or(u8::MAX))
+                        } else {
+                            whole(header, 0)
+                        }
+                    })
+                    .collect();
+                let rows: Vec<Vec<Cell>> = t
+                    .rows
+                    .iter()
+                    .map(|r| r.iter().map(|c| Cell::from(c.as_str())).collect())
+                    .collect();
+                print_table(&columns, &rows);
             }
         }
     }
@@ -38,12 +100,32 @@ pub fn print_json(value: &impl Serialize) {
     }
 }
 
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(UTF8_BORDERS_ONLY)
-        .set_content_arrangement(ContentArrangement::Dynamic)
-        .set_header(header.to_vec());
-    t
+/// RFC 4180 CSV: a header line, then one line per row; fields with a comma, a quote or a line
+/// break are quoted, quotes doubled.
+pub fn print_csv(header: &[&str], rows: &[Vec<String>]) {
+    let field = |f: &str| {
+        if f.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", f.replace('"', "\"\""))
+        } else {
+            f.to_owned()
+        }
+    };
+    let line = |cells: &mut dyn Iterator<Item = &str>| cells.map(field).collect::<Vec<_>>().join(",");
+    outln!("{}", line(&mut header.iter().copied()));
+    for r in rows {
+        outln!("{}", line(&mut r.iter().map(String::as_str)));
+    }
+}
+
+fn band_cell(band: Option<&str>) -> Cell {
+    match band {
+        Some(b) => Cell::toned(b, band_tone(b)),
+        None => Cell::from("—"),
+    }
+}
+
+fn status_cell(status: &str) -> Cell {
+    Cell::toned(status, status_tone(status))
 }
 
 /// `12`, `66.67`, or `—` for no value.
@@ -56,20 +138,29 @@ pub fn fmt_value(v: Option<f64>) -> String {
 }
 
 pub fn run(report: &RunReport, out: Output) {
-    if out == Output::Json {
+    if out != Output::Table {
         return print_json(report);
     }
-    let mut t = table(&["MODULE", "KRI", "VALUE", "UNIT", "STATUS", "BAND", "MESSAGE"]);
+    let columns = [
+        whole("MODULE", 0),
+        whole("KRI", 0),
+        number("VALUE", 0),
+        whole("UNIT", 3),
+        whole("STATUS", 0),
+        whole("BAND", 0),
+        text("MESSAGE", 20, 1),
+    ];
+    let mut rows = Vec::new();
     for c in &report.connectors {
         for k in &c.kris {
-            t.add_row(vec![
-                c.module.clone(),
-                k.slug.to_owned(),
-                fmt_value(k.value),
-                k.unit.to_owned(),
-                k.status.as_str().to_owned(),
-                k.band.map(|b| b.as_str()).unwrap_or("—").to_owned(),
-                k.message.clone().unwrap_or_default(),
+            rows.push(vec![
+                Cell::from(c.module.as_str()),
+                Cell::from(k.slug),
+                Cell::from(fmt_value(k.value)),
+                Cell::from(k.unit),
+                status_cell(k.status.as_str()),
+                band_cell(k.band.map(|b| b.as_str())),
+                Cell::from(k.message.clone().unwrap_or_default()),
             ]);
         }
     }
@@ -78,7 +169,7 @@ pub fn run(report: &RunReport, out: Output) {
         report.run_id,
         kri_core::store::fmt_time(&report.started_at)
     );
-    outln!("{t}");
+    print_table(&columns, &rows);
     for c in &report.connectors {
         let mut line = format!(
             "{}: {} ({} written, {} skipped, {} API call{})",
@@ -89,7 +180,7 @@ pub fn run(report: &RunReport, out: Output) {
             c.api_calls,
             if c.api_calls == 1 { "" } else { "s" }
         );
-        if c.rows_written == 0 && c.rows_skipped > 0 {
+        if c.kris.is_empty() && c.rows_skipped > 0 {
             line.push_str(&format!(
                 " — no KRI selected: check [connectors.{}] kris (`kri kris` lists them)",
                 c.module
@@ -130,19 +221,24 @@ pub fn kris(loaded: &Loaded, out: Output) {
     if out == Output::Json {
         return print_json(&kris_json(loaded));
     }
-    let mut t = table(&[
-        "MODULE",
-        "KRI",
-        "MEANING",
-        "UNIT",
-        "WORSE WHEN",
-        "AMBER",
-        "RED",
-        "SELECTED",
-    ]);
+    let columns = [
+        whole("MODULE", 0),
+        whole("KRI", 0),
+        text("MEANING", 16, 1),
+        whole("UNIT", 3),
+        whole("WORSE WHEN", 2),
+        number("AMBER", 0),
+        number("RED", 0),
+        text("SELECTED", 3, 0),
+    ];
+    let mut rows = Vec::new();
     for m in &loaded.modules {
         if m.reg.kris.is_empty() {
-            t.add_row(vec![m.reg.module, "(none yet)", m.reg.description, "", "", "", "", ""]);
+            rows.push(vec![
+                Cell::from(m.reg.module),
+                Cell::from("(none yet)"),
+                Cell::from(m.reg.description),
+            ]);
         }
         for k in m.reg.kris {
             let th = loaded.thresholds_for(*k);
@@ -151,81 +247,207 @@ pub fn kris(loaded: &Loaded, out: Output) {
                 kri_core::Direction::LowerIsWorse => "LOWER",
             };
             let selected = if !m.enabled {
-                "no (module disabled)"
+                Cell::toned("no (module disabled)", Tone::Dim)
             } else if m.selected.contains(&k.slug()) {
-                "yes"
+                Cell::from("yes")
             } else {
-                "no"
+                Cell::toned("no", Tone::Dim)
             };
-            t.add_row(vec![
-                m.reg.module,
-                k.slug(),
-                k.meaning(),
-                k.unit().as_str(),
-                worse,
-                &fmt_value(Some(th.amber)),
-                &fmt_value(Some(th.red)),
+            rows.push(vec![
+                Cell::from(m.reg.module),
+                Cell::from(k.slug()),
+                Cell::from(k.meaning()),
+                Cell::from(k.unit().as_str()),
+                Cell::from(worse),
+                Cell::from(fmt_value(Some(th.amber))),
+                Cell::from(fmt_value(Some(th.red))),
                 selected,
             ]);
         }
     }
-    outln!("{t}");
+    print_table(&columns, &rows);
 }
 
+const HISTORY_CSV: [&str; 10] = [
+    "run_id",
+    "module",
+    "connector",
+    "started_at",
+    "finished_at",
+    "status",
+    "rows_written",
+    "rows_skipped",
+    "api_calls",
+    "error",
+];
+
 pub fn history(rows: &[RunRow], out: Output) {
-    if out == Output::Json {
-        return print_json(&json!({ "runs": rows }));
+    match out {
+        Output::Json => return print_json(&json!({ "runs": rows })),
+        Output::Csv => {
+            let csv: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.run_id.clone(),
+                        r.module.clone(),
+                        r.connector.clone(),
+                        r.started_at.clone(),
+                        r.finished_at.clone(),
+                        r.status.clone(),
+                        r.rows_written.to_string(),
+                        r.rows_skipped.to_string(),
+                        r.api_calls.to_string(),
+                        r.error.clone().unwrap_or_default(),
+                    ]
+                })
+                .collect();
+            return print_csv(&HISTORY_CSV, &csv);
+        }
+        Output::Table => {}
     }
     if rows.is_empty() {
         outln!("No runs stored yet: `kri run` makes the first one.");
         return;
     }
-    let mut t = table(&[
-        "STARTED",
-        "RUN",
-        "MODULE",
-        "STATUS",
-        "WRITTEN",
-        "SKIPPED",
-        "API CALLS",
-        "ERROR",
-    ]);
-    for r in rows {
-        t.add_row(vec![
-            r.started_at.clone(),
-            r.run_id.chars().take(8).collect(),
-            r.module.clone(),
-            r.status.clone(),
-            r.rows_written.to_string(),
-            r.rows_skipped.to_string(),
-            r.api_calls.to_string(),
-            r.error.clone().unwrap_or_default(),
-        ]);
-    }
-    outln!("{t}");
+    let columns = [
+        whole("STARTED", 0),
+        whole("RUN", 4),
+        whole("MODULE", 0),
+        whole("STATUS", 0),
+        number("WRITTEN", 0),
+        number("SKIPPED", 3),
+        number("API CALLS", 2),
+        text("ERROR", 20, 1),
+    ];
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::from(r.started_at.as_str()),
+                Cell::from(r.run_id.as_str()),
+                Cell::from(r.module.as_str()),
+                status_cell(&r.status),
+                Cell::from(r.rows_written.to_string()),
+                Cell::from(r.rows_skipped.to_string()),
+                Cell::from(r.api_calls.to_string()),
+                Cell::from(r.error.clone().unwrap_or_default()),
+            ]
+        })
+        .collect();
+    print_table(&columns, &rows);
 }
 
+/// `kri history --run ID`: one run in full, each connector's row and every value it wrote.
+pub fn one_run(rows: &[RunRow], values: &[ValueRow], out: Output) {
+    if out != Output::Table {
+        return print_json(&json!({ "runs": rows, "values": values }));
+    }
+    for r in rows {
+        outln!("run {}  {} ({})", r.run_id, r.module, r.connector);
+        outln!("  started   {}", r.started_at);
+        outln!("  finished  {}", r.finished_at);
+        outln!(
+            "  status    {}: {} written, {} skipped, {} API calls",
+            r.status,
+            r.rows_written,
+            r.rows_skipped,
+            r.api_calls
+        );
+        if let Some(e) = &r.error {
+            outln!("  error     {e}");
+        }
+    }
+    values_table(values);
+}
+
+const VALUES_CSV: [&str; 12] = [
+    "measured_at",
+    "slug",
+    "module",
+    "connector",
+    "value",
+    "previous",
+    "delta",
+    "unit",
+    "status",
+    "band",
+    "message",
+    "run_id",
+];
+
 pub fn values(rows: &[ValueRow], out: Output) {
-    if out == Output::Json {
-        return print_json(&json!({ "values": rows }));
+    match out {
+        Output::Json => return print_json(&json!({ "values": rows })),
+        Output::Csv => {
+            let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+            let csv: Vec<Vec<String>> = rows
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.measured_at.clone(),
+                        r.slug.clone(),
+                        r.module.clone(),
+                        r.connector.clone(),
+                        num(r.value),
+                        num(r.previous),
+                        num(r.delta),
+                        r.unit.clone(),
+                        r.status.clone(),
+                        r.band.clone().unwrap_or_default(),
+                        r.message.clone().unwrap_or_default(),
+                        r.run_id.clone(),
+                    ]
+                })
+                .collect();
+            return print_csv(&VALUES_CSV, &csv);
+        }
+        Output::Table => {}
     }
     if rows.is_empty() {
         outln!("No values stored yet: `kri run` collects them.");
         return;
     }
-    let mut t = table(&["MEASURED", "KRI", "VALUE", "UNIT", "STATUS", "BAND", "MESSAGE"]);
-    for r in rows {
-        t.add_row(vec![
-            r.measured_at.clone(),
-            r.slug.clone(),
-            fmt_value(r.value),
-            r.unit.clone(),
-            r.status.clone(),
-            r.band.clone().unwrap_or_else(|| "—".into()),
-            r.message.clone().unwrap_or_default(),
-        ]);
+    values_table(rows);
+}
+
+/// `+3`, `-1.50`, `0`, or `—`.
+fn fmt_delta(d: Option<f64>) -> String {
+    match d {
+        Some(d) if d > 0.0 => format!("+{}", fmt_value(Some(d))),
+        other => fmt_value(other),
     }
-    outln!("{t}");
+}
+
+fn values_table(rows: &[ValueRow]) {
+    let columns = [
+        whole("MEASURED", 0),
+        whole("KRI", 0),
+        number("VALUE", 0),
+        number("PREVIOUS", 3),
+        number("DELTA", 4),
+        whole("UNIT", 2),
+        whole("STATUS", 0),
+        whole("BAND", 0),
+        text("MESSAGE", 20, 1),
+    ];
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::from(r.measured_at.as_str()),
+                Cell::from(r.slug.as_str()),
+                Cell::from(fmt_value(r.value)),
+                Cell::from(fmt_value(r.previous)),
+                Cell::from(fmt_delta(r.delta)),
+                Cell::from(r.unit.as_str()),
+                status_cell(&r.status),
+                band_cell(r.band.as_deref()),
+                Cell::from(r.message.clone().unwrap_or_default()),
+            ]
+        })
+        .collect();
+    print_table(&columns, &rows);
 }
 
 /// One line of `kri test`.
@@ -239,20 +461,28 @@ pub struct ProbeRow {
 }
 
 pub fn probes(rows: &[ProbeRow], out: Output) {
-    if out == Output::Json {
+    if out != Output::Table {
         return print_json(&json!({ "probes": rows }));
     }
-    let mut t = table(&["MODULE", "STATUS", "MESSAGE"]);
-    for p in rows {
-        t.add_row(vec![p.module, p.status.as_str(), &p.message]);
-    }
-    outln!("{t}");
+    let columns = [whole("MODULE", 0), whole("STATUS", 0), text("MESSAGE", 20, 0)];
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|p| {
+            vec![
+                Cell::from(p.module),
+                status_cell(p.status.as_str()),
+                Cell::from(p.message.as_str()),
+            ]
+        })
+        .collect();
+    print_table(&columns, &rows);
 }
 
 /// One line of `kri run --plan`.
 #[derive(Debug, Serialize)]
 pub struct PlanRow {
     pub module: &'static str,
+    pub connector: &'static str,
     pub pool: &'static str,
     pub calls: u32,
     pub used_24h: Option<u32>,
@@ -263,35 +493,42 @@ pub struct PlanRow {
 }
 
 pub fn plan(rows: &[PlanRow], out: Output) {
-    if out == Output::Json {
+    if out != Output::Table {
         return print_json(&json!({ "plan": rows }));
     }
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
-    let mut t = table(&[
-        "MODULE",
-        "POOL",
-        "PLANNED CALLS",
-        "USED (24 H)",
-        "LIMIT (24 H)",
-        "LEFT AFTER",
-        "FIRST / LAST",
-    ]);
-    for r in rows {
-        let span = match (r.detail.first(), r.detail.last()) {
-            (Some(a), Some(b)) if r.detail.len() > 1 => format!("{a}\n… {b}"),
-            (Some(a), _) => a.clone(),
-            _ => String::new(),
-        };
-        t.add_row(vec![
-            r.module.to_owned(),
-            r.pool.to_owned(),
-            r.calls.to_string(),
-            opt(r.used_24h.map(i64::from)),
-            opt(r.limit.map(i64::from)),
-            opt(r.remaining_after),
-            span,
-        ]);
-    }
-    outln!("{t}");
+    let columns = [
+        whole("MODULE", 0),
+        whole("POOL", 0),
+        number("PLANNED CALLS", 0),
+        number("USED (24 H)", 3),
+        number("LIMIT (24 H)", 2),
+        number("LEFT AFTER", 0),
+        text("FIRST / LAST", 20, 1),
+    ];
+    let table_rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            let span = match (r.detail.first(), r.detail.last()) {
+                (Some(a), Some(b)) if r.detail.len() > 1 => format!("{a} … {b}"),
+                (Some(a), _) => a.clone(),
+                _ => String::new(),
+            };
+            let left = match r.remaining_after {
+                Some(n) if n < 0 => Cell::toned(n.to_string(), Tone::Red),
+                other => Cell::from(opt(other)),
+            };
+            vec![
+                Cell::from(r.module),
+                Cell::from(r.pool),
+                Cell::from(r.calls.to_string()),
+                Cell::from(opt(r.used_24h.map(i64::from))),
+                Cell::from(opt(r.limit.map(i64::from))),
+                left,
+                Cell::from(span),
+            ]
+        })
+        .collect();
+    print_table(&columns, &table_rows);
     outln!("Nothing was called. `--output json` lists every planned call.");
 }

@@ -40,7 +40,7 @@ impl Events {
                     Err(e) => errln!("error: cannot encode the {event} event: {e}"),
                 }
             }
-            Output::Table => errln!("{at} {}", line()),
+            Output::Table | Output::Csv => errln!("{at} {}", line()),
         }
     }
 

@@ -154,6 +154,16 @@ fn listen_for_signals(stop: CancellationToken) -> Result<(), Failure> {
     Ok(())
 }
 
+/// Until SIGTERM or Ctrl-C (for `kri sandbox`).
+pub async fn until_signal() {
+    let stop = CancellationToken::new();
+    if listen_for_signals(stop.clone()).is_err() {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    }
+    stop.cancelled().await;
+}
+
 /// `kri report --html FILE`: the dashboard as one self-contained file (no script, no links out).
 pub async fn report_html(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>) -> Result<String, Failure> {
     let d = pages::dashboard(loaded, store, clock, None, kri_dashboard::Actions::Static)
