@@ -501,6 +501,13 @@ async fn a_kept_demo_and_the_sandbox_let_every_command_be_tried_without_an_accou
         .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
         .expect("the sandbox's port")
         .to_owned();
+    let noted = run_kri(dir.path(), &["--config", "mine.toml", "demo"], &[]).await;
+    assert_eq!(noted.code, 0, "{noted:?}");
+    assert!(
+        noted.stderr.contains("does not read mine.toml"),
+        "--config is not silently ignored: {}",
+        noted.stderr
+    );
     let again = run_kri(dir.path(), &["demo", "--keep", "demo"], &[]).await;
     assert_eq!(again.code, 2, "never overwrites: {again:?}");
 

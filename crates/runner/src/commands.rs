@@ -27,7 +27,16 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
     }
     let sources = || Sources::from_file_and_env(cli.config.as_deref());
     match command {
-        Command::Demo { keep } => demo(cli.output, clock, keep.as_deref()).await,
+        Command::Demo { keep } => {
+            if let Some(cfg) = &cli.config {
+                errln!(
+                    "note: kri demo runs against its own sandbox and does not read {} (--config / KRI_CONFIG); \
+                     `kri run` uses it",
+                    cfg.display()
+                );
+            }
+            demo(cli.output, clock, keep.as_deref()).await
+        }
         Command::Sandbox { listen, latency } => setup::sandbox(&listen, latency, clock).await,
         Command::Init { force } => setup::init(cli.config.as_deref(), force),
         Command::Config(ConfigCommand::Check) => setup::check(&sources()?, cli.output),

@@ -223,7 +223,7 @@ impl Sources {
         let file_found = file.is_file();
         if explicit && !file_found {
             return Err(Failure::config(format!(
-                "config file `{}` not found: check --config / KRI_CONFIG, or start from the example in the README",
+                "config file `{}` not found: check --config / KRI_CONFIG, or write one with `kri init` (it writes the --config path)",
                 file.display()
             )));
         }

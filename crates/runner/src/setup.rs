@@ -190,7 +190,12 @@ pub fn check(sources: &Sources, out: Output) -> Result<u8, Failure> {
         .collect();
     outln!("{}", table::render(&columns, &rows, table::width(), table::colour()));
     outln!("");
-    let columns = [whole("MODULE", 0), whole("ENABLED", 0), whole("SCHEDULE", 0), text("KRIS", 16, 0)];
+    let columns = [
+        whole("MODULE", 0),
+        whole("ENABLED", 0),
+        whole("SCHEDULE", 0),
+        text("KRIS", 16, 0),
+    ];
     let rows: Vec<Vec<Cell>> = loaded
         .modules
         .iter()
