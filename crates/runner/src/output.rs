@@ -15,7 +15,7 @@ pub use crate::term::err_line;
 /// terminal is too narrow.
 pub const fn whole(header: &'static str, drop: u8) -> Column {
     Column {
-        header,
+        header: std::borrow::Cow::Borrowed(header),
         fit: Fit::Whole,
         drop_priority: drop,
         right: false,
@@ -25,7 +25,7 @@ pub const fn whole(header: &'static str, drop: u8) -> Column {
 /// A number: whole, right-aligned.
 pub const fn number(header: &'static str, drop: u8) -> Column {
     Column {
-        header,
+        header: std::borrow::Cow::Borrowed(header),
         fit: Fit::Whole,
         drop_priority: drop,
         right: true,
@@ -35,7 +35,7 @@ pub const fn number(header: &'static str, drop: u8) -> Column {
 /// Free text that wraps down to `min` columns before it is dropped.
 pub const fn text(header: &'static str, min: usize, drop: u8) -> Column {
     Column {
-        header,
+        header: std::borrow::Cow::Borrowed(header),
         fit: Fit::Wrap { min },
         drop_priority: drop,
         right: false,
@@ -74,11 +74,16 @@ pub fn command(out: &kri_core::command::Output, format: Output) {
                     .iter()
                     .enumerate()
                     .map(|(i, h)| {
-                        let header: &'static str = Box::leak(h.clone().into_boxed_str());
-                        if t.free_text.contains(h) {
-                            text(header, 12, u8::try_from(n - i).unwrap_or(u8::MAX))
+                        let (fit, drop) = if t.free_text.contains(h) {
+                            (Fit::Wrap { min: 12 }, u8::try_from(n - i).unwrap_or(u8::MAX))
                         } else {
-                            whole(header, 0)
+                            (Fit::Whole, 0)
+                        };
+                        Column {
+                            header: h.clone().into(),
+                            fit,
+                            drop_priority: drop,
+                            right: false,
                         }
                     })
                     .collect();

@@ -77,7 +77,8 @@ pub enum Fit {
 /// One column of a table.
 #[derive(Debug, Clone)]
 pub struct Column {
-    pub header: &'static str,
+    /// Its title: a `&'static str`, or text made at run time (a connector's table).
+    pub header: std::borrow::Cow<'static, str>,
     pub fit: Fit,
     /// Lower drops first when the table does not fit; 0 = never dropped.
     pub drop_priority: u8,
@@ -245,7 +246,7 @@ fn table(columns: &[Column], grid: &[Vec<Cell>], widths: &[Option<usize>], width
     let header = join(
         shown
             .iter()
-            .map(|&(_, col, w)| pad(col.header, w, col.right, Tone::Plain, false))
+            .map(|&(_, col, w)| pad(&col.header, w, col.right, Tone::Plain, false))
             .collect(),
     );
     let rule = join(shown.iter().map(|&(_, _, w)| "─".repeat(w)).collect());
@@ -265,7 +266,7 @@ fn table(columns: &[Column], grid: &[Vec<Cell>], widths: &[Option<usize>], width
     }
     let hidden: Vec<&str> = (columns.iter().zip(widths))
         .filter(|(_, w)| w.is_none())
-        .map(|(c, _)| c.header)
+        .map(|(c, _)| c.header.as_ref())
         .collect();
     if !hidden.is_empty() {
         let note = format!(
@@ -302,7 +303,7 @@ fn records(columns: &[Column], grid: &[Vec<Cell>], width: usize, colour: bool) -
             .filter(|(_, c)| !c.text.trim().is_empty())
         {
             for (k, value) in lines_of(&cell.text, col.fit, value_width).iter().enumerate() {
-                let label = if k == 0 { col.header } else { "" };
+                let label = if k == 0 { col.header.as_ref() } else { "" };
                 let line = format!(
                     "  {}  {}",
                     pad(label, label_width, false, Tone::Plain, false),
@@ -391,7 +392,7 @@ mod tests {
 
     fn col(header: &'static str, fit: Fit, drop_priority: u8, right: bool) -> Column {
         Column {
-            header,
+            header: header.into(),
             fit,
             drop_priority,
             right,
@@ -514,7 +515,7 @@ mod tests {
         let out = render(&cols, &rows, 90, false);
         let dropped: Vec<&str> = cols
             .iter()
-            .map(|c| c.header)
+            .map(|c| c.header.as_ref())
             .filter(|h| !out.lines().next().unwrap_or("").contains(h))
             .collect();
         assert!(!dropped.is_empty(), "{out}");
