@@ -508,6 +508,16 @@ async fn a_kept_demo_and_the_sandbox_let_every_command_be_tried_without_an_accou
         "--config is not silently ignored: {}",
         noted.stderr
     );
+    let how = if port == "9740" {
+        "`kri sandbox &`".to_owned()
+    } else {
+        format!("`kri sandbox --listen 127.0.0.1:{port} &`")
+    };
+    assert!(
+        out.stderr.contains(&how),
+        "the exact command to serve the kept config: {}",
+        out.stderr
+    );
     let again = run_kri(dir.path(), &["demo", "--keep", "demo"], &[]).await;
     assert_eq!(again.code, 2, "never overwrites: {again:?}");
 

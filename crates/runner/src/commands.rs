@@ -634,12 +634,23 @@ async fn demo(out: Output, clock: Arc<dyn Clock>, keep: Option<&std::path::Path>
     output::run(&report, out);
     if out == Output::Table {
         match keep {
-            Some(dir) => errln!(
-                "Kept {dir}/kri.toml and {dir}/kri.db. To try every command without an account: `kri sandbox &` \
-                 (serves {}), then `cd {dir}` and `kri values`, `kri history`, `kri run`, `kri serve`.",
-                sandbox.base_url(),
-                dir = dir.display()
-            ),
+            Some(dir) => {
+                // The exact command: the default port was taken if the sandbox runs elsewhere.
+                let addr = sandbox.base_url().replacen("http://", "", 1);
+                let serve = if addr == crate::DEFAULT_SANDBOX {
+                    "`kri sandbox &`".to_owned()
+                } else {
+                    format!(
+                        "`kri sandbox --listen {addr} &` ({} was taken: is a `kri sandbox` running already?)",
+                        crate::DEFAULT_SANDBOX
+                    )
+                };
+                errln!(
+                    "Kept {dir}/kri.toml and {dir}/kri.db. To try every command without an account: {serve}, \
+                     then `cd {dir}` and `kri values`, `kri history`, `kri run`, `kri serve`.",
+                    dir = dir.display()
+                )
+            }
             None => errln!(
                 "Next: `kri init` writes a kri.toml for your tenant; `kri config check`, `kri test`, then `kri run`. \
                  `kri demo --keep DIR` keeps this demo to explore."
