@@ -26,7 +26,7 @@ pub struct Served {
     lines: mpsc::UnboundedReceiver<String>,
     pub seen: Vec<Value>,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
-    http: reqwest::Client,
+    pub http: reqwest::Client,
 }
 
 impl Kri {
@@ -422,6 +422,26 @@ async fn pages_api_and_metrics_answer_with_the_stored_values_and_no_secret() {
     s.runs_of(&["tap", "ctr"]).await;
     assert_ne!(before, s.get("/metrics").await.1);
 
+    // A page asked for under another host name (DNS rebinding) is refused.
+    let evil = s
+        .http
+        .get(format!("{}/api/v1/values", s.base))
+        .header("host", "attacker.example:9741")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(evil.status().as_u16(), 421);
+    let body = evil.text().await.unwrap_or_default();
+    assert!(body.contains("allowed_hosts"), "{body}");
+    let local = s
+        .http
+        .get(format!("{}/healthz", s.base))
+        .header("host", "localhost:9741")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(local.status().as_u16(), 200);
+
     // No secret in any answer.
     let secrets = [
         k.sandbox.credentials(),
@@ -688,13 +708,34 @@ async fn a_public_address_without_a_token_is_refused_unless_read_only_is_said() 
         out.stderr
     );
 
-    let cfg = k.config("[serve]\npublic_read_only = true\n[connectors.tap]\nenabled = false\n");
+    let cfg = k.config(
+        "[serve]\npublic_read_only = true\nallowed_hosts = [\"kri.example.org\"]\n[connectors.tap]\nenabled = false\n",
+    );
     let mut s = k.start(&cfg, &["serve", "--listen", "0.0.0.0:0"], &[]).await;
     assert!(
         s.seen[0]["listen"]
             .as_str()
             .unwrap_or_default()
             .starts_with("http://0.0.0.0:")
+    );
+    let port = s.base.rsplit(':').next().unwrap_or_default().to_owned();
+    let at = |host: &'static str| {
+        let (http, url) = (s.http.clone(), format!("http://127.0.0.1:{port}/healthz"));
+        async move {
+            http.get(url)
+                .header("host", host)
+                .send()
+                .await
+                .expect("GET")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(at("kri.example.org").await, 200, "a name in allowed_hosts");
+    assert_eq!(
+        at("other.example.org").await,
+        421,
+        "any other name, once allowed_hosts is set"
     );
     s.signal(libc::SIGTERM);
     assert_eq!(s.exit(Duration::from_secs(30)).await.0, 0);

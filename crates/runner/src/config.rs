@@ -76,6 +76,9 @@ struct ServeSection {
     grace: Option<String>,
     #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
     public_read_only: Option<String>,
+    /// Host names the pages answer to besides the listen address (a reverse proxy's name).
+    #[serde(default)]
+    allowed_hosts: Vec<String>,
 }
 
 /// The default of `[serve] listen`.
@@ -92,6 +95,8 @@ pub struct ServeSettings {
     pub token: Option<kri_core::Secret>,
     pub grace: Duration,
     pub public_read_only: bool,
+    /// Extra `Host` names accepted (lower case, no port).
+    pub allowed_hosts: Vec<String>,
 }
 
 /// `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
@@ -137,7 +142,14 @@ impl ServeSection {
                 ));
             }
         };
+        let allowed_hosts = self
+            .allowed_hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
         Ok(ServeSettings {
+            allowed_hosts,
             listen,
             token,
             grace,

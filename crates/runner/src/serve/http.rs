@@ -20,6 +20,8 @@ use crate::output;
 
 /// Everything a request handler reads.
 pub struct App {
+    /// The address served: on loopback, only loopback host names are answered (see [`host_check`]).
+    pub listen: std::net::SocketAddr,
     pub loaded: Arc<Loaded>,
     pub store: Store,
     pub clock: Arc<dyn Clock>,
@@ -43,7 +45,47 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/test", post(test))
         .route("/api/v1/test/{id}", get(test_result))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(app.clone(), host_check))
         .with_state(app)
+}
+
+/// DNS rebinding: a web page elsewhere can point its own host name at 127.0.0.1 and read a
+/// loopback dashboard. On a loopback address only loopback names (and `[serve] allowed_hosts`)
+/// are answered; on another address, any name unless `allowed_hosts` lists them.
+async fn host_check(State(app): Shared, request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default().to_owned(),
+        None => host.rsplit_once(':').map_or(host.as_str(), |(n, _)| n).to_owned(),
+    };
+    let allowed = &app.loaded.serve.allowed_hosts;
+    let ok = allowed.contains(&name)
+        || if app.listen.ip().is_loopback() {
+            matches!(name.as_str(), "localhost" | "::1")
+                || name.parse::<std::net::Ipv4Addr>().is_ok_and(|ip| ip.is_loopback())
+        } else {
+            allowed.is_empty()
+        };
+    if ok {
+        return next.run(request).await;
+    }
+    error(
+        StatusCode::MISDIRECTED_REQUEST,
+        format!(
+            "this kri answers to {} only, not to `{host}`; behind a reverse proxy that sends its own name, \
+             add it to [serve] allowed_hosts",
+            if app.listen.ip().is_loopback() {
+                "loopback names (localhost, 127.0.0.1, [::1])".to_owned()
+            } else {
+                "[serve] allowed_hosts".to_owned()
+            }
+        ),
+    )
 }
 
 /// An answer whose body went through the secret scrubber.

@@ -72,6 +72,7 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
     let server_stop = CancellationToken::new();
     let server = listener.map(|listener| {
         let app = Arc::new(http::App {
+            listen: bound.unwrap_or(loaded.serve.listen),
             token: loaded.serve.token.clone(),
             loaded: loaded.clone(),
             store: store.clone(),
