@@ -388,6 +388,17 @@ async fn values_since_with_previous_and_delta_csv_and_one_run_in_full() {
         "{}",
         out.stdout
     );
+    let csv = k
+        .run(
+            &["--config", cfg_arg(&cfg), "--output", "csv", "history", "--run", id],
+            &[],
+        )
+        .await;
+    assert!(
+        csv.stdout.starts_with("run_id,") && csv.stdout.contains(id),
+        "{}",
+        csv.stdout
+    );
     let out = k
         .run(&["--config", cfg_arg(&cfg), "history", "--run", "ffffffff"], &[])
         .await;

@@ -344,10 +344,14 @@ pub fn history(rows: &[RunRow], out: Output) {
 }
 
 /// `kri history --run ID`: one run in full, each connector's row and every value it wrote.
-pub fn one_run(rows: &[RunRow], values: &[ValueRow], out: Output) {
-    if out != Output::Table {
-        return print_json(&json!({ "runs": rows, "values": values }));
+pub fn one_run(rows: &[RunRow], values_of_run: &[ValueRow], out: Output) {
+    match out {
+        Output::Json => return print_json(&json!({ "runs": rows, "values": values_of_run })),
+        // The run's connector rows, as `kri history --output csv` prints them.
+        Output::Csv => return history(rows, out),
+        Output::Table => {}
     }
+    let values = values_of_run;
     for r in rows {
         outln!("run {}  {} ({})", r.run_id, r.module, r.connector);
         outln!("  started   {}", r.started_at);
