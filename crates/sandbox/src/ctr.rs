@@ -6,7 +6,7 @@
 //! The tenant: [`BURST`] open incidents created in the SAME second (an hour before the sandbox
 //! started), plus ten older incidents over the last ~2.5 days, five of them closed.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Extension, Form, Path, Request, State};
@@ -38,7 +38,8 @@ pub const MAX_PAGE: usize = 200;
 struct Ctr {
     shared: Arc<Shared>,
     incidents: Vec<Value>,
-    tokens: Mutex<HashSet<String>>,
+    /// Tokens issued, to the tenant whose client asked.
+    tokens: Mutex<std::collections::HashMap<String, crate::Tenant>>,
 }
 
 /// The CTR routes, sharing the sandbox's hit counter; they use bearer auth, not Basic.
@@ -46,7 +47,7 @@ pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let state = Arc::new(Ctr {
         incidents: tenant(shared.now()),
         shared,
-        tokens: Mutex::new(HashSet::new()),
+        tokens: Mutex::new(std::collections::HashMap::new()),
     });
     let api = Router::new()
         .route("/api/v1/tric/incidents", post(list))
@@ -151,20 +152,31 @@ async fn token(
     Form(form): Form<BTreeMap<String, String>>,
 ) -> Response {
     count(&s, "/v1/token", faulted.is_some());
-    let ok = form.get("grant_type").map(String::as_str) == Some("client_credentials")
-        && form.get("client_id") == Some(&s.shared.scenario.ctr_client_id)
-        && form.get("client_secret") == Some(&s.shared.scenario.ctr_client_secret);
-    if !ok {
+    let sc = &s.shared.scenario;
+    let (id, secret) = (form.get("client_id"), form.get("client_secret"));
+    let tenant = if id == Some(&sc.ctr_client_id) && secret == Some(&sc.ctr_client_secret) {
+        Some(0)
+    } else {
+        // Tenant i's client id names it.
+        id.and_then(|id| id.strip_prefix("tenant-")?.strip_suffix("-ctr")?.parse::<u32>().ok())
+            .filter(|i| (1..=sc.tenants).contains(i))
+            .filter(|i| {
+                let (tid, tsecret) = crate::tenant_ctr_client(*i);
+                id == Some(&tid) && secret == Some(&tsecret)
+            })
+    };
+    let grant = form.get("grant_type").map(String::as_str) == Some("client_credentials");
+    let (true, Some(tenant)) = (grant, tenant) else {
         return (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response();
-    }
+    };
     let mut tokens = s.tokens.lock().unwrap_or_else(|p| p.into_inner());
     let t = format!("ctr-token-{}", tokens.len() + 1);
-    tokens.insert(t.clone());
+    tokens.insert(t.clone(), crate::Tenant(tenant));
     Json(json!({"access_token": t, "token_type": "bearer", "expires_in": 3600})).into_response()
 }
 
 /// Count every API request, then require a bearer token this sandbox issued.
-async fn bearer(State(s): State<Arc<Ctr>>, req: Request, next: Next) -> Response {
+async fn bearer(State(s): State<Arc<Ctr>>, mut req: Request, next: Next) -> Response {
     count(&s, req.uri().path(), counted(&req));
     let given = req
         .headers()
@@ -172,10 +184,12 @@ async fn bearer(State(s): State<Arc<Ctr>>, req: Request, next: Next) -> Response
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned);
-    let known = given.is_some_and(|t| s.tokens.lock().unwrap_or_else(|p| p.into_inner()).contains(&t));
-    if !known {
+    let tenant = given.and_then(|t| s.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&t).copied());
+    let Some(tenant) = tenant else {
         return text(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
+    };
+    crate::count_tenant(&s.shared, tenant);
+    req.extensions_mut().insert(tenant);
     next.run(req).await
 }
 
@@ -347,6 +361,51 @@ mod tests {
             .unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    #[tokio::test]
+    async fn tenants_get_tokens_for_their_own_client_only() {
+        let sb = Sandbox::start(Scenario {
+            tenants: 2,
+            ..Scenario::default()
+        })
+        .await
+        .unwrap();
+        let token = |id: &str, secret: &str| {
+            let (url, form) = (
+                format!("{}/v1/token", sb.base_url()),
+                [
+                    ("grant_type", "client_credentials".to_owned()),
+                    ("client_id", id.to_owned()),
+                    ("client_secret", secret.to_owned()),
+                ],
+            );
+            async move { reqwest::Client::new().post(url).form(&form).send().await.unwrap() }
+        };
+        let (id, secret) = crate::tenant_ctr_client(2);
+        let r = token(&id, &secret).await;
+        assert_eq!(r.status(), 200);
+        let t = r.json::<Value>().await.unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (id1, _) = crate::tenant_ctr_client(1);
+        assert_eq!(
+            token(&id1, &secret).await.status(),
+            401,
+            "tenant 2's secret is not tenant 1's"
+        );
+        let (id3, secret3) = crate::tenant_ctr_client(3);
+        assert_eq!(token(&id3, &secret3).await.status(), 401, "beyond the tenant count");
+        let r = reqwest::Client::new()
+            .post(format!("{}/api/v1/tric/incidents", sb.base_url()))
+            .bearer_auth(&t)
+            .json(&json!({"filters": {"rows": 1}}))
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(r.status(), 401);
+        assert_eq!(sb.tenant_hits(2), 1, "the API call counted for tenant 2");
     }
 
     #[tokio::test]

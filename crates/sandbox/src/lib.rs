@@ -58,7 +58,30 @@ pub struct Scenario {
     /// The OAuth client CTR's token endpoint accepts.
     pub ctr_client_id: String,
     pub ctr_client_secret: String,
+    /// More tenants served beside the one above (an MSSP's view): tenant `i` in `1..=tenants`
+    /// has its own credentials ([`tenant_credentials`], [`tenant_ctr_client`]), its own
+    /// rolling-24 h pools and its own VAP count ([`tenant_vap_users`]).
+    pub tenants: u32,
 }
+
+/// Tenant `i`'s TAP credentials (`principal`, `secret`); tenant 0 is the scenario's own.
+pub fn tenant_credentials(i: u32) -> (String, String) {
+    (format!("tenant-{i:04}"), format!("secret-{i:04}"))
+}
+
+/// Tenant `i`'s CTR OAuth client (`client_id`, `client_secret`).
+pub fn tenant_ctr_client(i: u32) -> (String, String) {
+    (format!("tenant-{i:04}-ctr"), format!("ctr-secret-{i:04}"))
+}
+
+/// Tenant `i`'s `totalVapUsers`: its own number, so each tenant's value can be checked exactly.
+pub fn tenant_vap_users(i: u32) -> u64 {
+    tap::data::VAP_USERS + u64::from(i)
+}
+
+/// Which tenant a request was authenticated as (0: the scenario's own credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Tenant(pub u32);
 
 impl Default for Scenario {
     fn default() -> Self {
@@ -75,11 +98,15 @@ impl Default for Scenario {
             faults: Vec::new(),
             ctr_client_id: ctr::DEMO_CLIENT_ID.into(),
             ctr_client_secret: ctr::DEMO_CLIENT_SECRET.into(),
+            tenants: 0,
         }
     }
 }
 
 pub use tap::data;
+
+/// When the calls on one pool were made.
+type CallTimes = Vec<chrono::DateTime<chrono::Utc>>;
 
 struct Shared {
     scenario: Scenario,
@@ -90,8 +117,12 @@ struct Shared {
     max_in_flight: std::sync::atomic::AtomicUsize,
     hits: Mutex<BTreeMap<String, u64>>,
     tap: tap::TapData,
-    /// Call times per rate-limit pool, for the rolling-24 h limits.
-    pools: Mutex<BTreeMap<&'static str, Vec<chrono::DateTime<chrono::Utc>>>>,
+    /// Call times per tenant and rate-limit pool, for the rolling-24 h limits.
+    pools: Mutex<BTreeMap<(Tenant, &'static str), CallTimes>>,
+    /// Requests per tenant (any answer).
+    tenant_hits: Mutex<BTreeMap<Tenant, u64>>,
+    /// The `Authorization: Basic …` header of every tenant's TAP credentials, to its tenant.
+    basic: std::collections::HashMap<String, Tenant>,
     /// The fault rules in force, with their remaining uses.
     faults: faults::Faults,
 }
@@ -113,6 +144,8 @@ impl Sandbox {
     pub async fn start_on(scenario: Scenario, port: u16) -> std::io::Result<Sandbox> {
         let fixed = scenario.now;
         let now = fixed.unwrap_or_else(chrono::Utc::now);
+        let (scenario_principal, scenario_secret, tenants) =
+            (scenario.principal.clone(), scenario.secret.clone(), scenario.tenants);
         let shared = Arc::new(Shared {
             faults: faults::Faults::new(scenario.faults.clone()),
             scenario,
@@ -122,6 +155,8 @@ impl Sandbox {
             in_flight: Default::default(),
             max_in_flight: Default::default(),
             pools: Mutex::new(BTreeMap::new()),
+            tenant_hits: Mutex::new(BTreeMap::new()),
+            basic: tap::basic_headers(&scenario_principal, &scenario_secret, tenants),
         });
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
         let addr = listener.local_addr()?;
@@ -203,6 +238,31 @@ impl Sandbox {
         self.shared.hits.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// Requests tenant `i` made (authenticated as it, any answer).
+    pub fn tenant_hits(&self, i: u32) -> u64 {
+        self.shared
+            .tenant_hits
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&Tenant(i))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Calls tenant `i` made on `pool` in the rolling 24 h before the sandbox's now (over the
+    /// limit included: a pool over its limit shows here).
+    pub fn pool_calls(&self, i: u32, pool: &str) -> usize {
+        let now = self.shared.now();
+        self.shared
+            .pools
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|((t, p), _)| *t == Tenant(i) && *p == pool)
+            .map(|(_, calls)| calls.iter().filter(|c| **c > now - chrono::Duration::hours(24)).count())
+            .sum()
+    }
+
     /// Replace the fault rules (and their remaining uses), e.g. so that a second run against the
     /// same sandbox and data "recovers". An empty list serves everything normally.
     pub fn set_faults(&self, rules: Vec<FaultRule>) {
@@ -250,6 +310,15 @@ async fn round_trip(
     next.run(req).await
 }
 
+/// Count one request of `tenant`.
+fn count_tenant(s: &Shared, tenant: Tenant) {
+    *s.tenant_hits
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(tenant)
+        .or_default() += 1;
+}
+
 /// Count one request to `path` in the per-path hit counter.
 fn count_hit(s: &Shared, path: &str) {
     *s.hits
@@ -274,11 +343,12 @@ impl Shared {
     }
 }
 
-/// Record a call on `pool`; `false` when it is over `limit` calls in the rolling 24 h (429).
-fn pool_allows(s: &Shared, pool: &'static str, limit: u32) -> bool {
+/// Record a call of `tenant` on `pool`; `false` when it is over `limit` calls in the rolling
+/// 24 h (429). Every tenant has its own pools, as every Proofpoint credential does.
+fn pool_allows(s: &Shared, tenant: Tenant, pool: &'static str, limit: u32) -> bool {
     let now = s.now();
     let mut pools = s.pools.lock().unwrap_or_else(|p| p.into_inner());
-    let calls = pools.entry(pool).or_default();
+    let calls = pools.entry((tenant, pool)).or_default();
     calls.retain(|t| *t > now - chrono::Duration::hours(24));
     calls.push(now);
     calls.len() <= limit as usize

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Extension, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -17,7 +17,7 @@ use axum::routing::get;
 use chrono::{DateTime, Duration, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
-use crate::{Licence, Shared, count_hit, counted, pool_allows, text};
+use crate::{Licence, Shared, Tenant, count_hit, count_tenant, counted, pool_allows, tenant_credentials, text};
 
 /// The TAP host's routes (TAP, EFD, CLEAR), behind HTTP Basic auth.
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
@@ -50,8 +50,12 @@ pub mod data {
     pub const CLEAR_FALSE_NEGATIVES: u64 = 3;
 }
 
-async fn siem_all(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
-    if !pool_allows(&s, "siem", s.scenario.siem_pool_limit) {
+async fn siem_all(
+    State(s): State<Arc<Shared>>,
+    Extension(tenant): Extension<Tenant>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    if !pool_allows(&s, tenant, "siem", s.scenario.siem_pool_limit) {
         return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
     }
     if let Some(busy) = &s.scenario.busy_hour
@@ -63,8 +67,12 @@ async fn siem_all(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, Str
     s.tap.siem_all(s.now(), &q)
 }
 
-async fn campaign_ids(State(s): State<Arc<Shared>>, Query(q): Query<Vec<(String, String)>>) -> Response {
-    if !pool_allows(&s, "campaign-ids", 50) {
+async fn campaign_ids(
+    State(s): State<Arc<Shared>>,
+    Extension(tenant): Extension<Tenant>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Response {
+    if !pool_allows(&s, tenant, "campaign-ids", 50) {
         return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
     }
     s.tap.campaign_ids(&q)
@@ -74,24 +82,39 @@ async fn campaign(State(s): State<Arc<Shared>>, axum::extract::Path(id): axum::e
     s.tap.campaign(&id)
 }
 
+/// The `Authorization` header of each tenant's credentials (tenant 0: the scenario's own).
+pub(crate) fn basic_headers(principal: &str, secret: &str, tenants: u32) -> std::collections::HashMap<String, Tenant> {
+    let header = |p: &str, x: &str| format!("Basic {}", base64(&format!("{p}:{x}")));
+    let mut all = std::collections::HashMap::new();
+    all.insert(header(principal, secret), Tenant(0));
+    for i in 1..=tenants {
+        let (p, x) = tenant_credentials(i);
+        all.insert(header(&p, &x), Tenant(i));
+    }
+    all
+}
+
 /// Count every request (unless the fault layer did), then check HTTP Basic credentials like TAP
 /// does: 401 when wrong.
-async fn basic_auth(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Response {
+async fn basic_auth(State(s): State<Arc<Shared>>, mut req: Request, next: Next) -> Response {
     if !counted(&req) {
         count_hit(&s, req.uri().path());
     }
-    let expected = format!(
-        "Basic {}",
-        base64(&format!("{}:{}", s.scenario.principal, s.scenario.secret))
-    );
     let given = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    if given != Some(expected.as_str()) {
+    let tenant = given.and_then(|g| s.basic.get(g)).copied();
+    let Some(tenant) = tenant else {
         return text(StatusCode::UNAUTHORIZED, "Unauthorized");
-    }
+    };
+    count_tenant(&s, tenant);
+    req.extensions_mut().insert(tenant);
     next.run(req).await
 }
 
-async fn vap(State(s): State<Arc<Shared>>, Query(q): Query<BTreeMap<String, String>>) -> Response {
+async fn vap(
+    State(s): State<Arc<Shared>>,
+    Extension(tenant): Extension<Tenant>,
+    Query(q): Query<BTreeMap<String, String>>,
+) -> Response {
     if s.scenario.people_forbidden {
         return text(StatusCode::FORBIDDEN, "Forbidden");
     }
@@ -111,7 +134,7 @@ async fn vap(State(s): State<Arc<Shared>>, Query(q): Query<BTreeMap<String, Stri
         .collect();
     axum::Json(json!({
         "users": users,
-        "totalVapUsers": data::VAP_USERS,
+        "totalVapUsers": crate::tenant_vap_users(tenant.0),
         "interval": format!("P{window}D"),
         "averageAttackIndex": 820,
         "vapAttackIndexThreshold": 1200
@@ -549,6 +572,61 @@ mod tests {
         let v: Value = r.json().await.unwrap();
         assert_eq!(v["totalVapUsers"], 12);
         assert_eq!(sb.hits("/v2/people/vap"), 2);
+    }
+
+    #[tokio::test]
+    async fn each_tenant_has_its_credentials_its_data_and_its_own_pools() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-23T10:20:00Z")
+            .unwrap()
+            .to_utc();
+        let sb = Sandbox::start(Scenario {
+            tenants: 3,
+            now: Some(now),
+            ..Scenario::default()
+        })
+        .await
+        .unwrap();
+        let client = reqwest::Client::new();
+        let vap = |who: (String, String)| {
+            let (client, url) = (client.clone(), format!("{}/v2/people/vap?window=30", sb.base_url()));
+            async move { client.get(url).basic_auth(who.0, Some(who.1)).send().await.unwrap() }
+        };
+        for i in 1..=3 {
+            let r = vap(crate::tenant_credentials(i)).await;
+            assert_eq!(r.status(), 200, "tenant {i}");
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["totalVapUsers"], crate::tenant_vap_users(i), "tenant {i}");
+            assert_eq!(sb.tenant_hits(i), 1);
+        }
+        let own = vap((DEMO_PRINCIPAL.into(), DEMO_SECRET.into()))
+            .await
+            .json::<Value>()
+            .await
+            .unwrap();
+        assert_eq!(own["totalVapUsers"], 12, "tenant 0 is the scenario's own, unchanged");
+        // Another tenant's secret, or a tenant beyond the count, is refused.
+        assert_eq!(vap(("tenant-0001".into(), "secret-0002".into())).await.status(), 401);
+        assert_eq!(vap(crate::tenant_credentials(4)).await.status(), 401);
+
+        // Tenant 1 uses up its campaign-ids pool; tenant 2's is untouched.
+        let ids = |i: u32| {
+            let (client, url) = (
+                client.clone(),
+                format!(
+                    "{}/v2/campaign/ids?interval=2026-11-22T10:00:00Z/2026-11-23T10:00:00Z",
+                    sb.base_url()
+                ),
+            );
+            let (p, x) = crate::tenant_credentials(i);
+            async move { client.get(url).basic_auth(p, Some(x)).send().await.unwrap().status() }
+        };
+        for _ in 0..50 {
+            assert_ne!(ids(1).await, 429);
+        }
+        assert_eq!(ids(1).await, 429, "tenant 1 over its 50 a day");
+        assert_ne!(ids(2).await, 429, "tenant 2 has its own pool");
+        assert_eq!(sb.pool_calls(1, "campaign-ids"), 51);
+        assert_eq!(sb.pool_calls(2, "campaign-ids"), 1);
     }
 
     #[tokio::test]
