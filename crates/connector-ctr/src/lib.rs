@@ -95,6 +95,8 @@ struct RawConfig {
     #[serde(default, deserialize_with = "lenient_opt_string")]
     client_id: Option<String>,
     client_secret: Option<Secret>,
+    /// A file holding the client secret (container secrets, systemd credentials).
+    client_secret_file: Option<std::path::PathBuf>,
     #[serde(default = "default_first_fetch")]
     first_fetch: String,
     #[serde(default = "default_fetch_delta")]
@@ -212,15 +214,20 @@ impl CtrConfig {
                 "set client_id (API Key Management in the CTR console)",
             )
         })?;
-        let client_secret = raw
-            .client_secret
-            .filter(|s| !s.expose().trim().is_empty())
-            .ok_or_else(|| {
-                ConfigError::missing(
-                    key("client_secret"),
-                    "set client_secret, preferably through the environment variable KRI_CONNECTORS__CTR__CLIENT_SECRET",
-                )
-            })?;
+        let client_secret = kri_core::secret::from_value_or_file(
+            raw.client_secret,
+            raw.client_secret_file.as_deref(),
+            &key("client_secret"),
+            &key("client_secret_file"),
+        )?
+        .filter(|s| !s.expose().trim().is_empty())
+        .ok_or_else(|| {
+            ConfigError::missing(
+                key("client_secret"),
+                "set client_secret, preferably through the environment variable KRI_CONNECTORS__CTR__CLIENT_SECRET \
+                     or client_secret_file = a file holding it",
+            )
+        })?;
         Ok(Self {
             base_url: raw.base_url,
             token_url: raw.token_url,

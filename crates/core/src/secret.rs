@@ -93,6 +93,38 @@ pub fn lenient_opt_string<'de, D: Deserializer<'de>>(deserializer: D) -> Result<
     lenient_string(deserializer).map(Some)
 }
 
+/// A secret given directly (`key`) or in a file (`key_file`: container secrets, systemd
+/// credentials). Not both; the file's content without its final line break; an empty or
+/// unreadable file is a config error naming `file_key` and the path (never the content).
+pub fn from_value_or_file(
+    value: Option<Secret>,
+    file: Option<&std::path::Path>,
+    key: &str,
+    file_key: &str,
+) -> Result<Option<Secret>, crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            file_key,
+            format!("set either {key} or {file_key}, not both"),
+        )),
+        (Some(v), None) => Ok(Some(v)),
+        (None, None) => Ok(None),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| ConfigError::invalid(file_key, format!("cannot read `{}`: {e}", path.display())))?;
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                return Err(ConfigError::invalid(
+                    file_key,
+                    format!("`{}` is empty: it should hold the secret", path.display()),
+                ));
+            }
+            Ok(Some(Secret::new(text)))
+        }
+    }
+}
+
 /// Text shorter than this is not scrubbed: replacing every `ab` in a message would destroy it,
 /// and a secret that short is no secret.
 const MIN_SCRUB_CHARS: usize = 4;

@@ -31,11 +31,25 @@ pub const FORBIDDEN_HINT: &str = "the credential is valid but may not call this 
 struct Shared {
     base_url: Option<String>,
     credentials: Option<Secret>,
+    /// A file holding `principal:secret` (container secrets, systemd credentials).
+    credentials_file: Option<std::path::PathBuf>,
+}
+
+impl Shared {
+    /// `credentials`, or the content of `credentials_file`.
+    fn credentials(&self) -> Result<Option<Secret>, ConfigError> {
+        kri_core::secret::from_value_or_file(
+            self.credentials.clone(),
+            self.credentials_file.as_deref(),
+            &format!("{FAMILY}.credentials"),
+            &format!("{FAMILY}.credentials_file"),
+        )
+    }
 }
 
 fn check(table: &Dict) -> Result<(), ConfigError> {
     let shared: Shared = parse_table(table, FAMILY)?;
-    if let Some(c) = &shared.credentials {
+    if let Some(c) = &shared.credentials()? {
         BasicCredentials::parse(c).map_err(|m| ConfigError::invalid(format!("{FAMILY}.credentials"), m))?;
     }
     Ok(())
@@ -59,7 +73,8 @@ pub fn client(
     opts: HttpOptions,
 ) -> Result<HttpClient, ConfigError> {
     let shared: Shared = settings.parse_family()?;
-    let (secret, key) = match (own_credentials, &shared.credentials) {
+    let from_file = shared.credentials()?;
+    let (secret, key) = match (own_credentials, &from_file) {
         (Some(s), _) => (s, settings.key("credentials")),
         (None, Some(s)) => (s, format!("{FAMILY}.credentials")),
         (None, None) => {
@@ -67,7 +82,8 @@ pub fn client(
                 format!("{FAMILY}.credentials"),
                 format!(
                     "no credentials for [connectors.{}]: set credentials = \"principal:secret\" under [{FAMILY}] \
-                     (better: the environment variable KRI_PROOFPOINT__CREDENTIALS)",
+                     (better: the environment variable KRI_PROOFPOINT__CREDENTIALS, or credentials_file = a file \
+                     holding it)",
                     settings.module
                 ),
             ));

@@ -72,6 +72,9 @@ struct ServeSection {
     listen: Option<String>,
     #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
     token: Option<String>,
+    /// A file holding the token (container secrets, systemd credentials).
+    #[serde(default)]
+    token_file: Option<PathBuf>,
     #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
     grace: Option<String>,
     #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
@@ -115,7 +118,15 @@ impl ServeSection {
     fn settle(self) -> Result<ServeSettings, ConfigError> {
         let listen_text = self.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = parse_listen(&listen_text).map_err(|m| ConfigError::invalid("serve.listen", m))?;
-        let token = match self.token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()) {
+        let given = self
+            .token
+            .map(|t| t.trim().to_owned())
+            .filter(|t| !t.is_empty())
+            .map(kri_core::Secret::new);
+        let token =
+            kri_core::secret::from_value_or_file(given, self.token_file.as_deref(), "serve.token", "serve.token_file")?
+                .map(|t| t.expose().trim().to_owned());
+        let token = match token {
             Some(t) if t.chars().count() < MIN_TOKEN_CHARS => {
                 return Err(ConfigError::invalid(
                     "serve.token",
