@@ -990,27 +990,14 @@ mod tests {
         .unwrap();
         assert!(l.modules.iter().all(|m| !m.enabled));
     }
-}
 
-#[cfg(test)]
-mod error_tests {
-    use super::*;
-
-    fn message(text: &str) -> String {
-        match load(&Sources::from_toml(text), Need::Credentials) {
-            Ok(_) => panic!("accepted: {text}"),
-            Err(f) => {
-                assert_eq!(f.code, 2);
-                f.message
-            }
-        }
+    fn message_of(text: &str) -> String {
+        message(load_toml(text))
     }
-
-    const OK: &str = "[proofpoint]\ncredentials = \"svc:pa:ss\"\n";
 
     #[test]
     fn every_error_of_a_file_is_reported_at_once() {
-        let m = message(&format!(
+        let m = message_of(&format!(
             "{OK}[stor]\npath = 1\n[connectors.tap]\nschedul = \"hourly\"\n[connectors.efd]\nschedule = \"weekly\"\n\
              [thresholds.pp_vap_count]\namber = \"ten\"\n[serve]\nlisten = \"nowhere\"\n"
         ));
@@ -1036,11 +1023,11 @@ mod error_tests {
 
     #[test]
     fn near_misses_get_a_suggestion_and_types_plain_words() {
-        let m = message(&format!("{OK}[connectors.tapp]\nenabled = true\n"));
+        let m = message_of(&format!("{OK}[connectors.tapp]\nenabled = true\n"));
         assert!(m.contains("did you mean `tap`?"), "{m}");
-        let m = message(&format!("{OK}[thresholds.pp_vap_cont]\namber = 1\n"));
+        let m = message_of(&format!("{OK}[thresholds.pp_vap_cont]\namber = 1\n"));
         assert!(m.contains("did you mean `pp_vap_count`?"), "{m}");
-        let m = message(&format!("{OK}[connectors.tap]\nkris = \"pp_vap_count\"\n"));
+        let m = message_of(&format!("{OK}[connectors.tap]\nkris = \"pp_vap_count\"\n"));
         assert!(m.contains("a list") && m.contains("'[\"a\",\"b\"]'"), "{m}");
         assert!(
             load(
