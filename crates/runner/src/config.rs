@@ -124,20 +124,18 @@ impl ServeSection {
             .filter(|t| !t.is_empty())
             .map(kri_core::Secret::new);
         let token =
-            kri_core::secret::from_value_or_file(given, self.token_file.as_deref(), "serve.token", "serve.token_file")?
-                .map(|t| t.expose().trim().to_owned());
-        let token = match token {
-            Some(t) if t.chars().count() < MIN_TOKEN_CHARS => {
-                return Err(ConfigError::invalid(
-                    "serve.token",
-                    format!(
-                        "the token is too short: use at least {MIN_TOKEN_CHARS} random characters, e.g. the output of `openssl rand -hex 24`"
-                    ),
-                ));
-            }
-            Some(t) => Some(kri_core::Secret::new(t)),
-            None => None,
-        };
+            kri_core::secret::from_value_or_file(given, self.token_file.as_deref(), "serve.token", "serve.token_file")?;
+        if token
+            .as_ref()
+            .is_some_and(|t| t.expose().chars().count() < MIN_TOKEN_CHARS)
+        {
+            return Err(ConfigError::invalid(
+                "serve.token",
+                format!(
+                    "the token is too short: use at least {MIN_TOKEN_CHARS} random characters, e.g. the output of `openssl rand -hex 24`"
+                ),
+            ));
+        }
         let grace = match self.grace {
             Some(t) => parse_bounded(&t, 0, 3600).map_err(|m| ConfigError::invalid("serve.grace", m))?,
             None => DEFAULT_GRACE,
