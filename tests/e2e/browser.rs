@@ -213,6 +213,29 @@ impl Browser {
     }
 }
 
+/// The texts whose colour is below WCAG AA contrast against the background behind them (the
+/// first opaque background up the tree): 4.5:1, or 3:1 for large text (24 px, or 18.66 px bold).
+const CONTRAST: &str = r#"
+const rgb = s => (s.match(/[\d.]+/g) || []).map(Number);
+const lum = c => { const [r, g, b] = c.slice(0, 3).map(v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); }); return 0.2126 * r + 0.7152 * g + 0.0722 * b; };
+const background = el => { for (let e = el; e; e = e.parentElement) { const c = rgb(getComputedStyle(e).backgroundColor); if (c.length === 3 || (c.length === 4 && c[3] > 0.99)) return c; } return [255, 255, 255]; };
+const low = [];
+const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const node = walker.currentNode, el = node.parentElement;
+  if (!el || !node.textContent.trim() || el.closest('svg')) continue;
+  const st = getComputedStyle(el);
+  if (st.visibility === 'hidden' || st.display === 'none' || el.getClientRects().length === 0) continue;
+  const fg = rgb(st.color), bg = background(el);
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  const ratio = (a + 0.05) / (b + 0.05);
+  const size = parseFloat(st.fontSize), bold = parseInt(st.fontWeight, 10) >= 700;
+  const need = (size >= 24 || (bold && size >= 18.66)) ? 3 : 4.5;
+  if (ratio < need) low.push(node.textContent.trim().slice(0, 40) + ' ' + ratio.toFixed(2) + ':1 ' + st.color + ' on ' + bg);
+}
+return low;
+"#;
+
 fn screenshots() -> PathBuf {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
     std::fs::create_dir_all(&dir).expect("screenshot dir");
@@ -255,6 +278,22 @@ async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now
     assert_eq!(overflow, json!(false), "no sideways scroll at 1280 px");
     assert_eq!(narrow_overflow, json!(false), "no sideways scroll at 375 px");
 
+    // Every piece of text meets WCAG AA contrast (4.5:1, 3:1 for large text) on its background.
+    let low = browser.script(CONTRAST).await;
+    assert_eq!(low, json!([]), "text below WCAG AA contrast on the dashboard");
+    // The check itself sees faint text (#aaa on white is 2.3:1).
+    let faint = browser
+        .script(&format!(
+            "const p = document.createElement('p'); p.textContent = 'faint text'; p.style.color = '#aaa'; \
+             p.style.background = '#fff'; document.body.appendChild(p); const r = (function () {{ {CONTRAST} }})(); \
+             p.remove(); return r;"
+        ))
+        .await;
+    assert!(
+        faint.to_string().contains("faint text"),
+        "the contrast check missed faint text: {faint}"
+    );
+
     // Follow a KRI's link to its chart.
     let link = browser.find("article.tile[data-slug=\"pp_vap_count\"] a").await;
     browser.click(&link).await;
@@ -271,6 +310,8 @@ async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now
             .unwrap_or_default()
             .contains("pp_vap_count")
     );
+    let low = browser.script(CONTRAST).await;
+    assert_eq!(low, json!([]), "text below WCAG AA contrast on the KRI page");
     browser.screenshot(1280, &dir.join("kri-1280.png")).await;
     browser.screenshot(375, &dir.join("kri-375.png")).await;
 
