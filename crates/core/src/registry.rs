@@ -71,7 +71,8 @@ pub fn find(module: &str) -> Option<&'static Registration> {
 
 /// Find a KRI by slug across every registration.
 pub fn find_kri(slug: &str) -> Option<(&'static Registration, &'static dyn Kri)> {
-    registrations()
+    // Slugs are unique: no need to collect and sort the registrations (this runs per stored row).
+    inventory::iter::<Registration>
         .into_iter()
         .find_map(|r| r.kris.iter().find(|k| k.slug() == slug).map(|k| (r, *k)))
 }

@@ -177,13 +177,12 @@ pub fn run(report: &RunReport, out: Output) {
     print_table(&columns, &rows);
     for c in &report.connectors {
         let mut line = format!(
-            "{}: {} ({} written, {} skipped, {} API call{})",
+            "{}: {} ({} written, {} skipped, {})",
             c.module,
             c.status.as_str(),
             c.rows_written,
             c.rows_skipped,
-            c.api_calls,
-            if c.api_calls == 1 { "" } else { "s" }
+            api_calls(c.api_calls)
         );
         if c.kris.is_empty() && c.rows_skipped > 0 {
             line.push_str(&format!(
@@ -193,6 +192,11 @@ pub fn run(report: &RunReport, out: Output) {
         }
         outln!("{line}");
     }
+}
+
+/// `1 API call`, `27 API calls`.
+pub fn api_calls(n: u64) -> String {
+    format!("{n} API call{}", if n == 1 { "" } else { "s" })
 }
 
 /// `kri kris --output json` (and `GET /api/v1/kris`).

@@ -84,12 +84,11 @@ impl Events {
                 .iter()
                 .map(|c| {
                     let mut t = format!(
-                        "{} {}: {} written, {} API call{}",
+                        "{} {}: {} written, {}",
                         c.module,
                         c.status.as_str(),
                         c.rows_written,
-                        c.api_calls,
-                        if c.api_calls == 1 { "" } else { "s" }
+                        crate::output::api_calls(c.api_calls)
                     );
                     if let Some(e) = &c.error {
                         t.push_str(&format!(" ({e})"));

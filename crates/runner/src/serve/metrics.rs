@@ -15,16 +15,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::pages::selected;
+use super::pages::{parse_time, selected};
 use super::scheduler::SlotView;
 use crate::config::Loaded;
 
 type Labels = Vec<(&'static str, String)>;
 type G = Family<Labels, Gauge<f64, AtomicU64>>;
-
-fn parse_time(t: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc())
-}
 
 fn seconds(t: &DateTime<Utc>) -> f64 {
     t.timestamp_millis() as f64 / 1000.0

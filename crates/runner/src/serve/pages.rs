@@ -21,7 +21,8 @@ const RECENT_RUNS: u32 = 20;
 /// Items listed per feed.
 const FEED_ITEMS: usize = 10;
 
-fn parse_time(t: &str) -> Option<DateTime<Utc>> {
+/// A stored time (RFC 3339) back to a time; `None` for text that is not one.
+pub(super) fn parse_time(t: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc())
 }
 
