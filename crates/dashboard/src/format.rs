@@ -67,6 +67,24 @@ pub(crate) fn time(t: DateTime<Utc>) -> Markup {
     html! { time datetime=(iso(t)) { (readable(t)) } }
 }
 
+/// How long before `now` the time `at` was, in words: `just now`, `5 min ago`, `3 h ago`,
+/// `4 days ago`. A time more than a minute after `now` (clocks disagree) is written in full.
+pub(crate) fn ago(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
+    let secs = (now - at).num_seconds();
+    match secs {
+        ..-60 => readable(at),
+        -60..60 => "just now".to_owned(),
+        60..3_600 => format!("{} min ago", secs / 60),
+        3_600..172_800 => format!("{} h ago", secs / 3_600),
+        _ => format!("{} days ago", secs / 86_400),
+    }
+}
+
+/// A time relative to `now` (`3 h ago`), with the full UTC time as its tooltip and in `datetime`.
+pub(crate) fn time_ago(at: DateTime<Utc>, now: DateTime<Utc>) -> Markup {
+    html! { time datetime=(iso(at)) title=(readable(at)) { (ago(at, now)) } }
+}
+
 /// A stored time string: a `<time>` element when it is RFC 3339, else the text as it is
 /// (the dash when empty).
 pub(crate) fn time_str(s: &str) -> Markup {
@@ -112,6 +130,17 @@ pub(crate) fn band(word: &str) -> Markup {
 /// A status written as a word.
 pub(crate) fn status(word: &str) -> Markup {
     html! { span class=(status_class(word)) { (word) } }
+}
+
+/// Percent-encode a URL query value the same way as a path segment, so `&`, `=`, `+`, `#` and
+/// spaces stay part of the value.
+pub(crate) fn query_value(s: &str) -> String {
+    path_segment(s)
+}
+
+/// `?tenant=NAME` (the name percent-encoded) for a tenant's page, nothing without a tenant.
+pub(crate) fn tenant_query(tenant: Option<&str>) -> String {
+    tenant.map_or_else(String::new, |t| format!("?tenant={}", query_value(t)))
 }
 
 /// Percent-encode one URL path segment (keeps `A-Z a-z 0-9 - . _ ~`), so a slug with odd

@@ -1,4 +1,5 @@
-//! Server-rendered HTML pages for `kri`: the dashboard, one page per KRI, and a small message page.
+//! Server-rendered HTML pages for `kri`: the dashboard, one page per KRI, the all-tenants
+//! overview, and a small message page.
 //!
 //! Pure functions from plain data to a complete HTML5 document (`String`): no I/O, no async, no
 //! HTTP. Templates are [`maud`] (checked at compile time, every string escaped). CSS is inline,
@@ -7,10 +8,12 @@
 
 mod chart;
 mod format;
+mod overview;
 mod page;
 
 use chrono::{DateTime, Utc};
 
+pub use overview::overview_page;
 pub use page::{dashboard, kri_page, message_page};
 
 /// Everything the dashboard page shows.
@@ -28,6 +31,9 @@ pub struct Dashboard {
     pub feeds: Vec<Feed>,
     /// Whether the page offers Run now / Test buttons, and whether it is live at all.
     pub actions: Actions,
+    /// `None`: a single-tenant install (no tenant anywhere on the page). `Some(name)`: one tenant
+    /// of many; the header names it and links to the overview, KRI links and Run now / Test carry it.
+    pub tenant: Option<String>,
 }
 
 /// What the page may do besides showing data.
@@ -172,6 +178,9 @@ pub struct KriPage {
     pub tile: Tile,
     /// Newest first, for the table under the chart.
     pub values: Vec<ValueRow>,
+    /// `None`: a single-tenant install. `Some(name)`: the header names the tenant and the links
+    /// back carry it.
+    pub tenant: Option<String>,
 }
 
 /// One row of a KRI's values table.
@@ -189,6 +198,37 @@ pub struct ValueRow {
     pub message: Option<String>,
     /// The run that measured it.
     pub run_id: String,
+}
+
+/// The all-tenants overview: one row per tenant with its KRIs counted by band.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overview {
+    /// When the data was read; shown in the header.
+    pub generated_at: DateTime<Utc>,
+    /// One entry per tenant, in any order (the page sorts them worst first).
+    pub tenants: Vec<TenantBands>,
+    /// Only decides whether the page is live (tenant links, a reload each minute) or a static
+    /// file ([`Actions::Static`]: no links to tenant pages, no reload). The overview has no buttons.
+    pub actions: Actions,
+}
+
+/// One tenant on the overview: how many of its KRIs are in each band now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantBands {
+    /// Tenant name (`[a-z0-9_-]`); the `?tenant=` of its dashboard.
+    pub name: String,
+    /// KRIs whose latest value is red.
+    pub red: u32,
+    /// KRIs whose latest value is amber.
+    pub amber: u32,
+    /// KRIs whose latest value is green.
+    pub green: u32,
+    /// KRIs without a value (never measured, unlicensed, failed).
+    pub no_value: u32,
+    /// Connectors whose last run failed.
+    pub failed_connectors: u32,
+    /// The tenant's latest run (finished or started, shown as given); `None`: never ran.
+    pub last_run: Option<DateTime<Utc>>,
 }
 
 #[cfg(test)]

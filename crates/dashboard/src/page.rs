@@ -1,10 +1,10 @@
-//! The three pages: dashboard, one KRI, message.
+//! The dashboard, one KRI and message pages, and the document frame every page shares.
 
 use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::chart::{chart, sparkline};
-use crate::format::{NONE, band, opt_num, path_segment, status, time, time_str, unit_suffix, with_unit};
+use crate::format::{NONE, band, opt_num, path_segment, status, tenant_query, time, time_str, unit_suffix, with_unit};
 use crate::{Actions, ConnectorRow, Dashboard, Feed, KriPage, Latest, RunRow, Tile, ValueRow};
 
 /// All the CSS; inlined into every page.
@@ -13,7 +13,7 @@ const CSS: &str = include_str!("style.css");
 const SCRIPT: &str = include_str!("actions.js");
 
 /// A complete document around `body`.
-fn document(title: &str, refresh: bool, body: Markup) -> String {
+pub(crate) fn document(title: &str, refresh: bool, body: Markup) -> String {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -33,13 +33,13 @@ fn document(title: &str, refresh: bool, body: Markup) -> String {
 }
 
 /// `generated 2025-01-01 12:00 UTC`.
-fn generated(at: DateTime<Utc>) -> Markup {
+pub(crate) fn generated(at: DateTime<Utc>) -> Markup {
     html! { p.generated { "generated " (time(at)) } }
 }
 
 /// A table in a scroll container, so a wide table never widens the page. The container is
 /// focusable so keyboard users can scroll it.
-fn table_wrap(label: &str, table: Markup) -> Markup {
+pub(crate) fn table_wrap(label: &str, table: Markup) -> Markup {
     html! {
         div.table-wrap role="region" aria-label=(label) tabindex="0" { (table) }
     }
@@ -51,14 +51,22 @@ fn table_wrap(label: &str, table: Markup) -> Markup {
 /// (left out when there are none). A read-only live page ([`Actions::Disabled`]) reloads every
 /// 60 s ([`Actions::Enabled`] does not: a reload would wipe a token being typed); [`Actions::Static`] has no buttons, no forms, no script, no reload, and tiles are
 /// not links.
+///
+/// With a [`Dashboard::tenant`] the header names the tenant and (when live) links to the overview
+/// (`./`), KRI links carry `?tenant=NAME`, and the Run now / Test buttons carry `data-tenant`.
 pub fn dashboard(d: &Dashboard) -> String {
     let live = !matches!(d.actions, Actions::Static);
+    let tenant = d.tenant.as_deref();
     let body = html! {
         header.site {
             h1 { "kri" }
+            (tenant_name(tenant))
             (generated(d.generated_at))
             nav aria-label="Sections" {
                 ul {
+                    @if live && tenant.is_some() {
+                        li { a href="./" { "All tenants" } }
+                    }
                     li { a href="#kris" { "KRIs" } }
                     li { a href="#connectors" { "Connectors" } }
                     li { a href="#runs" { "Runs" } }
@@ -75,11 +83,11 @@ pub fn dashboard(d: &Dashboard) -> String {
                     p { "No KRIs are configured." }
                 } @else {
                     div.tiles {
-                        @for t in &d.tiles { (tile(t, live)) }
+                        @for t in &d.tiles { (tile(t, live, tenant)) }
                     }
                 }
             }
-            (connectors(&d.connectors, &d.actions))
+            (connectors(&d.connectors, &d.actions, tenant))
             (runs(&d.runs))
             @if !d.feeds.is_empty() {
                 section #feeds aria-labelledby="feeds-h" {
@@ -95,7 +103,20 @@ pub fn dashboard(d: &Dashboard) -> String {
     // A live page refreshes itself each minute, except where a token may be being typed (a
     // refresh would wipe it): there the Run now / Test answers say what happened.
     let refresh = live && !matches!(d.actions, Actions::Enabled);
-    document("kri — Key Risk Indicators", refresh, body)
+    let title = match tenant {
+        Some(t) => format!("{t} — kri — Key Risk Indicators"),
+        None => "kri — Key Risk Indicators".to_owned(),
+    };
+    document(&title, refresh, body)
+}
+
+/// `Tenant NAME` in the header of a tenant's page; nothing for a single-tenant install.
+fn tenant_name(tenant: Option<&str>) -> Markup {
+    html! {
+        @if let Some(t) = tenant {
+            p.tenant { "Tenant " strong { (t) } }
+        }
+    }
 }
 
 /// Value, band, status, message and time of the latest measurement; shared by the tile and the KRI page.
@@ -154,14 +175,14 @@ fn thresholds_line(t: &Tile) -> Markup {
     }
 }
 
-fn tile(t: &Tile, live: bool) -> Markup {
+fn tile(t: &Tile, live: bool, tenant: Option<&str>) -> Markup {
     let band = t.latest.as_ref().and_then(|l| l.band.as_deref()).unwrap_or("none");
     let status = t.latest.as_ref().map_or("none", |l| l.status.as_str());
     html! {
         article.tile #{ "kri-" (t.slug) } data-slug=(t.slug) data-band=(band) data-status=(status) {
             h3 {
                 @if live {
-                    a href={ "kri/" (path_segment(&t.slug)) } { (t.slug) }
+                    a href={ "kri/" (path_segment(&t.slug)) (tenant_query(tenant)) } { (t.slug) }
                 } @else {
                     (t.slug)
                 }
@@ -175,7 +196,7 @@ fn tile(t: &Tile, live: bool) -> Markup {
     }
 }
 
-fn connectors(rows: &[ConnectorRow], actions: &Actions) -> Markup {
+fn connectors(rows: &[ConnectorRow], actions: &Actions, tenant: Option<&str>) -> Markup {
     let buttons = !matches!(actions, Actions::Static);
     let disabled = matches!(actions, Actions::Disabled(_));
     html! {
@@ -239,11 +260,11 @@ fn connectors(rows: &[ConnectorRow], actions: &Actions) -> Markup {
                                     @if buttons {
                                         td.buttons {
                                             button.run-now type="button" data-module=(r.module)
-                                                id={ "run-now-" (r.module) } disabled[disabled]
+                                                data-tenant=[tenant] id={ "run-now-" (r.module) } disabled[disabled]
                                                 aria-describedby=[disabled.then_some("actions-note")] { "Run now" }
                                             " "
                                             button.test type="button" data-module=(r.module)
-                                                id={ "test-" (r.module) } disabled[disabled]
+                                                data-tenant=[tenant] id={ "test-" (r.module) } disabled[disabled]
                                                 aria-describedby=[disabled.then_some("actions-note")] { "Test" }
                                         }
                                     }
@@ -331,14 +352,28 @@ fn feed(f: &Feed) -> Markup {
 }
 
 /// The full HTML document of one KRI: its facts, a chart of its whole history with the amber and
-/// red lines, and its values newest first. Links back to the dashboard with `href="../"`.
+/// red lines, and its values newest first. Links back to the dashboard with `href="../"`; with a
+/// [`KriPage::tenant`], to `../?tenant=NAME`, and also to the overview (`../`).
 pub fn kri_page(p: &KriPage) -> String {
     let t = &p.tile;
+    let tenant = p.tenant.as_deref();
+    let back = format!("../{}", tenant_query(tenant));
     let body = html! {
         header.site {
-            p.brand { a href="../" { "kri" } }
+            p.brand { a href=(back) { "kri" } }
+            (tenant_name(tenant))
             (generated(p.generated_at))
-            nav aria-label="Back" { a href="../" { "← All KRIs" } }
+            @match tenant {
+                None => { nav aria-label="Back" { a href=(back) { "← All KRIs" } } }
+                Some(_) => {
+                    nav aria-label="Back" {
+                        ul {
+                            li { a href=(back) { "← All KRIs" } }
+                            li { a href="../" { "All tenants" } }
+                        }
+                    }
+                }
+            }
         }
         main {
             section.kri aria-labelledby="kri-h"
@@ -362,7 +397,11 @@ pub fn kri_page(p: &KriPage) -> String {
             }
         }
     };
-    document(&format!("{} — kri", t.slug), false, body)
+    let title = match tenant {
+        Some(name) => format!("{} — {name} — kri", t.slug),
+        None => format!("{} — kri", t.slug),
+    };
+    document(&title, false, body)
 }
 
 fn values_table(t: &Tile, rows: &[ValueRow]) -> Markup {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::format::{num, path_segment};
+use crate::format::{ago, num, path_segment, query_value};
 use crate::*;
 
 fn at(day: u32, hour: u32) -> DateTime<Utc> {
@@ -113,6 +113,7 @@ fn sample(actions: Actions) -> Dashboard {
             }],
         }],
         actions,
+        tenant: None,
     }
 }
 
@@ -150,6 +151,7 @@ fn kri_sample() -> KriPage {
                 run_id: "run-2".into(),
             },
         ],
+        tenant: None,
     }
 }
 
@@ -171,6 +173,11 @@ fn assert_document(html: &str) {
 /// Nothing is loaded or linked from another origin: no URLs with a scheme, no `src=`, links only
 /// in-page (`#…`) or relative (`kri/…`, `../`).
 fn assert_self_contained(html: &str) {
+    assert_self_contained_with(html, &[]);
+}
+
+/// [`assert_self_contained`], also allowing links that start with one of `also` (e.g. `./?tenant=`).
+fn assert_self_contained_with(html: &str, also: &[&str]) {
     let lower = html.to_ascii_lowercase();
     for bad in [
         "http://",
@@ -191,7 +198,10 @@ fn assert_self_contained(html: &str) {
     for part in html.split("href=\"").skip(1) {
         let href = part.split('"').next().unwrap_or("");
         assert!(
-            href.starts_with('#') || href.starts_with("kri/") || href == "../",
+            href.starts_with('#')
+                || href.starts_with("kri/")
+                || href == "../"
+                || also.iter().any(|a| href.starts_with(a)),
             "unexpected link {href:?}"
         );
     }
@@ -337,6 +347,7 @@ fn empty_dashboard_leaves_out_feeds() {
         runs: vec![],
         feeds: vec![],
         actions: Actions::Enabled,
+        tenant: None,
     };
     let html = dashboard(&d);
     assert_document(&html);
@@ -449,6 +460,320 @@ fn path_segments() {
     assert_eq!(path_segment("a b/c?d#é"), "a%20b%2Fc%3Fd%23%C3%A9");
 }
 
+/// The links a tenant's pages may have besides the single-tenant ones.
+const TENANT_LINKS: &[&str] = &["./", "../?tenant="];
+
+fn tenant_sample(actions: Actions, name: &str) -> Dashboard {
+    Dashboard {
+        tenant: Some(name.into()),
+        ..sample(actions)
+    }
+}
+
+fn bands(name: &str, red: u32, amber: u32, green: u32, no_value: u32, failed_connectors: u32) -> TenantBands {
+    TenantBands {
+        name: name.into(),
+        red,
+        amber,
+        green,
+        no_value,
+        failed_connectors,
+        last_run: Some(at(20, 4)),
+    }
+}
+
+fn overview_sample(actions: Actions) -> Overview {
+    Overview {
+        generated_at: at(20, 7),
+        tenants: vec![
+            bands("zeta", 0, 0, 5, 0, 0),
+            bands("beta", 0, 2, 3, 0, 1),
+            bands("alpha", 0, 2, 3, 0, 1),
+            bands("quiet", 0, 0, 0, 4, 0),
+            bands("gamma", 0, 2, 3, 0, 0),
+            bands("acme", 1, 0, 4, 0, 0),
+            bands("empty", 0, 0, 0, 0, 0),
+            bands("worst", 3, 1, 0, 0, 2),
+        ],
+        actions,
+    }
+}
+
+/// The text of each row header, in page order (with or without its link).
+fn row_names(html: &str) -> Vec<String> {
+    html.split("<th scope=\"row\">")
+        .skip(1)
+        .map(|row| {
+            let cell = row.split("</th>").next().unwrap_or("");
+            let text = cell.rsplit_once("\">").map_or(cell, |(_, text)| text);
+            text.split('<').next().unwrap_or("").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn single_tenant_pages_name_no_tenant() {
+    for actions in all_modes() {
+        let html = dashboard(&sample(actions.clone()));
+        for bad in [
+            "class=\"tenant\"",
+            "?tenant=",
+            "data-tenant=",
+            "All tenants",
+            "href=\"./\"",
+        ] {
+            assert!(!html.contains(bad), "found {bad:?} in {actions:?}");
+        }
+        assert!(html.contains("<title>kri — Key Risk Indicators</title>"));
+    }
+    let html = dashboard(&sample(Actions::Enabled));
+    assert!(html.contains("href=\"kri/pp_vap_count\""));
+    let html = kri_page(&kri_sample());
+    for bad in ["class=\"tenant\"", "?tenant=", "All tenants"] {
+        assert!(!html.contains(bad), "found {bad:?} on the KRI page");
+    }
+    assert!(html.contains("<nav aria-label=\"Back\"><a href=\"../\">← All KRIs</a></nav>"));
+}
+
+#[test]
+fn tenant_dashboard_names_the_tenant_and_carries_it_in_links_and_buttons() {
+    let html = dashboard(&tenant_sample(Actions::Enabled, "acme"));
+    assert_document(&html);
+    assert_self_contained_with(&html, TENANT_LINKS);
+    assert!(html.contains("<title>acme — kri — Key Risk Indicators</title>"));
+    assert!(html.contains("<p class=\"tenant\">Tenant <strong>acme</strong></p>"));
+    assert!(html.contains("<li><a href=\"./\">All tenants</a></li>"));
+    assert!(html.contains("href=\"kri/pp_vap_count?tenant=acme\""));
+    assert_eq!(html.matches("href=\"kri/").count(), 5);
+    assert_eq!(
+        html.matches("?tenant=acme\"").count(),
+        5,
+        "every KRI link carries the tenant"
+    );
+    assert!(html.contains(
+        "<button class=\"run-now\" type=\"button\" data-module=\"tap\" data-tenant=\"acme\" id=\"run-now-tap\">Run now</button>"
+    ));
+    assert!(html.contains(
+        "<button class=\"test\" type=\"button\" data-module=\"ctr\" data-tenant=\"acme\" id=\"test-ctr\">Test</button>"
+    ));
+    assert_eq!(html.matches("data-tenant=\"acme\"").count(), 4);
+    for needle in [
+        "getAttribute(\"data-tenant\")",
+        "\"&tenant=\" + encodeURIComponent(tenant)",
+        "module + \" for \" + tenant",
+    ] {
+        assert!(html.contains(needle), "script lacks {needle}");
+    }
+
+    // read-only: the buttons are disabled but still name the tenant
+    let html = dashboard(&tenant_sample(all_modes().swap_remove(1), "acme"));
+    assert_eq!(html.matches("data-tenant=\"acme\"").count(), 4);
+    assert!(html.contains("<li><a href=\"./\">All tenants</a></li>"));
+
+    // a static file names the tenant but links nowhere else
+    let html = dashboard(&tenant_sample(Actions::Static, "acme"));
+    assert_self_contained(&html);
+    assert!(html.contains("<p class=\"tenant\">Tenant <strong>acme</strong></p>"));
+    for bad in ["All tenants", "?tenant=", "data-tenant", "<script"] {
+        assert!(!html.contains(bad), "found {bad:?} in a static tenant page");
+    }
+}
+
+#[test]
+fn tenant_names_are_encoded_in_links_and_escaped_in_text() {
+    let name = "a b&c<d";
+    let html = dashboard(&tenant_sample(Actions::Enabled, name));
+    assert!(html.contains("href=\"kri/pp_vap_count?tenant=a%20b%26c%3Cd\""));
+    assert!(html.contains("Tenant <strong>a b&amp;c&lt;d</strong>"));
+    assert!(html.contains("data-tenant=\"a b&amp;c&lt;d\""));
+    assert!(!html.contains("c<d"));
+    assert_eq!(query_value("acme_2-x"), "acme_2-x");
+    assert_eq!(query_value("a+b=c&d#e"), "a%2Bb%3Dc%26d%23e");
+}
+
+#[test]
+fn tenant_kri_page_links_back_to_the_tenant_and_to_all_tenants() {
+    let html = kri_page(&KriPage {
+        tenant: Some("acme".into()),
+        ..kri_sample()
+    });
+    assert_document(&html);
+    assert_self_contained_with(&html, TENANT_LINKS);
+    assert!(html.contains("<title>pp_vap_count — acme — kri</title>"));
+    assert!(html.contains("<p class=\"brand\"><a href=\"../?tenant=acme\">kri</a></p>"));
+    assert!(html.contains("<p class=\"tenant\">Tenant <strong>acme</strong></p>"));
+    assert!(html.contains("<li><a href=\"../?tenant=acme\">← All KRIs</a></li>"));
+    assert!(html.contains("<li><a href=\"../\">All tenants</a></li>"));
+}
+
+#[test]
+fn overview_sorts_worst_first_and_links_each_tenant() {
+    let html = overview_page(&overview_sample(Actions::Disabled("no token".into())));
+    assert_document(&html);
+    assert_self_contained_with(&html, &["./?tenant="]);
+    assert!(html.contains("<title>kri — All tenants</title>"));
+    assert!(html.contains("<h1 id=\"tenants-h\">All tenants</h1>"));
+    assert_eq!(
+        row_names(&html),
+        ["worst", "acme", "alpha", "beta", "gamma", "empty", "quiet", "zeta"],
+        "red desc, amber desc, failed connectors desc, then name"
+    );
+    for t in ["worst", "acme", "alpha", "beta", "gamma", "empty", "quiet", "zeta"] {
+        assert_eq!(
+            html.matches(&format!("<a href=\"./?tenant={t}\">{t}</a>")).count(),
+            1,
+            "{t}"
+        );
+    }
+    assert!(html.contains("<th scope=\"col\">Failed connectors</th>"));
+    assert_eq!(
+        html.matches("class=\"table-wrap\"").count(),
+        1,
+        "the table scrolls in its own box"
+    );
+    // live but without buttons or script; it reloads like the read-only dashboard
+    for bad in ["<script", "<button", "<form", "<input", "<svg"] {
+        assert!(!html.contains(bad), "found {bad:?}");
+    }
+    assert!(html.contains("<meta http-equiv=\"refresh\" content=\"60\">"));
+}
+
+#[test]
+fn overview_writes_the_worst_band_as_a_word_and_sums_up() {
+    let html = overview_page(&overview_sample(Actions::Enabled));
+    for (class, word) in [
+        ("band-red", "RED"),
+        ("band-amber", "AMBER"),
+        ("band-green", "GREEN"),
+        ("band-other", "NO VALUE"),
+        ("band-other", "NONE"),
+    ] {
+        assert!(
+            html.contains(&format!("<td><span class=\"band {class}\">{word}</span></td>")),
+            "{word}"
+        );
+    }
+    assert_eq!(html.matches(">RED</span>").count(), 2);
+    assert_eq!(html.matches(">AMBER</span>").count(), 3);
+    assert!(html.contains(
+        "<p class=\"summary\"><strong>8 tenants</strong>: <strong>2</strong> with a red KRI, \
+         <strong>3</strong> with amber as the worst band, <strong>3</strong> with a failed connector.</p>"
+    ));
+    // the worst row, cell by cell
+    assert!(html.contains(
+        "<td>3</td><td>1</td><td>0</td><td>0</td><td>2</td>\
+         <td><time datetime=\"2025-03-20T04:00:00Z\" title=\"2025-03-20 04:00 UTC\">3 h ago</time></td>"
+    ));
+
+    let mut one = overview_sample(Actions::Enabled);
+    one.tenants.truncate(1);
+    one.tenants[0].last_run = None;
+    let html = overview_page(&one);
+    assert!(html.contains("<strong>1 tenant</strong>: "));
+    assert!(html.contains("<td>never</td>"));
+}
+
+#[test]
+fn overview_escapes_tenant_names() {
+    let evil = "<script>alert(1)</script>";
+    let mut o = overview_sample(Actions::Enabled);
+    o.tenants[0].name = evil.into();
+    o.tenants[1].name = "a&b\"c".into();
+    let html = overview_page(&o);
+    assert!(!html.contains("<script"), "raw <script> in the overview");
+    assert!(html.contains(
+        "<a href=\"./?tenant=%3Cscript%3Ealert%281%29%3C%2Fscript%3E\">&lt;script&gt;alert(1)&lt;/script&gt;</a>"
+    ));
+    assert!(html.contains("<a href=\"./?tenant=a%26b%22c\">a&amp;b&quot;c</a>"));
+    assert_self_contained_with(&html, &["./?tenant="]);
+}
+
+#[test]
+fn overview_without_tenants_says_so() {
+    for actions in all_modes() {
+        let html = overview_page(&Overview {
+            generated_at: at(20, 7),
+            tenants: vec![],
+            actions,
+        });
+        assert_document(&html);
+        assert_self_contained(&html);
+        assert!(html.contains("<p>No tenants are configured.</p>"));
+        assert!(!html.contains("<table") && !html.contains("class=\"summary\""));
+    }
+}
+
+#[test]
+fn static_overview_has_no_script_reload_or_tenant_links() {
+    let html = overview_page(&overview_sample(Actions::Static));
+    assert_document(&html);
+    assert_self_contained(&html);
+    for bad in ["<script", "<button", "<form", "<input", "http-equiv", "href="] {
+        assert!(!html.contains(bad), "found {bad:?}");
+    }
+    assert!(html.contains("<th scope=\"row\">worst</th>"), "names are plain text");
+    assert_eq!(row_names(&html).len(), 8);
+}
+
+/// The bound on one overview row, all markup included: a thousand tenants stay under 0.3 MB.
+const MAX_BYTES_PER_ROW: usize = 300;
+
+/// `n` tenants named `customer-0000` … with a mix of bands, failures and run times.
+fn many_tenants(n: u32) -> Overview {
+    Overview {
+        generated_at: at(20, 7),
+        tenants: (0..n)
+            .map(|i| TenantBands {
+                name: format!("customer-{i:04}"),
+                red: i % 7,
+                amber: i % 5,
+                green: 40,
+                no_value: i % 3,
+                failed_connectors: i % 11 / 10,
+                last_run: (i % 13 != 0).then(|| at(20, 7) - chrono::Duration::minutes(i64::from(i) * 7)),
+            })
+            .collect(),
+        actions: Actions::Enabled,
+    }
+}
+
+/// `cargo test -p kri-dashboard --release -- --nocapture a_thousand` prints the size and time.
+#[test]
+fn a_thousand_tenants_stay_small() {
+    let one = overview_page(&many_tenants(1)).len();
+    let started = std::time::Instant::now();
+    let html = overview_page(&many_tenants(1000));
+    let took = started.elapsed();
+    let per_row = (html.len() - one) / 999;
+    println!(
+        "1000 tenants: {} bytes, {per_row} bytes per row, rendered in {took:?}",
+        html.len()
+    );
+    assert!(per_row < MAX_BYTES_PER_ROW, "{per_row} bytes per row");
+    assert_eq!(row_names(&html).len(), 1000);
+    assert!(!html.contains("<svg") && !html.contains("<script"));
+}
+
+#[test]
+fn relative_times() {
+    let now = at(20, 12);
+    let before = |secs: i64| now - chrono::Duration::seconds(secs);
+    assert_eq!(ago(now, now), "just now");
+    assert_eq!(ago(before(59), now), "just now");
+    assert_eq!(ago(before(-59), now), "just now", "a clock a little ahead");
+    assert_eq!(ago(before(60), now), "1 min ago");
+    assert_eq!(ago(before(3_599), now), "59 min ago");
+    assert_eq!(ago(before(3_600), now), "1 h ago");
+    assert_eq!(ago(before(47 * 3_600), now), "47 h ago");
+    assert_eq!(ago(before(48 * 3_600), now), "2 days ago");
+    assert_eq!(ago(before(400 * 86_400), now), "400 days ago");
+    assert_eq!(
+        ago(at(20, 13), now),
+        "2025-03-20 13:00 UTC",
+        "the future is written in full"
+    );
+}
+
 /// Writes the sample pages for a look in a browser:
 /// `cargo test -p kri-dashboard -- --ignored write_samples`.
 #[test]
@@ -463,6 +788,22 @@ fn write_samples() -> std::io::Result<()> {
     )?;
     std::fs::write(dir.join("static.html"), dashboard(&sample(Actions::Static)))?;
     std::fs::write(dir.join("kri/pp_vap_count"), kri_page(&kri_sample()))?;
+    std::fs::write(
+        dir.join("tenant.html"),
+        dashboard(&tenant_sample(Actions::Enabled, "acme")),
+    )?;
+    std::fs::write(
+        dir.join("kri/pp_vap_count-acme"),
+        kri_page(&KriPage {
+            tenant: Some("acme".into()),
+            ..kri_sample()
+        }),
+    )?;
+    std::fs::write(
+        dir.join("overview.html"),
+        overview_page(&overview_sample(Actions::Enabled)),
+    )?;
+    std::fs::write(dir.join("overview-1000.html"), overview_page(&many_tenants(1000)))?;
     std::fs::write(
         dir.join("message.html"),
         message_page("Unknown KRI", "No KRI is called nope."),
