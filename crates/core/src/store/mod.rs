@@ -291,6 +291,30 @@ mod tests {
         assert_eq!(values[0].value, Some(12.0));
     }
 
+    /// Regression: the "newest good value per KRI" kept by prune was a `NOT IN` over one row per
+    /// slug, NULL for a KRI that never had a good value, and `x NOT IN (…, NULL)` is never true:
+    /// one always-failing KRI stopped every value from being pruned.
+    #[tokio::test]
+    async fn prune_forgets_old_values_even_when_a_kri_never_had_a_good_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("kri.db")).unwrap();
+        let at = |mut r: RunReport, h: u32| {
+            r.connectors[0].started_at = t(h);
+            r.connectors[0].finished_at = t(h);
+            r
+        };
+        s.write_run(&at(report("r1", Some(1.0)), 1)).await.unwrap();
+        s.write_run(&at(report("r2", Some(2.0)), 2)).await.unwrap();
+        let mut never = at(report("r3", None), 3);
+        never.connectors[0].kris[0].slug = "pp_never_good";
+        s.write_run(&never).await.unwrap();
+        let (_, values) = s.prune(t(10)).await.unwrap();
+        assert_eq!(values, 2, "r1's older value and r3's failure go");
+        let left = s.values(None, 10).await.unwrap();
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!((left[0].run_id.as_str(), left[0].value), ("r2", Some(2.0)));
+    }
+
     #[tokio::test]
     async fn state_is_namespaced_and_scannable() {
         let dir = tempfile::tempdir().unwrap();

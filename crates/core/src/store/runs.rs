@@ -69,10 +69,14 @@ impl Store {
         self.call("pruning old runs and values", move |c| {
             let tx = c.transaction()?;
             let values = tx.execute(
+                // `kept` is NULL for a KRI that never had a good value: leave those out, since
+                // `id NOT IN (…, NULL)` is never true and would keep every row.
                 "DELETE FROM kri_values WHERE measured_at < ?1 AND id NOT IN (
-                     SELECT (SELECT k.id FROM kri_values k WHERE k.slug = s.slug AND k.value IS NOT NULL
-                             ORDER BY k.measured_at DESC, k.id DESC LIMIT 1)
-                     FROM (SELECT DISTINCT slug FROM kri_values) s)",
+                     SELECT kept FROM (
+                         SELECT (SELECT k.id FROM kri_values k WHERE k.slug = s.slug AND k.value IS NOT NULL
+                                 ORDER BY k.measured_at DESC, k.id DESC LIMIT 1) AS kept
+                         FROM (SELECT DISTINCT slug FROM kri_values) s) newest
+                     WHERE kept IS NOT NULL)",
                 params![before],
             )?;
             let runs = tx.execute(
