@@ -1,7 +1,8 @@
 //! A throw-away PostgreSQL server for tests: a real server, never a mock (see README.md).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
 
 /// A running test server. Dropping it stops the server and removes its files.
 pub struct TestPg {
@@ -79,12 +80,68 @@ impl TestPg {
     }
 }
 
+impl TestPg {
+    /// One server for the whole test binary, started on first use (each test makes its own
+    /// database on it). A static is never dropped, so a watchdog process stops the server and
+    /// removes its folder when this process ends, however it ends (tests passed, failed,
+    /// aborted, interrupted): it waits for the end of a pipe that only this process holds open
+    /// (the kernel closes it at exit; children never inherit it) and ignores Ctrl-C itself.
+    pub fn shared() -> Result<&'static TestPg, String> {
+        static SHARED: OnceLock<Result<(TestPg, Option<ChildStdin>), String>> = OnceLock::new();
+        SHARED
+            .get_or_init(|| {
+                let pg = TestPg::start()?;
+                let watchdog = pg.stop_when_this_process_ends()?;
+                Ok((pg, watchdog))
+            })
+            .as_ref()
+            .map(|(pg, _)| pg)
+            .map_err(Clone::clone)
+    }
+
+    /// Start the watchdog of [`TestPg::shared`]; it holds the pipe's other end.
+    fn stop_when_this_process_ends(&self) -> Result<Option<ChildStdin>, String> {
+        let Some(c) = &self.cluster else { return Ok(None) };
+        let mut watchdog = Command::new("sh");
+        watchdog
+            .args([
+                "-c",
+                "trap '' INT TERM HUP; cat >/dev/null; \"$@\"; rm -rf -- \"$KRI_TESTPG_DIR\"",
+                "kri-testpg-watchdog",
+            ])
+            .args(c.stop_argv())
+            .env("KRI_TESTPG_DIR", c._dir.path())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = watchdog
+            .spawn()
+            .map_err(|e| format!("cannot start the watchdog that stops the test server: {e}"))?;
+        Ok(child.stdin.take())
+    }
+}
+
+impl Cluster {
+    /// `pg_ctl stop`, immediately, as the cluster's owner.
+    fn stop_argv(&self) -> Vec<std::ffi::OsString> {
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if self.run_as_postgres {
+            argv.extend(["runuser", "-u", "postgres", "--"].map(Into::into));
+        }
+        argv.push(self.pg_ctl.clone().into());
+        argv.extend(["-D".into(), self.data.clone().into()]);
+        argv.extend(["-m", "immediate", "-w", "stop"].map(Into::into));
+        argv
+    }
+}
+
 impl Drop for TestPg {
     fn drop(&mut self) {
         if let Some(c) = &self.cluster {
-            let mut stop = as_user(&c.pg_ctl, c.run_as_postgres);
-            stop.arg("-D").arg(&c.data).args(["-m", "immediate", "-w", "stop"]);
-            let _ = stop.output();
+            let argv = c.stop_argv();
+            if let Some((program, args)) = argv.split_first() {
+                let _ = Command::new(program).args(args).output();
+            }
         }
     }
 }
@@ -170,5 +227,54 @@ mod tests {
             .output()
             .expect("psql runs");
         assert!(!out.status.success(), "the dropped server still answers");
+    }
+
+    /// The shared server outlives no test binary: a child process (this binary, running only
+    /// `shared_server_of_a_child`) starts it and ends; the server then goes away with its folder.
+    #[test]
+    fn the_shared_server_stops_when_its_process_ends() {
+        if std::env::var_os("KRI_TEST_DATABASE_URL").is_some() {
+            return;
+        }
+        let out = Command::new(std::env::current_exe().expect("the test binary"))
+            .args(["--ignored", "--exact", "tests::shared_server_of_a_child", "--nocapture"])
+            .env("KRI_TESTPG_CHILD", "1")
+            .output()
+            .expect("the child runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let url = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("shared url: "))
+            .unwrap_or_else(|| panic!("no url from the child: {stdout}"));
+        let answers = || {
+            Command::new("psql")
+                .args([url, "-tAc", "SELECT 1"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while answers() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert!(
+            !answers(),
+            "the shared server of {url} still answers after its process ended"
+        );
+    }
+
+    #[test]
+    #[ignore = "run by the_shared_server_stops_when_its_process_ends in a child process"]
+    fn shared_server_of_a_child() {
+        if std::env::var_os("KRI_TESTPG_CHILD").is_none() {
+            return;
+        }
+        let pg = TestPg::shared().expect("a shared server");
+        assert!(std::ptr::eq(pg, TestPg::shared().expect("the same server")));
+        let out = Command::new("psql")
+            .args([pg.url.as_str(), "-tAc", "SELECT 1"])
+            .output()
+            .expect("psql runs");
+        assert!(out.status.success(), "{out:?}");
+        println!("shared url: {}", pg.url);
     }
 }
