@@ -198,21 +198,26 @@ async fn free(store: &Store, name: &str, id: &str) -> Result<(), StoreError> {
 mod tests {
     use super::*;
     use crate::clock::ManualClock;
-    use rusqlite::params;
+    use crate::store::sql::vals;
+    use crate::store::test_support::{TestStore, on_both_engines};
 
     fn clock() -> ManualClock {
         ManualClock::new(crate::testing::fixed_now())
     }
 
-    #[tokio::test]
-    async fn a_second_holder_is_refused_with_who_holds_it_then_gets_it_after_release() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("kri.db")).unwrap();
+    on_both_engines!(
+        a_second_holder_is_refused_with_who_holds_it_then_gets_it_after_release,
+        a_lease_whose_heartbeats_stopped_is_taken_over,
+        a_lease_of_a_dead_process_on_this_host_is_free_at_once,
+    );
+
+    async fn a_second_holder_is_refused_with_who_holds_it_then_gets_it_after_release(store: TestStore) {
+        let store = &store.store;
         let c = Arc::new(clock());
-        let first = Lease::acquire(&store, "tap", "kri run", c.clone(), Duration::ZERO)
+        let first = Lease::acquire(store, "tap", "kri run", c.clone(), Duration::ZERO)
             .await
             .unwrap();
-        let e = Lease::acquire(&store, "tap", "kri daemon", c.clone(), Duration::from_millis(600))
+        let e = Lease::acquire(store, "tap", "kri daemon", c.clone(), Duration::from_millis(600))
             .await
             .unwrap_err();
         let msg = e.to_string();
@@ -220,55 +225,49 @@ mod tests {
             msg.contains("`tap` connector is being run by pid") && msg.contains("(kri run)"),
             "{msg}"
         );
-        Lease::acquire(&store, "efd", "kri run", c.clone(), Duration::ZERO)
+        Lease::acquire(store, "efd", "kri run", c.clone(), Duration::ZERO)
             .await
             .expect("another connector is free")
             .release()
             .await;
         first.release().await;
-        Lease::acquire(&store, "tap", "kri daemon", c, Duration::ZERO)
+        Lease::acquire(store, "tap", "kri daemon", c, Duration::ZERO)
             .await
             .unwrap();
     }
 
-    #[tokio::test]
-    async fn a_lease_whose_heartbeats_stopped_is_taken_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("kri.db")).unwrap();
+    async fn a_lease_whose_heartbeats_stopped_is_taken_over(store: TestStore) {
+        let store = &store.store;
         let c = clock();
-        let held = Lease::acquire(&store, "tap", "kri run", Arc::new(c.clone()), Duration::ZERO)
+        let held = Lease::acquire(store, "tap", "kri run", Arc::new(c.clone()), Duration::ZERO)
             .await
             .unwrap();
         held.heartbeat.abort();
         std::mem::forget(held);
         c.advance(chrono::Duration::seconds(30));
         assert!(
-            Lease::acquire(&store, "tap", "kri run", Arc::new(c.clone()), Duration::ZERO)
+            Lease::acquire(store, "tap", "kri run", Arc::new(c.clone()), Duration::ZERO)
                 .await
                 .is_err(),
             "still fresh"
         );
         c.advance(chrono::Duration::seconds(31));
-        Lease::acquire(&store, "tap", "kri run", Arc::new(c), Duration::ZERO)
+        Lease::acquire(store, "tap", "kri run", Arc::new(c), Duration::ZERO)
             .await
             .expect("expired after the TTL");
     }
 
-    #[tokio::test]
-    async fn a_lease_of_a_dead_process_on_this_host_is_free_at_once() {
+    async fn a_lease_of_a_dead_process_on_this_host_is_free_at_once(store: TestStore) {
         if !std::path::Path::new("/proc/self").exists() {
             return;
         }
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("kri.db")).unwrap();
-        let host = hostname();
         store
-            .call("x", move |c| {
-                c.execute(
-                    "INSERT INTO leases VALUES ('tap', 'gone', 'pid 999999999 on x (kri run)', ?1, 999999999, ?2, ?2)",
-                    params![host, fmt_time(&crate::testing::fixed_now())],
-                )
-            })
+            .execute(
+                "x",
+                "INSERT INTO leases (name, holder_id, holder, host, pid, acquired_at, heartbeat_at)
+                 VALUES ('tap', 'gone', 'pid 999999999 on x (kri run)', ?1, 999999999, ?2, ?2)",
+                vals![hostname(), fmt_time(&crate::testing::fixed_now())],
+            )
             .await
             .unwrap();
         Lease::acquire(&store, "tap", "kri run", Arc::new(clock()), Duration::ZERO)

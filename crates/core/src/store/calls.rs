@@ -2,8 +2,8 @@
 //! several processes on one store count together.
 
 use chrono::{DateTime, Duration, Utc};
-use rusqlite::params;
 
+use super::sql::vals;
 use super::{Store, StoreError, fmt_time};
 
 impl Store {
@@ -14,48 +14,44 @@ impl Store {
         pool: &'static str,
         since: DateTime<Utc>,
     ) -> Result<u32, StoreError> {
-        let (ns, since) = (namespace.to_owned(), fmt_time(&since));
-        self.call("reading the call budget", move |c| {
-            c.query_row(
-                "SELECT COUNT(*) FROM api_calls WHERE namespace = ?1 AND pool = ?2 AND at > ?3",
-                params![ns, pool, since],
-                |r| r.get(0),
-            )
-        })
+        self.query_opt(
+            "reading the call budget",
+            "SELECT COUNT(*) FROM api_calls WHERE namespace = ?1 AND pool = ?2 AND at > ?3",
+            vals![namespace, pool, fmt_time(&since)],
+            |r| r.u32(0),
+        )
         .await
+        .map(Option::unwrap_or_default)
     }
 
     /// Record one call for `pool` of `namespace` at `at`, forgetting calls older than a day.
     pub async fn record_call(&self, namespace: &str, pool: &'static str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let (ns, old, at) = (
-            namespace.to_owned(),
-            fmt_time(&(at - Duration::hours(25))),
-            fmt_time(&at),
-        );
-        self.call("recording an API call", move |c| {
-            c.execute(
-                "INSERT INTO api_calls (namespace, pool, at) VALUES (?1, ?2, ?3)",
-                params![ns, pool, at],
-            )?;
-            c.execute(
-                "DELETE FROM api_calls WHERE namespace = ?1 AND at < ?2",
-                params![ns, old],
-            )?;
-            Ok(())
-        })
+        let old = fmt_time(&(at - Duration::hours(25)));
+        self.transaction(
+            "recording an API call",
+            vec![
+                (
+                    "INSERT INTO api_calls (namespace, pool, at) VALUES (?1, ?2, ?3)",
+                    vals![namespace, pool, fmt_time(&at)],
+                ),
+                (
+                    "DELETE FROM api_calls WHERE namespace = ?1 AND at < ?2",
+                    vals![namespace, old],
+                ),
+            ],
+        )
         .await
+        .map(|_| ())
     }
 
     /// Calls recorded after `since`, per namespace and pool.
     pub async fn calls_by_pool(&self, since: DateTime<Utc>) -> Result<Vec<(String, String, u32)>, StoreError> {
-        let since = fmt_time(&since);
-        self.call("reading calls per pool", move |c| {
-            let mut stmt = c.prepare(
-                "SELECT namespace, pool, COUNT(*) FROM api_calls WHERE at > ?1 GROUP BY namespace, pool ORDER BY namespace, pool",
-            )?;
-            let rows = stmt.query_map(params![since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-            rows.collect()
-        })
+        self.query_map(
+            "reading calls per pool",
+            "SELECT namespace, pool, COUNT(*) FROM api_calls WHERE at > ?1 GROUP BY namespace, pool ORDER BY namespace, pool",
+            vals![fmt_time(&since)],
+            |r| Ok((r.text(0)?, r.text(1)?, r.u32(2)?)),
+        )
         .await
     }
 }

@@ -1,10 +1,14 @@
 //! Lease rows: who runs a connector on this store right now. The policy (how long a lease lives,
-//! when a holder counts as gone) is [`crate::lease`]'s; this is the storage, one transaction each.
+//! when a holder counts as gone) is [`crate::lease`]'s; this is the storage. Taking a lease is a
+//! compare-and-swap on its row, atomic on both engines without locking anything.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
-use super::{Store, StoreError, fmt_time};
+use super::sql::{Row, vals};
+use super::{Store, StoreError, StoreFailure, fmt_time};
+
+/// How often a lease that changed hands under us is looked at again before giving up.
+const TAKE_ATTEMPTS: usize = 8;
 
 /// A lease as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,85 +24,113 @@ pub struct LeaseRow {
 
 impl Store {
     /// Take lease `name` for `claim` unless someone else holds it and `is_free` says their hold
-    /// still stands; then return their row. One IMMEDIATE transaction: two takers never both win.
+    /// still stands; then return their row. Two takers never both win: the row is created with
+    /// `INSERT … ON CONFLICT DO NOTHING`, and taken over only if it is still exactly the row
+    /// `is_free` judged (same holder, same heartbeat); a taker that loses either race looks again.
     pub async fn take_lease(
         &self,
         name: &str,
         claim: LeaseRow,
         is_free: impl Fn(&LeaseRow) -> bool + Send + 'static,
     ) -> Result<Option<LeaseRow>, StoreError> {
-        let name = name.to_owned();
-        self.call("taking a lease", move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let current = tx
-                .query_row(
+        const ACTION: &str = "taking a lease";
+        for _ in 0..TAKE_ATTEMPTS {
+            let current = self
+                .query_opt(
+                    ACTION,
                     "SELECT holder_id, holder, host, pid, acquired_at, heartbeat_at FROM leases WHERE name = ?1",
-                    params![name],
-                    |r| {
-                        Ok(LeaseRow {
-                            holder_id: r.get(0)?,
-                            holder: r.get(1)?,
-                            host: r.get(2)?,
-                            pid: r.get(3)?,
-                            acquired_at: r.get(4)?,
-                            heartbeat_at: r.get(5)?,
-                        })
-                    },
+                    vals![name],
+                    lease_row,
                 )
-                .optional()?;
-            if let Some(current) = current
-                && current.holder_id != claim.holder_id
-            {
-                if !is_free(&current) {
-                    return Ok(Some(current));
+                .await?;
+            let taken = match current {
+                None => {
+                    self.execute(
+                        ACTION,
+                        "INSERT INTO leases (name, holder_id, holder, host, pid, acquired_at, heartbeat_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (name) DO NOTHING",
+                        vals![
+                            name,
+                            &claim.holder_id,
+                            &claim.holder,
+                            &claim.host,
+                            claim.pid,
+                            &claim.acquired_at,
+                            &claim.heartbeat_at
+                        ],
+                    )
+                    .await?
                 }
-                tracing::warn!(lease = %name, holder = %current.holder, "taking over a lease whose holder stopped");
+                Some(current) => {
+                    if current.holder_id != claim.holder_id {
+                        if !is_free(&current) {
+                            return Ok(Some(current));
+                        }
+                        tracing::warn!(lease = %name, holder = %current.holder, "taking over a lease whose holder stopped");
+                    }
+                    // The heartbeat too: a holder that renewed since we read it is alive after all.
+                    self.execute(
+                        ACTION,
+                        "UPDATE leases SET holder_id = ?4, holder = ?5, host = ?6, pid = ?7, acquired_at = ?8,
+                                           heartbeat_at = ?9
+                         WHERE name = ?1 AND holder_id = ?2 AND heartbeat_at = ?3",
+                        vals![
+                            name,
+                            &current.holder_id,
+                            &current.heartbeat_at,
+                            &claim.holder_id,
+                            &claim.holder,
+                            &claim.host,
+                            claim.pid,
+                            &claim.acquired_at,
+                            &claim.heartbeat_at
+                        ],
+                    )
+                    .await?
+                }
+            };
+            if taken == 1 {
+                return Ok(None);
             }
-            tx.execute(
-                "INSERT INTO leases (name, holder_id, holder, host, pid, acquired_at, heartbeat_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (name) DO UPDATE SET holder_id = excluded.holder_id, holder = excluded.holder,
-                     host = excluded.host, pid = excluded.pid, acquired_at = excluded.acquired_at,
-                     heartbeat_at = excluded.heartbeat_at",
-                params![
-                    name,
-                    claim.holder_id,
-                    claim.holder,
-                    claim.host,
-                    claim.pid,
-                    claim.acquired_at,
-                    claim.heartbeat_at
-                ],
-            )?;
-            tx.commit()?;
-            Ok(None)
-        })
-        .await
+            // Another taker changed the row between our read and our write: read it again.
+        }
+        Err(self.error(
+            ACTION,
+            StoreFailure::Contended("the lease kept changing hands while this process tried to take it; try again"),
+        ))
     }
 
     /// Renew `holder_id`'s lease; `false` when it is no longer theirs.
     pub async fn renew_lease(&self, name: &str, holder_id: &str, at: DateTime<Utc>) -> Result<bool, StoreError> {
-        let (name, id, at) = (name.to_owned(), holder_id.to_owned(), fmt_time(&at));
-        self.call("renewing a lease", move |c| {
-            c.execute(
-                "UPDATE leases SET heartbeat_at = ?3 WHERE name = ?1 AND holder_id = ?2",
-                params![name, id, at],
-            )
-            .map(|n| n == 1)
-        })
+        self.execute(
+            "renewing a lease",
+            "UPDATE leases SET heartbeat_at = ?3 WHERE name = ?1 AND holder_id = ?2",
+            vals![name, holder_id, fmt_time(&at)],
+        )
         .await
+        .map(|n| n == 1)
     }
 
     /// Give back `holder_id`'s lease (nothing when it is no longer theirs).
     pub async fn free_lease(&self, name: &str, holder_id: &str) -> Result<(), StoreError> {
-        let (name, id) = (name.to_owned(), holder_id.to_owned());
-        self.call("releasing a lease", move |c| {
-            c.execute(
-                "DELETE FROM leases WHERE name = ?1 AND holder_id = ?2",
-                params![name, id],
-            )
-            .map(|_| ())
-        })
+        self.execute(
+            "releasing a lease",
+            "DELETE FROM leases WHERE name = ?1 AND holder_id = ?2",
+            vals![name, holder_id],
+        )
         .await
+        .map(|_| ())
     }
+}
+
+fn lease_row(r: &Row) -> Result<LeaseRow, StoreFailure> {
+    Ok(LeaseRow {
+        holder_id: r.text(0)?,
+        holder: r.text(1)?,
+        host: r.text(2)?,
+        pid: r.u32(3)?,
+        acquired_at: r.text(4)?,
+        heartbeat_at: r.text(5)?,
+    })
 }

@@ -1,18 +1,30 @@
-//! The embedded store: SQLite with versioned migrations ([`schema`]) and WAL. It keeps every run
-//! ([`runs`]: one transaction per run, so a crash mid-run leaves the last good values intact),
-//! every KRI value, the calls made per rate-limit pool ([`calls`]), a small key/value state per
-//! connector for cursors and cached facts ([`state`], each row with the version of its shape),
-//! and the leases that keep two processes from running one connector at once ([`leases`]).
+//! The store: SQLite (a file, the default) or PostgreSQL (several kri processes on one
+//! database), behind one [`Store`] handle with the same methods and the same meaning on both.
+//! Versioned migrations ([`schema`]); every run in ONE transaction ([`runs`]), so a crash
+//! mid-run leaves the last good values intact; every KRI value; the calls made per rate-limit
+//! pool ([`calls`]); a small key/value state per connector for cursors and cached facts
+//! ([`state`], each row with the version of its shape); and the leases that keep two processes
+//! from running one connector at once ([`leases`]).
 //!
-//! The file and a folder it creates are owner-only (0600 / 0700): the store holds incident data.
-//! Every text written (errors, messages, state) goes through the secret scrubber first.
+//! Each method is written once, in SQL both engines understand, on three primitives
+//! ([`sql`]): a query, a statement, and a transaction of statements. Where the dialects differ
+//! the code branches on the engine and says why.
+//!
+//! An SQLite file and a folder it creates are owner-only (0600 / 0700): the store holds incident
+//! data. Every text written (errors, messages, state) goes through the secret scrubber first. A
+//! PostgreSQL URL is shown without its password, everywhere.
 
 pub mod calls;
 pub mod leases;
+mod postgres;
 pub mod runs;
 mod schema;
+pub(crate) mod sql;
 pub mod state;
+#[cfg(test)]
+pub(crate) mod test_support;
 
+use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -22,7 +34,8 @@ use rusqlite::Connection;
 pub use runs::ModuleRuns;
 pub use state::{StateHandle, StateValue};
 
-/// A store problem: what failed, where the file is, and the error underneath.
+/// A store problem: what failed, where the store is (a path, or a PostgreSQL URL without its
+/// password), and the error underneath.
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("store {path}: {action} failed: {source}")]
 pub struct StoreError {
@@ -55,6 +68,28 @@ impl StoreError {
 pub enum StoreFailure {
     #[error(transparent)]
     Sqlite(#[from] rusqlite::Error),
+    /// An error of the PostgreSQL server or of the connection to it, with the server's words.
+    #[error("{}", sql::pg_message(.0))]
+    Postgres(tokio_postgres::Error),
+    /// No connection from the pool: the server could not be reached, or every connection stayed
+    /// busy for too long.
+    #[error("{0}")]
+    Pool(String),
+    /// A `[store] url` that cannot be used as it is.
+    #[error("{0}")]
+    Config(String),
+    /// The store was migrated by a newer kri.
+    #[error("the store has schema version {found} but this kri knows only {known}: it was written by a newer kri")]
+    Newer { found: i64, known: usize },
+    /// A stored value of another type than the store writes (a damaged or foreign row).
+    #[error("unexpected stored value: {0}")]
+    Value(String),
+    /// Another process kept changing the row while this one tried to change it.
+    #[error("{0}")]
+    Contended(&'static str),
+    /// SQLite's own SQL was asked of a PostgreSQL store ([`Store::call`]).
+    #[error("this needs an SQLite store, and the store is PostgreSQL")]
+    NotSqlite,
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("cannot encode the value: {0}")]
@@ -63,21 +98,75 @@ pub enum StoreFailure {
     Task(String),
 }
 
+impl From<tokio_postgres::Error> for StoreFailure {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreFailure::Postgres(e)
+    }
+}
+
+impl StoreFailure {
+    pub(crate) fn from_pool(e: deadpool_postgres::PoolError) -> Self {
+        use deadpool_postgres::{PoolError, TimeoutType};
+        StoreFailure::Pool(match e {
+            PoolError::Backend(e) => sql::pg_message(&e),
+            PoolError::Timeout(TimeoutType::Wait) => {
+                "every connection of the pool stayed busy for too long (raise pool_max_size in [store] url?)".into()
+            }
+            PoolError::Timeout(TimeoutType::Create) => "the server did not accept a connection in time".into(),
+            PoolError::Timeout(TimeoutType::Recycle) => "checking a pooled connection took too long".into(),
+            PoolError::Closed => "the connection pool is closed".into(),
+            PoolError::NoRuntimeSpecified => "the connection pool has no runtime".into(),
+            PoolError::PostCreateHook(e) => e.to_string(),
+        })
+    }
+}
+
 /// RFC 3339, UTC, seconds: sortable as text.
 pub fn fmt_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
-/// The store. Cheap to clone; calls run on tokio's blocking pool.
-#[derive(Clone, Debug)]
+/// The store. Cheap to clone (clones share the connection or the pool); SQLite calls run on
+/// tokio's blocking pool.
+#[derive(Clone)]
 pub struct Store {
-    conn: Arc<Mutex<Connection>>,
-    path: PathBuf,
+    backend: Backend,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Sqlite {
+        conn: Arc<Mutex<Connection>>,
+        path: PathBuf,
+    },
+    Postgres {
+        pool: deadpool_postgres::Pool,
+        /// The URL without its password, for messages.
+        shown: String,
+    },
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let engine = match &self.backend {
+            Backend::Sqlite { .. } => "sqlite",
+            Backend::Postgres { .. } => "postgres",
+        };
+        f.debug_struct("Store")
+            .field("engine", &engine)
+            .field("location", &self.location())
+            .finish()
+    }
 }
 
 impl Store {
-    /// Open (creating if missing) the store at `path`, switch to WAL and run pending migrations.
+    /// Open (creating if missing) the SQLite store at `path`, switch to WAL and run pending
+    /// migrations.
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        Self::open_upto(path, schema::MIGRATIONS.len())
+    }
+
+    fn open_upto(path: &Path, version: usize) -> Result<Store, StoreError> {
         let err = |action, e: StoreFailure| StoreError::new(path.display().to_string(), action, e);
         create_private(path).map_err(|e| err("creating it (check [store] path)", e.into()))?;
         let mut conn = Connection::open(path).map_err(|e| err("opening (check [store] path)", e.into()))?;
@@ -86,54 +175,88 @@ impl Store {
         schema::use_wal(&conn).map_err(|e| err("switching to WAL", e.into()))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| err("configuring", e.into()))?;
-        schema::migrate(&mut conn).map_err(|e| err("migrating the schema", e.into()))?;
+        schema::migrate(&mut conn, version).map_err(|e| err("migrating the schema", e))?;
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            path: path.to_owned(),
+            backend: Backend::Sqlite {
+                conn: Arc::new(Mutex::new(conn)),
+                path: path.to_owned(),
+            },
         })
     }
 
-    /// A private in-memory store (tests, `kri demo`).
+    /// A private in-memory SQLite store (tests, `kri demo`).
     pub fn in_memory() -> Result<Store, StoreError> {
-        let err = |e: rusqlite::Error| StoreError::new(":memory:".into(), "opening", e.into());
-        let mut conn = Connection::open_in_memory().map_err(err)?;
-        schema::migrate(&mut conn).map_err(err)?;
+        let err = |e: StoreFailure| StoreError::new(":memory:".into(), "opening", e);
+        let mut conn = Connection::open_in_memory().map_err(|e| err(e.into()))?;
+        schema::migrate(&mut conn, schema::MIGRATIONS.len()).map_err(err)?;
         Ok(Store {
-            conn: Arc::new(Mutex::new(conn)),
-            path: PathBuf::from(":memory:"),
+            backend: Backend::Sqlite {
+                conn: Arc::new(Mutex::new(conn)),
+                path: PathBuf::from(":memory:"),
+            },
         })
     }
 
+    /// Connect to the PostgreSQL store at `url` (`postgres://user:password@host:5432/db`) and run
+    /// pending migrations. Without TLS for now: `sslmode=require` is refused. `?pool_max_size=N`
+    /// sets how many connections kri keeps at most (8 by default). The password is never shown:
+    /// errors name the URL as `postgres://user:***@host:5432/db`.
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        postgres::connect(url, schema::PG_MIGRATIONS.len()).await
+    }
+
+    /// The SQLite file; for PostgreSQL, the URL without its password (as a path, for code that
+    /// only prints it).
     pub fn path(&self) -> &Path {
-        &self.path
+        match &self.backend {
+            Backend::Sqlite { path, .. } => path,
+            Backend::Postgres { shown, .. } => Path::new(shown.as_str()),
+        }
+    }
+
+    /// Where the store is, for people: the SQLite file, or the PostgreSQL URL without its
+    /// password.
+    pub fn location(&self) -> String {
+        match &self.backend {
+            Backend::Sqlite { path, .. } => path.display().to_string(),
+            Backend::Postgres { shown, .. } => shown.clone(),
+        }
     }
 
     /// The schema version (number of migrations applied).
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
-        self.call("reading the schema version", |c| {
-            c.pragma_query_value(None, "user_version", |r| r.get(0))
-        })
-        .await
+        const ACTION: &str = "reading the schema version";
+        match &self.backend {
+            // SQLite keeps it in the file header; PostgreSQL has no such slot: a table.
+            Backend::Sqlite { conn, .. } => {
+                self.on_sqlite(conn, ACTION, |c| {
+                    Ok(c.pragma_query_value(None, "user_version", |r| r.get(0))?)
+                })
+                .await
+            }
+            Backend::Postgres { .. } => self
+                .query_opt(ACTION, "SELECT version FROM kri_schema", Vec::new(), |r| r.u32(0))
+                .await
+                .map(Option::unwrap_or_default),
+        }
     }
 
-    /// Run `f` on the connection in the blocking pool.
+    /// Run `f` on the SQLite connection itself, in the blocking pool: for tests and tools that
+    /// need SQLite's own SQL (PRAGMAs, a dump of the file). Store operations never use it; on a
+    /// PostgreSQL store it is an error.
     pub async fn call<R, F>(&self, action: &'static str, f: F) -> Result<R, StoreError>
     where
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> rusqlite::Result<R> + Send + 'static,
     {
-        let conn = self.conn.clone();
-        let path = self.path.display().to_string();
-        let joined = tokio::task::spawn_blocking(move || {
-            let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut guard)
-        })
-        .await;
-        match joined {
-            Ok(Ok(r)) => Ok(r),
-            Ok(Err(e)) => Err(StoreError::new(path, action, e.into())),
-            Err(e) => Err(StoreError::new(path, action, StoreFailure::Task(e.to_string()))),
+        match &self.backend {
+            Backend::Sqlite { conn, .. } => self.on_sqlite(conn, action, |c| Ok(f(c)?)).await,
+            Backend::Postgres { .. } => Err(self.error(action, StoreFailure::NotSqlite)),
         }
+    }
+
+    pub(crate) fn error(&self, action: &'static str, failure: StoreFailure) -> StoreError {
+        StoreError::new(self.location(), action, failure)
     }
 }
 
@@ -176,12 +299,13 @@ fn create_private(path: &Path) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
+    use super::sql::vals;
+    use super::test_support::{Engine, TestStore, on_both_engines};
     use super::*;
     use crate::kri::KriOutcome;
     use crate::kri::{Band, KriStatus};
     use crate::report::{ConnectorReport, ConnectorStatus, RunReport};
     use chrono::TimeZone;
-    use rusqlite::Connection;
     use serde::Serialize;
 
     impl StateValue for u32 {
@@ -236,38 +360,69 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn migrations_run_once_and_record_the_version() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/kri.db");
-        let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), schema::MIGRATIONS.len() as u32);
-        drop(s);
-        let s = Store::open(&path).unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), schema::MIGRATIONS.len() as u32);
-        let mode: String = s
-            .call("x", |c| c.pragma_query_value(None, "journal_mode", |r| r.get(0)))
-            .await
-            .unwrap();
-        assert_eq!(mode, "wal");
+    /// `r` with its connector run started and finished at hour `h`.
+    fn at(mut r: RunReport, h: u32) -> RunReport {
+        r.connectors[0].started_at = t(h);
+        r.connectors[0].finished_at = t(h);
+        r
     }
 
-    #[tokio::test]
-    async fn a_newer_schema_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("kri.db");
-        Connection::open(&path)
-            .unwrap()
-            .pragma_update(None, "user_version", 99)
-            .unwrap();
-        let e = Store::open(&path).unwrap_err();
-        assert!(e.to_string().contains("newer kri"), "{e}");
+    on_both_engines!(
+        migrations_run_once_and_record_the_version,
+        a_newer_schema_is_refused,
+        a_failed_value_keeps_the_last_good_one,
+        a_run_that_fails_to_write_leaves_nothing_half_written,
+        prune_forgets_old_values_even_when_a_kri_never_had_a_good_one,
+        state_is_namespaced_and_scannable,
+        a_damaged_or_reshaped_state_row_is_dropped_not_fatal,
+        secrets_are_scrubbed_from_everything_written,
+        every_read_answers_alike,
+        two_takers_of_one_lease_never_both_win,
+    );
+
+    async fn migrations_run_once_and_record_the_version(s: TestStore) {
+        let known = schema::MIGRATIONS.len() as u32;
+        assert_eq!(s.schema_version().await.unwrap(), known);
+        let again = s.reopen().await.unwrap();
+        assert_eq!(again.schema_version().await.unwrap(), known);
+        match s.engine() {
+            Engine::Sqlite => {
+                let mode: String = again
+                    .call("x", |c| c.pragma_query_value(None, "journal_mode", |r| r.get(0)))
+                    .await
+                    .unwrap();
+                assert_eq!(mode, "wal");
+            }
+            Engine::Postgres => {
+                let rows = again
+                    .query("x", "SELECT COUNT(*) FROM kri_schema", Vec::new())
+                    .await
+                    .unwrap();
+                assert_eq!(rows[0].int(0).unwrap(), 1, "one version row");
+            }
+        }
     }
 
-    #[tokio::test]
-    async fn a_failed_value_keeps_the_last_good_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("kri.db")).unwrap();
+    async fn a_newer_schema_is_refused(s: TestStore) {
+        match s.engine() {
+            Engine::Sqlite => {
+                s.call("x", |c| c.pragma_update(None, "user_version", 99))
+                    .await
+                    .unwrap();
+            }
+            Engine::Postgres => {
+                s.execute("x", "UPDATE kri_schema SET version = 99", Vec::new())
+                    .await
+                    .unwrap();
+                let e = s.call("x", |_| Ok(())).await.unwrap_err();
+                assert!(e.to_string().contains("needs an SQLite store"), "{e}");
+            }
+        }
+        let e = s.reopen().await.unwrap_err();
+        assert!(e.to_string().contains("written by a newer kri"), "{e}");
+    }
+
+    async fn a_failed_value_keeps_the_last_good_one(s: TestStore) {
         s.write_run(&report("r1", Some(12.0))).await.unwrap();
         s.write_run(&report("r2", None)).await.unwrap();
         let good = s.last_good("pp_vap_count").await.unwrap().unwrap();
@@ -276,10 +431,7 @@ mod tests {
         assert_eq!(s.history(10, None).await.unwrap().len(), 2);
     }
 
-    #[tokio::test]
-    async fn a_run_that_fails_to_write_leaves_nothing_half_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("kri.db")).unwrap();
+    async fn a_run_that_fails_to_write_leaves_nothing_half_written(s: TestStore) {
         s.write_run(&report("r1", Some(12.0))).await.unwrap();
         // Same run id again: the runs row conflicts, so the whole transaction must roll back.
         let mut again = report("r1", Some(99.0));
@@ -289,81 +441,88 @@ mod tests {
         let values = s.values(None, 10).await.unwrap();
         assert_eq!(values.len(), 1, "{values:?}");
         assert_eq!(values[0].value, Some(12.0));
+        // The store is still usable after the rollback.
+        s.write_run(&report("r2", Some(13.0))).await.unwrap();
+        assert_eq!(s.values(None, 10).await.unwrap().len(), 2);
     }
 
     /// Regression: the "newest good value per KRI" kept by prune was a `NOT IN` over one row per
     /// slug, NULL for a KRI that never had a good value, and `x NOT IN (…, NULL)` is never true:
     /// one always-failing KRI stopped every value from being pruned.
-    #[tokio::test]
-    async fn prune_forgets_old_values_even_when_a_kri_never_had_a_good_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("kri.db")).unwrap();
-        let at = |mut r: RunReport, h: u32| {
-            r.connectors[0].started_at = t(h);
-            r.connectors[0].finished_at = t(h);
-            r
-        };
+    async fn prune_forgets_old_values_even_when_a_kri_never_had_a_good_one(s: TestStore) {
         s.write_run(&at(report("r1", Some(1.0)), 1)).await.unwrap();
         s.write_run(&at(report("r2", Some(2.0)), 2)).await.unwrap();
         let mut never = at(report("r3", None), 3);
         never.connectors[0].kris[0].slug = "pp_never_good";
         s.write_run(&never).await.unwrap();
-        let (_, values) = s.prune(t(10)).await.unwrap();
+        let (runs, values) = s.prune(t(10)).await.unwrap();
         assert_eq!(values, 2, "r1's older value and r3's failure go");
+        assert_eq!(runs, 2, "and their runs");
         let left = s.values(None, 10).await.unwrap();
         assert_eq!(left.len(), 1, "{left:?}");
         assert_eq!((left[0].run_id.as_str(), left[0].value), ("r2", Some(2.0)));
+        assert_eq!(s.history(10, None).await.unwrap().len(), 1);
     }
 
-    #[tokio::test]
-    async fn state_is_namespaced_and_scannable() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("kri.db")).unwrap();
+    async fn state_is_namespaced_and_scannable(s: TestStore) {
         let tap = s.state("tap");
         tap.put(t(1), "window/2026-11-23T01", &5u32).await.unwrap();
         tap.put(t(1), "window/2026-11-23T02", &7u32).await.unwrap();
         tap.put(t(2), "window/2026-11-23T02", &8u32).await.unwrap();
+        tap.put(t(1), "window_x", &9u32).await.unwrap();
+        tap.put(t(1), "Window/upper", &10u32).await.unwrap();
         s.state("ctr").put(t(1), "window/x", &1u32).await.unwrap();
         let all: Vec<(String, u32)> = tap.scan("window/").await.unwrap();
+        // A prefix matches ASCII letters in any case (SQLite's LIKE always did), on both
+        // engines; `_` and `%` are themselves; keys sort byte by byte.
         assert_eq!(
             all,
-            vec![("window/2026-11-23T01".into(), 5), ("window/2026-11-23T02".into(), 8)]
+            vec![
+                ("Window/upper".into(), 10),
+                ("window/2026-11-23T01".into(), 5),
+                ("window/2026-11-23T02".into(), 8)
+            ]
         );
         assert_eq!(tap.get::<u32>("window/2026-11-23T02").await.unwrap(), Some(8));
         assert_eq!(tap.get::<u32>("nope").await.unwrap(), None);
-        assert_eq!(tap.delete_prefix("window/").await.unwrap(), 2);
+        assert_eq!(tap.delete_prefix("window/").await.unwrap(), 3);
+        assert_eq!(tap.get::<u32>("window_x").await.unwrap(), Some(9));
         assert_eq!(s.state("ctr").get::<u32>("window/x").await.unwrap(), Some(1));
+        tap.put_many(t(3), &[("a".into(), 1u32), ("b".into(), 2u32)])
+            .await
+            .unwrap();
+        tap.delete("a").await.unwrap();
+        assert_eq!(
+            tap.scan::<u32>("").await.unwrap(),
+            vec![("b".into(), 2), ("window_x".into(), 9)]
+        );
     }
 
-    #[tokio::test]
-    async fn a_damaged_or_reshaped_state_row_is_dropped_not_fatal() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("kri.db")).unwrap();
+    async fn a_damaged_or_reshaped_state_row_is_dropped_not_fatal(s: TestStore) {
         let tap = s.state("tap");
         tap.put(t(1), "siem/a", &1u32).await.unwrap();
         tap.put(t(1), "siem/b", &2u32).await.unwrap();
-        s.call("damage", |c| {
-            c.execute("UPDATE state SET value = '{not json' WHERE key = 'siem/a'", [])
-        })
+        s.execute(
+            "damage",
+            "UPDATE state SET value = '{not json' WHERE key = 'siem/a'",
+            Vec::new(),
+        )
         .await
         .unwrap();
         let rows: Vec<(String, u32)> = tap.scan("siem/").await.unwrap();
         assert_eq!(rows, vec![("siem/b".to_owned(), 2)], "the damaged row is skipped");
-        let left: u32 = s
-            .call("count", |c| c.query_row("SELECT COUNT(*) FROM state", [], |r| r.get(0)))
+        let left = s
+            .query("count", "SELECT COUNT(*) FROM state", Vec::new())
             .await
             .unwrap();
-        assert_eq!(left, 1, "and deleted, so it is read again");
+        assert_eq!(left[0].int(0).unwrap(), 1, "and deleted, so it is read again");
         // A row written in shape version 1 is not read as version 2.
         assert_eq!(tap.get::<Reshaped>("siem/b").await.unwrap(), None);
         tap.put(t(2), "siem/b", &Reshaped { n: 3 }).await.unwrap();
         assert_eq!(tap.get::<Reshaped>("siem/b").await.unwrap(), Some(Reshaped { n: 3 }));
     }
 
-    #[tokio::test]
-    async fn secrets_are_scrubbed_from_everything_written() {
-        let dir = tempfile::tempdir().unwrap();
-        let s = Store::open(&dir.path().join("kri.db")).unwrap();
+    async fn secrets_are_scrubbed_from_everything_written(s: TestStore) {
         let _ = crate::secret::Secret::new("store-secret-123");
         let mut r = report("r1", None);
         r.connectors[0].error = Some("server said store-secret-123".into());
@@ -378,30 +537,163 @@ mod tests {
             .put(t(1), "incident/x", &Echo("title store-secret-123".into()))
             .await
             .unwrap();
-        let dump: Vec<String> = s
-            .call("dump", |c| {
-                let mut out = Vec::new();
-                for sql in [
-                    "SELECT error FROM runs",
-                    "SELECT message FROM kri_values",
-                    "SELECT value FROM state",
-                ] {
-                    let mut stmt = c.prepare(sql)?;
-                    let rows = stmt.query_map([], |r| r.get::<_, Option<String>>(0))?;
-                    for r in rows {
-                        out.extend(r?);
-                    }
-                }
-                Ok(out)
-            })
-            .await
-            .unwrap();
+        let mut dump = Vec::new();
+        for sql in [
+            "SELECT error FROM runs",
+            "SELECT message FROM kri_values",
+            "SELECT value FROM state",
+        ] {
+            for row in s.query("dump", sql, Vec::new()).await.unwrap() {
+                dump.extend(row.opt_text(0).unwrap());
+            }
+        }
         assert_eq!(dump.len(), 3, "{dump:?}");
         assert!(
             dump.iter()
                 .all(|t| !t.contains("store-secret-123") && t.contains("[redacted]")),
             "{dump:?}"
         );
+    }
+
+    /// Every read, on rows written by both engines alike: the same answers.
+    async fn every_read_answers_alike(s: TestStore) {
+        s.write_run(&at(report("ab12-one", Some(10.0)), 1)).await.unwrap();
+        s.write_run(&at(report("ab34-two", None), 2)).await.unwrap();
+        let mut three = at(report("cd56-three", Some(4.5)), 3);
+        three.connectors[0].module = "efd".into();
+        three.connectors[0].connector = "proofpoint-efd".into();
+        three.connectors[0].status = ConnectorStatus::Partial;
+        s.write_run(&three).await.unwrap();
+        s.write_run(&at(report("ef78-four", Some(16.0)), 4)).await.unwrap();
+
+        let ids = |rows: &[crate::report::RunRow]| rows.iter().map(|r| r.run_id.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            ids(&s.history(10, None).await.unwrap()),
+            ["ef78-four", "cd56-three", "ab34-two", "ab12-one"]
+        );
+        assert_eq!(
+            ids(&s.history(2, Some("tap".into())).await.unwrap()),
+            ["ef78-four", "ab34-two"]
+        );
+        assert_eq!(
+            ids(&s.run_rows("AB").await.unwrap()),
+            ["ab12-one", "ab34-two"],
+            "any case"
+        );
+        assert_eq!(
+            ids(&s.run_rows("ab1_").await.unwrap()),
+            ["ab12-one"],
+            "`_` is no wildcard"
+        );
+        let row = &s.run_rows("cd56").await.unwrap()[0];
+        assert_eq!(
+            (
+                row.module.as_str(),
+                row.status.as_str(),
+                row.rows_written,
+                row.api_calls
+            ),
+            ("efd", "partial", 1, 1)
+        );
+        assert_eq!(row.started_at, "2026-11-23T03:00:00Z");
+
+        let values = s.values_since(Some("pp_vap_count".into()), None, 10).await.unwrap();
+        let seen: Vec<_> = values.iter().map(|v| (v.value, v.previous, v.delta)).collect();
+        assert_eq!(
+            seen,
+            [
+                (Some(16.0), Some(4.5), Some(11.5)),
+                (Some(4.5), Some(10.0), Some(-5.5)),
+                (None, Some(10.0), None),
+                (Some(10.0), None, None)
+            ]
+        );
+        assert_eq!(s.values_since(None, Some(t(3)), 10).await.unwrap().len(), 2);
+        let run = s.run_values("ab34-two").await.unwrap();
+        assert_eq!(
+            (run.len(), run[0].status.as_str(), run[0].band.clone()),
+            (1, "failed", None)
+        );
+        let series = s.series("pp_vap_count", t(2), 2).await.unwrap();
+        assert_eq!(
+            series.iter().map(|v| v.run_id.as_str()).collect::<Vec<_>>(),
+            ["cd56-three", "ef78-four"],
+            "the newest, oldest first"
+        );
+        assert_eq!(s.last_good("pp_vap_count").await.unwrap().unwrap().value, Some(16.0));
+        assert!(s.last_good("pp_nothing").await.unwrap().is_none());
+
+        let summary = s.run_summary().await.unwrap();
+        let seen: Vec<_> = summary
+            .iter()
+            .map(|m| {
+                (
+                    m.module.as_str(),
+                    m.by_status.clone(),
+                    m.last_success.clone(),
+                    m.last.as_ref().map(|r| r.run_id.clone()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("efd", vec![("partial".into(), 1)], None, Some("cd56-three".into())),
+                (
+                    "tap",
+                    vec![("failed".into(), 1), ("ok".into(), 2)],
+                    Some("2026-11-23T04:00:00Z".into()),
+                    Some("ef78-four".into())
+                ),
+            ]
+        );
+
+        for h in [1, 2, 2] {
+            s.record_call("tap", "siem", t(h)).await.unwrap();
+        }
+        s.record_call("ctr", "api", t(2)).await.unwrap();
+        assert_eq!(s.calls_since("tap", "siem", t(1)).await.unwrap(), 2);
+        assert_eq!(s.calls_since("tap", "other", t(0)).await.unwrap(), 0);
+        assert_eq!(
+            s.calls_by_pool(t(0)).await.unwrap(),
+            [("ctr".into(), "api".into(), 1), ("tap".into(), "siem".into(), 3)]
+        );
+        // A call a day later forgets the calls of more than 25 hours before it.
+        s.record_call("tap", "siem", t(1) + chrono::Duration::hours(26))
+            .await
+            .unwrap();
+        assert_eq!(s.calls_since("tap", "siem", t(0)).await.unwrap(), 3);
+    }
+
+    /// Two processes taking one lease at the same moment: exactly one wins, whether the lease
+    /// is new or taken over from a stopped holder.
+    async fn two_takers_of_one_lease_never_both_win(s: TestStore) {
+        use super::leases::LeaseRow;
+        let other = s.reopen().await.unwrap();
+        let claim = |id: &str| LeaseRow {
+            holder_id: id.into(),
+            holder: format!("{id} (kri run)"),
+            host: "h".into(),
+            pid: 1,
+            acquired_at: fmt_time(&t(1)),
+            heartbeat_at: fmt_time(&t(1)),
+        };
+        for round in 0..20 {
+            let name = format!("race-{round}");
+            if round % 2 == 1 {
+                // A stopped holder, whom both takers see as gone.
+                s.take_lease(&name, claim("stale"), |_| false).await.unwrap();
+            }
+            let free = |row: &LeaseRow| row.holder_id == "stale";
+            let (a, b) = tokio::join!(
+                s.take_lease(&name, claim("a"), free),
+                other.take_lease(&name, claim("b"), free)
+            );
+            let (a, b) = (a.unwrap(), b.unwrap());
+            assert!(a.is_none() != b.is_none(), "round {round}: a {a:?}, b {b:?}");
+            let loser = a.or(b).unwrap();
+            assert!(["a", "b"].contains(&loser.holder_id.as_str()), "{loser:?}");
+        }
     }
 
     #[cfg(unix)]
@@ -415,5 +707,83 @@ mod tests {
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
         assert_eq!(mode(&dir.path().join("new")), 0o700);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_processes_migrating_a_new_postgres_store_at_once_migrate_it_once() {
+        let (url, _db) = test_support::new_database().await;
+        let (a, b) = tokio::join!(Store::connect(&url), Store::connect(&url));
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let known = schema::PG_MIGRATIONS.len() as u32;
+        assert_eq!(a.schema_version().await.unwrap(), known);
+        assert_eq!(b.schema_version().await.unwrap(), known);
+        let rows = a.query("x", "SELECT COUNT(*) FROM kri_schema", vals![]).await.unwrap();
+        assert_eq!(rows[0].int(0).unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_postgres_password_shows_nowhere() {
+        let password = "Pg-Pass-4c1d-never-shown";
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap()
+            .port();
+        let url = format!("postgres://kri:{password}@127.0.0.1:{port}/kri");
+        let e = Store::connect(&url).await.unwrap_err();
+        let (text, debug) = (e.to_string(), format!("{e:?}"));
+        assert!(
+            text.starts_with(&format!(
+                "store postgres://kri:***@127.0.0.1:{port}/kri: connecting to PostgreSQL"
+            )),
+            "{text}"
+        );
+        assert!(text.contains("check [store] url and that the server runs"), "{text}");
+        assert!(text.to_lowercase().contains("refused"), "{text}");
+        for shown in [&text, &debug] {
+            assert!(!shown.contains(password) && !shown.contains("4c1d"), "{shown}");
+        }
+        assert!(
+            !crate::secret::scrub(&format!("echo {password}")).contains(password),
+            "the scrubber knows the password"
+        );
+
+        // A URL that cannot be read, refused TLS, a bad pool size: named, without the password.
+        for (url, says) in [
+            (format!("postgres://kri:{password}@127.0.0.1:notaport/kri"), "port"),
+            (
+                format!("postgres://kri:{password}@127.0.0.1/kri?sslmode=require"),
+                "sslmode=require is not supported",
+            ),
+            (
+                format!("postgres://kri:{password}@127.0.0.1/kri?pool_max_size=0"),
+                "pool_max_size=0",
+            ),
+            (
+                format!("postgres://kri:{password}@127.0.0.1/kri?nonsense=1"),
+                "nonsense",
+            ),
+        ] {
+            let e = Store::connect(&url).await.unwrap_err();
+            let (text, debug) = (e.to_string(), format!("{e:?}"));
+            assert!(
+                text.contains("postgres://kri:***@127.0.0.1") && text.contains(says),
+                "{text}"
+            );
+            assert!(!text.contains(password) && !debug.contains(password), "{text} {debug}");
+        }
+
+        // A store on a URL with a password (the test server trusts, so it is not checked).
+        let (db_url, _db) = test_support::new_database().await;
+        let with_password = db_url.replacen("postgres://kri@", &format!("postgres://kri:{password}@"), 1);
+        if with_password != db_url {
+            let s = Store::connect(&format!("{with_password}?pool_max_size=2"))
+                .await
+                .unwrap();
+            let shown = format!("{s:?} {} {}", s.location(), s.path().display());
+            assert!(
+                shown.contains("postgres://kri:***@") && !shown.contains(password),
+                "{shown}"
+            );
+        }
     }
 }

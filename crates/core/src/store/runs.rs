@@ -2,63 +2,61 @@
 //! `kri values`, and the last good value of a KRI.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 
-use super::{Store, StoreError, fmt_time};
+use super::sql::{Row, Statement, vals};
+use super::{Store, StoreError, StoreFailure, fmt_time};
 use crate::report::{RunReport, RunRow, ValueRow};
 use crate::secret::scrub;
+
+// An optional filter is `(CAST(?N AS TEXT) IS NULL OR column = ?N)`: PostgreSQL cannot tell
+// the type of a parameter whose first use is `?N IS NULL`, and the cast tells it (SQLite
+// ignores it).
+
+/// The columns [`run_row`] reads.
+const RUN_COLUMNS: &str = "run_id, connector, module, started_at, finished_at, status, rows_written, \
+                           rows_skipped, api_calls, error";
 
 impl Store {
     /// Write a whole run (every connector's row and every KRI outcome) in ONE transaction.
     pub async fn write_run(&self, run: &RunReport) -> Result<(), StoreError> {
-        let mut run = run.clone();
-        for c in &mut run.connectors {
-            c.error = c.error.as_deref().map(scrub);
-            for k in &mut c.kris {
-                k.message = k.message.as_deref().map(scrub);
+        let mut statements: Vec<Statement> = Vec::new();
+        for r in &run.connectors {
+            statements.push((
+                "INSERT INTO runs (run_id, connector, module, started_at, finished_at, status,
+                                   rows_written, rows_skipped, api_calls, error)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                vals![
+                    &run.run_id,
+                    &r.connector,
+                    &r.module,
+                    fmt_time(&r.started_at),
+                    fmt_time(&r.finished_at),
+                    r.status.as_str(),
+                    r.rows_written,
+                    r.rows_skipped,
+                    r.api_calls,
+                    r.error.as_deref().map(scrub)
+                ],
+            ));
+            for k in &r.kris {
+                statements.push((
+                    "INSERT INTO kri_values (run_id, connector, slug, measured_at, value, unit, status, band, message)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    vals![
+                        &run.run_id,
+                        &r.connector,
+                        k.slug,
+                        fmt_time(&r.finished_at),
+                        k.value,
+                        k.unit,
+                        k.status.as_str(),
+                        k.band.map(|b| b.as_str()),
+                        k.message.as_deref().map(scrub)
+                    ],
+                ));
             }
         }
-        self.call("writing the run", move |c| {
-            let tx = c.transaction()?;
-            for r in &run.connectors {
-                tx.execute(
-                    "INSERT INTO runs (run_id, connector, module, started_at, finished_at, status,
-                                       rows_written, rows_skipped, api_calls, error)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    params![
-                        run.run_id,
-                        r.connector,
-                        r.module,
-                        fmt_time(&r.started_at),
-                        fmt_time(&r.finished_at),
-                        r.status.as_str(),
-                        r.rows_written,
-                        r.rows_skipped,
-                        r.api_calls,
-                        r.error
-                    ],
-                )?;
-                for k in &r.kris {
-                    tx.execute(
-                        "INSERT INTO kri_values (run_id, connector, slug, measured_at, value, unit, status, band, message)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                        params![
-                            run.run_id,
-                            r.connector,
-                            k.slug,
-                            fmt_time(&r.finished_at),
-                            k.value,
-                            k.unit,
-                            k.status.as_str(),
-                            k.band.map(|b| b.as_str()),
-                            k.message
-                        ],
-                    )?;
-                }
-            }
-            tx.commit()
-        })
-        .await
+        self.transaction("writing the run", statements).await.map(|_| ())
     }
 
     /// Forget runs and values from before `before`, except each KRI's newest good value (and
@@ -66,42 +64,44 @@ impl Store {
     /// deleted.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<(usize, usize), StoreError> {
         let before = fmt_time(&before);
-        self.call("pruning old runs and values", move |c| {
-            let tx = c.transaction()?;
-            let values = tx.execute(
-                // `kept` is NULL for a KRI that never had a good value: leave those out, since
-                // `id NOT IN (…, NULL)` is never true and would keep every row.
-                "DELETE FROM kri_values WHERE measured_at < ?1 AND id NOT IN (
-                     SELECT kept FROM (
-                         SELECT (SELECT k.id FROM kri_values k WHERE k.slug = s.slug AND k.value IS NOT NULL
-                                 ORDER BY k.measured_at DESC, k.id DESC LIMIT 1) AS kept
-                         FROM (SELECT DISTINCT slug FROM kri_values) s) newest
-                     WHERE kept IS NOT NULL)",
-                params![before],
-            )?;
-            let runs = tx.execute(
-                "DELETE FROM runs WHERE started_at < ?1 AND NOT EXISTS (
-                     SELECT 1 FROM kri_values v WHERE v.run_id = runs.run_id AND v.connector = runs.connector)",
-                params![before],
-            )?;
-            tx.commit()?;
-            Ok((runs, values))
-        })
-        .await
+        let counts = self
+            .transaction(
+                "pruning old runs and values",
+                vec![
+                    (
+                        // `kept` is NULL for a KRI that never had a good value: leave those out,
+                        // since `id NOT IN (…, NULL)` is never true and would keep every row.
+                        "DELETE FROM kri_values WHERE measured_at < ?1 AND id NOT IN (
+                             SELECT kept FROM (
+                                 SELECT (SELECT k.id FROM kri_values k WHERE k.slug = s.slug AND k.value IS NOT NULL
+                                         ORDER BY k.measured_at DESC, k.id DESC LIMIT 1) AS kept
+                                 FROM (SELECT DISTINCT slug FROM kri_values) s) newest
+                             WHERE kept IS NOT NULL)",
+                        vals![&before],
+                    ),
+                    (
+                        "DELETE FROM runs WHERE started_at < ?1 AND NOT EXISTS (
+                             SELECT 1 FROM kri_values v WHERE v.run_id = runs.run_id AND v.connector = runs.connector)",
+                        vals![&before],
+                    ),
+                ],
+            )
+            .await?;
+        let count = |i: usize| counts.get(i).map_or(0, |&n| usize::try_from(n).unwrap_or(usize::MAX));
+        Ok((count(1), count(0)))
     }
 
     /// The most recent connector runs, newest first.
     pub async fn history(&self, limit: u32, module: Option<String>) -> Result<Vec<RunRow>, StoreError> {
-        self.call("reading run history", move |c| {
-            let mut stmt = c.prepare(
-                "SELECT run_id, connector, module, started_at, finished_at, status, rows_written,
-                        rows_skipped, api_calls, error
-                 FROM runs WHERE (?1 IS NULL OR module = ?1)
-                 ORDER BY started_at DESC, rowid DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![module, limit], run_row)?;
-            rows.collect()
-        })
+        self.query_map(
+            "reading run history",
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs WHERE (CAST(?1 AS TEXT) IS NULL OR module = ?1)
+                 ORDER BY started_at DESC, rowid DESC LIMIT ?2"
+            ),
+            vals![module, limit],
+            run_row,
+        )
         .await
     }
 
@@ -118,71 +118,64 @@ impl Store {
         since: Option<DateTime<Utc>>,
         limit: u32,
     ) -> Result<Vec<ValueRow>, StoreError> {
-        let since = since.map(|t| fmt_time(&t));
-        self.call("reading values", move |c| {
-            let mut stmt = c.prepare(
-                "SELECT v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band, v.message,
-                        (SELECT p.value FROM kri_values p
-                         WHERE p.slug = v.slug AND p.value IS NOT NULL
-                           AND (p.measured_at < v.measured_at OR (p.measured_at = v.measured_at AND p.id < v.id))
-                         ORDER BY p.measured_at DESC, p.id DESC LIMIT 1)
-                 FROM kri_values v WHERE (?1 IS NULL OR v.slug = ?1) AND (?2 IS NULL OR v.measured_at >= ?2)
-                 ORDER BY v.measured_at DESC, v.id DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![slug, since, limit], |r| {
+        self.query_map(
+            "reading values",
+            "SELECT v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band, v.message,
+                    (SELECT p.value FROM kri_values p
+                     WHERE p.slug = v.slug AND p.value IS NOT NULL
+                       AND (p.measured_at < v.measured_at OR (p.measured_at = v.measured_at AND p.id < v.id))
+                     ORDER BY p.measured_at DESC, p.id DESC LIMIT 1)
+             FROM kri_values v WHERE (CAST(?1 AS TEXT) IS NULL OR v.slug = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR v.measured_at >= ?2)
+             ORDER BY v.measured_at DESC, v.id DESC LIMIT ?3",
+            vals![slug, since.map(|t| fmt_time(&t)), limit],
+            |r| {
                 let mut row = value_row(r)?;
-                row.previous = r.get(9)?;
+                row.previous = r.opt_real(9)?;
                 row.delta = row.value.zip(row.previous).map(|(v, p)| v - p);
                 Ok(row)
-            })?;
-            rows.collect()
-        })
+            },
+        )
         .await
     }
 
     /// The values a run wrote, in the order written.
     pub async fn run_values(&self, run_id: &str) -> Result<Vec<ValueRow>, StoreError> {
-        let run_id = run_id.to_owned();
-        self.call("reading a run's values", move |c| {
-            let mut stmt = c.prepare(
-                "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
-                 FROM kri_values WHERE run_id = ?1 ORDER BY id",
-            )?;
-            let rows = stmt.query_map(params![run_id], value_row)?;
-            rows.collect()
-        })
+        self.query_map(
+            "reading a run's values",
+            "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
+             FROM kri_values WHERE run_id = ?1 ORDER BY id",
+            vals![run_id],
+            value_row,
+        )
         .await
     }
 
     /// The connector rows of the runs whose id starts with `prefix` (a whole id, or enough of its
-    /// start to be unique), oldest first.
+    /// start to be unique; letters in any case), oldest first.
     pub async fn run_rows(&self, prefix: &str) -> Result<Vec<RunRow>, StoreError> {
-        let pattern = format!("{}%", prefix.replace(['%', '_'], ""));
-        self.call("reading a run", move |c| {
-            let mut stmt = c.prepare(
-                "SELECT run_id, connector, module, started_at, finished_at, status, rows_written,
-                        rows_skipped, api_calls, error
-                 FROM runs WHERE run_id LIKE ?1 ORDER BY started_at, rowid",
-            )?;
-            let rows = stmt.query_map(params![pattern], run_row)?;
-            rows.collect()
-        })
+        // SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not: lower both
+        // sides so the engines agree.
+        let pattern = format!("{}%", prefix.replace(['%', '_'], "").to_ascii_lowercase());
+        self.query_map(
+            "reading a run",
+            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE lower(run_id) LIKE ?1 ORDER BY started_at, rowid"),
+            vals![pattern],
+            run_row,
+        )
         .await
     }
 
     /// The newest value that is not a failure (the "last good value").
     pub async fn last_good(&self, slug: &str) -> Result<Option<ValueRow>, StoreError> {
-        let slug = slug.to_owned();
-        self.call("reading the last good value", move |c| {
-            c.query_row(
-                "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
-                 FROM kri_values WHERE slug = ?1 AND value IS NOT NULL
-                 ORDER BY measured_at DESC, id DESC LIMIT 1",
-                params![slug],
-                value_row,
-            )
-            .optional()
-        })
+        self.query_opt(
+            "reading the last good value",
+            "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
+             FROM kri_values WHERE slug = ?1 AND value IS NOT NULL
+             ORDER BY measured_at DESC, id DESC LIMIT 1",
+            vals![slug],
+            value_row,
+        )
         .await
     }
 }
@@ -202,96 +195,97 @@ pub struct ModuleRuns {
 impl Store {
     /// Per module: runs by status, the newest successful run and the newest run.
     pub async fn run_summary(&self) -> Result<Vec<ModuleRuns>, StoreError> {
-        self.call("summarising runs", |c| {
-            let mut out: Vec<ModuleRuns> = Vec::new();
-            let mut stmt =
-                c.prepare("SELECT module, status, COUNT(*) FROM runs GROUP BY module, status ORDER BY module, status")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u64>(2)?))
-            })?;
-            for row in rows {
-                let (module, status, n) = row?;
-                match out.iter_mut().find(|m| m.module == module) {
-                    Some(m) => m.by_status.push((status, n)),
-                    None => out.push(ModuleRuns {
-                        module,
-                        by_status: vec![(status, n)],
-                        ..ModuleRuns::default()
-                    }),
-                }
+        const ACTION: &str = "summarising runs";
+        let counts = self
+            .query_map(
+                ACTION,
+                "SELECT module, status, COUNT(*) FROM runs GROUP BY module, status ORDER BY module, status",
+                Vec::new(),
+                |r| Ok((r.text(0)?, r.text(1)?, r.u64(2)?)),
+            )
+            .await?;
+        let mut out: Vec<ModuleRuns> = Vec::new();
+        for (module, status, n) in counts {
+            match out.iter_mut().find(|m| m.module == module) {
+                Some(m) => m.by_status.push((status, n)),
+                None => out.push(ModuleRuns {
+                    module,
+                    by_status: vec![(status, n)],
+                    ..ModuleRuns::default()
+                }),
             }
-            for m in &mut out {
-                m.last_success = c
-                    .query_row(
-                        "SELECT MAX(finished_at) FROM runs WHERE module = ?1 AND status = 'ok'",
-                        params![m.module],
-                        |r| r.get(0),
-                    )
-                    .optional()?
-                    .flatten();
-                m.last = c
-                    .query_row(
-                        "SELECT run_id, connector, module, started_at, finished_at, status, rows_written,
-                                rows_skipped, api_calls, error
-                         FROM runs WHERE module = ?1 ORDER BY started_at DESC, rowid DESC LIMIT 1",
-                        params![m.module],
-                        run_row,
-                    )
-                    .optional()?;
-            }
-            Ok(out)
-        })
-        .await
+        }
+        for m in &mut out {
+            m.last_success = self
+                .query_opt(
+                    ACTION,
+                    "SELECT MAX(finished_at) FROM runs WHERE module = ?1 AND status = 'ok'",
+                    vals![&m.module],
+                    |r| r.opt_text(0),
+                )
+                .await?
+                .flatten();
+            m.last = self
+                .query_opt(
+                    ACTION,
+                    &format!(
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE module = ?1 ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                    ),
+                    vals![&m.module],
+                    run_row,
+                )
+                .await?;
+        }
+        Ok(out)
     }
 
     /// The values of `slug` measured at or after `since`, oldest first (at most `limit`, the newest).
     pub async fn series(&self, slug: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<ValueRow>, StoreError> {
-        let (slug, since) = (slug.to_owned(), fmt_time(&since));
-        self.call("reading a KRI's history", move |c| {
-            let mut stmt = c.prepare(
+        let mut rows = self
+            .query_map(
+                "reading a KRI's history",
                 "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
                  FROM kri_values WHERE slug = ?1 AND measured_at >= ?2
                  ORDER BY measured_at DESC, id DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(params![slug, since, limit], value_row)?;
-            let mut rows = rows.collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.reverse();
-            Ok(rows)
-        })
-        .await
+                vals![slug, fmt_time(&since), limit],
+                value_row,
+            )
+            .await?;
+        rows.reverse();
+        Ok(rows)
     }
 }
 
-fn run_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RunRow> {
+fn run_row(r: &Row) -> Result<RunRow, StoreFailure> {
     Ok(RunRow {
-        run_id: r.get(0)?,
-        connector: r.get(1)?,
-        module: r.get(2)?,
-        started_at: r.get(3)?,
-        finished_at: r.get(4)?,
-        status: r.get(5)?,
-        rows_written: r.get(6)?,
-        rows_skipped: r.get(7)?,
-        api_calls: r.get(8)?,
-        error: r.get(9)?,
+        run_id: r.text(0)?,
+        connector: r.text(1)?,
+        module: r.text(2)?,
+        started_at: r.text(3)?,
+        finished_at: r.text(4)?,
+        status: r.text(5)?,
+        rows_written: r.u64(6)?,
+        rows_skipped: r.u64(7)?,
+        api_calls: r.u64(8)?,
+        error: r.opt_text(9)?,
     })
 }
 
-fn value_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ValueRow> {
-    let slug: String = r.get(0)?;
+fn value_row(r: &Row) -> Result<ValueRow, StoreFailure> {
+    let slug = r.text(0)?;
     Ok(ValueRow {
         module: crate::registry::find_kri(&slug)
             .map(|(reg, _)| reg.module.to_owned())
             .unwrap_or_default(),
         slug,
-        connector: r.get(1)?,
-        run_id: r.get(2)?,
-        measured_at: r.get(3)?,
-        value: r.get(4)?,
-        unit: r.get(5)?,
-        status: r.get(6)?,
-        band: r.get(7)?,
-        message: r.get(8)?,
+        connector: r.text(1)?,
+        run_id: r.text(2)?,
+        measured_at: r.text(3)?,
+        value: r.opt_real(4)?,
+        unit: r.text(5)?,
+        status: r.text(6)?,
+        band: r.opt_text(7)?,
+        message: r.opt_text(8)?,
         previous: None,
         delta: None,
     })

@@ -1,6 +1,10 @@
-//! The schema: migrations, in order, recorded in `PRAGMA user_version`.
+//! The schema: migrations, in order, one list per engine with the same tables, columns and
+//! version numbers. SQLite records the version in `PRAGMA user_version`, PostgreSQL in the table
+//! `kri_schema`.
 
 use rusqlite::Connection;
+
+use super::StoreFailure;
 
 /// Migrations, in order. `PRAGMA user_version` records how many have run. Never edit one that
 /// has shipped: append a new one.
@@ -61,18 +65,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );",
 ];
 
-pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
-    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
-    if current > MIGRATIONS.len() {
-        return Err(rusqlite::Error::ToSqlConversionFailure(
-            format!(
-                "the store has schema version {current} but this kri knows only {}: it was written by a newer kri",
-                MIGRATIONS.len()
-            )
-            .into(),
-        ));
-    }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+/// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
+/// transaction. A store of a newer version is refused.
+pub(super) fn migrate(conn: &mut Connection, version: usize) -> Result<(), StoreFailure> {
+    let current = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))?;
+    refuse_newer(current)?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(version).skip(current as usize) {
         // Another process may be migrating the same new store right now: take the write lock
         // first, then look again at what is already done.
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -84,6 +82,115 @@ pub(super) fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
         tx.commit()?;
     }
+    Ok(())
+}
+
+fn refuse_newer(found: i64) -> Result<(), StoreFailure> {
+    if found > MIGRATIONS.len() as i64 || found < 0 {
+        return Err(StoreFailure::Newer {
+            found,
+            known: MIGRATIONS.len(),
+        });
+    }
+    Ok(())
+}
+
+/// The PostgreSQL migrations: the same tables and columns as [`MIGRATIONS`], one for one.
+/// Times stay RFC 3339 text, so both engines compare and sort them alike; every text column
+/// compares byte by byte (`COLLATE "C"`), as SQLite does, whatever the database's locale.
+/// `runs` has an explicit `rowid`, SQLite's implicit one, so `ORDER BY … rowid` reads the same.
+pub(super) const PG_MIGRATIONS: &[&str] = &[
+    // 1: runs, values, connector state.
+    r#"CREATE TABLE runs (
+        rowid        BIGSERIAL,
+        run_id       TEXT COLLATE "C" NOT NULL,
+        connector    TEXT COLLATE "C" NOT NULL,
+        module       TEXT COLLATE "C" NOT NULL,
+        started_at   TEXT COLLATE "C" NOT NULL,
+        finished_at  TEXT COLLATE "C" NOT NULL,
+        status       TEXT COLLATE "C" NOT NULL,
+        rows_written BIGINT NOT NULL,
+        rows_skipped BIGINT NOT NULL,
+        api_calls    BIGINT NOT NULL,
+        error        TEXT COLLATE "C",
+        PRIMARY KEY (run_id, connector)
+    );
+    CREATE INDEX runs_started ON runs (started_at);
+    CREATE TABLE kri_values (
+        id          BIGSERIAL PRIMARY KEY,
+        run_id      TEXT COLLATE "C" NOT NULL,
+        connector   TEXT COLLATE "C" NOT NULL,
+        slug        TEXT COLLATE "C" NOT NULL,
+        measured_at TEXT COLLATE "C" NOT NULL,
+        value       DOUBLE PRECISION,
+        unit        TEXT COLLATE "C" NOT NULL,
+        status      TEXT COLLATE "C" NOT NULL,
+        band        TEXT COLLATE "C",
+        message     TEXT COLLATE "C"
+    );
+    CREATE INDEX kri_values_slug ON kri_values (slug, measured_at);
+    CREATE TABLE state (
+        namespace  TEXT COLLATE "C" NOT NULL,
+        key        TEXT COLLATE "C" NOT NULL,
+        value      TEXT COLLATE "C" NOT NULL,
+        updated_at TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (namespace, key)
+    );"#,
+    // 2: API calls per rate-limit pool, for rolling-24 h budgets.
+    r#"CREATE TABLE api_calls (
+        namespace TEXT COLLATE "C" NOT NULL,
+        pool      TEXT COLLATE "C" NOT NULL,
+        at        TEXT COLLATE "C" NOT NULL
+    );
+    CREATE INDEX api_calls_pool ON api_calls (namespace, pool, at);"#,
+    // 3: the shape version of each state row, and leases.
+    r#"ALTER TABLE state ADD COLUMN version BIGINT NOT NULL DEFAULT 1;
+    CREATE TABLE leases (
+        name         TEXT COLLATE "C" PRIMARY KEY,
+        holder_id    TEXT COLLATE "C" NOT NULL,
+        holder       TEXT COLLATE "C" NOT NULL,
+        host         TEXT COLLATE "C" NOT NULL,
+        pid          BIGINT NOT NULL,
+        acquired_at  TEXT COLLATE "C" NOT NULL,
+        heartbeat_at TEXT COLLATE "C" NOT NULL
+    );"#,
+];
+
+/// The key of the advisory lock under which a PostgreSQL store is migrated ("kri_sche").
+const MIGRATION_LOCK: i64 = 0x6b72_695f_7363_6865;
+
+/// Run the PostgreSQL migrations up to `version` in ONE transaction, under an advisory lock:
+/// two processes starting together on a new database migrate it once, the second waiting for
+/// the first and then finding nothing left to do. A store of a newer version is refused.
+pub(super) async fn migrate_pg(client: &mut deadpool_postgres::Client, version: usize) -> Result<(), StoreFailure> {
+    const KNOWN: usize = PG_MIGRATIONS.len();
+    // One list per engine, one version number for both.
+    const _: () = assert!(KNOWN == MIGRATIONS.len());
+    let tx = client.transaction().await?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+        .await?;
+    tx.batch_execute("CREATE TABLE IF NOT EXISTS kri_schema (version INT NOT NULL)")
+        .await?;
+    let current = match tx.query_opt("SELECT version FROM kri_schema", &[]).await? {
+        Some(row) => Some(i64::from(row.try_get::<_, i32>(0)?)),
+        None => None,
+    };
+    refuse_newer(current.unwrap_or(0))?;
+    let done = current.unwrap_or(0) as usize;
+    if done >= version {
+        return Ok(());
+    }
+    for sql in PG_MIGRATIONS.iter().take(version).skip(done) {
+        tx.batch_execute(sql).await?;
+    }
+    let version = version as i32;
+    if current.is_some() {
+        tx.execute("UPDATE kri_schema SET version = $1", &[&version]).await?;
+    } else {
+        tx.execute("INSERT INTO kri_schema (version) VALUES ($1)", &[&version])
+            .await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -1,11 +1,11 @@
 //! Cursors and cached facts of one connector, with the version of their shape.
 
 use chrono::{DateTime, Utc};
-use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::{Store, StoreError, StoreFailure, fmt_time};
+use super::sql::vals;
+use super::{Store, StoreFailure, fmt_time};
 use crate::error::KriError;
 use crate::secret::scrub_cow;
 
@@ -37,19 +37,15 @@ pub struct StateHandle {
 
 impl StateHandle {
     pub async fn get<T: StateValue>(&self, key: &str) -> Result<Option<T>, KriError> {
-        let (ns, k) = (self.namespace.clone(), key.to_owned());
-        let row: Option<(String, u32)> = self
+        let row = self
             .store
-            .call("reading connector state", move |c| {
-                c.query_row(
-                    "SELECT value, version FROM state WHERE namespace = ?1 AND key = ?2",
-                    params![ns, k],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-            })
-            .await
-            .map_err(KriError::from)?;
+            .query_opt(
+                "reading connector state",
+                "SELECT value, version FROM state WHERE namespace = ?1 AND key = ?2",
+                vals![&self.namespace, key],
+                |r| Ok((r.text(0)?, r.u32(1)?)),
+            )
+            .await?;
         let Some((text, version)) = row else { return Ok(None) };
         match decode::<T>(&text, version) {
             Ok(v) => Ok(Some(v)),
@@ -75,40 +71,36 @@ impl StateHandle {
     }
 
     async fn write(&self, now: DateTime<Utc>, rows: Vec<(String, String)>, version: u32) -> Result<(), KriError> {
-        let ns = self.namespace.clone();
         let at = fmt_time(&now);
-        self.store
-            .call("writing connector state", move |c| {
-                let tx = c.transaction()?;
-                for (k, v) in &rows {
-                    tx.execute(
-                        "INSERT INTO state (namespace, key, value, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
-                             updated_at = excluded.updated_at, version = excluded.version",
-                        params![ns, k, v, at, version],
-                    )?;
-                }
-                tx.commit()
+        let statements = rows
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    "INSERT INTO state (namespace, key, value, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
+                         updated_at = excluded.updated_at, version = excluded.version",
+                    vals![&self.namespace, k, v, &at, version],
+                )
             })
-            .await
-            .map_err(KriError::from)
+            .collect();
+        self.store.transaction("writing connector state", statements).await?;
+        Ok(())
     }
 
     /// Every readable key under `prefix`, in key order (unreadable rows are dropped).
     pub async fn scan<T: StateValue>(&self, prefix: &str) -> Result<Vec<(String, T)>, KriError> {
-        let (ns, like) = (self.namespace.clone(), like_prefix(prefix));
-        let rows: Vec<(String, String, u32)> = self
+        let rows = self
             .store
-            .call("scanning connector state", move |c| {
-                let mut stmt = c.prepare(
-                    "SELECT key, value, version FROM state WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\'
-                     ORDER BY key",
-                )?;
-                let rows = stmt.query_map(params![ns, like], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
-                rows.collect()
-            })
-            .await
-            .map_err(KriError::from)?;
+            .query_map(
+                "scanning connector state",
+                // SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not: lower
+                // both sides so the engines agree.
+                "SELECT key, value, version FROM state WHERE namespace = ?1 AND lower(key) LIKE ?2 ESCAPE '\\'
+                 ORDER BY key",
+                vals![&self.namespace, like_prefix(prefix)],
+                |r| Ok((r.text(0)?, r.text(1)?, r.u32(2)?)),
+            )
+            .await?;
         let mut out = Vec::with_capacity(rows.len());
         for (k, text, version) in rows {
             match decode::<T>(&text, version) {
@@ -121,14 +113,14 @@ impl StateHandle {
 
     /// Delete one key.
     pub async fn delete(&self, key: &str) -> Result<(), KriError> {
-        let (ns, k) = (self.namespace.clone(), key.to_owned());
         self.store
-            .call("deleting connector state", move |c| {
-                c.execute("DELETE FROM state WHERE namespace = ?1 AND key = ?2", params![ns, k])
-                    .map(|_| ())
-            })
-            .await
-            .map_err(KriError::from)
+            .execute(
+                "deleting connector state",
+                "DELETE FROM state WHERE namespace = ?1 AND key = ?2",
+                vals![&self.namespace, key],
+            )
+            .await?;
+        Ok(())
     }
 
     /// Log and delete a row that cannot be read, so it is read again from the API.
@@ -143,24 +135,27 @@ impl StateHandle {
 
     /// Delete every key under `prefix` (e.g. facts that aged out).
     pub async fn delete_prefix(&self, prefix: &str) -> Result<u64, KriError> {
-        let (ns, like) = (self.namespace.clone(), like_prefix(prefix));
-        self.store
-            .call("pruning connector state", move |c| {
-                c.execute(
-                    "DELETE FROM state WHERE namespace = ?1 AND key LIKE ?2 ESCAPE '\\'",
-                    params![ns, like],
-                )
-                .map(|n| n as u64)
-            })
-            .await
-            .map_err(KriError::from)
+        Ok(self
+            .store
+            .execute(
+                "pruning connector state",
+                "DELETE FROM state WHERE namespace = ?1 AND lower(key) LIKE ?2 ESCAPE '\\'",
+                vals![&self.namespace, like_prefix(prefix)],
+            )
+            .await?)
     }
 }
 
+/// A LIKE pattern for keys starting with `prefix` (any case of ASCII letters, as SQLite's LIKE
+/// always did), matched against `lower(key)`.
 fn like_prefix(prefix: &str) -> String {
     format!(
         "{}%",
-        prefix.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+        prefix
+            .to_ascii_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_")
     )
 }
 
@@ -168,14 +163,7 @@ fn like_prefix(prefix: &str) -> String {
 fn encode<T: StateValue>(store: &Store, value: &T) -> Result<String, KriError> {
     serde_json::to_string(value)
         .map(|j| scrub_cow(&j).into_owned())
-        .map_err(|e| {
-            StoreError::new(
-                store.path().display().to_string(),
-                "encoding state",
-                StoreFailure::from(e),
-            )
-            .into()
-        })
+        .map_err(|e| store.error("encoding state", StoreFailure::from(e)).into())
 }
 
 fn decode<T: StateValue>(text: &str, version: u32) -> Result<T, String> {
