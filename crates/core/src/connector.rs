@@ -8,7 +8,7 @@ use crate::budget::Budget;
 use crate::budget::CallCounter;
 use crate::clock::Clock;
 use crate::error::KriError;
-use crate::store::{StateHandle, Store};
+use crate::store::{DEFAULT_TENANT, StateHandle, Store, namespace};
 
 /// A measured value. `warning` is for a value that is real but weak (e.g. "no reports: low
 /// signal"): the KRI stays `ok`, the warning is logged and shown as its message.
@@ -59,6 +59,9 @@ pub struct Probe {
 /// the count of requests it sent, and whether a terminal is watching.
 #[derive(Clone)]
 pub struct RunContext {
+    /// Whose run this is: its state and call budget live under
+    /// [`namespace`](crate::store::namespace)`(tenant, module)`.
+    pub tenant: String,
     pub clock: Arc<dyn Clock>,
     pub state: StateHandle,
     pub calls: CallCounter,
@@ -71,14 +74,23 @@ pub struct RunContext {
 }
 
 impl RunContext {
-    /// A context for `module` on `store`. `calls` counts every request the run's budget admits.
+    /// A context for `module` of the default tenant on `store`. `calls` counts every request the
+    /// run's budget admits.
     pub fn new(clock: Arc<dyn Clock>, store: &Store, module: &str, interactive: bool) -> Self {
-        let budget = Budget::new(store.clone(), module, clock.clone());
+        Self::for_tenant(clock, store, DEFAULT_TENANT, module, interactive)
+    }
+
+    /// A context for `module` of `tenant` on `store`: its state and call budget are the
+    /// tenant's own (the default tenant's are the module's, as before tenants).
+    pub fn for_tenant(clock: Arc<dyn Clock>, store: &Store, tenant: &str, module: &str, interactive: bool) -> Self {
+        let ns = namespace(tenant, module);
+        let budget = Budget::new(store.clone(), &ns, clock.clone());
         Self {
+            tenant: tenant.to_owned(),
             calls: budget.calls().clone(),
             budget,
             clock,
-            state: store.state(module),
+            state: store.state(&ns),
             interactive,
             cancel: CancellationToken::new(),
         }
@@ -137,4 +149,49 @@ pub struct FeedItem {
     pub title: String,
     pub at: Option<chrono::DateTime<chrono::Utc>>,
     pub fields: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+
+    impl crate::store::StateValue for String {
+        const VERSION: u32 = 1;
+    }
+
+    /// Each tenant's run has its own state and call budget; the default tenant's are the
+    /// module's, as before tenants.
+    #[tokio::test]
+    async fn a_tenants_context_has_its_own_state_and_budget() {
+        let store = Store::in_memory().unwrap();
+        let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(crate::testing::fixed_now()));
+        let now = clock.now();
+        let default = RunContext::new(clock.clone(), &store, "tap", false);
+        let acme = RunContext::for_tenant(clock.clone(), &store, "acme", "tap", false);
+        assert_eq!(
+            (default.tenant.as_str(), acme.tenant.as_str()),
+            (DEFAULT_TENANT, "acme")
+        );
+        acme.state.put(now, "cursor", &"a".to_owned()).await.unwrap();
+        assert_eq!(default.state.get::<String>("cursor").await.unwrap(), None);
+        assert_eq!(
+            store
+                .state("acme/tap")
+                .get::<String>("cursor")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        default.state.put(now, "cursor", &"d".to_owned()).await.unwrap();
+        assert_eq!(
+            store.state("tap").get::<String>("cursor").await.unwrap().as_deref(),
+            Some("d")
+        );
+        let pool = crate::budget::Pool::limited("siem", 10);
+        acme.budget.admit(&pool, "GET /x").await.unwrap();
+        assert_eq!(acme.budget.used_24h(&pool).await.unwrap(), 1);
+        assert_eq!(default.budget.used_24h(&pool).await.unwrap(), 0);
+    }
 }

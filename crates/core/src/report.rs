@@ -29,6 +29,8 @@ impl ConnectorStatus {
 /// One connector's part of a run: the `connectors[]` item of `kri run --output json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectorReport {
+    /// Whose run this is (`default` unless kri serves several tenants).
+    pub tenant: String,
     pub connector: String,
     pub module: String,
     pub status: ConnectorStatus,
@@ -57,6 +59,8 @@ pub struct RunReport {
 /// A stored run of one connector, for `kri history`.
 #[derive(Debug, Clone, Serialize)]
 pub struct RunRow {
+    /// Whose run this was (`default` for a store without tenants).
+    pub tenant: String,
     pub run_id: String,
     pub connector: String,
     pub module: String,
@@ -72,6 +76,8 @@ pub struct RunRow {
 /// A stored KRI value, for `kri values`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ValueRow {
+    /// Whose value this is (`default` for a store without tenants).
+    pub tenant: String,
     pub slug: String,
     /// The module key of the KRI's connector (`tap`), as in every other answer.
     pub module: String,

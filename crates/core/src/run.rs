@@ -104,6 +104,7 @@ pub async fn run_connector(
         unique.join("; ")
     });
     ConnectorReport {
+        tenant: ctx.tenant.clone(),
         connector: reg.id.to_owned(),
         module: reg.module.to_owned(),
         status,

@@ -468,6 +468,7 @@ impl Job<'_> {
             Err(e) => {
                 tracing::error!(module = m.reg.module, "{e}");
                 return ConnectorReport {
+                    tenant: kri_core::store::DEFAULT_TENANT.to_owned(),
                     connector: m.reg.id.to_owned(),
                     module: m.reg.module.to_owned(),
                     status: ConnectorStatus::Failed,

@@ -126,11 +126,30 @@ pub fn fmt_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
+/// The tenant of a store without tenants, and of every row written before them.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The namespace of `module`'s state and call budget for `tenant`: the module itself for the
+/// default tenant (so a store from before tenants keeps its state), `tenant/module` otherwise.
+pub fn namespace(tenant: &str, module: &str) -> String {
+    if tenant == DEFAULT_TENANT {
+        module.to_owned()
+    } else {
+        format!("{tenant}/{module}")
+    }
+}
+
 /// The store. Cheap to clone (clones share the connection or the pool); SQLite calls run on
 /// tokio's blocking pool.
+///
+/// Many tenants share one store: each run and value carries its tenant. A handle reads all
+/// tenants' rows unless [`scoped`](Store::scoped) to one; writes take the tenant from what
+/// they write.
 #[derive(Clone)]
 pub struct Store {
     backend: Backend,
+    /// The tenant every read is limited to (`None`: all).
+    tenant: Option<Arc<str>>,
 }
 
 #[derive(Clone)]
@@ -155,6 +174,7 @@ impl fmt::Debug for Store {
         f.debug_struct("Store")
             .field("engine", &engine)
             .field("location", &self.location())
+            .field("tenant", &self.tenant_filter())
             .finish()
     }
 }
@@ -181,6 +201,7 @@ impl Store {
                 conn: Arc::new(Mutex::new(conn)),
                 path: path.to_owned(),
             },
+            tenant: None,
         })
     }
 
@@ -194,6 +215,7 @@ impl Store {
                 conn: Arc::new(Mutex::new(conn)),
                 path: PathBuf::from(":memory:"),
             },
+            tenant: None,
         })
     }
 
@@ -203,6 +225,20 @@ impl Store {
     /// errors name the URL as `postgres://user:***@host:5432/db`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
         postgres::connect(url, schema::PG_MIGRATIONS.len()).await
+    }
+
+    /// The same store, its reads limited to `tenant`'s rows (`None`: every tenant's, as a new
+    /// handle reads). Cheap: it shares the connection or the pool.
+    pub fn scoped(&self, tenant: Option<&str>) -> Store {
+        Store {
+            backend: self.backend.clone(),
+            tenant: tenant.map(Arc::from),
+        }
+    }
+
+    /// The tenant this handle's reads are limited to, if any.
+    pub fn tenant_filter(&self) -> Option<&str> {
+        self.tenant.as_deref()
     }
 
     /// The SQLite file; for PostgreSQL, the URL without its password (as a path, for code that
@@ -335,6 +371,7 @@ mod tests {
             started_at: t(1),
             finished_at: t(2),
             connectors: vec![ConnectorReport {
+                tenant: DEFAULT_TENANT.into(),
                 connector: "proofpoint-tap".into(),
                 module: "tap".into(),
                 status: if value.is_some() {
@@ -360,6 +397,12 @@ mod tests {
         }
     }
 
+    /// `r` as `tenant`'s.
+    fn of(tenant: &str, mut r: RunReport) -> RunReport {
+        r.connectors[0].tenant = tenant.into();
+        r
+    }
+
     /// `r` with its connector run started and finished at hour `h`.
     fn at(mut r: RunReport, h: u32) -> RunReport {
         r.connectors[0].started_at = t(h);
@@ -378,7 +421,10 @@ mod tests {
         secrets_are_scrubbed_from_everything_written,
         every_read_answers_alike,
         two_takers_of_one_lease_never_both_win,
+        two_tenants_with_one_kri_each_see_their_own_values,
+        prune_keeps_each_tenants_newest_good_value,
     );
+    on_both_engines!(engine: a_store_from_before_tenants_keeps_its_rows_as_the_default_tenants);
 
     async fn migrations_run_once_and_record_the_version(s: TestStore) {
         let known = schema::MIGRATIONS.len() as u32;
@@ -694,6 +740,173 @@ mod tests {
             let loser = a.or(b).unwrap();
             assert!(["a", "b"].contains(&loser.holder_id.as_str()), "{loser:?}");
         }
+    }
+
+    /// Rows written at schema 3 (before tenants) are the default tenant's after migration 4,
+    /// in the same order; the new key lets another tenant reuse a run id.
+    async fn a_store_from_before_tenants_keeps_its_rows_as_the_default_tenants(engine: Engine) {
+        let old = TestStore::at_version(engine, 3).await;
+        assert_eq!(old.schema_version().await.unwrap(), 3);
+        for (run, value) in [("r1", 5.0), ("r2", 6.0)] {
+            // Both at one time: history then orders by rowid.
+            old.execute(
+                "x",
+                "INSERT INTO runs (run_id, connector, module, started_at, finished_at, status, rows_written,
+                                   rows_skipped, api_calls, error)
+                 VALUES (?1, 'proofpoint-tap', 'tap', ?2, ?2, 'ok', 1, 0, 1, NULL)",
+                vals![run, fmt_time(&t(1))],
+            )
+            .await
+            .unwrap();
+            old.execute(
+                "x",
+                "INSERT INTO kri_values (run_id, connector, slug, measured_at, value, unit, status, band, message)
+                 VALUES (?1, 'proofpoint-tap', 'pp_vap_count', ?2, ?3, 'count', 'ok', 'green', NULL)",
+                vals![run, fmt_time(&t(1)), value],
+            )
+            .await
+            .unwrap();
+        }
+        let s = old.reopen().await.unwrap();
+        assert_eq!(s.schema_version().await.unwrap(), 4);
+        let seen =
+            |rows: Vec<crate::report::RunRow>| rows.into_iter().map(|r| (r.tenant, r.run_id)).collect::<Vec<_>>();
+        let default = |run: &str| (DEFAULT_TENANT.to_owned(), run.to_owned());
+        assert_eq!(seen(s.history(10, None).await.unwrap()), [default("r2"), default("r1")]);
+        let values = s.values(None, 10).await.unwrap();
+        assert!(values.iter().all(|v| v.tenant == DEFAULT_TENANT), "{values:?}");
+        assert_eq!(values[0].previous, Some(5.0));
+        assert_eq!(s.tenants().await.unwrap(), [DEFAULT_TENANT]);
+        let mine = s.scoped(Some(DEFAULT_TENANT));
+        assert_eq!(mine.last_good("pp_vap_count").await.unwrap().unwrap().run_id, "r2");
+        assert!(s.scoped(Some("acme")).history(10, None).await.unwrap().is_empty());
+        s.write_run(&of("acme", report("r1", Some(1.0)))).await.unwrap();
+        assert_eq!(s.tenants().await.unwrap(), ["acme", DEFAULT_TENANT]);
+        assert_eq!(
+            seen(s.run_rows("r1").await.unwrap()),
+            [default("r1"), ("acme".into(), "r1".into())]
+        );
+    }
+
+    /// Two tenants measure the same KRI: each one's last good value, previous value, change and
+    /// history are its own; an unscoped handle sees both.
+    async fn two_tenants_with_one_kri_each_see_their_own_values(s: TestStore) {
+        s.write_run(&of("acme", at(report("a1", Some(10.0)), 1))).await.unwrap();
+        s.write_run(&of("globex", at(report("g1", Some(100.0)), 2)))
+            .await
+            .unwrap();
+        s.write_run(&of("acme", at(report("a2", None), 3))).await.unwrap();
+        s.write_run(&of("globex", at(report("g2", Some(110.0)), 4)))
+            .await
+            .unwrap();
+        let (acme, globex, all) = (s.scoped(Some("acme")), s.scoped(Some("globex")), s.scoped(None));
+        assert_eq!(
+            (acme.tenant_filter(), all.tenant_filter(), s.tenant_filter()),
+            (Some("acme"), None, None)
+        );
+        assert!(format!("{acme:?}").contains("acme"));
+
+        assert_eq!(acme.last_good("pp_vap_count").await.unwrap().unwrap().run_id, "a1");
+        assert_eq!(globex.last_good("pp_vap_count").await.unwrap().unwrap().run_id, "g2");
+        let changes = |rows: Vec<crate::report::ValueRow>| {
+            rows.into_iter()
+                .map(|v| (v.run_id, v.value, v.previous, v.delta))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            changes(acme.values(None, 10).await.unwrap()),
+            [
+                ("a2".into(), None, Some(10.0), None),
+                ("a1".into(), Some(10.0), None, None)
+            ]
+        );
+        assert_eq!(
+            changes(globex.values(None, 10).await.unwrap()),
+            [
+                ("g2".into(), Some(110.0), Some(100.0), Some(10.0)),
+                ("g1".into(), Some(100.0), None, None)
+            ]
+        );
+        // Unscoped: every row, each compared with its own tenant's previous value.
+        assert_eq!(
+            changes(all.values(None, 10).await.unwrap()),
+            [
+                ("g2".into(), Some(110.0), Some(100.0), Some(10.0)),
+                ("a2".into(), None, Some(10.0), None),
+                ("g1".into(), Some(100.0), None, None),
+                ("a1".into(), Some(10.0), None, None)
+            ]
+        );
+        let ids = |rows: Vec<crate::report::RunRow>| rows.into_iter().map(|r| r.run_id).collect::<Vec<_>>();
+        assert_eq!(ids(acme.history(10, None).await.unwrap()), ["a2", "a1"]);
+        assert_eq!(ids(globex.history(10, Some("tap".into())).await.unwrap()), ["g2", "g1"]);
+        assert_eq!(ids(all.history(10, None).await.unwrap()), ["g2", "a2", "g1", "a1"]);
+        assert!(acme.run_rows("g1").await.unwrap().is_empty());
+        assert!(acme.run_values("g1").await.unwrap().is_empty());
+        assert_eq!(globex.run_values("g1").await.unwrap()[0].tenant, "globex");
+        let series = globex.series("pp_vap_count", t(0), 10).await.unwrap();
+        assert_eq!(
+            series.iter().map(|v| v.run_id.as_str()).collect::<Vec<_>>(),
+            ["g1", "g2"]
+        );
+        let summary: Vec<_> = all
+            .run_summary()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.tenant, m.module, m.by_status, m.last.map(|r| r.run_id)))
+            .collect();
+        assert_eq!(
+            summary,
+            [
+                (
+                    "acme".into(),
+                    "tap".into(),
+                    vec![("failed".into(), 1), ("ok".into(), 1)],
+                    Some("a2".into())
+                ),
+                ("globex".into(), "tap".into(), vec![("ok".into(), 2)], Some("g2".into())),
+            ]
+        );
+        assert_eq!(globex.run_summary().await.unwrap().len(), 1);
+        assert_eq!(all.tenants().await.unwrap(), ["acme", "globex"]);
+        assert_eq!(acme.tenants().await.unwrap(), ["acme"]);
+    }
+
+    /// Pruning keeps the newest good value of each tenant's KRI, not only the newest overall;
+    /// a scoped handle prunes only its tenant.
+    async fn prune_keeps_each_tenants_newest_good_value(s: TestStore) {
+        s.write_run(&of("acme", at(report("a1", Some(1.0)), 1))).await.unwrap();
+        s.write_run(&of("acme", at(report("a2", Some(2.0)), 3))).await.unwrap();
+        s.write_run(&of("globex", at(report("g1", Some(7.0)), 2)))
+            .await
+            .unwrap();
+        s.write_run(&of("globex", at(report("g2", None), 4))).await.unwrap();
+        assert_eq!(s.scoped(Some("acme")).prune(t(10)).await.unwrap(), (1, 1), "a1 only");
+        assert_eq!(s.prune(t(10)).await.unwrap(), (1, 1), "then g2, a failure");
+        let left: Vec<_> = s
+            .values(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.tenant, v.run_id))
+            .collect();
+        assert_eq!(left, [("acme".into(), "a2".into()), ("globex".into(), "g1".into())]);
+        assert_eq!(
+            s.scoped(Some("globex"))
+                .last_good("pp_vap_count")
+                .await
+                .unwrap()
+                .unwrap()
+                .value,
+            Some(7.0)
+        );
+    }
+
+    #[test]
+    fn the_default_tenants_namespace_is_the_module() {
+        assert_eq!(namespace(DEFAULT_TENANT, "tap"), "tap");
+        assert_eq!(namespace("acme", "tap"), "acme/tap");
     }
 
     #[cfg(unix)]

@@ -99,6 +99,7 @@ pub(super) async fn connect(url: &str, version: usize) -> Result<Store, StoreErr
     drop(client);
     Ok(Store {
         backend: Backend::Postgres { pool, shown: url.shown },
+        tenant: None,
     })
 }
 

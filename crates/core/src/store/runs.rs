@@ -10,22 +10,26 @@ use crate::secret::scrub;
 
 // An optional filter is `(CAST(?N AS TEXT) IS NULL OR column = ?N)`: PostgreSQL cannot tell
 // the type of a parameter whose first use is `?N IS NULL`, and the cast tells it (SQLite
-// ignores it).
+// ignores it). Every read is filtered by the handle's tenant that way (`None`: all tenants).
 
 /// The columns [`run_row`] reads.
-const RUN_COLUMNS: &str = "run_id, connector, module, started_at, finished_at, status, rows_written, \
+const RUN_COLUMNS: &str = "tenant, run_id, connector, module, started_at, finished_at, status, rows_written, \
                            rows_skipped, api_calls, error";
+/// The columns [`value_row`] reads.
+const VALUE_COLUMNS: &str = "tenant, slug, connector, run_id, measured_at, value, unit, status, band, message";
 
 impl Store {
-    /// Write a whole run (every connector's row and every KRI outcome) in ONE transaction.
+    /// Write a whole run (every connector's row and every KRI outcome) in ONE transaction, each
+    /// row as its connector report's tenant's.
     pub async fn write_run(&self, run: &RunReport) -> Result<(), StoreError> {
         let mut statements: Vec<Statement> = Vec::new();
         for r in &run.connectors {
             statements.push((
-                "INSERT INTO runs (run_id, connector, module, started_at, finished_at, status,
+                "INSERT INTO runs (tenant, run_id, connector, module, started_at, finished_at, status,
                                    rows_written, rows_skipped, api_calls, error)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                 vals![
+                    &r.tenant,
                     &run.run_id,
                     &r.connector,
                     &r.module,
@@ -40,9 +44,11 @@ impl Store {
             ));
             for k in &r.kris {
                 statements.push((
-                    "INSERT INTO kri_values (run_id, connector, slug, measured_at, value, unit, status, band, message)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "INSERT INTO kri_values (tenant, run_id, connector, slug, measured_at, value, unit, status, band,
+                                             message)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                     vals![
+                        &r.tenant,
                         &run.run_id,
                         &r.connector,
                         k.slug,
@@ -59,9 +65,9 @@ impl Store {
         self.transaction("writing the run", statements).await.map(|_| ())
     }
 
-    /// Forget runs and values from before `before`, except each KRI's newest good value (and
-    /// its run), so a KRI measured rarely keeps its last good value. Returns (runs, values)
-    /// deleted.
+    /// Forget runs and values from before `before`, except each tenant's newest good value of
+    /// each KRI (and its run), so a KRI measured rarely keeps its last good value. A scoped
+    /// handle forgets only its tenant's. Returns (runs, values) deleted.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<(usize, usize), StoreError> {
         let before = fmt_time(&before);
         let counts = self
@@ -71,18 +77,24 @@ impl Store {
                     (
                         // `kept` is NULL for a KRI that never had a good value: leave those out,
                         // since `id NOT IN (…, NULL)` is never true and would keep every row.
-                        "DELETE FROM kri_values WHERE measured_at < ?1 AND id NOT IN (
+                        "DELETE FROM kri_values WHERE measured_at < ?1
+                           AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
+                           AND id NOT IN (
                              SELECT kept FROM (
-                                 SELECT (SELECT k.id FROM kri_values k WHERE k.slug = s.slug AND k.value IS NOT NULL
+                                 SELECT (SELECT k.id FROM kri_values k
+                                         WHERE k.tenant = s.tenant AND k.slug = s.slug AND k.value IS NOT NULL
                                          ORDER BY k.measured_at DESC, k.id DESC LIMIT 1) AS kept
-                                 FROM (SELECT DISTINCT slug FROM kri_values) s) newest
+                                 FROM (SELECT DISTINCT tenant, slug FROM kri_values) s) newest
                              WHERE kept IS NOT NULL)",
-                        vals![&before],
+                        vals![&before, self.tenant_filter()],
                     ),
                     (
-                        "DELETE FROM runs WHERE started_at < ?1 AND NOT EXISTS (
-                             SELECT 1 FROM kri_values v WHERE v.run_id = runs.run_id AND v.connector = runs.connector)",
-                        vals![&before],
+                        "DELETE FROM runs WHERE started_at < ?1
+                           AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
+                           AND NOT EXISTS (
+                             SELECT 1 FROM kri_values v
+                             WHERE v.tenant = runs.tenant AND v.run_id = runs.run_id AND v.connector = runs.connector)",
+                        vals![&before, self.tenant_filter()],
                     ),
                 ],
             )
@@ -96,10 +108,11 @@ impl Store {
         self.query_map(
             "reading run history",
             &format!(
-                "SELECT {RUN_COLUMNS} FROM runs WHERE (CAST(?1 AS TEXT) IS NULL OR module = ?1)
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE (CAST(?1 AS TEXT) IS NULL OR module = ?1) AND (CAST(?3 AS TEXT) IS NULL OR tenant = ?3)
                  ORDER BY started_at DESC, rowid DESC LIMIT ?2"
             ),
-            vals![module, limit],
+            vals![module, limit, self.tenant_filter()],
             run_row,
         )
         .await
@@ -111,7 +124,8 @@ impl Store {
     }
 
     /// Stored values measured at or after `since` (all when `None`), newest first, each with the
-    /// KRI's previous value (the newest older row that has one) and the change from it.
+    /// KRI's previous value (the newest older row of the same tenant that has one) and the
+    /// change from it.
     pub async fn values_since(
         &self,
         slug: Option<String>,
@@ -120,18 +134,20 @@ impl Store {
     ) -> Result<Vec<ValueRow>, StoreError> {
         self.query_map(
             "reading values",
-            "SELECT v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band, v.message,
+            "SELECT v.tenant, v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band,
+                    v.message,
                     (SELECT p.value FROM kri_values p
-                     WHERE p.slug = v.slug AND p.value IS NOT NULL
+                     WHERE p.tenant = v.tenant AND p.slug = v.slug AND p.value IS NOT NULL
                        AND (p.measured_at < v.measured_at OR (p.measured_at = v.measured_at AND p.id < v.id))
                      ORDER BY p.measured_at DESC, p.id DESC LIMIT 1)
              FROM kri_values v WHERE (CAST(?1 AS TEXT) IS NULL OR v.slug = ?1)
                AND (CAST(?2 AS TEXT) IS NULL OR v.measured_at >= ?2)
+               AND (CAST(?4 AS TEXT) IS NULL OR v.tenant = ?4)
              ORDER BY v.measured_at DESC, v.id DESC LIMIT ?3",
-            vals![slug, since.map(|t| fmt_time(&t)), limit],
+            vals![slug, since.map(|t| fmt_time(&t)), limit, self.tenant_filter()],
             |r| {
                 let mut row = value_row(r)?;
-                row.previous = r.opt_real(9)?;
+                row.previous = r.opt_real(10)?;
                 row.delta = row.value.zip(row.previous).map(|(v, p)| v - p);
                 Ok(row)
             },
@@ -143,9 +159,11 @@ impl Store {
     pub async fn run_values(&self, run_id: &str) -> Result<Vec<ValueRow>, StoreError> {
         self.query_map(
             "reading a run's values",
-            "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
-             FROM kri_values WHERE run_id = ?1 ORDER BY id",
-            vals![run_id],
+            &format!(
+                "SELECT {VALUE_COLUMNS} FROM kri_values
+                 WHERE run_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2) ORDER BY id"
+            ),
+            vals![run_id, self.tenant_filter()],
             value_row,
         )
         .await
@@ -159,30 +177,38 @@ impl Store {
         let pattern = format!("{}%", prefix.replace(['%', '_'], "").to_ascii_lowercase());
         self.query_map(
             "reading a run",
-            &format!("SELECT {RUN_COLUMNS} FROM runs WHERE lower(run_id) LIKE ?1 ORDER BY started_at, rowid"),
-            vals![pattern],
+            &format!(
+                "SELECT {RUN_COLUMNS} FROM runs
+                 WHERE lower(run_id) LIKE ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
+                 ORDER BY started_at, rowid"
+            ),
+            vals![pattern, self.tenant_filter()],
             run_row,
         )
         .await
     }
 
-    /// The newest value that is not a failure (the "last good value").
+    /// The newest value that is not a failure (the "last good value"): the tenant's, for a
+    /// scoped handle.
     pub async fn last_good(&self, slug: &str) -> Result<Option<ValueRow>, StoreError> {
         self.query_opt(
             "reading the last good value",
-            "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
-             FROM kri_values WHERE slug = ?1 AND value IS NOT NULL
-             ORDER BY measured_at DESC, id DESC LIMIT 1",
-            vals![slug],
+            &format!(
+                "SELECT {VALUE_COLUMNS} FROM kri_values
+                 WHERE slug = ?1 AND value IS NOT NULL AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
+                 ORDER BY measured_at DESC, id DESC LIMIT 1"
+            ),
+            vals![slug, self.tenant_filter()],
             value_row,
         )
         .await
     }
 }
 
-/// What the store knows of one module's runs (for a service's status and metrics).
+/// What the store knows of one module's runs of one tenant (for a service's status and metrics).
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct ModuleRuns {
+    pub tenant: String,
     pub module: String,
     /// Stored runs by status (`ok`, `partial`, `failed`).
     pub by_status: Vec<(String, u64)>,
@@ -193,22 +219,24 @@ pub struct ModuleRuns {
 }
 
 impl Store {
-    /// Per module: runs by status, the newest successful run and the newest run.
+    /// Per tenant and module: runs by status, the newest successful run and the newest run.
     pub async fn run_summary(&self) -> Result<Vec<ModuleRuns>, StoreError> {
         const ACTION: &str = "summarising runs";
         let counts = self
             .query_map(
                 ACTION,
-                "SELECT module, status, COUNT(*) FROM runs GROUP BY module, status ORDER BY module, status",
-                Vec::new(),
-                |r| Ok((r.text(0)?, r.text(1)?, r.u64(2)?)),
+                "SELECT tenant, module, status, COUNT(*) FROM runs WHERE (CAST(?1 AS TEXT) IS NULL OR tenant = ?1)
+                 GROUP BY tenant, module, status ORDER BY tenant, module, status",
+                vals![self.tenant_filter()],
+                |r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.u64(3)?)),
             )
             .await?;
         let mut out: Vec<ModuleRuns> = Vec::new();
-        for (module, status, n) in counts {
-            match out.iter_mut().find(|m| m.module == module) {
+        for (tenant, module, status, n) in counts {
+            match out.iter_mut().find(|m| m.tenant == tenant && m.module == module) {
                 Some(m) => m.by_status.push((status, n)),
                 None => out.push(ModuleRuns {
+                    tenant,
                     module,
                     by_status: vec![(status, n)],
                     ..ModuleRuns::default()
@@ -219,8 +247,8 @@ impl Store {
             m.last_success = self
                 .query_opt(
                     ACTION,
-                    "SELECT MAX(finished_at) FROM runs WHERE module = ?1 AND status = 'ok'",
-                    vals![&m.module],
+                    "SELECT MAX(finished_at) FROM runs WHERE tenant = ?1 AND module = ?2 AND status = 'ok'",
+                    vals![&m.tenant, &m.module],
                     |r| r.opt_text(0),
                 )
                 .await?
@@ -229,9 +257,10 @@ impl Store {
                 .query_opt(
                     ACTION,
                     &format!(
-                        "SELECT {RUN_COLUMNS} FROM runs WHERE module = ?1 ORDER BY started_at DESC, rowid DESC LIMIT 1"
+                        "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = ?1 AND module = ?2
+                         ORDER BY started_at DESC, rowid DESC LIMIT 1"
                     ),
-                    vals![&m.module],
+                    vals![&m.tenant, &m.module],
                     run_row,
                 )
                 .await?;
@@ -244,48 +273,63 @@ impl Store {
         let mut rows = self
             .query_map(
                 "reading a KRI's history",
-                "SELECT slug, connector, run_id, measured_at, value, unit, status, band, message
-                 FROM kri_values WHERE slug = ?1 AND measured_at >= ?2
-                 ORDER BY measured_at DESC, id DESC LIMIT ?3",
-                vals![slug, fmt_time(&since), limit],
+                &format!(
+                    "SELECT {VALUE_COLUMNS} FROM kri_values
+                     WHERE slug = ?1 AND measured_at >= ?2 AND (CAST(?4 AS TEXT) IS NULL OR tenant = ?4)
+                     ORDER BY measured_at DESC, id DESC LIMIT ?3"
+                ),
+                vals![slug, fmt_time(&since), limit, self.tenant_filter()],
                 value_row,
             )
             .await?;
         rows.reverse();
         Ok(rows)
     }
+
+    /// The tenants that have runs, sorted (only the handle's own, when it is scoped).
+    pub async fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        self.query_map(
+            "reading the tenants",
+            "SELECT DISTINCT tenant FROM runs WHERE (CAST(?1 AS TEXT) IS NULL OR tenant = ?1) ORDER BY tenant",
+            vals![self.tenant_filter()],
+            |r| r.text(0),
+        )
+        .await
+    }
 }
 
 fn run_row(r: &Row) -> Result<RunRow, StoreFailure> {
     Ok(RunRow {
-        run_id: r.text(0)?,
-        connector: r.text(1)?,
-        module: r.text(2)?,
-        started_at: r.text(3)?,
-        finished_at: r.text(4)?,
-        status: r.text(5)?,
-        rows_written: r.u64(6)?,
-        rows_skipped: r.u64(7)?,
-        api_calls: r.u64(8)?,
-        error: r.opt_text(9)?,
+        tenant: r.text(0)?,
+        run_id: r.text(1)?,
+        connector: r.text(2)?,
+        module: r.text(3)?,
+        started_at: r.text(4)?,
+        finished_at: r.text(5)?,
+        status: r.text(6)?,
+        rows_written: r.u64(7)?,
+        rows_skipped: r.u64(8)?,
+        api_calls: r.u64(9)?,
+        error: r.opt_text(10)?,
     })
 }
 
 fn value_row(r: &Row) -> Result<ValueRow, StoreFailure> {
-    let slug = r.text(0)?;
+    let slug = r.text(1)?;
     Ok(ValueRow {
+        tenant: r.text(0)?,
         module: crate::registry::find_kri(&slug)
             .map(|(reg, _)| reg.module.to_owned())
             .unwrap_or_default(),
         slug,
-        connector: r.text(1)?,
-        run_id: r.text(2)?,
-        measured_at: r.text(3)?,
-        value: r.opt_real(4)?,
-        unit: r.text(5)?,
-        status: r.text(6)?,
-        band: r.opt_text(7)?,
-        message: r.opt_text(8)?,
+        connector: r.text(2)?,
+        run_id: r.text(3)?,
+        measured_at: r.text(4)?,
+        value: r.opt_real(5)?,
+        unit: r.text(6)?,
+        status: r.text(7)?,
+        band: r.opt_text(8)?,
+        message: r.opt_text(9)?,
         previous: None,
         delta: None,
     })

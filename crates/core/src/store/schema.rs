@@ -63,6 +63,34 @@ pub(super) const MIGRATIONS: &[&str] = &[
         acquired_at  TEXT NOT NULL,
         heartbeat_at TEXT NOT NULL
     );",
+    // 4: tenants. Every run and value belongs to one; rows from before are the default
+    // tenant's. The key of `runs` gains the tenant, and SQLite cannot change a primary key in
+    // place: build the new table, copy in rowid order (history orders by it), swap.
+    "CREATE TABLE runs_new (
+        run_id       TEXT NOT NULL,
+        connector    TEXT NOT NULL,
+        module       TEXT NOT NULL,
+        started_at   TEXT NOT NULL,
+        finished_at  TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        rows_written INTEGER NOT NULL,
+        rows_skipped INTEGER NOT NULL,
+        api_calls    INTEGER NOT NULL,
+        error        TEXT,
+        tenant       TEXT NOT NULL DEFAULT 'default',
+        PRIMARY KEY (run_id, tenant, connector)
+    );
+    INSERT INTO runs_new (run_id, connector, module, started_at, finished_at, status, rows_written,
+                          rows_skipped, api_calls, error)
+        SELECT run_id, connector, module, started_at, finished_at, status, rows_written,
+               rows_skipped, api_calls, error
+        FROM runs ORDER BY rowid;
+    DROP TABLE runs;
+    ALTER TABLE runs_new RENAME TO runs;
+    CREATE INDEX runs_started ON runs (started_at);
+    CREATE INDEX runs_tenant_module ON runs (tenant, module, started_at);
+    ALTER TABLE kri_values ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+    CREATE INDEX kri_values_tenant_slug ON kri_values (tenant, slug, measured_at);",
 ];
 
 /// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
@@ -154,6 +182,13 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         acquired_at  TEXT COLLATE "C" NOT NULL,
         heartbeat_at TEXT COLLATE "C" NOT NULL
     );"#,
+    // 4: tenants; rows from before are the default tenant's.
+    r#"ALTER TABLE runs ADD COLUMN tenant TEXT COLLATE "C" NOT NULL DEFAULT 'default';
+    ALTER TABLE runs DROP CONSTRAINT runs_pkey;
+    ALTER TABLE runs ADD PRIMARY KEY (run_id, tenant, connector);
+    CREATE INDEX runs_tenant_module ON runs (tenant, module, started_at);
+    ALTER TABLE kri_values ADD COLUMN tenant TEXT COLLATE "C" NOT NULL DEFAULT 'default';
+    CREATE INDEX kri_values_tenant_slug ON kri_values (tenant, slug, measured_at);"#,
 ];
 
 /// The key of the advisory lock under which a PostgreSQL store is migrated ("kri_sche").

@@ -147,8 +147,24 @@ fn with_database(url: &str, db: &str) -> String {
 }
 
 /// `on_both_engines!(a, b)`: for each `async fn a(t: TestStore)` in scope, a module `a` with a
-/// test `sqlite` and a test `postgres`.
+/// test `sqlite` and a test `postgres`. `on_both_engines!(engine: a)`: the same for an
+/// `async fn a(engine: Engine)` that makes its own stores.
 macro_rules! on_both_engines {
+    (engine: $($name:ident),* $(,)?) => {$(
+        mod $name {
+            use $crate::store::test_support::Engine;
+
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name(Engine::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                super::$name(Engine::Postgres).await;
+            }
+        }
+    )*};
     ($($name:ident),* $(,)?) => {$(
         mod $name {
             use $crate::store::test_support::{Engine, TestStore};
