@@ -169,6 +169,33 @@ pub struct HttpClient {
     meter: Option<(Budget, Pool)>,
 }
 
+/// One reqwest client per pair of time-outs, shared by every `HttpClient` of the process.
+/// Building one loads the TLS roots (milliseconds each: a thousand tenants' connectors would
+/// take seconds to load), and a shared one keeps its connections to an API host alive across
+/// tenants. Credentials are per request, never per client, so sharing is safe.
+fn shared_client(timeout: Duration, connect_timeout: Duration) -> Result<reqwest::Client, String> {
+    type Clients = std::collections::HashMap<(Duration, Duration), reqwest::Client>;
+    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<Clients>> = std::sync::OnceLock::new();
+    let mut clients = CLIENTS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(c) = clients.get(&(timeout, connect_timeout)) {
+        return Ok(c.clone());
+    }
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("kri/", env!("CARGO_PKG_VERSION")))
+        .timeout(timeout)
+        .connect_timeout(connect_timeout)
+        // Redirects are followed by `send`, same origin only: a 307 to another host would
+        // otherwise carry the form body (a client secret) there.
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+    clients.insert((timeout, connect_timeout), client.clone());
+    Ok(client)
+}
+
 /// Longest body excerpt kept in an error.
 const EXCERPT_CHARS: usize = 200;
 /// Most of an error body read to find the excerpt (a hostile server may send gigabytes).
@@ -184,15 +211,7 @@ impl HttpClient {
                 "`{base}` must start with https:// (or http:// for a local test server)"
             ));
         }
-        let client = reqwest::Client::builder()
-            .user_agent(concat!("kri/", env!("CARGO_PKG_VERSION")))
-            .timeout(opts.timeout)
-            .connect_timeout(opts.connect_timeout)
-            // Redirects are followed by `send`, same origin only: a 307 to another host would
-            // otherwise carry the form body (a client secret) there.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        let client = shared_client(opts.timeout, opts.connect_timeout)?;
         Ok(Self {
             client,
             base,

@@ -132,9 +132,20 @@ const MIN_SCRUB_CHARS: usize = 4;
 /// What replaces a secret.
 pub const REDACTED: &str = "[redacted]";
 
-/// Every form of every secret seen, longest first (so a long form is replaced before a shorter
-/// one inside it).
-static FORMS: RwLock<Vec<String>> = RwLock::new(Vec::new());
+/// Every form of every secret seen, and the matcher built from them (rebuilt on the first scrub
+/// after a new form): one pass over a text finds any of them, however many tenants' secrets
+/// there are (a thousand tenants register tens of thousands of forms).
+struct Forms {
+    list: Vec<String>,
+    seen: BTreeSet<String>,
+    matcher: Option<std::sync::Arc<aho_corasick::AhoCorasick>>,
+}
+
+static FORMS: RwLock<Forms> = RwLock::new(Forms {
+    list: Vec::new(),
+    seen: BTreeSet::new(),
+    matcher: None,
+});
 
 /// Register `secret` with the scrubber, in every form it may take on the wire or in an echo.
 pub fn register(secret: &str) {
@@ -143,10 +154,41 @@ pub fn register(secret: &str) {
         return;
     }
     let mut all = FORMS.write().unwrap_or_else(|p| p.into_inner());
-    let mut set: BTreeSet<String> = all.drain(..).collect();
-    set.extend(forms);
-    all.extend(set);
-    all.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    for f in forms {
+        if !all.seen.contains(&f) {
+            all.seen.insert(f.clone());
+            all.list.push(f);
+            all.matcher = None;
+        }
+    }
+}
+
+/// The matcher of every registered form (leftmost-longest: a long form wins over a shorter one
+/// inside it), or `None` when no secret is registered.
+fn matcher() -> Option<std::sync::Arc<aho_corasick::AhoCorasick>> {
+    {
+        let all = FORMS.read().unwrap_or_else(|p| p.into_inner());
+        if all.list.is_empty() {
+            return None;
+        }
+        if let Some(m) = &all.matcher {
+            return Some(m.clone());
+        }
+    }
+    let mut all = FORMS.write().unwrap_or_else(|p| p.into_inner());
+    if all.matcher.is_none() {
+        match aho_corasick::AhoCorasick::builder()
+            .match_kind(aho_corasick::MatchKind::LeftmostLongest)
+            .build(&all.list)
+        {
+            Ok(m) => all.matcher = Some(std::sync::Arc::new(m)),
+            Err(e) => {
+                tracing::error!("cannot build the secret scrubber: {e}");
+                return None;
+            }
+        }
+    }
+    all.matcher.clone()
 }
 
 fn forms_of(secret: &str) -> Vec<String> {
@@ -171,24 +213,24 @@ fn forms_of(secret: &str) -> Vec<String> {
 /// `text` with every known form of every secret replaced by `[redacted]`. Call it BEFORE text is
 /// clipped, logged, printed or stored: a clipped secret can no longer be recognised.
 pub fn scrub(text: &str) -> String {
-    let forms = FORMS.read().unwrap_or_else(|p| p.into_inner());
-    let mut out = text.to_owned();
-    for f in forms.iter() {
-        if out.contains(f.as_str()) {
-            out = out.replace(f.as_str(), REDACTED);
+    match matcher() {
+        None => text.to_owned(),
+        Some(m) => {
+            let mut out = String::with_capacity(text.len());
+            m.replace_all_with(text, &mut out, |_, _, dst| {
+                dst.push_str(REDACTED);
+                true
+            });
+            out
         }
     }
-    out
 }
 
 /// [`scrub`] without a copy when nothing is to be replaced (the common case).
 pub fn scrub_cow(text: &str) -> std::borrow::Cow<'_, str> {
-    let forms = FORMS.read().unwrap_or_else(|p| p.into_inner());
-    if forms.iter().any(|f| text.contains(f.as_str())) {
-        drop(forms);
-        std::borrow::Cow::Owned(scrub(text))
-    } else {
-        std::borrow::Cow::Borrowed(text)
+    match matcher() {
+        Some(m) if m.is_match(text) => std::borrow::Cow::Owned(scrub(text)),
+        _ => std::borrow::Cow::Borrowed(text),
     }
 }
 
