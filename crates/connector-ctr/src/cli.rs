@@ -146,7 +146,7 @@ async fn dispatch(call: Invocation<'_>) -> Result<Output, CommandError> {
     }
     let config = CtrConfig::from_settings(call.settings).map_err(CommandError::Config)?;
     let ctr = Ctr::new(config).map_err(CommandError::Config)?;
-    let ctx = RunContext::new(call.clock.clone(), call.store, MODULE, false);
+    let ctx = RunContext::for_tenant(call.clock.clone(), call.store, call.tenant, MODULE, false);
     let output = match command {
         CtrCommand::Incidents(IncidentsCommand::List(args)) => {
             let filters = list_filters.unwrap_or_default();

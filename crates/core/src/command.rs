@@ -29,6 +29,8 @@ pub struct Invocation<'a> {
     pub settings: &'a ConnectorSettings,
     /// Whether the config has a `[connectors.KEY]` table at all (to explain a missing one).
     pub configured: bool,
+    /// The tenant it works on (`default` without tenants): its state is this tenant's.
+    pub tenant: &'a str,
     pub store: &'a Store,
     pub clock: Arc<dyn Clock>,
     /// The connector's `run_timeout`: the handler's work should end within it.

@@ -423,8 +423,68 @@ mod tests {
         two_takers_of_one_lease_never_both_win,
         two_tenants_with_one_kri_each_see_their_own_values,
         prune_keeps_each_tenants_newest_good_value,
+        a_slot_mark_is_written_with_its_run_and_never_moves_back,
+        the_newest_values_are_per_tenant_and_kri,
     );
     on_both_engines!(engine: a_store_from_before_tenants_keeps_its_rows_as_the_default_tenants);
+
+    async fn a_slot_mark_is_written_with_its_run_and_never_moves_back(s: TestStore) {
+        assert_eq!(s.slot_done("acme/tap").await.unwrap(), None);
+        let mark = |slot: &str| vec![("acme/tap".to_owned(), slot.to_owned())];
+        s.write_run_marked(&of("acme", report("r1", Some(1.0))), &mark("2026-11-23T10:05:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.slot_done("acme/tap").await.unwrap().as_deref(),
+            Some("2026-11-23T10:05:00Z")
+        );
+        // An older slot (a late retry) does not move the mark back.
+        s.write_run_marked(&of("acme", report("r2", Some(1.0))), &mark("2026-11-23T09:05:00Z"))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.slot_done("acme/tap").await.unwrap().as_deref(),
+            Some("2026-11-23T10:05:00Z")
+        );
+        // A run that cannot be written (its id is taken) leaves the mark where it was.
+        assert!(
+            s.write_run_marked(&of("acme", report("r1", Some(1.0))), &mark("2026-11-23T11:05:00Z"))
+                .await
+                .is_err()
+        );
+        assert_eq!(
+            s.slot_done("acme/tap").await.unwrap().as_deref(),
+            Some("2026-11-23T10:05:00Z")
+        );
+        assert_eq!(s.slot_done("globex/tap").await.unwrap(), None);
+    }
+
+    async fn the_newest_values_are_per_tenant_and_kri(s: TestStore) {
+        s.write_run(&of("acme", at(report("a1", Some(10.0)), 1))).await.unwrap();
+        s.write_run(&of("acme", at(report("a2", None), 2))).await.unwrap();
+        s.write_run(&of("globex", at(report("g1", Some(7.0)), 1)))
+            .await
+            .unwrap();
+        let newest: Vec<(String, String)> = s
+            .latest_values()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.tenant, v.run_id))
+            .collect();
+        assert_eq!(newest, [("acme".into(), "a2".into()), ("globex".into(), "g1".into())]);
+        let good: Vec<(String, Option<f64>)> = s
+            .latest_good_values()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.tenant, v.value))
+            .collect();
+        assert_eq!(good, [("acme".into(), Some(10.0)), ("globex".into(), Some(7.0))]);
+        let scoped = s.scoped(Some("globex")).latest_values().await.unwrap();
+        assert_eq!(scoped.len(), 1);
+        assert_eq!(scoped[0].tenant, "globex");
+    }
 
     async fn migrations_run_once_and_record_the_version(s: TestStore) {
         let known = schema::MIGRATIONS.len() as u32;
@@ -768,7 +828,7 @@ mod tests {
             .unwrap();
         }
         let s = old.reopen().await.unwrap();
-        assert_eq!(s.schema_version().await.unwrap(), 4);
+        assert_eq!(s.schema_version().await.unwrap(), schema::MIGRATIONS.len() as u32);
         let seen =
             |rows: Vec<crate::report::RunRow>| rows.into_iter().map(|r| (r.tenant, r.run_id)).collect::<Vec<_>>();
         let default = |run: &str| (DEFAULT_TENANT.to_owned(), run.to_owned());

@@ -9,9 +9,11 @@ use tokio_postgres::config::SslMode;
 
 use super::{Backend, Store, StoreError, StoreFailure, schema};
 
-/// Connections kept at most, unless `?pool_max_size=N` says otherwise: several runs, the
-/// scheduler and the HTTP server use the store at once, each for short statements.
-const POOL_MAX_SIZE: usize = 8;
+/// Connections kept at most, unless `?pool_max_size=N` says otherwise: several runs (a
+/// service's 16 by default), the scheduler and the HTTP server use the store at once, each for
+/// short statements. Under load a pool smaller than the runs in flight starves them for its
+/// wait (seen: 30 s stalls with 8 connections for 32 runs), so keep it above them.
+const POOL_MAX_SIZE: usize = 24;
 const POOL_MAX_SIZE_LIMIT: usize = 100;
 /// How long a new connection may take, unless the URL sets `connect_timeout`.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -22,7 +22,20 @@ impl Store {
     /// Write a whole run (every connector's row and every KRI outcome) in ONE transaction, each
     /// row as its connector report's tenant's.
     pub async fn write_run(&self, run: &RunReport) -> Result<(), StoreError> {
+        self.write_run_marked(run, &[]).await
+    }
+
+    /// [`Store::write_run`], and in the same transaction mark each `(name, slot)`: the slot of
+    /// the (tenant, connector) `name` is run (see [`Store::slot_done`]). A mark never moves back.
+    pub async fn write_run_marked(&self, run: &RunReport, marks: &[(String, String)]) -> Result<(), StoreError> {
         let mut statements: Vec<Statement> = Vec::new();
+        for (name, slot) in marks {
+            statements.push((
+                "INSERT INTO slots (name, slot) VALUES (?1, ?2)
+                 ON CONFLICT (name) DO UPDATE SET slot = excluded.slot WHERE excluded.slot > slots.slot",
+                vals![name, slot],
+            ));
+        }
         for r in &run.connectors {
             statements.push((
                 "INSERT INTO runs (tenant, run_id, connector, module, started_at, finished_at, status,
@@ -101,6 +114,47 @@ impl Store {
             .await?;
         let count = |i: usize| counts.get(i).map_or(0, |&n| usize::try_from(n).unwrap_or(usize::MAX));
         Ok((count(1), count(0)))
+    }
+
+    /// The newest slot `name` (a (tenant, connector), see [`crate::store::namespace`]) has run.
+    pub async fn slot_done(&self, name: &str) -> Result<Option<String>, StoreError> {
+        self.query_opt(
+            "reading a slot mark",
+            "SELECT slot FROM slots WHERE name = ?1",
+            vals![name],
+            |r| r.text(0),
+        )
+        .await
+    }
+
+    /// The newest value of every (tenant, KRI), good or not (the overview's bands).
+    pub async fn latest_values(&self) -> Result<Vec<ValueRow>, StoreError> {
+        self.latest("reading the newest values", "").await
+    }
+
+    /// The newest good value of every (tenant, KRI) (`/metrics`' `kri_value`).
+    pub async fn latest_good_values(&self) -> Result<Vec<ValueRow>, StoreError> {
+        self.latest("reading the last good values", "AND k.value IS NOT NULL")
+            .await
+    }
+
+    async fn latest(&self, action: &'static str, good: &'static str) -> Result<Vec<ValueRow>, StoreError> {
+        // One index seek per (tenant, KRI), whatever the number of stored values.
+        self.query_map(
+            action,
+            &format!(
+                "SELECT {VALUE_COLUMNS} FROM kri_values WHERE id IN (
+                     SELECT (SELECT k.id FROM kri_values k
+                             WHERE k.tenant = s.tenant AND k.slug = s.slug {good}
+                             ORDER BY k.measured_at DESC, k.id DESC LIMIT 1)
+                     FROM (SELECT DISTINCT tenant, slug FROM kri_values
+                           WHERE CAST(?1 AS TEXT) IS NULL OR tenant = ?1) s)
+                 ORDER BY tenant, slug"
+            ),
+            vals![self.tenant_filter()],
+            value_row,
+        )
+        .await
     }
 
     /// The most recent connector runs, newest first.

@@ -91,6 +91,12 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_tenant_module ON runs (tenant, module, started_at);
     ALTER TABLE kri_values ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
     CREATE INDEX kri_values_tenant_slug ON kri_values (tenant, slug, measured_at);",
+    // 5: the newest slot each (tenant, connector) has run, written in the run's transaction:
+    // workers sharing a store make each slot's run once.
+    "CREATE TABLE slots (
+        name TEXT PRIMARY KEY,
+        slot TEXT NOT NULL
+    );",
 ];
 
 /// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
@@ -189,6 +195,11 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_tenant_module ON runs (tenant, module, started_at);
     ALTER TABLE kri_values ADD COLUMN tenant TEXT COLLATE "C" NOT NULL DEFAULT 'default';
     CREATE INDEX kri_values_tenant_slug ON kri_values (tenant, slug, measured_at);"#,
+    // 5: the newest slot each (tenant, connector) has run.
+    r#"CREATE TABLE slots (
+        name TEXT COLLATE "C" PRIMARY KEY,
+        slot TEXT COLLATE "C" NOT NULL
+    );"#,
 ];
 
 /// The key of the advisory lock under which a PostgreSQL store is migrated ("kri_sche").
