@@ -352,3 +352,52 @@ async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now
     s.signal(libc::SIGTERM);
     assert_eq!(s.exit(Duration::from_secs(30)).await.0, 0);
 }
+
+#[tokio::test]
+async fn the_tenants_overview_and_a_tenant_dashboard_in_a_browser() {
+    let Some(browser) = Browser::start().await else { return };
+    let (k, cfg, env) = crate::tenants::three_tenants().await;
+    let mut envs = env.clone();
+    envs.push(("KRI_SERVE__TOKEN", TOKEN));
+    let mut s = k.start(&cfg, &["serve", "--listen", "127.0.0.1:0"], &envs).await;
+    for _ in 0..8 {
+        s.event("run").await;
+    }
+    browser.go(&format!("{}/", s.base)).await;
+    let rows = browser.find_all("tbody tr").await;
+    assert_eq!(rows.len(), 3, "one row per tenant");
+    let low = browser.script(CONTRAST).await;
+    assert_eq!(low, json!([]), "text below WCAG AA contrast on the overview");
+    let dir = screenshots();
+    browser.screenshot(375, &dir.join("overview-375.png")).await;
+    let narrow = browser
+        .script("return document.documentElement.scrollWidth > window.innerWidth")
+        .await;
+    assert_eq!(narrow, json!(false), "no sideways page scroll at 375 px");
+    browser.screenshot(1280, &dir.join("overview-1280.png")).await;
+
+    // Follow a tenant's link to its dashboard: the tenant's tiles, and Run now for that tenant.
+    let link = browser.find("a[href$=\"?tenant=gamma\"]").await;
+    browser.click(&link).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !browser.url().await.ends_with("?tenant=gamma") {
+        assert!(
+            Instant::now() < deadline,
+            "the link did not lead to the tenant's dashboard"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(!browser.find_all("article.tile").await.is_empty(), "gamma's tiles");
+    let low = browser.script(CONTRAST).await;
+    assert_eq!(low, json!([]), "text below WCAG AA contrast on a tenant's dashboard");
+    let token = browser.find("#token").await;
+    browser.type_in(&token, TOKEN).await;
+    let button = browser.find("#run-now-efd").await;
+    browser.click(&button).await;
+    let run = s.event("run").await;
+    assert_eq!(run["connectors"][0]["tenant"], "gamma", "{run}");
+    assert_eq!(run["connectors"][0]["module"], "efd", "{run}");
+    browser.close().await;
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.exit(Duration::from_secs(30)).await.0, 0);
+}

@@ -12,3 +12,5 @@ mod run;
 mod secrets;
 mod serve;
 mod tap;
+mod tenants;
+mod workers;

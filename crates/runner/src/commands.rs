@@ -5,7 +5,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::join_all;
+use futures_util::StreamExt;
 use kri_core::license::settle_probe;
 use kri_core::report::{ConnectorReport, ConnectorStatus, RunReport};
 use kri_core::run::run_connector;
@@ -26,6 +26,12 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         ));
     }
     let sources = || Sources::from_file_and_env(cli.config.as_deref());
+    // Load, then keep the `--tenant` one (all without it).
+    let load = |sources: &Sources, need: Need| -> Result<Loaded, Failure> {
+        let mut loaded = load(sources, need)?;
+        loaded.select_tenant(cli.tenant.as_deref())?;
+        Ok(loaded)
+    };
     match command {
         Command::Demo { keep } => {
             if let Some(cfg) = &cli.config {
@@ -62,13 +68,13 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             let only = normalize_only(&only);
             if plan {
                 // Read-only: a store that does not exist yet is not created.
-                let store = match open_existing(&loaded)? {
+                let store = match open_existing(&loaded).await? {
                     Some(s) => s,
                     None => Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
                 };
                 return dry_run(&loaded, &only, &store, clock, cli.output).await;
             }
-            let store = open_store(&loaded)?;
+            let store = open_store(&loaded).await?;
             let how = RunHow::once(wait, "kri run");
             let report = run_once(&loaded, &only, &store, clock, cli.output, &how).await?;
             output::run(&report, cli.output);
@@ -103,7 +109,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             if let Some(m) = &module {
                 check_module(&loaded, m)?;
             }
-            let Some(store) = open_existing(&loaded)? else {
+            let Some(store) = open_existing(&loaded).await? else {
                 if let Some(id) = run {
                     return Err(Failure::runtime(format!(
                         "no run `{id}`: there is no store yet at {}",
@@ -114,6 +120,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
                 return Ok(0);
             };
             let read = |e: kri_core::store::StoreError| Failure::runtime(e.to_string());
+            let store = store.scoped(loaded.tenant_filter().as_deref());
             if let Some(id) = run {
                 return one_run(&store, id.trim(), cli.output).await;
             }
@@ -128,10 +135,11 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             {
                 return Err(Failure::config(format!("unknown KRI `{s}`: `kri kris` lists the KRIs")));
             }
-            let Some(store) = open_existing(&loaded)? else {
+            let Some(store) = open_existing(&loaded).await? else {
                 output::values(&[], cli.output);
                 return Ok(0);
             };
+            let store = store.scoped(loaded.tenant_filter().as_deref());
             let since = since
                 .and_then(|d| chrono::Duration::from_std(d).ok())
                 .and_then(|d| clock.now().checked_sub_signed(d));
@@ -144,7 +152,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         }
         Command::Serve { listen } => {
             let loaded = load(&sources()?, Need::Credentials)?;
-            let store = open_store(&loaded)?;
+            let store = open_store(&loaded).await?;
             let how = ServeHow {
                 out: cli.output,
                 listen,
@@ -155,7 +163,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         }
         Command::Daemon => {
             let loaded = load(&sources()?, Need::Credentials)?;
-            let store = open_store(&loaded)?;
+            let store = open_store(&loaded).await?;
             let how = ServeHow {
                 out: cli.output,
                 listen: None,
@@ -166,7 +174,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         }
         Command::Report { html } => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
-            let store = match open_existing(&loaded)? {
+            let store = match open_existing(&loaded).await? {
                 Some(s) => s,
                 None => Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
             };
@@ -253,8 +261,14 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
     })
 }
 
-pub fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
-    Store::open(&loaded.store_path).map_err(|e| store_failure(&loaded.store_path, e))
+/// The configured store: `[store] url` (PostgreSQL) or `[store] path` (SQLite).
+pub async fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
+    match &loaded.store_url {
+        Some(url) => Store::connect(url.expose())
+            .await
+            .map_err(|e| Failure::runtime(format!("{e}; check [store] url"))),
+        None => Store::open(&loaded.store_path).map_err(|e| store_failure(&loaded.store_path, e)),
+    }
 }
 
 /// A store that is not one is a config error (exit 2): `[store] path` points at the wrong file.
@@ -268,19 +282,20 @@ fn store_failure(path: &std::path::Path, e: kri_core::store::StoreError) -> Fail
     Failure::runtime(e.to_string())
 }
 
-/// The store, when it exists; read-only commands create no file and no folder.
-fn open_existing(loaded: &Loaded) -> Result<Option<Store>, Failure> {
-    if !loaded.store_path.exists() {
+/// The store, when it exists; read-only commands create no file and no folder (a PostgreSQL
+/// store is always there).
+async fn open_existing(loaded: &Loaded) -> Result<Option<Store>, Failure> {
+    if loaded.store_url.is_none() && !loaded.store_path.exists() {
         return Ok(None);
     }
-    open_store(loaded).map(Some)
+    open_store(loaded).await.map(Some)
 }
 
-fn check_module(loaded: &Loaded, module: &str) -> Result<(), Failure> {
-    if loaded.modules.iter().any(|m| m.reg.module == module) {
+fn check_module(_loaded: &Loaded, module: &str) -> Result<(), Failure> {
+    let known: Vec<&str> = kri_core::registry::registrations().iter().map(|r| r.module).collect();
+    if known.contains(&module) {
         return Ok(());
     }
-    let known: Vec<&str> = loaded.modules.iter().map(|m| m.reg.module).collect();
     Err(Failure::config(format!(
         "unknown module `{module}`; the modules are: {}",
         known.join(", ")
@@ -299,18 +314,32 @@ pub async fn connector_command(
 ) -> Result<u8, Failure> {
     use kri_core::command::{CommandError, Invocation};
     let sources = Sources::from_file_and_env(global.config.as_deref())?;
-    let loaded = load(&sources, Need::NoCredentials)?;
-    let module = loaded
+    let mut loaded = load(&sources, Need::NoCredentials)?;
+    loaded.select_tenant(global.tenant.as_deref())?;
+    let tenant = match loaded.tenants.as_slice() {
+        [one] => one,
+        many => {
+            let names: Vec<&str> = many.iter().take(5).map(|t| t.name.as_str()).collect();
+            return Err(Failure::config(format!(
+                "`kri {}` works on one tenant at a time: add --tenant NAME (tenants: {}{})",
+                reg.module,
+                names.join(", "),
+                if many.len() > 5 { ", …" } else { "" }
+            )));
+        }
+    };
+    let module = tenant
         .modules
         .iter()
         .find(|m| m.reg.module == reg.module)
         .ok_or_else(|| Failure::runtime(format!("the `{}` connector is not loaded", reg.module)))?;
-    let store = open_store(&loaded)?;
+    let store = open_store(&loaded).await?;
     let notice = |line: &str| output::err_line(line);
     let call = Invocation {
         matches,
         settings: &module.settings,
         configured: module.configured,
+        tenant: &tenant.name,
         store: &store,
         clock,
         run_timeout: module.run_timeout,
@@ -342,6 +371,12 @@ pub struct RunHow {
     pub run_id: Option<String>,
     /// Stops the run now (a service after its grace period): recorded as failed.
     pub cancel: kri_core::CancellationToken,
+    /// Only this tenant (a service runs each tenant's connectors on their own slots).
+    pub tenant: Option<String>,
+    /// The caller holds the connector's lease already (a service's slot run).
+    pub leased: bool,
+    /// The slot this run makes, written with the run in one transaction: (lease name, slot).
+    pub mark: Option<(String, String)>,
 }
 
 impl RunHow {
@@ -352,6 +387,9 @@ impl RunHow {
             what,
             run_id: None,
             cancel: kri_core::CancellationToken::new(),
+            tenant: None,
+            leased: false,
+            mark: None,
         }
     }
 }
@@ -370,13 +408,14 @@ pub async fn run_once(
 ) -> Result<RunReport, Failure> {
     for m in only {
         check_module(loaded, m)?;
-        let module = loaded.modules.iter().find(|x| x.reg.module == m).map(|x| x.enabled);
-        if module == Some(false) {
-            let origin = loaded
-                .modules
+        let modules = || {
+            loaded
+                .tenants
                 .iter()
-                .find(|x| x.reg.module == m)
-                .and_then(|x| x.enabled_from.clone());
+                .filter_map(|t| t.modules.iter().find(|x| x.reg.module == m))
+        };
+        if modules().all(|x| !x.enabled) {
+            let origin = modules().find_map(|x| x.enabled_from.clone());
             return Err(Failure::config(match origin {
                 Some(from) => {
                     format!("--only {m}: the `{m}` connector is disabled by {from}; set it to true there to run it")
@@ -389,26 +428,36 @@ pub async fn run_once(
             }));
         }
     }
-    let interactive = out == Output::Table && std::io::stderr().is_terminal();
+    let interactive = out == Output::Table && std::io::stderr().is_terminal() && loaded.tenants.len() == 1;
     let started_at = clock.now();
-    let jobs = loaded
-        .modules
-        .iter()
-        .filter(|m| only.is_empty() || only.iter().any(|o| o == m.reg.module))
-        .filter_map(|m| m.connector.as_deref().map(|c| (m, c)))
-        .map(|(m, c)| {
+    // Plain loops, not iterator closures: the run is a task of a service, so its future must
+    // be `Send` for every lifetime, which closures over borrowed tenants do not prove.
+    let mut jobs = Vec::new();
+    for t in &loaded.tenants {
+        if how.tenant.as_ref().is_some_and(|name| *name != t.name) {
+            continue;
+        }
+        for m in &t.modules {
+            let Some(c) = m.connector.as_deref() else { continue };
+            if !only.is_empty() && !only.iter().any(|o| o == m.reg.module) {
+                continue;
+            }
             let job = Job {
+                leased: how.leased,
+                tenant: &t.name,
                 module: m,
                 connector: c,
                 wait: how.wait.unwrap_or(m.run_timeout),
                 what: how.what,
                 cancel: how.cancel.clone(),
             };
-            job.run(store, clock.clone(), interactive, &loaded.thresholds)
-        });
-    let connectors = join_all(jobs).await;
+            jobs.push(Box::pin(job.run(store, clock.clone(), interactive, &t.thresholds)));
+        }
+    }
+    // Tenants run side by side, a bounded number at a time; each tenant's connectors at once.
+    let connectors: Vec<ConnectorReport> = futures_util::stream::iter(jobs).buffered(RUNS_AT_ONCE).collect().await;
     if connectors.is_empty() {
-        let modules: Vec<&str> = loaded.modules.iter().map(|m| m.reg.module).collect();
+        let modules: Vec<&str> = kri_core::registry::registrations().iter().map(|r| r.module).collect();
         return Err(Failure::config(format!(
             "no connector is enabled: set enabled = true in the [connectors.KEY] table of one of: {}",
             modules.join(", ")
@@ -420,7 +469,8 @@ pub async fn run_once(
         finished_at: clock.now(),
         connectors,
     };
-    store.write_run(&report).await.map_err(|e| {
+    let marks: Vec<(String, String)> = how.mark.iter().cloned().collect();
+    store.write_run_marked(&report, &marks).await.map_err(|e| {
         Failure::runtime(format!(
             "{e}: the run's values were NOT stored; the last good values are unchanged"
         ))
@@ -438,8 +488,14 @@ pub async fn run_once(
     Ok(report)
 }
 
+/// Connector runs of one `kri run` in flight at once (all of one tenant's, and many tenants').
+const RUNS_AT_ONCE: usize = 64;
+
 /// One connector's part of a run.
 struct Job<'a> {
+    /// The caller holds the lease (it is not taken again).
+    leased: bool,
+    tenant: &'a str,
     module: &'a Module,
     connector: &'a dyn kri_core::Connector,
     wait: Duration,
@@ -458,17 +514,22 @@ impl Job<'_> {
     ) -> ConnectorReport {
         let m = self.module;
         let started_at = clock.now();
-        let acquire = Lease::acquire(store, m.reg.module, self.what, clock.clone(), self.wait);
-        let acquired = tokio::select! {
-            r = acquire => r.map_err(|e| e.to_string()),
-            () = self.cancel.cancelled() => Err("kri was stopping before another process let go of the connector".to_owned()),
+        let name = kri_core::store::namespace(self.tenant, m.reg.module);
+        let acquired = if self.leased {
+            Ok(None)
+        } else {
+            let acquire = Lease::acquire(store, &name, self.what, clock.clone(), self.wait);
+            tokio::select! {
+                r = acquire => r.map(Some).map_err(|e| e.to_string()),
+                () = self.cancel.cancelled() => Err("kri was stopping before another process let go of the connector".to_owned()),
+            }
         };
         let lease = match acquired {
             Ok(lease) => lease,
             Err(e) => {
-                tracing::error!(module = m.reg.module, "{e}");
+                tracing::error!(tenant = self.tenant, module = m.reg.module, "{e}");
                 return ConnectorReport {
-                    tenant: kri_core::store::DEFAULT_TENANT.to_owned(),
+                    tenant: self.tenant.to_owned(),
                     connector: m.reg.id.to_owned(),
                     module: m.reg.module.to_owned(),
                     status: ConnectorStatus::Failed,
@@ -482,9 +543,11 @@ impl Job<'_> {
                 };
             }
         };
-        let ctx = RunContext::new(clock, store, m.reg.module, interactive).with_cancel(self.cancel);
+        let ctx = RunContext::for_tenant(clock, store, self.tenant, m.reg.module, interactive).with_cancel(self.cancel);
         let report = run_connector(m.reg, self.connector, &ctx, &m.selected, thresholds, m.run_timeout).await;
-        lease.release().await;
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
         report
     }
 }
@@ -501,12 +564,16 @@ async fn dry_run(
         check_module(loaded, m)?;
     }
     let mut rows = Vec::new();
-    for m in &loaded.modules {
+    for (t, m) in loaded
+        .tenants
+        .iter()
+        .flat_map(|t| t.modules.iter().map(move |m| (t, m)))
+    {
         let Some(connector) = &m.connector else { continue };
         if !only.is_empty() && !only.iter().any(|o| o == m.reg.module) {
             continue;
         }
-        let ctx = RunContext::new(clock.clone(), store, m.reg.module, false);
+        let ctx = RunContext::for_tenant(clock.clone(), store, &t.name, m.reg.module, false);
         let planned = connector
             .plan(&ctx, &m.selected)
             .await
@@ -520,6 +587,7 @@ async fn dry_run(
                     .map_err(|e| Failure::runtime(e.to_string()))?,
             );
             rows.push(output::PlanRow {
+                tenant: t.name.clone(),
                 module: m.reg.module,
                 connector: m.reg.id,
                 pool: p.pool,
@@ -544,9 +612,13 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
     }
     // The real store: probe calls count against the same rolling-24 h budgets as runs (the
     // People API allows only 50 calls a day).
-    let store = open_store(loaded)?;
+    let store = open_store(loaded).await?;
     let mut probes = Vec::new();
-    for m in &loaded.modules {
+    for (t, m) in loaded
+        .tenants
+        .iter()
+        .flat_map(|t| t.modules.iter().map(move |m| (t, m)))
+    {
         if module.is_some_and(|x| x != m.reg.module) {
             continue;
         }
@@ -559,7 +631,7 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
             }
             continue;
         };
-        probes.push(probe(m, connector.as_ref(), &store, clock.clone()).await);
+        probes.push(probe(&t.name, m, connector.as_ref(), &store, clock.clone()).await);
     }
     if probes.is_empty() {
         return Err(Failure::config("no connector is enabled, so there is nothing to test"));
@@ -570,12 +642,13 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
 
 /// One connector's connectivity probe, bounded by its `run_timeout`.
 pub async fn probe(
+    tenant: &str,
     m: &Module,
     connector: &dyn kri_core::Connector,
     store: &Store,
     clock: Arc<dyn Clock>,
 ) -> output::ProbeRow {
-    let ctx = RunContext::new(clock, store, m.reg.module, false);
+    let ctx = RunContext::for_tenant(clock, store, tenant, m.reg.module, false);
     let probe = match tokio::time::timeout(m.run_timeout, connector.probe(&ctx)).await {
         Ok(result) => result,
         Err(_) => Err(kri_core::KriError::Other(format!(
@@ -585,6 +658,7 @@ pub async fn probe(
     };
     let outcome = settle_probe(m.reg.kris, probe);
     output::ProbeRow {
+        tenant: tenant.to_owned(),
         connector: m.reg.id,
         module: m.reg.module,
         status: outcome.status,

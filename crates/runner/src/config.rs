@@ -18,6 +18,7 @@ use kri_core::{Connector, HttpOptions, Thresholds};
 use serde::Deserialize;
 
 use crate::Failure;
+use crate::tenants;
 
 /// The config file's top level: the framework's tables, and the tables of the registered
 /// families (shared settings of a vendor's connectors), checked against the registry.
@@ -31,18 +32,38 @@ struct Top {
     thresholds: Option<Value>,
     #[serde(default)]
     serve: Option<Value>,
+    #[serde(default)]
+    tenants: Option<Value>,
     #[serde(flatten)]
     families: BTreeMap<String, Value>,
 }
 
 /// The framework's own top-level tables.
-const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds", "serve"];
+const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds", "serve", "tenants"];
+
+/// The framework's tables a tenant file may have (besides the families').
+const TENANT_TABLES: &[&str] = &["connectors", "thresholds"];
+
+/// `[tenants]`: many tenants, one file each.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantsSection {
+    /// The folder of tenant files, relative to the config file's folder.
+    #[serde(default)]
+    dir: Option<PathBuf>,
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StoreSection {
     #[serde(default = "default_store_path")]
     path: PathBuf,
+    /// `postgres://USER:PASSWORD@HOST:PORT/DB`: a shared PostgreSQL store instead of the file.
+    #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
+    url: Option<String>,
+    /// A file holding the URL (its password is a secret).
+    #[serde(default)]
+    url_file: Option<PathBuf>,
     /// Days of runs and values to keep (the newest value of each KRI is always kept).
     #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
     keep_days: Option<String>,
@@ -52,6 +73,8 @@ impl Default for StoreSection {
     fn default() -> Self {
         Self {
             path: default_store_path(),
+            url: None,
+            url_file: None,
             keep_days: None,
         }
     }
@@ -82,12 +105,20 @@ struct ServeSection {
     /// Host names the pages answer to besides the listen address (a reverse proxy's name).
     #[serde(default)]
     allowed_hosts: Vec<String>,
+    /// Connector runs in flight at once, over all tenants.
+    #[serde(default, deserialize_with = "kri_core::secret::lenient_opt_string")]
+    runs_at_once: Option<String>,
 }
 
 /// The default of `[serve] listen`.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9741";
 /// The default of `[serve] grace`.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// The default of `[serve] runs_at_once`: runs a service has in flight at once, over all
+/// tenants (a PostgreSQL store's pool holds 24 connections by default: keep it above this).
+pub const DEFAULT_RUNS_AT_ONCE: usize = 16;
+/// The most `[serve] runs_at_once` accepts.
+pub const MAX_RUNS_AT_ONCE: usize = 256;
 /// The shortest token `[serve] token` accepts.
 pub const MIN_TOKEN_CHARS: usize = 16;
 
@@ -100,6 +131,8 @@ pub struct ServeSettings {
     pub public_read_only: bool,
     /// Extra `Host` names accepted (lower case, no port).
     pub allowed_hosts: Vec<String>,
+    /// Connector runs in flight at once, over all tenants.
+    pub runs_at_once: usize,
 }
 
 /// `IP:PORT`, `[IPv6]:PORT` or `localhost:PORT`.
@@ -157,7 +190,23 @@ impl ServeSection {
             .map(|h| h.trim().to_ascii_lowercase())
             .filter(|h| !h.is_empty())
             .collect();
+        let runs_at_once = match self.runs_at_once.as_deref().map(str::trim) {
+            None => DEFAULT_RUNS_AT_ONCE,
+            Some(t) => match t.parse::<usize>() {
+                Ok(n) if (1..=MAX_RUNS_AT_ONCE).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "serve.runs_at_once",
+                        format!(
+                            "`{t}` is not a number of runs from 1 to {MAX_RUNS_AT_ONCE} (default {DEFAULT_RUNS_AT_ONCE}); \
+                             with a PostgreSQL store keep its pool_max_size above it"
+                        ),
+                    ));
+                }
+            },
+        };
         Ok(ServeSettings {
+            runs_at_once,
             allowed_hosts,
             listen,
             token,
@@ -207,17 +256,91 @@ pub struct Module {
     pub connector: Option<Box<dyn Connector>>,
 }
 
-/// The validated configuration.
-pub struct Loaded {
-    pub store_path: PathBuf,
-    /// Runs and values older than this many days are pruned after each run.
-    pub keep_days: u32,
-    pub serve: ServeSettings,
+/// The name of the one tenant of a config without `[tenants]`.
+pub const DEFAULT_TENANT: &str = "default";
+
+/// One tenant: its connectors and thresholds.
+pub struct Tenant {
+    /// The file's stem, or `default`.
+    pub name: String,
+    /// The tenant's file (`None` for the `default` tenant of a config without `[tenants]`).
+    pub file: Option<PathBuf>,
     pub modules: Vec<Module>,
     pub thresholds: HashMap<String, Thresholds>,
 }
 
+/// The validated configuration.
+pub struct Loaded {
+    pub store_path: PathBuf,
+    /// `[store] url`: a PostgreSQL store (then `store_path` is unused).
+    pub store_url: Option<kri_core::Secret>,
+    /// Runs and values older than this many days are pruned after each run.
+    pub keep_days: u32,
+    pub serve: ServeSettings,
+    /// At least one; exactly one, `default`, without `[tenants]`.
+    pub tenants: Vec<Tenant>,
+    /// Whether the config has `[tenants]` (output then names tenants).
+    pub multi_tenant: bool,
+}
+
+/// A database URL with its password replaced by `***`, to show where the store is.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[redacted]".into();
+    };
+    let end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) => {
+            let user = user_info.split_once(':').map_or(user_info, |(u, _)| u);
+            let pass = if user_info.contains(':') { ":***" } else { "" };
+            // The query may carry a password too (`?password=`): never shown.
+            let path = tail.split('?').next().unwrap_or_default();
+            format!("{scheme}://{user}{pass}@{host}{path}")
+        }
+        None => format!("{scheme}://{authority}{}", tail.split('?').next().unwrap_or_default()),
+    }
+}
+
 impl Loaded {
+    /// Where the store is, for people: the file, or the PostgreSQL URL without its password.
+    pub fn store_description(&self) -> String {
+        match &self.store_url {
+            Some(url) => redact_url(url.expose()),
+            None => self.store_path.display().to_string(),
+        }
+    }
+
+    /// Keep only tenant `name` (`--tenant`); `None` keeps all.
+    pub fn select_tenant(&mut self, name: Option<&str>) -> Result<(), Failure> {
+        let Some(name) = name.map(str::trim) else { return Ok(()) };
+        if !self.tenants.iter().any(|t| t.name == name) {
+            let names: Vec<&str> = self.tenants.iter().map(|t| t.name.as_str()).collect();
+            let listed = if names.len() > 12 {
+                format!("{}, … ({} in all)", names[..12].join(", "), names.len())
+            } else {
+                names.join(", ")
+            };
+            return Err(Failure::config(format!(
+                "--tenant `{name}`: no such tenant{}; the tenants are: {listed}",
+                did_you_mean(name, &names)
+            )));
+        }
+        self.tenants.retain(|t| t.name == name);
+        Ok(())
+    }
+
+    /// The tenant filter for reading the store: `None` (all) unless one tenant was selected
+    /// from several.
+    pub fn tenant_filter(&self) -> Option<String> {
+        match self.tenants.as_slice() {
+            [one] if self.multi_tenant => Some(one.name.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Tenant {
     pub fn thresholds_for(&self, kri: &dyn kri_core::Kri) -> Thresholds {
         self.thresholds
             .get(kri.slug())
@@ -232,6 +355,10 @@ pub struct Sources {
     /// The file, for messages; `None` for a config built in code (`kri demo`).
     pub file: Option<PathBuf>,
     pub file_found: bool,
+    /// The prefix of the environment variables read: `KRI_`, or a tenant's `KRI_TENANT_<NAME>__`.
+    pub env_prefix: String,
+    /// The tenant these sources are of (`None`: the top-level config).
+    pub tenant: Option<String>,
 }
 
 impl Sources {
@@ -252,15 +379,18 @@ impl Sources {
         if file_found {
             figment = figment.merge(Toml::file_exact(&file));
         }
-        let figment = figment.merge(LosslessEnv(Env::prefixed("KRI_").split("__").ignore(&[
-            "config",
-            "test_now",
-            "test_clock_file",
-        ])));
+        // A tenant's own variables (KRI_TENANT_<NAME>__…) are read per tenant, not here.
+        let env = Env::prefixed("KRI_")
+            .filter(|k| !k.as_str().to_ascii_lowercase().starts_with("tenant_"))
+            .split("__")
+            .ignore(&["config", "test_now", "test_clock_file"]);
+        let figment = figment.merge(LosslessEnv(env));
         Ok(Sources {
             figment,
             file: Some(file),
             file_found,
+            env_prefix: "KRI_".into(),
+            tenant: None,
         })
     }
 
@@ -270,6 +400,8 @@ impl Sources {
             figment: Figment::from(Toml::string(text)),
             file: None,
             file_found: false,
+            env_prefix: "KRI_".into(),
+            tenant: None,
         }
     }
 
@@ -280,7 +412,12 @@ impl Sources {
             if let Some(md) = self.figment.find_metadata(&probe) {
                 if md.name.contains("environment") {
                     // Name the exact variables: the key's own, or those under its table.
-                    let name = format!("KRI_{}", probe.replace('.', "__").to_uppercase());
+                    let prefix = if md.name.contains("tenant") {
+                        self.env_prefix.as_str()
+                    } else {
+                        "KRI_"
+                    };
+                    let name = format!("{prefix}{}", probe.replace('.', "__").to_uppercase());
                     let prefix = format!("{name}__");
                     let mut vars: Vec<String> = std::env::vars()
                         .map(|(k, _)| k)
@@ -294,7 +431,7 @@ impl Sources {
                         return format!("environment variable {}", vars.join(", "));
                     }
                 }
-                return describe_source(md, &probe);
+                return describe_source(md, &probe, &self.env_prefix);
             }
             match probe.rfind('.') {
                 Some(i) => probe.truncate(i),
@@ -322,13 +459,21 @@ impl Sources {
 
     /// Where exactly `key` was set, or `None` when it was not (its default applies).
     pub fn exact_origin(&self, key: &str) -> Option<String> {
-        self.figment.find_metadata(key).map(|md| describe_source(md, key))
+        self.figment
+            .find_metadata(key)
+            .map(|md| describe_source(md, key, &self.env_prefix))
     }
 }
 
-fn describe_source(md: &Metadata, key: &str) -> String {
+fn describe_source(md: &Metadata, key: &str, env_prefix: &str) -> String {
     match &md.source {
         Some(Source::File(p)) => p.display().to_string(),
+        _ if md.name.contains("tenant environment") => {
+            format!(
+                "environment variable {env_prefix}{}",
+                key.replace('.', "__").to_uppercase()
+            )
+        }
         _ if md.name.contains("environment") => {
             format!("environment variable KRI_{}", key.replace('.', "__").to_uppercase())
         }
@@ -336,27 +481,14 @@ fn describe_source(md: &Metadata, key: &str) -> String {
     }
 }
 
-/// Load and validate everything; build the enabled connectors.
+/// Load and validate everything; build the enabled connectors of every tenant.
 pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
-    let top: Top = sources.figment.extract().map_err(|e| {
-        let key = e.path.join(".");
-        let key = if key.is_empty() { "(top level)".to_owned() } else { key };
-        sources.error(ConfigError::invalid(key, describe(&e)))
-    })?;
+    let top = extract(sources)?;
     let nothing_set = !sources.file_found && top.store.is_none() && top.connectors.is_none() && top.families.is_empty();
-    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut errors: Vec<String> = Vec::new();
     let mut keep = |r: Result<(), ConfigError>| {
         if let Err(e) = r {
-            errors.push(e);
-        }
-    };
-
-    let table_of = |key: &str, v: Option<Value>| -> Result<Dict, ConfigError> {
-        match v {
-            None => Ok(Dict::new()),
-            Some(v) => v
-                .into_dict()
-                .ok_or_else(|| ConfigError::invalid(key, format!("must be a table: [{key}] with its keys under it"))),
+            errors.push(sources.describe_error(&e));
         }
     };
     let store: StoreSection = match table_of("store", top.store).and_then(|t| parse_table(&t, "store")) {
@@ -364,6 +496,38 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
         Err(e) => {
             keep(Err(e));
             StoreSection::default()
+        }
+    };
+    let store_url = {
+        let given = store
+            .url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(kri_core::Secret::new);
+        match kri_core::secret::from_value_or_file(given, store.url_file.as_deref(), "store.url", "store.url_file") {
+            Ok(Some(url))
+                if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) =>
+            {
+                keep(Err(ConfigError::invalid(
+                    "store.url",
+                    "a store URL starts with postgres:// (postgres://USER:PASSWORD@HOST:5432/DATABASE); for a file, set [store] path instead",
+                )));
+                None
+            }
+            Ok(Some(url)) if sources.figment.find_value("store.path").is_ok() => {
+                drop(url);
+                keep(Err(ConfigError::invalid(
+                    "store.path",
+                    "set [store] path (an SQLite file) or [store] url (PostgreSQL), not both",
+                )));
+                None
+            }
+            Ok(url) => url,
+            Err(e) => {
+                keep(Err(e));
+                None
+            }
         }
     };
     let keep_days = match store.keep_days.as_deref().map(str::trim) {
@@ -389,7 +553,179 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             ServeSection::default().settle().map_err(|e| sources.error(e))?
         }
     };
+    let tenants_section =
+        match table_of("tenants", top.tenants).and_then(|t| parse_table::<TenantsSection>(&t, "tenants")) {
+            Ok(t) => t,
+            Err(e) => {
+                keep(Err(e));
+                TenantsSection::default()
+            }
+        };
 
+    let vars = tenants::tenant_vars();
+    let mut tenants = Vec::new();
+    match tenants_section.dir {
+        None => {
+            for (env, list) in &vars {
+                for (_, _, var) in list {
+                    errors.push(format!(
+                        "environment variable {var}: tenant variables need tenants, and this config has no [tenants] \
+                         dir (tenant `{}`)",
+                        env.to_ascii_lowercase()
+                    ));
+                }
+            }
+            let sections = TenantTables {
+                connectors: top.connectors,
+                thresholds: top.thresholds,
+                families: top.families,
+            };
+            let mut one = load_tenant(sources, DEFAULT_TENANT, sections, need);
+            if nothing_set && one.errors.is_empty() && errors.is_empty() && !one.missing.is_empty() {
+                let file = sources.file.as_deref().unwrap_or(Path::new("kri.toml"));
+                return Err(Failure::config(format!(
+                    "no config: there is no `{}` here and no KRI_… setting in the environment. Run `kri init` to write a \
+                     commented kri.toml to fill in, pass --config FILE, or try kri without an account: `kri demo`",
+                    file.display()
+                )));
+            }
+            if let (Some(first), false, Some(f)) = (one.missing.first_mut(), sources.file_found, &sources.file) {
+                first.message.push_str(&format!(
+                    "; no config file `{}` was found: `kri init` writes one, or pass --config FILE",
+                    f.display()
+                ));
+            }
+            errors.extend(one.errors.iter().chain(&one.missing).map(|e| sources.describe_error(e)));
+            tenants.push(one.tenant);
+        }
+        Some(dir) => {
+            let dir = match (&sources.file, sources.file_found) {
+                (Some(f), true) if dir.is_relative() => f.parent().unwrap_or(Path::new("")).join(dir),
+                _ => dir,
+            };
+            let (files, list_errors) = tenants::list(&dir, "tenants.dir");
+            errors.extend(list_errors);
+            {
+                {
+                    errors.extend(tenants::stray_vars(&vars, &files));
+                    let mut allowed: Vec<&str> = TENANT_TABLES.to_vec();
+                    allowed.extend(registry::families().iter().map(|f| f.key));
+                    for file in &files {
+                        let tenant_sources = match tenants::sources(sources, file, &vars, &allowed) {
+                            Ok(s) => s,
+                            Err(m) => {
+                                errors.push(format!("tenant `{}`: {m}", file.name));
+                                continue;
+                            }
+                        };
+                        let sections = match extract(&tenant_sources) {
+                            Ok(top) => TenantTables {
+                                connectors: top.connectors,
+                                thresholds: top.thresholds,
+                                families: top.families,
+                            },
+                            Err(f) => {
+                                errors.push(format!("tenant `{}`: {}", file.name, f.message));
+                                continue;
+                            }
+                        };
+                        let mut one = load_tenant(&tenant_sources, &file.name, sections, need);
+                        for e in &mut one.missing {
+                            e.message.push_str(&format!(
+                                "; set it in {} or as {}{}",
+                                file.path.display(),
+                                tenant_sources.env_prefix,
+                                e.key.replace('.', "__").to_ascii_uppercase()
+                            ));
+                        }
+                        for e in one.errors.iter().chain(&one.missing) {
+                            let line = tenant_sources.describe_error(e);
+                            // A default from kri.toml is said once, not once per tenant.
+                            let own = e.missing || {
+                                let from = tenant_sources.origin(&e.key);
+                                from == file.path.display().to_string() || from.contains(&tenant_sources.env_prefix)
+                            };
+                            let line = if own {
+                                format!("tenant `{}`: {line}", file.name)
+                            } else {
+                                line
+                            };
+                            if !errors.contains(&line) {
+                                errors.push(line);
+                            }
+                        }
+                        tenants.push(one.tenant);
+                    }
+                }
+            }
+        }
+    }
+    let multi_tenant = tenants_section_set(sources);
+    match errors.len() {
+        0 => Ok(Loaded {
+            store_path: store.path,
+            store_url,
+            keep_days,
+            serve,
+            tenants,
+            multi_tenant,
+        }),
+        1 => Err(Failure::config(format!("config error: {}", errors.remove(0)))),
+        n => {
+            const SHOWN: usize = 100;
+            let mut lines: Vec<String> = errors.iter().take(SHOWN).map(|e| format!("  - {e}")).collect();
+            if n > SHOWN {
+                lines.push(format!("  … and {} more", n - SHOWN));
+            }
+            Err(Failure::config(format!("{n} config errors:\n{}", lines.join("\n"))))
+        }
+    }
+}
+
+fn tenants_section_set(sources: &Sources) -> bool {
+    sources.figment.find_value("tenants.dir").is_ok()
+}
+
+/// The top level of `sources`, or the error naming what is wrong.
+fn extract(sources: &Sources) -> Result<Top, Failure> {
+    sources.figment.extract().map_err(|e| {
+        let key = e.path.join(".");
+        let key = if key.is_empty() { "(top level)".to_owned() } else { key };
+        sources.error(ConfigError::invalid(key, describe(&e)))
+    })
+}
+
+fn table_of(key: &str, v: Option<Value>) -> Result<Dict, ConfigError> {
+    match v {
+        None => Ok(Dict::new()),
+        Some(v) => v
+            .into_dict()
+            .ok_or_else(|| ConfigError::invalid(key, format!("must be a table: [{key}] with its keys under it"))),
+    }
+}
+
+/// The tables a tenant has: its connectors, thresholds and vendor families.
+struct TenantTables {
+    connectors: Option<Value>,
+    thresholds: Option<Value>,
+    families: BTreeMap<String, Value>,
+}
+
+/// A tenant as loaded: what is wrong, and credentials it lacks (said once per key).
+struct TenantLoad {
+    tenant: Tenant,
+    errors: Vec<ConfigError>,
+    missing: Vec<ConfigError>,
+}
+
+/// Validate one tenant's tables and build its enabled connectors.
+fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> TenantLoad {
+    let mut errors: Vec<ConfigError> = Vec::new();
+    let mut keep = |r: Result<(), ConfigError>| {
+        if let Err(e) = r {
+            errors.push(e);
+        }
+    };
     // [FAMILY] tables: only registered ones, each checked on its own.
     let families = registry::families();
     let mut shared: BTreeMap<&'static str, Dict> = BTreeMap::new();
@@ -533,37 +869,15 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
         });
     }
 
-    if nothing_set && errors.is_empty() && !missing_credentials.is_empty() {
-        let file = sources.file.as_deref().unwrap_or(Path::new("kri.toml"));
-        return Err(Failure::config(format!(
-            "no config: there is no `{}` here and no KRI_… setting in the environment. Run `kri init` to write a \
-             commented kri.toml to fill in, pass --config FILE, or try kri without an account: `kri demo`",
-            file.display()
-        )));
-    }
-    if let (Some(first), false, Some(f)) = (missing_credentials.first_mut(), sources.file_found, &sources.file) {
-        first.message.push_str(&format!(
-            "; no config file `{}` was found: `kri init` writes one, or pass --config FILE",
-            f.display()
-        ));
-    }
-    errors.extend(missing_credentials);
-    match errors.len() {
-        0 => Ok(Loaded {
-            store_path: store.path,
-            keep_days,
-            serve,
+    TenantLoad {
+        tenant: Tenant {
+            name: name.to_owned(),
+            file: sources.tenant.as_ref().and(sources.file.clone()),
             modules,
             thresholds,
-        }),
-        1 => Err(sources.error(errors.remove(0))),
-        n => {
-            let lines: Vec<String> = errors
-                .into_iter()
-                .map(|e| format!("  - {}", sources.describe_error(&e)))
-                .collect();
-            Err(Failure::config(format!("{n} config errors:\n{}", lines.join("\n"))))
-        }
+        },
+        errors,
+        missing: missing_credentials,
     }
 }
 
@@ -759,7 +1073,7 @@ pub fn parse_at(text: &str) -> Result<Duration, String> {
 /// the user wrote: `00123` stays the text `00123` (figment alone reads the number 123), `3.10`
 /// stays `3.10`. Secrets and ids keep exactly their characters; numeric and boolean settings
 /// accept the text (see `lenient_bool`, `lenient_f64`).
-struct LosslessEnv(Env);
+pub(crate) struct LosslessEnv(Env);
 
 impl Provider for LosslessEnv {
     fn metadata(&self) -> Metadata {
@@ -778,7 +1092,7 @@ impl Provider for LosslessEnv {
 }
 
 /// figment's reading of `raw`, unless it would not print back as `raw`.
-fn lossless(raw: &str) -> Value {
+pub(crate) fn lossless(raw: &str) -> Value {
     let parsed: Value = raw.parse().unwrap_or_else(|_| Value::from(raw.to_owned()));
     let same = match &parsed {
         Value::Num(_, n) => num_text(*n).is_some_and(|t| t == raw),
@@ -796,7 +1110,7 @@ fn num_text(n: Num) -> Option<String> {
         .or_else(|| n.to_f64().map(|v| v.to_string()))
 }
 
-fn merge(into: &mut Dict, from: Dict) {
+pub(crate) fn merge(into: &mut Dict, from: Dict) {
     for (k, v) in from {
         match (into.get_mut(&k), v) {
             (Some(Value::Dict(_, a)), Value::Dict(_, b)) => merge(a, b),
@@ -853,9 +1167,20 @@ mod tests {
     #[test]
     fn a_minimal_config_enables_tap_efd_clear_and_not_ctr() {
         let l = load_toml(OK).unwrap();
-        let enabled: Vec<&str> = l.modules.iter().filter(|m| m.enabled).map(|m| m.reg.module).collect();
+        let enabled: Vec<&str> = l.tenants[0]
+            .modules
+            .iter()
+            .filter(|m| m.enabled)
+            .map(|m| m.reg.module)
+            .collect();
         assert_eq!(enabled, ["clear", "efd", "tap"]);
-        assert!(l.modules.iter().filter(|m| m.enabled).all(|m| m.connector.is_some()));
+        assert!(
+            l.tenants[0]
+                .modules
+                .iter()
+                .filter(|m| m.enabled)
+                .all(|m| m.connector.is_some())
+        );
         assert_eq!(l.store_path, PathBuf::from("kri.db"));
     }
 
@@ -882,6 +1207,28 @@ mod tests {
     }
 
     #[test]
+    fn a_store_url_is_shown_without_its_password() {
+        assert_eq!(
+            redact_url("postgres://kri:pa55@db.example:5432/kri?sslmode=disable&password=x"),
+            "postgres://kri:***@db.example:5432/kri"
+        );
+        assert_eq!(redact_url("postgres://db/kri"), "postgres://db/kri");
+        assert_eq!(redact_url("postgresql://u@h/d"), "postgresql://u@h/d");
+        assert_eq!(redact_url("nonsense"), "[redacted]");
+        let m = message(load_toml(&format!("{OK}[store]\nurl = \"mysql://a:b@c/d\"\n")));
+        assert!(
+            m.contains("store.url") && m.contains("postgres://") && !m.contains("a:b"),
+            "{m}"
+        );
+        let m = message(load_toml(&format!(
+            "{OK}[store]\npath = \"k.db\"\nurl = \"postgres://h/d\"\n"
+        )));
+        assert!(m.contains("not both"), "{m}");
+        let l = load_toml(&format!("{OK}[store]\nurl = \"postgres://kri:sekrit@h/d\"\n")).unwrap();
+        assert_eq!(l.store_description(), "postgres://kri:***@h/d");
+    }
+
+    #[test]
     fn environment_values_keep_the_characters_written() {
         let text = |v: Value| v.into_string();
         for raw in ["00123", "3.10", "1e3", "0042", " 7", "TRUE", "+5", "1_000"] {
@@ -903,11 +1250,11 @@ mod tests {
             "{OK}[connectors.efd]\ntimeout = \"5s\"\nconnect_timeout = 3\nrun_timeout = \"2m\"\n"
         ))
         .unwrap();
-        let efd = l.modules.iter().find(|m| m.reg.module == "efd").unwrap();
+        let efd = l.tenants[0].modules.iter().find(|m| m.reg.module == "efd").unwrap();
         assert_eq!(efd.run_timeout, Duration::from_secs(120));
         assert_eq!(efd.settings.concurrency(), DEFAULT_CONCURRENCY);
         let l = load_toml(&format!("{OK}[connectors.tap]\nconcurrency = 16\n")).unwrap();
-        let tap = l.modules.iter().find(|m| m.reg.module == "tap").unwrap();
+        let tap = l.tenants[0].modules.iter().find(|m| m.reg.module == "tap").unwrap();
         assert_eq!(tap.settings.concurrency(), 16);
         for (key, value) in [
             ("timeout", "\"2h\""),
@@ -962,7 +1309,10 @@ mod tests {
     #[test]
     fn thresholds_override_partially_and_must_follow_the_direction() {
         let l = load_toml(&format!("{OK}[thresholds.pp_vap_count]\namber = 5\n")).unwrap();
-        assert_eq!(l.thresholds["pp_vap_count"], Thresholds { amber: 5.0, red: 25.0 });
+        assert_eq!(
+            l.tenants[0].thresholds["pp_vap_count"],
+            Thresholds { amber: 5.0, red: 25.0 }
+        );
         let m = message(load_toml(&format!(
             "{OK}[thresholds.pp_dmarc_enforcement_pct]\namber = 10\nred = 90\n"
         )));
@@ -986,7 +1336,7 @@ mod tests {
             "[connectors.tap]\nenabled = false\n[connectors.efd]\nenabled = false\n[connectors.clear]\nenabled = false\n",
         )
         .unwrap();
-        assert!(l.modules.iter().all(|m| !m.enabled));
+        assert!(l.tenants[0].modules.iter().all(|m| !m.enabled));
     }
 
     fn message_of(text: &str) -> String {

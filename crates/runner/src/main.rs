@@ -11,6 +11,7 @@ mod output;
 mod serve;
 mod setup;
 mod table;
+mod tenants;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -59,6 +60,11 @@ pub struct Global {
     /// Output for people (table), machines (json, stable) or spreadsheets (csv: values, history).
     #[arg(long, global = true, value_enum, default_value_t = Output::Table)]
     output: Output,
+
+    /// One tenant of a many-tenant config (`[tenants] dir`): run, read or serve only it.
+    /// Default: every tenant.
+    #[arg(long, global = true, value_name = "NAME")]
+    tenant: Option<String>,
 
     /// More log detail on stderr (-v info, -vv debug). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]

@@ -122,6 +122,19 @@ pub fn print_csv(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// The tenant, left empty for the one tenant of a config without tenants (its column is then
+/// left out).
+fn tenant_cell(tenant: &str) -> Cell {
+    if tenant == crate::config::DEFAULT_TENANT {
+        Cell::default()
+    } else {
+        Cell::from(tenant)
+    }
+}
+
+/// The TENANT column: first, kept to the end, hidden when every row is the default tenant's.
+const TENANT: Column = whole("TENANT", 9);
+
 fn band_cell(band: Option<&str>) -> Cell {
     match band {
         Some(b) => Cell::toned(b, band_tone(b)),
@@ -147,6 +160,7 @@ pub fn run(report: &RunReport, out: Output) {
         return print_json(report);
     }
     let columns = [
+        TENANT,
         whole("MODULE", 0),
         whole("KRI", 0),
         number("VALUE", 0),
@@ -159,6 +173,7 @@ pub fn run(report: &RunReport, out: Output) {
     for c in &report.connectors {
         for k in &c.kris {
             rows.push(vec![
+                tenant_cell(&c.tenant),
                 Cell::from(c.module.as_str()),
                 Cell::from(k.slug),
                 Cell::from(fmt_value(k.value)),
@@ -176,9 +191,14 @@ pub fn run(report: &RunReport, out: Output) {
     );
     print_table(&columns, &rows);
     for c in &report.connectors {
+        let who = if c.tenant == crate::config::DEFAULT_TENANT {
+            c.module.clone()
+        } else {
+            format!("{} {}", c.tenant, c.module)
+        };
         let mut line = format!(
             "{}: {} ({} written, {} skipped, {})",
-            c.module,
+            who,
             c.status.as_str(),
             c.rows_written,
             c.rows_skipped,
@@ -201,7 +221,15 @@ pub fn api_calls(n: u64) -> String {
 
 /// `kri kris --output json` (and `GET /api/v1/kris`).
 pub fn kris_json(loaded: &Loaded) -> serde_json::Value {
-    let connectors: Vec<_> = loaded
+    match loaded.tenants.first() {
+        Some(t) => kris_json_of(t),
+        None => json!({ "connectors": [] }),
+    }
+}
+
+/// `kri kris --output json` of one tenant: its selections and thresholds.
+pub fn kris_json_of(tenant: &crate::config::Tenant) -> serde_json::Value {
+    let connectors: Vec<_> = tenant
         .modules
         .iter()
         .map(|m| {
@@ -210,7 +238,7 @@ pub fn kris_json(loaded: &Loaded) -> serde_json::Value {
                 .kris
                 .iter()
                 .map(|k| {
-                    let t = loaded.thresholds_for(*k);
+                    let t = tenant.thresholds_for(*k);
                     json!({
                         "slug": k.slug(), "meaning": k.meaning(), "unit": k.unit(), "direction": k.direction(),
                         "amber": t.amber, "red": t.red, "how": k.how(),
@@ -223,7 +251,7 @@ pub fn kris_json(loaded: &Loaded) -> serde_json::Value {
                    "schedule": m.schedule_text, "description": m.reg.description, "kris": kris})
         })
         .collect();
-    json!({ "connectors": connectors })
+    json!({ "tenant": tenant.name, "connectors": connectors })
 }
 
 pub fn kris(loaded: &Loaded, out: Output) {
@@ -240,8 +268,17 @@ pub fn kris(loaded: &Loaded, out: Output) {
         number("RED", 0),
         text("SELECTED", 3, 0),
     ];
+    // The only tenant's, or the first's (said on stderr).
+    let Some(tenant) = loaded.tenants.first() else { return };
+    if loaded.tenants.len() > 1 {
+        errln!(
+            "{} tenants; thresholds and selections shown are tenant `{}`'s: --tenant NAME shows another's",
+            loaded.tenants.len(),
+            tenant.name
+        );
+    }
     let mut rows = Vec::new();
-    for m in &loaded.modules {
+    for m in &tenant.modules {
         if m.reg.kris.is_empty() {
             rows.push(vec![
                 Cell::from(m.reg.module),
@@ -250,7 +287,7 @@ pub fn kris(loaded: &Loaded, out: Output) {
             ]);
         }
         for k in m.reg.kris {
-            let th = loaded.thresholds_for(*k);
+            let th = tenant.thresholds_for(*k);
             let worse = match k.direction() {
                 kri_core::Direction::HigherIsWorse => "higher",
                 kri_core::Direction::LowerIsWorse => "LOWER",
@@ -277,7 +314,7 @@ pub fn kris(loaded: &Loaded, out: Output) {
     print_table(&columns, &rows);
 }
 
-const HISTORY_CSV: [&str; 10] = [
+const HISTORY_CSV: [&str; 11] = [
     "run_id",
     "module",
     "connector",
@@ -288,6 +325,7 @@ const HISTORY_CSV: [&str; 10] = [
     "rows_skipped",
     "api_calls",
     "error",
+    "tenant",
 ];
 
 pub fn history(rows: &[RunRow], out: Output) {
@@ -308,6 +346,7 @@ pub fn history(rows: &[RunRow], out: Output) {
                         r.rows_skipped.to_string(),
                         r.api_calls.to_string(),
                         r.error.clone().unwrap_or_default(),
+                        r.tenant.clone(),
                     ]
                 })
                 .collect();
@@ -320,6 +359,7 @@ pub fn history(rows: &[RunRow], out: Output) {
         return;
     }
     let columns = [
+        TENANT,
         whole("STARTED", 0),
         whole("RUN", 4),
         whole("MODULE", 0),
@@ -333,6 +373,7 @@ pub fn history(rows: &[RunRow], out: Output) {
         .iter()
         .map(|r| {
             vec![
+                tenant_cell(&r.tenant),
                 Cell::from(r.started_at.as_str()),
                 Cell::from(r.run_id.as_str()),
                 Cell::from(r.module.as_str()),
@@ -357,7 +398,11 @@ pub fn one_run(rows: &[RunRow], values_of_run: &[ValueRow], out: Output) {
     }
     let values = values_of_run;
     for r in rows {
-        outln!("run {}  {} ({})", r.run_id, r.module, r.connector);
+        if r.tenant == crate::config::DEFAULT_TENANT {
+            outln!("run {}  {} ({})", r.run_id, r.module, r.connector);
+        } else {
+            outln!("run {}  tenant {}  {} ({})", r.run_id, r.tenant, r.module, r.connector);
+        }
         outln!("  started   {}", r.started_at);
         outln!("  finished  {}", r.finished_at);
         outln!(
@@ -374,7 +419,7 @@ pub fn one_run(rows: &[RunRow], values_of_run: &[ValueRow], out: Output) {
     values_table(values);
 }
 
-const VALUES_CSV: [&str; 12] = [
+const VALUES_CSV: [&str; 13] = [
     "measured_at",
     "slug",
     "module",
@@ -387,6 +432,7 @@ const VALUES_CSV: [&str; 12] = [
     "band",
     "message",
     "run_id",
+    "tenant",
 ];
 
 pub fn values(rows: &[ValueRow], out: Output) {
@@ -410,6 +456,7 @@ pub fn values(rows: &[ValueRow], out: Output) {
                         r.band.clone().unwrap_or_default(),
                         r.message.clone().unwrap_or_default(),
                         r.run_id.clone(),
+                        r.tenant.clone(),
                     ]
                 })
                 .collect();
@@ -434,6 +481,7 @@ fn fmt_delta(d: Option<f64>) -> String {
 
 fn values_table(rows: &[ValueRow]) {
     let columns = [
+        TENANT,
         whole("MEASURED", 0),
         whole("KRI", 0),
         number("VALUE", 0),
@@ -448,6 +496,7 @@ fn values_table(rows: &[ValueRow]) {
         .iter()
         .map(|r| {
             vec![
+                tenant_cell(&r.tenant),
                 Cell::from(r.measured_at.as_str()),
                 Cell::from(r.slug.as_str()),
                 Cell::from(fmt_value(r.value)),
@@ -466,6 +515,7 @@ fn values_table(rows: &[ValueRow]) {
 /// One line of `kri test`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeRow {
+    pub tenant: String,
     pub connector: &'static str,
     pub module: &'static str,
     pub status: KriStatus,
@@ -477,11 +527,12 @@ pub fn probes(rows: &[ProbeRow], out: Output) {
     if out != Output::Table {
         return print_json(&json!({ "probes": rows }));
     }
-    let columns = [whole("MODULE", 0), whole("STATUS", 0), text("MESSAGE", 20, 0)];
+    let columns = [TENANT, whole("MODULE", 0), whole("STATUS", 0), text("MESSAGE", 20, 0)];
     let rows: Vec<Vec<Cell>> = rows
         .iter()
         .map(|p| {
             vec![
+                tenant_cell(&p.tenant),
                 Cell::from(p.module),
                 status_cell(p.status.as_str()),
                 Cell::from(p.message.as_str()),
@@ -494,6 +545,7 @@ pub fn probes(rows: &[ProbeRow], out: Output) {
 /// One line of `kri run --plan`.
 #[derive(Debug, Serialize)]
 pub struct PlanRow {
+    pub tenant: String,
     pub module: &'static str,
     pub connector: &'static str,
     pub pool: &'static str,
@@ -511,6 +563,7 @@ pub fn plan(rows: &[PlanRow], out: Output) {
     }
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
     let columns = [
+        TENANT,
         whole("MODULE", 0),
         whole("POOL", 0),
         number("PLANNED CALLS", 0),
@@ -532,6 +585,7 @@ pub fn plan(rows: &[PlanRow], out: Output) {
                 other => Cell::from(opt(other)),
             };
             vec![
+                tenant_cell(&r.tenant),
                 Cell::from(r.module),
                 Cell::from(r.pool),
                 Cell::from(r.calls.to_string()),

@@ -18,7 +18,15 @@ use crate::table::{self, Cell, Tone};
 use crate::{Failure, Output};
 
 /// Keys whose values are secrets: never printed, only whether they are set.
-const SECRET_KEYS: &[&str] = &["credentials", "client_secret", "token", "secret", "password", "api_key"];
+const SECRET_KEYS: &[&str] = &[
+    "credentials",
+    "client_secret",
+    "token",
+    "secret",
+    "password",
+    "api_key",
+    "url",
+];
 
 /// `kri init`: write a commented kri.toml (or the `--config` path).
 pub fn init(path: Option<&Path>, force: bool) -> Result<u8, Failure> {
@@ -151,15 +159,22 @@ pub fn check(sources: &Sources, out: Output) -> Result<u8, Failure> {
             (k, v, from)
         })
         .collect();
-    let modules: Vec<_> = loaded
-        .modules
+    let modules_of = |t: &crate::config::Tenant| -> Vec<serde_json::Value> {
+        t.modules
+            .iter()
+            .map(|m| {
+                json!({"module": m.reg.module, "connector": m.reg.id, "enabled": m.enabled,
+                       "enabled_from": m.enabled_from.clone().unwrap_or_else(|| "default".into()),
+                       "schedule": m.schedule_text, "kris": m.selected})
+            })
+            .collect()
+    };
+    let tenants: Vec<_> = loaded
+        .tenants
         .iter()
-        .map(|m| {
-            json!({"module": m.reg.module, "connector": m.reg.id, "enabled": m.enabled,
-                   "enabled_from": m.enabled_from.clone().unwrap_or_else(|| "default".into()),
-                   "schedule": m.schedule_text, "kris": m.selected})
-        })
+        .map(|t| json!({"tenant": t.name, "file": t.file, "connectors": modules_of(t)}))
         .collect();
+    let modules = loaded.tenants.first().map(modules_of).unwrap_or_default();
     let file = sources.file.as_ref().map(|f| f.display().to_string());
     if out != Output::Table {
         let settings: Vec<_> = settings
@@ -168,7 +183,8 @@ pub fn check(sources: &Sources, out: Output) -> Result<u8, Failure> {
             .collect();
         crate::output::print_json(&json!({
             "valid": true, "file": file, "file_found": sources.file_found,
-            "store": loaded.store_path, "settings": settings, "connectors": modules,
+            "store": loaded.store_description(), "settings": settings, "connectors": modules,
+            "tenants": tenants,
         }));
         return Ok(0);
     }
@@ -196,7 +212,31 @@ pub fn check(sources: &Sources, out: Output) -> Result<u8, Failure> {
         whole("SCHEDULE", 0),
         text("KRIS", 16, 0),
     ];
-    let rows: Vec<Vec<Cell>> = loaded
+    let Some(first) = loaded.tenants.first() else {
+        return Ok(0);
+    };
+    if loaded.multi_tenant {
+        let columns = [whole("TENANT", 0), text("FILE", 12, 1), text("ENABLED", 12, 0)];
+        let rows: Vec<Vec<Cell>> = loaded
+            .tenants
+            .iter()
+            .map(|t| {
+                let enabled: Vec<&str> = t.modules.iter().filter(|m| m.enabled).map(|m| m.reg.module).collect();
+                vec![
+                    Cell::from(t.name.as_str()),
+                    Cell::from(t.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default()),
+                    Cell::from(enabled.join(" ")),
+                ]
+            })
+            .collect();
+        outln!("{}", table::render(&columns, &rows, table::width(), table::colour()));
+        outln!(
+            "\n{} tenants. The connectors of tenant `{}` (--tenant NAME shows another's):",
+            loaded.tenants.len(),
+            first.name
+        );
+    }
+    let rows: Vec<Vec<Cell>> = first
         .modules
         .iter()
         .map(|m| {
@@ -216,7 +256,7 @@ pub fn check(sources: &Sources, out: Output) -> Result<u8, Failure> {
     outln!("{}", table::render(&columns, &rows, table::width(), table::colour()));
     outln!(
         "\nThe config is valid (store {}; nothing was called). Next: `kri test`.",
-        loaded.store_path.display()
+        loaded.store_description()
     );
     Ok(0)
 }

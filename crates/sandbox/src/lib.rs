@@ -115,6 +115,9 @@ struct Shared {
     /// Requests being answered now, and the most at once.
     in_flight: std::sync::atomic::AtomicUsize,
     max_in_flight: std::sync::atomic::AtomicUsize,
+    /// Requests in flight per (tenant, path), and the most seen at once: two runs of one
+    /// tenant's connector at the same time show as more than one run's own concurrency.
+    in_flight_by: Mutex<BTreeMap<(Tenant, String), (usize, usize)>>,
     hits: Mutex<BTreeMap<String, u64>>,
     tap: tap::TapData,
     /// Call times per tenant and rate-limit pool, for the rolling-24 h limits.
@@ -154,6 +157,7 @@ impl Sandbox {
             now: Mutex::new(fixed),
             in_flight: Default::default(),
             max_in_flight: Default::default(),
+            in_flight_by: Mutex::new(BTreeMap::new()),
             pools: Mutex::new(BTreeMap::new()),
             tenant_hits: Mutex::new(BTreeMap::new()),
             basic: tap::basic_headers(&scenario_principal, &scenario_secret, tenants),
@@ -191,6 +195,17 @@ impl Sandbox {
     }
 
     /// The most requests that were being answered at the same time.
+    /// The most requests tenant `i` had in flight at once on `path` (TAP-host endpoints, by
+    /// their Basic credentials; `/v2/siem/all`, say).
+    pub fn max_in_flight_of(&self, i: u32, path: &str) -> usize {
+        self.shared
+            .in_flight_by
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&(Tenant(i), path.to_owned()))
+            .map_or(0, |(_, max)| *max)
+    }
+
     pub fn max_in_flight(&self) -> usize {
         self.shared.max_in_flight.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -304,6 +319,29 @@ async fn round_trip(
         }
     }
     let _done = Done(&s.in_flight);
+    let tenant = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| s.basic.get(h).copied());
+    let key = tenant.map(|t| (t, req.uri().path().to_owned()));
+    if let Some(k) = &key {
+        let mut by = s.in_flight_by.lock().unwrap_or_else(|p| p.into_inner());
+        let (now, max) = by.entry(k.clone()).or_default();
+        *now += 1;
+        *max = (*max).max(*now);
+    }
+    struct Leave<'a>(&'a Shared, Option<(Tenant, String)>);
+    impl Drop for Leave<'_> {
+        fn drop(&mut self) {
+            if let Some(k) = &self.1
+                && let Some((now, _)) = self.0.in_flight_by.lock().unwrap_or_else(|p| p.into_inner()).get_mut(k)
+            {
+                *now = now.saturating_sub(1);
+            }
+        }
+    }
+    let _leave = Leave(&s, key);
     if !s.scenario.latency.is_zero() {
         tokio::time::sleep(s.scenario.latency).await;
     }

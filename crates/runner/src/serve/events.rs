@@ -45,28 +45,45 @@ impl Events {
     }
 
     /// The start line: what listens where, and each connector's schedule.
-    pub fn started(&self, what: &str, listen: Option<&str>, store: &str, plan: &[(String, String, DateTime<Utc>)]) {
+    pub fn started(
+        &self,
+        what: &str,
+        listen: Option<&str>,
+        store: &str,
+        plan: &[(String, String, String, DateTime<Utc>)],
+    ) {
         let connectors: Vec<Value> = plan
             .iter()
-            .map(|(m, s, next)| json!({"module": m, "schedule": s, "first_run": "now", "next_run": fmt_time(next)}))
+            .map(|(t, m, s, next)| {
+                json!({"tenant": t, "module": m, "schedule": s, "first_run": "now", "next_run": fmt_time(next)})
+            })
             .collect();
+        let mut tenants: Vec<&str> = plan.iter().map(|(t, ..)| t.as_str()).collect();
+        tenants.dedup();
         self.emit(
             "started",
             json!({"command": what, "listen": listen.map(|l| format!("http://{l}/")), "store": store,
                    "version": env!("CARGO_PKG_VERSION"), "connectors": connectors}),
             || {
+                let at = listen.map(|l| format!(" on http://{l}/")).unwrap_or_default();
+                if tenants.len() > 1 {
+                    return format!(
+                        "{what} started{at}; store {store}; runs {} connectors of {} tenants, first runs now",
+                        plan.len(),
+                        tenants.len()
+                    );
+                }
                 let list: Vec<String> = plan
                     .iter()
-                    .map(|(m, s, next)| format!("{m} ({s}: now, then {})", fmt_time(next)))
+                    .map(|(_, m, s, next)| format!("{m} ({s}: now, then {})", fmt_time(next)))
                     .collect();
-                let at = listen.map(|l| format!(" on http://{l}/")).unwrap_or_default();
                 format!("{what} started{at}; store {store}; runs {}", list.join(", "))
             },
         );
     }
 
-    pub fn run_started(&self, module: &str, run_id: &str) {
-        tracing::info!(module, run_id, "run started");
+    pub fn run_started(&self, tenant: &str, module: &str, run_id: &str) {
+        tracing::info!(tenant, module, run_id, "run started");
     }
 
     /// One line per finished run.
@@ -85,7 +102,7 @@ impl Events {
                 .map(|c| {
                     let mut t = format!(
                         "{} {}: {} written, {}",
-                        c.module,
+                        super::scheduler::label(&c.tenant, &c.module),
                         c.status.as_str(),
                         c.rows_written,
                         crate::output::api_calls(c.api_calls)
@@ -107,16 +124,32 @@ impl Events {
     }
 
     /// A run that could not even be made or stored.
-    pub fn run_error(&self, module: &str, last: &LastRun, (next, failures): (DateTime<Utc>, u32)) {
+    pub fn run_error(&self, tenant: &str, module: &str, last: &LastRun, (next, failures): (DateTime<Utc>, u32)) {
         self.emit(
             "run",
-            json!({"run_id": last.run_id, "module": module, "status": "failed", "error": last.error,
+            json!({"run_id": last.run_id, "tenant": tenant, "module": module, "status": "failed", "error": last.error,
                    "next_run": fmt_time(&next), "failures_in_a_row": failures}),
             || {
                 format!(
-                    "run {} {module} failed: {}; next (retry) {}",
+                    "run {} {} failed: {}; next (retry) {}",
                     last.run_id,
+                    super::scheduler::label(tenant, module),
                     last.error.as_deref().unwrap_or("unknown error"),
+                    fmt_time(&next)
+                )
+            },
+        );
+    }
+
+    /// A slot's run another worker on the store made already.
+    pub fn skipped(&self, tenant: &str, module: &str, slot: &str, done: &str, next: DateTime<Utc>) {
+        self.emit(
+            "skipped",
+            json!({"tenant": tenant, "module": module, "slot": slot, "done_up_to": done, "next_run": fmt_time(&next)}),
+            || {
+                format!(
+                    "{} {slot}: already run (by this store's other worker, or before a restart); next {}",
+                    super::scheduler::label(tenant, module),
                     fmt_time(&next)
                 )
             },
@@ -127,7 +160,7 @@ impl Events {
         self.emit("test", json!({"test_id": test_id, "probe": row}), || {
             format!(
                 "test {test_id} {}: {} ({})",
-                row.module,
+                super::scheduler::label(&row.tenant, row.module),
                 row.status.as_str(),
                 row.message
             )

@@ -147,22 +147,58 @@ fn actions(app: &App) -> kri_dashboard::Actions {
 const NO_TOKEN: &str = "Run now and Test are disabled: no token is configured. Set [serve] token in kri.toml \
                         or the KRI_SERVE__TOKEN environment variable (at least 16 random characters) and restart kri serve.";
 
-async fn dashboard(State(app): Shared) -> Response {
+async fn dashboard(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    if app.loaded.tenants.len() > 1 && tenant_param(&q).is_none() {
+        return match pages::overview(&app.loaded, &app.store, app.clock.as_ref(), actions(&app)).await {
+            Ok(o) => html(StatusCode::OK, &kri_dashboard::overview_page(&o)),
+            Err(e) => store_down(e),
+        };
+    }
     let slots = app.scheduler.slots();
-    match pages::dashboard(&app.loaded, &app.store, app.clock.clone(), Some(&slots), actions(&app)).await {
-        Ok(d) => html(StatusCode::OK, &kri_dashboard::dashboard(&d)),
-        Err(e) => {
-            tracing::error!("{e}");
-            html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                &kri_dashboard::message_page("The store did not answer", &e.to_string()),
-            )
+    let tenant = match pages::pick_tenant(&app.loaded, tenant_param(&q).as_deref()) {
+        Ok(t) => t,
+        Err(m) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                &kri_dashboard::message_page("Unknown tenant", &m),
+            );
         }
+    };
+    match pages::dashboard(
+        &app.loaded,
+        tenant,
+        &app.store,
+        app.clock.clone(),
+        Some(&slots),
+        actions(&app),
+    )
+    .await
+    {
+        Ok(d) => html(StatusCode::OK, &kri_dashboard::dashboard(&d)),
+        Err(e) => store_down(e),
     }
 }
 
-async fn kri_page(State(app): Shared, Path(slug): Path<String>) -> Response {
-    match pages::kri(&app.loaded, &app.store, app.clock.as_ref(), &slug).await {
+/// The page said when the store does not answer.
+fn store_down(e: kri_core::store::StoreError) -> Response {
+    tracing::error!("{e}");
+    html(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &kri_dashboard::message_page("The store did not answer", &e.to_string()),
+    )
+}
+
+async fn kri_page(State(app): Shared, Path(slug): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let tenant = match pages::pick_tenant(&app.loaded, tenant_param(&q).as_deref()) {
+        Ok(t) => t,
+        Err(m) => {
+            return html(
+                StatusCode::NOT_FOUND,
+                &kri_dashboard::message_page("Unknown tenant", &m),
+            );
+        }
+    };
+    match pages::kri(&app.loaded, tenant, &app.store, app.clock.as_ref(), &slug).await {
         Ok(Some(p)) => html(StatusCode::OK, &kri_dashboard::kri_page(&p)),
         Ok(None) => html(
             StatusCode::NOT_FOUND,
@@ -216,8 +252,11 @@ async fn readyz(State(app): Shared) -> Response {
     }
 }
 
-async fn kris(State(app): Shared) -> Response {
-    json_answer(StatusCode::OK, &output::kris_json(&app.loaded))
+async fn kris(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
+    match pages::pick_tenant(&app.loaded, tenant_param(&q).as_deref()) {
+        Ok(t) => json_answer(StatusCode::OK, &output::kris_json_of(t)),
+        Err(m) => error(StatusCode::NOT_FOUND, m),
+    }
 }
 
 fn limit(q: &HashMap<String, String>, default: u32) -> Result<u32, String> {
@@ -245,7 +284,11 @@ async fn values(State(app): Shared, Query(q): Query<HashMap<String, String>>) ->
         Ok(l) => l,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    match app.store.values(slug, limit).await {
+    let store = match scoped(&app, &q) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match store.values(slug, limit).await {
         Ok(rows) => json_answer(StatusCode::OK, &json!({ "values": rows })),
         Err(e) => store_error(e),
     }
@@ -257,7 +300,11 @@ async fn runs(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> R
         Ok(l) => l,
         Err(m) => return error(StatusCode::BAD_REQUEST, m),
     };
-    match app.store.history(limit, module).await {
+    let store = match scoped(&app, &q) {
+        Ok(s) => s,
+        Err(r) => return *r,
+    };
+    match store.history(limit, module).await {
         Ok(rows) => json_answer(StatusCode::OK, &json!({ "runs": rows })),
         Err(e) => store_error(e),
     }
@@ -300,6 +347,23 @@ fn unauthorized(message: &str) -> Response {
     r
 }
 
+/// `?tenant=NAME`, when given.
+fn tenant_param(q: &HashMap<String, String>) -> Option<String> {
+    q.get("tenant").map(|t| t.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
+/// The store seen through `?tenant=` (all tenants without it); an unknown tenant is a 404.
+fn scoped(app: &App, q: &HashMap<String, String>) -> Result<Store, Box<Response>> {
+    match tenant_param(q) {
+        None => Ok(app.store.clone()),
+        Some(t) if app.loaded.tenants.iter().any(|x| x.name == t) => Ok(app.store.scoped(Some(&t))),
+        Some(t) => Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            format!("no tenant `{t}` here: GET /api/v1/schedule lists the tenants and their connectors"),
+        ))),
+    }
+}
+
 fn module_param(q: &HashMap<String, String>) -> Option<String> {
     q.get("module")
         .map(|m| m.trim().to_ascii_lowercase())
@@ -327,11 +391,12 @@ async fn run_now(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap
     let Some(module) = module_param(&q) else {
         return no_module();
     };
-    match app.scheduler.request_run(&module) {
+    let tenant = tenant_param(&q);
+    match app.scheduler.request_run(tenant.as_deref(), &module) {
         Ok((run_id, started)) => json_answer(
             StatusCode::ACCEPTED,
             &json!({
-                "run_id": run_id, "module": module,
+                "run_id": run_id, "tenant": tenant, "module": module,
                 "status": if started { "started" } else { "already_running" },
                 "message": if started { format!("run {run_id} of {module} started; GET /api/v1/runs shows it when done") }
                            else { format!("a run of {module} is already in progress: {run_id}") },
@@ -348,11 +413,12 @@ async fn test(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap<St
     let Some(module) = module_param(&q) else {
         return no_module();
     };
-    match app.scheduler.request_test(&module) {
+    let tenant = tenant_param(&q);
+    match app.scheduler.request_test(tenant.as_deref(), &module) {
         Ok((test_id, started)) => json_answer(
             StatusCode::ACCEPTED,
             &json!({
-                "test_id": test_id, "run_id": test_id, "module": module,
+                "test_id": test_id, "run_id": test_id, "tenant": tenant, "module": module,
                 "status": if started { "started" } else { "already_running" },
                 "message": format!("GET /api/v1/test/{test_id} shows the result"),
             }),

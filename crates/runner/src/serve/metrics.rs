@@ -3,6 +3,7 @@
 //! naming guide: a `kri_` prefix, base units (`_seconds`), `_total` only on counters, one unit
 //! per name (a KRI's own unit is its `unit` label).
 
+use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 
 use chrono::{DateTime, Duration, Utc};
@@ -97,37 +98,53 @@ async fn fill(
         "1 for the status (ok, unlicensed, failed) of each KRI's newest measurement, 0 for the others",
         None,
     );
-    for (m, k) in selected(loaded) {
-        let module = m.reg.module.to_owned();
-        let slug = k.slug().to_owned();
-        let unit = k.unit().as_str().to_owned();
-        let base = || vec![("slug", slug.clone()), ("module", module.clone())];
-        let with = |key: &'static str, v: &str| {
-            let mut l = base();
-            l.push((key, v.to_owned()));
-            l
-        };
-        if let Some(good) = store.last_good(k.slug()).await? {
-            set(&value, with("unit", &unit), good.value.unwrap_or(f64::NAN));
-            if let Some(t) = parse_time(&good.measured_at) {
-                set(&measured, base(), seconds(&t));
+    // Two queries for every tenant's KRIs, not two per KRI: a thousand tenants scrape fast.
+    let good = store.latest_good_values().await?;
+    let good: HashMap<(&str, &str), &ValueRow> =
+        good.iter().map(|v| ((v.tenant.as_str(), v.slug.as_str()), v)).collect();
+    let newest = store.latest_values().await?;
+    let newest: HashMap<(&str, &str), &ValueRow> = newest
+        .iter()
+        .map(|v| ((v.tenant.as_str(), v.slug.as_str()), v))
+        .collect();
+    for tenant in &loaded.tenants {
+        for (m, k) in selected(tenant) {
+            let base = || {
+                vec![
+                    ("tenant", tenant.name.clone()),
+                    ("slug", k.slug().to_owned()),
+                    ("module", m.reg.module.to_owned()),
+                ]
+            };
+            let with = |key: &'static str, v: &str| {
+                let mut l = base();
+                l.push((key, v.to_owned()));
+                l
+            };
+            let unit = k.unit().as_str();
+            let key = (tenant.name.as_str(), k.slug());
+            if let Some(good) = good.get(&key) {
+                set(&value, with("unit", unit), good.value.unwrap_or(f64::NAN));
+                if let Some(t) = parse_time(&good.measured_at) {
+                    set(&measured, base(), seconds(&t));
+                }
             }
-        }
-        let t = loaded.thresholds_for(k);
-        let mut amber = with("unit", &unit);
-        amber.push(("level", "amber".into()));
-        set(&threshold, amber, t.amber);
-        let mut red = with("unit", &unit);
-        red.push(("level", "red".into()));
-        set(&threshold, red, t.red);
-        let newest: Option<ValueRow> = store.values(Some(slug.clone()), 1).await?.into_iter().next();
-        for b in ["green", "amber", "red"] {
-            let on = newest.as_ref().and_then(|v| v.band.as_deref()) == Some(b);
-            set(&band, with("band", b), f64::from(u8::from(on)));
-        }
-        for s in ["ok", "unlicensed", "failed"] {
-            let on = newest.as_ref().map(|v| v.status.as_str()) == Some(s);
-            set(&status, with("status", s), f64::from(u8::from(on)));
+            let t = tenant.thresholds_for(k);
+            let mut amber = with("unit", unit);
+            amber.push(("level", "amber".into()));
+            set(&threshold, amber, t.amber);
+            let mut red = with("unit", unit);
+            red.push(("level", "red".into()));
+            set(&threshold, red, t.red);
+            let newest = newest.get(&key);
+            for b in ["green", "amber", "red"] {
+                let on = newest.and_then(|v| v.band.as_deref()) == Some(b);
+                set(&band, with("band", b), f64::from(u8::from(on)));
+            }
+            for s in ["ok", "unlicensed", "failed"] {
+                let on = newest.map(|v| v.status.as_str()) == Some(s);
+                set(&status, with("status", s), f64::from(u8::from(on)));
+            }
         }
     }
 
@@ -151,17 +168,22 @@ async fn fill(
     );
     for s in store.run_summary().await? {
         for (st, n) in &s.by_status {
-            runs.get_or_create(&vec![("module", s.module.clone()), ("status", st.clone())])
-                .inc_by(*n);
+            runs.get_or_create(&vec![
+                ("tenant", s.tenant.clone()),
+                ("module", s.module.clone()),
+                ("status", st.clone()),
+            ])
+            .inc_by(*n);
         }
+        let labels = || vec![("tenant", s.tenant.clone()), ("module", s.module.clone())];
         if let Some(t) = s.last_success.as_deref().and_then(parse_time) {
-            set(&last_success, vec![("module", s.module.clone())], seconds(&t));
+            set(&last_success, labels(), seconds(&t));
         }
         if let Some(last) = &s.last
             && let (Some(a), Some(b)) = (parse_time(&last.started_at), parse_time(&last.finished_at))
         {
             let took = (b - a).num_milliseconds().max(0) as f64 / 1000.0;
-            set(&duration, vec![("module", s.module.clone())], took);
+            set(&duration, labels(), took);
         }
     }
 
@@ -178,14 +200,11 @@ async fn fill(
         None,
     );
     for s in slots {
+        let labels = || vec![("tenant", s.tenant.clone()), ("module", s.module.clone())];
         if let Some(t) = &s.next_at {
-            set(&next, vec![("module", s.module.clone())], seconds(t));
+            set(&next, labels(), seconds(t));
         }
-        set(
-            &running,
-            vec![("module", s.module.clone())],
-            f64::from(u8::from(s.running.is_some())),
-        );
+        set(&running, labels(), f64::from(u8::from(s.running.is_some())));
     }
 
     let calls = gauge(
@@ -207,13 +226,21 @@ async fn fill(
         None,
     );
     let used = store.calls_by_pool(clock.now() - Duration::hours(24)).await?;
-    for m in loaded.modules.iter().filter(|m| m.connector.is_some()) {
+    let used: std::collections::HashMap<(&str, &str), u32> =
+        used.iter().map(|(ns, p, n)| ((ns.as_str(), p.as_str()), *n)).collect();
+    let enabled = loaded
+        .tenants
+        .iter()
+        .flat_map(|t| t.modules.iter().filter(|m| m.connector.is_some()).map(move |m| (t, m)));
+    for (t, m) in enabled {
+        let namespace = kri_core::store::namespace(&t.name, m.reg.module);
         for pool in m.reg.pools {
-            let n = used
-                .iter()
-                .find(|(ns, p, _)| ns == m.reg.module && p == pool.name)
-                .map_or(0, |(_, _, n)| *n);
-            let labels = vec![("module", m.reg.module.to_owned()), ("pool", pool.name.to_owned())];
+            let n = used.get(&(namespace.as_str(), pool.name)).copied().unwrap_or(0);
+            let labels = vec![
+                ("tenant", t.name.clone()),
+                ("module", m.reg.module.to_owned()),
+                ("pool", pool.name.to_owned()),
+            ];
             set(&calls, labels.clone(), f64::from(n));
             if let Some(l) = pool.limit {
                 set(&limit, labels.clone(), f64::from(l));

@@ -32,8 +32,13 @@ pub struct ServeHow {
 
 /// Run until SIGTERM/SIGINT: exit 0 after a clean stop, whatever the runs did.
 pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: ServeHow) -> Result<u8, Failure> {
-    if !loaded.modules.iter().any(|m| m.connector.is_some()) {
-        let modules: Vec<&str> = loaded.modules.iter().map(|m| m.reg.module).collect();
+    if !loaded
+        .tenants
+        .iter()
+        .flat_map(|t| &t.modules)
+        .any(|m| m.connector.is_some())
+    {
+        let modules: Vec<&str> = kri_core::registry::registrations().iter().map(|r| r.module).collect();
         return Err(Failure::config(format!(
             "no connector is enabled, so there is nothing to schedule: set enabled = true in the [connectors.KEY] table of one of: {}",
             modules.join(", ")
@@ -65,7 +70,7 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
     events.started(
         what,
         bound.map(|a| a.to_string()).as_deref(),
-        &store.path().display().to_string(),
+        &loaded.store_description(),
         &scheduler.plan(),
     );
 
@@ -166,9 +171,18 @@ pub async fn until_signal() {
 }
 
 /// `kri report --html FILE`: the dashboard as one self-contained file (no script, no links out).
+/// With several tenants (and no --tenant), the all-tenants overview.
 pub async fn report_html(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>) -> Result<String, Failure> {
-    let d = pages::dashboard(loaded, store, clock, None, kri_dashboard::Actions::Static)
+    let failed = |e: kri_core::store::StoreError| Failure::runtime(e.to_string());
+    if loaded.tenants.len() > 1 {
+        let o = pages::overview(loaded, store, clock.as_ref(), kri_dashboard::Actions::Static)
+            .await
+            .map_err(failed)?;
+        return Ok(kri_core::secret::scrub(&kri_dashboard::overview_page(&o)));
+    }
+    let tenant = pages::pick_tenant(loaded, None).map_err(Failure::config)?;
+    let d = pages::dashboard(loaded, tenant, store, clock, None, kri_dashboard::Actions::Static)
         .await
-        .map_err(|e| Failure::runtime(e.to_string()))?;
+        .map_err(failed)?;
     Ok(kri_core::secret::scrub(&kri_dashboard::dashboard(&d)))
 }

@@ -10,7 +10,7 @@ use kri_core::{Clock, Direction, Kri, RunContext, Store};
 use kri_dashboard as page;
 
 use super::scheduler::SlotView;
-use crate::config::{Loaded, Module};
+use crate::config::{Loaded, Module, Tenant};
 
 /// Days of history on a tile's sparkline.
 pub const SPARK_DAYS: i64 = 30;
@@ -26,9 +26,38 @@ pub(super) fn parse_time(t: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc())
 }
 
-/// The selected KRIs of the enabled connectors, in registry order.
-pub fn selected(loaded: &Loaded) -> impl Iterator<Item = (&Module, &'static dyn Kri)> {
-    loaded.modules.iter().filter(|m| m.connector.is_some()).flat_map(|m| {
+/// The tenant a page is about: the one asked for, else the first (the only one, mostly).
+pub fn pick_tenant<'a>(loaded: &'a Loaded, name: Option<&str>) -> Result<&'a Tenant, String> {
+    match name {
+        Some(n) => loaded
+            .tenants
+            .iter()
+            .find(|t| t.name == n)
+            .ok_or_else(|| format!("There is no tenant `{n}` here. The overview at / lists the tenants.")),
+        None => loaded
+            .tenants
+            .first()
+            .ok_or_else(|| "No tenant is configured.".to_owned()),
+    }
+}
+
+/// The name shown on a page: none for the single tenant of a config without tenants.
+fn shown(loaded: &Loaded, tenant: &Tenant) -> Option<String> {
+    loaded.multi_tenant.then(|| tenant.name.clone())
+}
+
+/// The store as one tenant's pages read it.
+fn of_tenant(loaded: &Loaded, tenant: &Tenant, store: &Store) -> Store {
+    if loaded.multi_tenant {
+        store.scoped(Some(&tenant.name))
+    } else {
+        store.clone()
+    }
+}
+
+/// The selected KRIs of a tenant's enabled connectors, in registry order.
+pub fn selected(tenant: &Tenant) -> impl Iterator<Item = (&Module, &'static dyn Kri)> {
+    tenant.modules.iter().filter(|m| m.connector.is_some()).flat_map(|m| {
         m.reg
             .kris
             .iter()
@@ -38,7 +67,7 @@ pub fn selected(loaded: &Loaded) -> impl Iterator<Item = (&Module, &'static dyn 
 }
 
 async fn tile(
-    loaded: &Loaded,
+    tenant: &Tenant,
     store: &Store,
     m: &Module,
     k: &dyn Kri,
@@ -46,7 +75,7 @@ async fn tile(
 ) -> Result<page::Tile, StoreError> {
     let latest = store.values(Some(k.slug().to_owned()), 1).await?.into_iter().next();
     let history = store.series(k.slug(), since, MAX_POINTS).await?;
-    let t = loaded.thresholds_for(k);
+    let t = tenant.thresholds_for(k);
     Ok(page::Tile {
         slug: k.slug().to_owned(),
         module: m.reg.module.to_owned(),
@@ -82,25 +111,27 @@ fn points(rows: &[ValueRow]) -> Vec<page::Point> {
 /// The dashboard: tiles, connectors (with the schedule when `slots` is given), runs, feeds.
 pub async fn dashboard(
     loaded: &Loaded,
+    tenant: &Tenant,
     store: &Store,
     clock: Arc<dyn Clock>,
     slots: Option<&[SlotView]>,
     actions: page::Actions,
 ) -> Result<page::Dashboard, StoreError> {
+    let store = &of_tenant(loaded, tenant, store);
     let now = clock.now();
     let since = now - chrono::Duration::days(SPARK_DAYS);
     let mut tiles = Vec::new();
-    for (m, k) in selected(loaded) {
-        tiles.push(tile(loaded, store, m, k, since).await?);
+    for (m, k) in selected(tenant) {
+        tiles.push(tile(tenant, store, m, k, since).await?);
     }
     let summary = store.run_summary().await?;
     let mut connectors = Vec::new();
     let mut feeds = Vec::new();
-    for m in loaded.modules.iter().filter(|m| m.connector.is_some()) {
-        let slot = slots.and_then(|s| s.iter().find(|s| s.module == m.reg.module));
+    for m in tenant.modules.iter().filter(|m| m.connector.is_some()) {
+        let slot = slots.and_then(|s| s.iter().find(|s| s.module == m.reg.module && s.tenant == tenant.name));
         let last = summary
             .iter()
-            .find(|s| s.module == m.reg.module)
+            .find(|s| s.module == m.reg.module && s.tenant == tenant.name)
             .and_then(|s| s.last.as_ref())
             .and_then(|r| {
                 Some(page::LastRun {
@@ -118,7 +149,7 @@ pub async fn dashboard(
             next_run: slot.and_then(|s| s.next_at),
         });
         if let Some(connector) = &m.connector {
-            let ctx = RunContext::new(clock.clone(), store, m.reg.module, false);
+            let ctx = RunContext::for_tenant(clock.clone(), store, &tenant.name, m.reg.module, false);
             match connector.feed(&ctx, FEED_ITEMS).await {
                 Ok(Some(feed)) => feeds.push(page::Feed {
                     module: m.reg.module.to_owned(),
@@ -156,6 +187,7 @@ pub async fn dashboard(
         .collect();
     Ok(page::Dashboard {
         generated_at: now,
+        tenant: shown(loaded, tenant),
         tiles,
         connectors,
         runs,
@@ -167,15 +199,17 @@ pub async fn dashboard(
 /// One KRI's page: all its stored history. `None`: not a selected KRI of an enabled connector.
 pub async fn kri(
     loaded: &Loaded,
+    tenant: &Tenant,
     store: &Store,
     clock: &dyn Clock,
     slug: &str,
 ) -> Result<Option<page::KriPage>, StoreError> {
-    let Some((m, k)) = selected(loaded).find(|(_, k)| k.slug() == slug) else {
+    let Some((m, k)) = selected(tenant).find(|(_, k)| k.slug() == slug) else {
         return Ok(None);
     };
+    let store = &of_tenant(loaded, tenant, store);
     let now = clock.now();
-    let tile = tile(loaded, store, m, k, DateTime::<Utc>::UNIX_EPOCH).await?;
+    let tile = tile(tenant, store, m, k, DateTime::<Utc>::UNIX_EPOCH).await?;
     let values = store
         .values(Some(slug.to_owned()), 200)
         .await?
@@ -191,7 +225,63 @@ pub async fn kri(
         .collect();
     Ok(Some(page::KriPage {
         generated_at: now,
+        tenant: shown(loaded, tenant),
         tile,
         values,
     }))
+}
+
+/// The all-tenants overview: each tenant's KRIs by band, its failed connectors and last run,
+/// read in two queries whatever the number of tenants.
+pub async fn overview(
+    loaded: &Loaded,
+    store: &Store,
+    clock: &dyn Clock,
+    actions: page::Actions,
+) -> Result<page::Overview, StoreError> {
+    let latest = store.latest_values().await?;
+    let bands: std::collections::HashMap<(&str, &str), Option<&str>> = latest
+        .iter()
+        .map(|v| ((v.tenant.as_str(), v.slug.as_str()), v.band.as_deref()))
+        .collect();
+    let summary = store.run_summary().await?;
+    let tenants = loaded
+        .tenants
+        .iter()
+        .map(|t| {
+            let mut row = page::TenantBands {
+                name: t.name.clone(),
+                red: 0,
+                amber: 0,
+                green: 0,
+                no_value: 0,
+                failed_connectors: 0,
+                last_run: None,
+            };
+            for (_, k) in selected(t) {
+                match bands.get(&(t.name.as_str(), k.slug())).copied().flatten() {
+                    Some("red") => row.red += 1,
+                    Some("amber") => row.amber += 1,
+                    Some("green") => row.green += 1,
+                    _ => row.no_value += 1,
+                }
+            }
+            for s in summary.iter().filter(|s| s.tenant == t.name) {
+                let Some(last) = &s.last else { continue };
+                if last.status == "failed" {
+                    row.failed_connectors += 1;
+                }
+                let at = parse_time(&last.finished_at);
+                if at > row.last_run {
+                    row.last_run = at;
+                }
+            }
+            row
+        })
+        .collect();
+    Ok(page::Overview {
+        generated_at: clock.now(),
+        tenants,
+        actions,
+    })
 }

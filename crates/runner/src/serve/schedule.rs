@@ -22,6 +22,15 @@ pub fn next_slot(now: DateTime<Utc>, period: Duration, offset: Duration, jitter:
         .unwrap_or(now)
 }
 
+/// The newest slot at or before `now` (the slot the current period's run belongs to).
+pub fn prev_slot(now: DateTime<Utc>, period: Duration, offset: Duration, jitter: Duration) -> DateTime<Utc> {
+    let next = next_slot(now, period, offset, jitter);
+    let secs = i64::try_from(period.as_secs()).unwrap_or(i64::MAX).max(60);
+    chrono::Duration::try_seconds(secs)
+        .and_then(|p| next.checked_sub_signed(p))
+        .unwrap_or(next)
+}
+
 /// A connector's jitter: the same every time for one module (so its slot is predictable), at
 /// most a minute and at most a twentieth of its period, so connectors due at the same minute
 /// do not all call at the same second.
@@ -74,6 +83,26 @@ mod tests {
     const H: Duration = Duration::from_secs(3600);
     const D: Duration = Duration::from_secs(86_400);
     const Z: Duration = Duration::ZERO;
+
+    #[test]
+    fn the_previous_slot_is_the_current_periods() {
+        let now = at("2026-11-23T10:20:00Z");
+        assert_eq!(
+            prev_slot(now, H, Duration::from_secs(5 * 60), Z),
+            at("2026-11-23T10:05:00Z")
+        );
+        assert_eq!(
+            prev_slot(now, D, Duration::from_secs(2 * 3600), Z),
+            at("2026-11-23T02:00:00Z")
+        );
+        let exact = at("2026-11-23T11:05:00Z");
+        assert_eq!(
+            prev_slot(exact, H, Duration::from_secs(5 * 60), Z),
+            exact,
+            "a slot is its own"
+        );
+        let _ = prev_slot(DateTime::<Utc>::MIN_UTC, Duration::MAX, Duration::MAX, Duration::MAX);
+    }
 
     #[test]
     fn hourly_and_daily_slots_are_aligned_to_the_clock() {
