@@ -455,7 +455,10 @@ pub async fn run_once(
         }
     }
     // Tenants run side by side, a bounded number at a time; each tenant's connectors at once.
-    let connectors: Vec<ConnectorReport> = futures_util::stream::iter(jobs).buffered(RUNS_AT_ONCE).collect().await;
+    let connectors: Vec<ConnectorReport> = futures_util::stream::iter(jobs)
+        .buffered(loaded.serve.runs_at_once)
+        .collect()
+        .await;
     if connectors.is_empty() {
         let modules: Vec<&str> = kri_core::registry::registrations().iter().map(|r| r.module).collect();
         return Err(Failure::config(format!(
@@ -487,9 +490,6 @@ pub async fn run_once(
     }
     Ok(report)
 }
-
-/// Connector runs of one `kri run` in flight at once (all of one tenant's, and many tenants').
-const RUNS_AT_ONCE: usize = 64;
 
 /// One connector's part of a run.
 struct Job<'a> {
