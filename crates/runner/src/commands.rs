@@ -264,7 +264,7 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
 /// The configured store: `[store] url` (PostgreSQL) or `[store] path` (SQLite).
 pub async fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
     match &loaded.store_url {
-        Some(url) => Store::connect(url.expose())
+        Some(url) => Store::connect(url)
             .await
             .map_err(|e| Failure::runtime(format!("{e}; check [store] url"))),
         None => Store::open(&loaded.store_path).map_err(|e| store_failure(&loaded.store_path, e)),

@@ -273,7 +273,8 @@ pub struct Tenant {
 pub struct Loaded {
     pub store_path: PathBuf,
     /// `[store] url`: a PostgreSQL store (then `store_path` is unused).
-    pub store_url: Option<kri_core::Secret>,
+    /// Its password is registered with the scrubber; the URL is shown by [`redact_url`].
+    pub store_url: Option<String>,
     /// Runs and values older than this many days are pruned after each run.
     pub keep_days: u32,
     pub serve: ServeSettings,
@@ -281,6 +282,33 @@ pub struct Loaded {
     pub tenants: Vec<Tenant>,
     /// Whether the config has `[tenants]` (output then names tenants).
     pub multi_tenant: bool,
+}
+
+/// The passwords a database URL carries: after `user:` and in a `password=` option, as
+/// written and percent-decoded.
+fn url_passwords(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or_default();
+    if let Some((user_info, _)) = authority.rsplit_once('@')
+        && let Some((_, password)) = user_info.split_once(':')
+    {
+        out.push(password.to_owned());
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        out.extend(
+            query
+                .split('&')
+                .filter_map(|kv| kv.strip_prefix("password="))
+                .map(str::to_owned),
+        );
+    }
+    let decoded: Vec<String> = out
+        .iter()
+        .map(|p| percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned())
+        .collect();
+    out.extend(decoded);
+    out
 }
 
 /// A database URL with its password replaced by `***`, to show where the store is.
@@ -306,7 +334,7 @@ impl Loaded {
     /// Where the store is, for people: the file, or the PostgreSQL URL without its password.
     pub fn store_description(&self) -> String {
         match &self.store_url {
-            Some(url) => redact_url(url.expose()),
+            Some(url) => redact_url(url),
             None => self.store_path.display().to_string(),
         }
     }
@@ -498,37 +526,56 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             StoreSection::default()
         }
     };
-    let store_url = {
-        let given = store
-            .url
-            .as_deref()
-            .map(str::trim)
-            .filter(|u| !u.is_empty())
-            .map(kri_core::Secret::new);
-        match kri_core::secret::from_value_or_file(given, store.url_file.as_deref(), "store.url", "store.url_file") {
-            Ok(Some(url))
-                if !(url.expose().starts_with("postgres://") || url.expose().starts_with("postgresql://")) =>
-            {
-                keep(Err(ConfigError::invalid(
-                    "store.url",
-                    "a store URL starts with postgres:// (postgres://USER:PASSWORD@HOST:5432/DATABASE); for a file, set [store] path instead",
-                )));
-                None
-            }
-            Ok(Some(url)) if sources.figment.find_value("store.path").is_ok() => {
-                drop(url);
-                keep(Err(ConfigError::invalid(
-                    "store.path",
-                    "set [store] path (an SQLite file) or [store] url (PostgreSQL), not both",
-                )));
-                None
-            }
-            Ok(url) => url,
-            Err(e) => {
-                keep(Err(e));
-                None
-            }
+    // Not a `Secret` as a whole: a URL without a password (trust or peer authentication) is no
+    // secret, and scrubbing it would hide where the store is in every message. Its password is.
+    let given = store.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
+    let store_url = match (given, store.url_file.as_deref()) {
+        (Some(_), Some(_)) => {
+            keep(Err(ConfigError::invalid(
+                "store.url_file",
+                "set either store.url or store.url_file, not both",
+            )));
+            None
         }
+        (Some(u), None) => Some(u.to_owned()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) if !text.trim().is_empty() => Some(text.trim().to_owned()),
+            Ok(_) => {
+                keep(Err(ConfigError::invalid(
+                    "store.url_file",
+                    format!("`{}` is empty: it should hold the store URL", path.display()),
+                )));
+                None
+            }
+            Err(e) => {
+                keep(Err(ConfigError::invalid(
+                    "store.url_file",
+                    format!("cannot read `{}`: {e}", path.display()),
+                )));
+                None
+            }
+        },
+        (None, None) => None,
+    };
+    for password in store_url.as_deref().map(url_passwords).unwrap_or_default() {
+        kri_core::secret::register(&password);
+    }
+    let store_url = match store_url {
+        Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+            keep(Err(ConfigError::invalid(
+                "store.url",
+                "a store URL starts with postgres:// (postgres://USER:PASSWORD@HOST:5432/DATABASE); for a file, set [store] path instead",
+            )));
+            None
+        }
+        Some(_) if sources.figment.find_value("store.path").is_ok() => {
+            keep(Err(ConfigError::invalid(
+                "store.path",
+                "set [store] path (an SQLite file) or [store] url (PostgreSQL), not both",
+            )));
+            None
+        }
+        url => url,
     };
     let keep_days = match store.keep_days.as_deref().map(str::trim) {
         None => DEFAULT_KEEP_DAYS,
@@ -1224,8 +1271,18 @@ mod tests {
             "{OK}[store]\npath = \"k.db\"\nurl = \"postgres://h/d\"\n"
         )));
         assert!(m.contains("not both"), "{m}");
-        let l = load_toml(&format!("{OK}[store]\nurl = \"postgres://kri:sekrit@h/d\"\n")).unwrap();
+        let l = load_toml(&format!("{OK}[store]\nurl = \"postgres://kri:s%40krit@h/d\"\n")).unwrap();
         assert_eq!(l.store_description(), "postgres://kri:***@h/d");
+        assert_eq!(
+            kri_core::secret::scrub("pw s@krit s%40krit"),
+            "pw [redacted] [redacted]"
+        );
+        // A URL without a password is no secret: where the store is stays readable.
+        let l = load_toml(&format!("{OK}[store]\nurl = \"postgres://kri@db.example/kri\"\n")).unwrap();
+        assert_eq!(
+            kri_core::secret::scrub(&l.store_description()),
+            "postgres://kri@db.example/kri"
+        );
     }
 
     #[test]

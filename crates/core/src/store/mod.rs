@@ -259,6 +259,14 @@ impl Store {
         }
     }
 
+    /// The most connections a PostgreSQL store's pool holds (`None` for SQLite).
+    pub fn pool_max_size(&self) -> Option<usize> {
+        match &self.backend {
+            Backend::Sqlite { .. } => None,
+            Backend::Postgres { pool, .. } => Some(pool.status().max_size),
+        }
+    }
+
     /// The schema version (number of migrations applied).
     pub async fn schema_version(&self) -> Result<u32, StoreError> {
         const ACTION: &str = "reading the schema version";

@@ -60,6 +60,17 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
         None
     };
     let bound = listener.as_ref().and_then(|l| l.local_addr().ok());
+    if let Some(pool) = store.pool_max_size()
+        && pool <= loaded.serve.runs_at_once
+    {
+        // Seen: with 8 connections for 32 runs, every statement stalled for the pool's wait.
+        tracing::warn!(
+            "[serve] runs_at_once is {} but the store's pool holds {pool} connections: runs will wait on each \
+             other; add ?pool_max_size={} to [store] url, or lower runs_at_once",
+            loaded.serve.runs_at_once,
+            loaded.serve.runs_at_once + 8
+        );
+    }
 
     let events = Events::new(how.out, clock.clone());
     let loaded = Arc::new(loaded);
