@@ -384,14 +384,24 @@ fn refusal(r: Refusal) -> Response {
     }
 }
 
-async fn run_now(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = refuse(&app, &headers) {
-        return r;
+/// What Run now and Test act on: the token checked, then `?module=` and `?tenant=`.
+fn action(
+    app: &App,
+    headers: &HeaderMap,
+    q: &HashMap<String, String>,
+) -> Result<(String, Option<String>), Box<Response>> {
+    if let Some(r) = refuse(app, headers) {
+        return Err(Box::new(r));
     }
-    let Some(module) = module_param(&q) else {
-        return no_module();
+    let module = module_param(q).ok_or_else(|| Box::new(no_module()))?;
+    Ok((module, tenant_param(q)))
+}
+
+async fn run_now(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
+    let (module, tenant) = match action(&app, &headers, &q) {
+        Ok(a) => a,
+        Err(r) => return *r,
     };
-    let tenant = tenant_param(&q);
     match app.scheduler.request_run(tenant.as_deref(), &module) {
         Ok((run_id, started)) => json_answer(
             StatusCode::ACCEPTED,
@@ -407,13 +417,10 @@ async fn run_now(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap
 }
 
 async fn test(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap<String, String>>) -> Response {
-    if let Some(r) = refuse(&app, &headers) {
-        return r;
-    }
-    let Some(module) = module_param(&q) else {
-        return no_module();
+    let (module, tenant) = match action(&app, &headers, &q) {
+        Ok(a) => a,
+        Err(r) => return *r,
     };
-    let tenant = tenant_param(&q);
     match app.scheduler.request_test(tenant.as_deref(), &module) {
         Ok((test_id, started)) => json_answer(
             StatusCode::ACCEPTED,
