@@ -386,6 +386,13 @@ async fn serve_schedules_every_tenant_and_labels_pages_api_and_metrics() {
     );
     let (code, _) = s.get("/kri/pp_vap_count?tenant=gamma").await;
     assert_eq!(code, 200);
+    for page in ["/?tenant=nobody", "/kri/pp_vap_count?tenant=nobody"] {
+        let (code, body) = s.get(page).await;
+        assert!(
+            code == 404 && body.contains("There is no tenant `nobody`"),
+            "{page}: {code} {body}"
+        );
+    }
 
     // Run now names its tenant: without one it is ambiguous, with one it starts.
     let (code, body) = s.post("/api/v1/runs?module=tap", Some(TOKEN)).await;

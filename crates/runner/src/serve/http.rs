@@ -155,14 +155,9 @@ async fn dashboard(State(app): Shared, Query(q): Query<HashMap<String, String>>)
         };
     }
     let slots = app.scheduler.slots();
-    let tenant = match pages::pick_tenant(&app.loaded, tenant_param(&q).as_deref()) {
+    let tenant = match page_tenant(&app, &q) {
         Ok(t) => t,
-        Err(m) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                &kri_dashboard::message_page("Unknown tenant", &m),
-            );
-        }
+        Err(r) => return *r,
     };
     match pages::dashboard(
         &app.loaded,
@@ -179,6 +174,16 @@ async fn dashboard(State(app): Shared, Query(q): Query<HashMap<String, String>>)
     }
 }
 
+/// The tenant a page is about (`?tenant=`, else the first), or the page saying there is none.
+fn page_tenant<'a>(app: &'a App, q: &HashMap<String, String>) -> Result<&'a crate::config::Tenant, Box<Response>> {
+    pages::pick_tenant(&app.loaded, tenant_param(q).as_deref()).map_err(|m| {
+        Box::new(html(
+            StatusCode::NOT_FOUND,
+            &kri_dashboard::message_page("Unknown tenant", &m),
+        ))
+    })
+}
+
 /// The page said when the store does not answer.
 fn store_down(e: kri_core::store::StoreError) -> Response {
     tracing::error!("{e}");
@@ -189,14 +194,9 @@ fn store_down(e: kri_core::store::StoreError) -> Response {
 }
 
 async fn kri_page(State(app): Shared, Path(slug): Path<String>, Query(q): Query<HashMap<String, String>>) -> Response {
-    let tenant = match pages::pick_tenant(&app.loaded, tenant_param(&q).as_deref()) {
+    let tenant = match page_tenant(&app, &q) {
         Ok(t) => t,
-        Err(m) => {
-            return html(
-                StatusCode::NOT_FOUND,
-                &kri_dashboard::message_page("Unknown tenant", &m),
-            );
-        }
+        Err(r) => return *r,
     };
     match pages::kri(&app.loaded, tenant, &app.store, app.clock.as_ref(), &slug).await {
         Ok(Some(p)) => html(StatusCode::OK, &kri_dashboard::kri_page(&p)),
