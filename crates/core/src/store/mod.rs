@@ -17,12 +17,14 @@
 pub mod calls;
 pub mod leases;
 mod postgres;
+pub mod prune;
 pub mod runs;
 mod schema;
 pub(crate) mod sql;
 pub mod state;
 #[cfg(test)]
 pub(crate) mod test_support;
+pub mod values;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -31,8 +33,10 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
+pub use prune::Pruned;
 pub use runs::ModuleRuns;
 pub use state::{StateHandle, StateValue};
+pub use values::{Cursor, MAX_PAGE, ValuesPage, ValuesQuery};
 
 /// A store problem: what failed, where the store is (a path, or a PostgreSQL URL without its
 /// password), and the error underneath.
@@ -433,8 +437,16 @@ mod tests {
         prune_keeps_each_tenants_newest_good_value,
         a_slot_mark_is_written_with_its_run_and_never_moves_back,
         the_newest_values_are_per_tenant_and_kri,
+        prune_keeps_each_connectors_last_run,
+        prune_goes_in_batches_at_most_once_an_hour,
+        the_read_model_kept_by_runs_equals_one_filled_from_history,
+        a_value_listing_pages_with_a_cursor,
+        hot_reads_use_their_index,
     );
-    on_both_engines!(engine: a_store_from_before_tenants_keeps_its_rows_as_the_default_tenants);
+    on_both_engines!(
+        engine: a_store_from_before_tenants_keeps_its_rows_as_the_default_tenants,
+        a_store_with_history_gains_its_read_model_in_place
+    );
 
     async fn a_slot_mark_is_written_with_its_run_and_never_moves_back(s: TestStore) {
         assert_eq!(s.slot_done("acme/tap").await.unwrap(), None);
@@ -566,16 +578,29 @@ mod tests {
     async fn prune_forgets_old_values_even_when_a_kri_never_had_a_good_one(s: TestStore) {
         s.write_run(&at(report("r1", Some(1.0)), 1)).await.unwrap();
         s.write_run(&at(report("r2", Some(2.0)), 2)).await.unwrap();
-        let mut never = at(report("r3", None), 3);
-        never.connectors[0].kris[0].slug = "pp_never_good";
-        s.write_run(&never).await.unwrap();
-        let (runs, values) = s.prune(t(10)).await.unwrap();
-        assert_eq!(values, 2, "r1's older value and r3's failure go");
-        assert_eq!(runs, 2, "and their runs");
-        let left = s.values(None, 10).await.unwrap();
-        assert_eq!(left.len(), 1, "{left:?}");
-        assert_eq!((left[0].run_id.as_str(), left[0].value), ("r2", Some(2.0)));
-        assert_eq!(s.history(10, None).await.unwrap().len(), 1);
+        let never = |id: &str, h| {
+            let mut r = at(report(id, None), h);
+            r.connectors[0].kris[0].slug = "pp_never_good";
+            r
+        };
+        s.write_run(&never("r3", 3)).await.unwrap();
+        s.write_run(&never("r4", 4)).await.unwrap();
+        let p = s.prune(t(10)).await.unwrap();
+        assert_eq!(p.values, 2, "r1's older value and r3's older failure go");
+        assert_eq!(p.runs, 2, "and their runs");
+        let left: Vec<_> = s
+            .values(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.run_id, v.value))
+            .collect();
+        assert_eq!(
+            left,
+            [("r4".into(), None), ("r2".into(), Some(2.0))],
+            "each KRI's newest value stays, good or not"
+        );
+        assert_eq!(s.history(10, None).await.unwrap().len(), 2);
     }
 
     async fn state_is_namespaced_and_scannable(s: TestStore) {
@@ -728,12 +753,23 @@ mod tests {
             (run.len(), run[0].status.as_str(), run[0].band.clone()),
             (1, "failed", None)
         );
-        let series = s.series("pp_vap_count", t(2), 2).await.unwrap();
+        let series = |since, max| {
+            let s = &s;
+            async move {
+                s.series("pp_vap_count", since, max)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|v| v.run_id)
+                    .collect::<Vec<_>>()
+            }
+        };
         assert_eq!(
-            series.iter().map(|v| v.run_id.as_str()).collect::<Vec<_>>(),
-            ["cd56-three", "ef78-four"],
-            "the newest, oldest first"
+            series(t(2), 10).await,
+            ["ab34-two", "cd56-three", "ef78-four"],
+            "the range, oldest first"
         );
+        assert_eq!(series(t(0), 2).await, ["ab12-one", "ef78-four"], "capped: its ends");
         assert_eq!(s.last_good("pp_vap_count").await.unwrap().unwrap().value, Some(16.0));
         assert!(s.last_good("pp_nothing").await.unwrap().is_none());
 
@@ -941,8 +977,8 @@ mod tests {
         assert_eq!(acme.tenants().await.unwrap(), ["acme"]);
     }
 
-    /// Pruning keeps the newest good value of each tenant's KRI, not only the newest overall;
-    /// a scoped handle prunes only its tenant.
+    /// Pruning keeps the newest value and the newest good value of each tenant's KRI, not
+    /// only the newest overall; a scoped handle prunes only its tenant.
     async fn prune_keeps_each_tenants_newest_good_value(s: TestStore) {
         s.write_run(&of("acme", at(report("a1", Some(1.0)), 1))).await.unwrap();
         s.write_run(&of("acme", at(report("a2", Some(2.0)), 3))).await.unwrap();
@@ -950,16 +986,34 @@ mod tests {
             .await
             .unwrap();
         s.write_run(&of("globex", at(report("g2", None), 4))).await.unwrap();
-        assert_eq!(s.scoped(Some("acme")).prune(t(10)).await.unwrap(), (1, 1), "a1 only");
-        assert_eq!(s.prune(t(10)).await.unwrap(), (1, 1), "then g2, a failure");
-        let left: Vec<_> = s
-            .values(None, 10)
+        let p = s.scoped(Some("acme")).prune(t(10)).await.unwrap();
+        assert_eq!((p.runs, p.values), (1, 1), "a1 only");
+        let p = s.prune(t(10)).await.unwrap();
+        assert_eq!(
+            (p.runs, p.values),
+            (0, 0),
+            "g1 is globex's newest good value, g2 its newest"
+        );
+        let left =
+            |rows: Vec<crate::report::ValueRow>| rows.into_iter().map(|v| (v.tenant, v.run_id)).collect::<Vec<_>>();
+        assert_eq!(
+            left(s.values(None, 10).await.unwrap()),
+            [
+                ("globex".into(), "g2".into()),
+                ("acme".into(), "a2".into()),
+                ("globex".into(), "g1".into())
+            ]
+        );
+        // A newer good value: g1 and g2 are neither any more.
+        s.write_run(&of("globex", at(report("g3", Some(8.0)), 5)))
             .await
-            .unwrap()
-            .into_iter()
-            .map(|v| (v.tenant, v.run_id))
-            .collect();
-        assert_eq!(left, [("acme".into(), "a2".into()), ("globex".into(), "g1".into())]);
+            .unwrap();
+        let p = s.prune(t(10)).await.unwrap();
+        assert_eq!((p.runs, p.values), (2, 2));
+        assert_eq!(
+            left(s.values(None, 10).await.unwrap()),
+            [("globex".into(), "g3".into()), ("acme".into(), "a2".into())]
+        );
         assert_eq!(
             s.scoped(Some("globex"))
                 .last_good("pp_vap_count")
@@ -967,8 +1021,377 @@ mod tests {
                 .unwrap()
                 .unwrap()
                 .value,
-            Some(7.0)
+            Some(8.0)
         );
+    }
+
+    /// A connector's last run stays even when it wrote no value (a run that failed before
+    /// measuring anything), so its status and error are still shown.
+    async fn prune_keeps_each_connectors_last_run(s: TestStore) {
+        let mut nothing = at(report("e1", None), 1);
+        nothing.connectors[0].module = "efd".into();
+        nothing.connectors[0].connector = "proofpoint-efd".into();
+        nothing.connectors[0].kris.clear();
+        nothing.connectors[0].error = Some("401".into());
+        let mut earlier = nothing.clone();
+        earlier.run_id = "e0".into();
+        earlier.connectors[0].started_at = t(0);
+        earlier.connectors[0].finished_at = t(0);
+        s.write_run(&earlier).await.unwrap();
+        s.write_run(&nothing).await.unwrap();
+        let p = s.prune(t(10)).await.unwrap();
+        assert_eq!((p.runs, p.values), (1, 0), "e0 goes");
+        let summary = s.run_summary().await.unwrap();
+        assert_eq!(summary[0].last.as_ref().unwrap().run_id, "e1");
+        assert_eq!(
+            summary[0].by_status,
+            [("failed".to_owned(), 2)],
+            "runs recorded, not runs kept"
+        );
+    }
+
+    /// Thousands of old rows go in many short batches, and only the hour's first caller of
+    /// `prune_if_due` prunes.
+    async fn prune_goes_in_batches_at_most_once_an_hour(s: TestStore) {
+        for h in 0..12u32 {
+            let mut r = at(report(&format!("r{h}"), Some(f64::from(h))), h);
+            let k = r.connectors[0].kris[0].clone();
+            r.connectors[0].kris = (0..150).map(|_| k.clone()).collect();
+            s.write_run(&r).await.unwrap();
+        }
+        let now = t(12);
+        let p = s.prune_if_due(now, t(11)).await.unwrap().expect("due");
+        assert_eq!(p.values, 11 * 150, "all but the newest run's values");
+        assert_eq!(p.runs, 11);
+        assert!(p.batches > 3, "{p:?}");
+        assert!(
+            s.prune_if_due(now, t(11)).await.unwrap().is_none(),
+            "not again this hour"
+        );
+        let other = s.reopen().await.unwrap();
+        assert!(
+            other
+                .prune_if_due(now + chrono::Duration::minutes(59), t(11))
+                .await
+                .unwrap()
+                .is_none(),
+            "nor by another process"
+        );
+        assert!(
+            other
+                .prune_if_due(now + chrono::Duration::minutes(61), t(11))
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(s.values(None, 1000).await.unwrap().len(), 150);
+    }
+
+    /// What a run's transaction keeps (newest, newest good, band since, previous value, last
+    /// run, last success, runs by status) is exactly what a fill from the history computes.
+    async fn the_read_model_kept_by_runs_equals_one_filled_from_history(s: TestStore) {
+        let band = |mut r: RunReport, b: Option<Band>| {
+            r.connectors[0].kris[0].band = b;
+            r
+        };
+        let runs = [
+            of("acme", band(at(report("a1", Some(1.0)), 1), Some(Band::Green))),
+            of("acme", band(at(report("a2", Some(30.0)), 2), Some(Band::Red))),
+            of("acme", band(at(report("a3", None), 3), None)),
+            of("acme", band(at(report("a4", Some(31.0)), 4), Some(Band::Red))),
+            of("globex", band(at(report("g1", None), 2), None)),
+            of("globex", band(at(report("g2", Some(5.0)), 3), Some(Band::Amber))),
+        ];
+        for r in &runs {
+            s.write_run(r).await.unwrap();
+        }
+        let mut failed = of("globex", at(report("g3", Some(6.0)), 5));
+        failed.connectors[0].status = ConnectorStatus::Partial;
+        s.write_run(&failed).await.unwrap();
+
+        let model = || async {
+            let latest = s.query(
+                "x",
+                "SELECT l.tenant, l.slug, n.run_id, g.run_id, l.good_band, l.band_since
+                 FROM kri_latest l JOIN kri_values n ON n.id = l.newest_id LEFT JOIN kri_values g ON g.id = l.good_id
+                 ORDER BY l.tenant, l.slug",
+                vals![],
+            );
+            let previous = s.query(
+                "x",
+                "SELECT run_id, previous_value FROM kri_values ORDER BY id",
+                vals![],
+            );
+            let connectors = s.query(
+                "x",
+                "SELECT tenant, module, connector, last_run_id, last_started_at, last_success_at FROM connector_latest
+                 ORDER BY tenant, module",
+                vals![],
+            );
+            let counts = s.query(
+                "x",
+                "SELECT tenant, module, status, runs FROM run_counts ORDER BY 1, 2, 3",
+                vals![],
+            );
+            (
+                latest.await.unwrap(),
+                previous.await.unwrap(),
+                connectors.await.unwrap(),
+                counts.await.unwrap(),
+            )
+        };
+        let kept = model().await;
+        let text = |rows: &[sql::Row]| format!("{rows:?}");
+        assert!(text(&kept.0).contains(r#"Text("acme"), Text("pp_vap_count"), Text("a4"), Text("a4"), Text("red"), Text("2026-11-23T02:00:00Z")"#), "red since a2, through a failure: {:?}", kept.0);
+        assert!(text(&kept.0).contains(r#"Text("globex"), Text("pp_vap_count"), Text("g3"), Text("g3"), Text("green"), Text("2026-11-23T05:00:00Z")"#), "{:?}", kept.0);
+        assert_eq!(
+            kept.1
+                .iter()
+                .map(|r| (r.text(0).unwrap(), r.opt_real(1).unwrap()))
+                .collect::<Vec<_>>(),
+            [
+                ("a1".into(), None),
+                ("a2".into(), Some(1.0)),
+                ("a3".into(), Some(30.0)),
+                ("a4".into(), Some(30.0)),
+                ("g1".into(), None),
+                ("g2".into(), None),
+                ("g3".into(), Some(5.0)),
+            ]
+        );
+        assert!(text(&kept.2).contains(r#"Text("globex"), Text("tap"), Text("proofpoint-tap"), Text("g3"), Text("2026-11-23T05:00:00Z"), Text("2026-11-23T03:00:00Z")"#), "last success is g2's: {:?}", kept.2);
+        s.rebuild_read_model().await.unwrap();
+        assert_eq!(model().await, kept);
+    }
+
+    /// A store with history from before the read model is brought to the new shape in place,
+    /// the read model filled from its history.
+    async fn a_store_with_history_gains_its_read_model_in_place(engine: Engine) {
+        let old = TestStore::at_version(engine, 5).await;
+        let rows = [
+            ("acme", "r1", 1, Some(3.0), Some("green"), "ok"),
+            ("acme", "r2", 2, None, None, "failed"),
+            ("acme", "r3", 3, Some(40.0), Some("red"), "ok"),
+            ("acme", "r4", 4, Some(41.0), Some("red"), "ok"),
+            ("globex", "r1", 2, Some(9.0), Some("amber"), "ok"),
+        ];
+        for (tenant, run, h, value, band, status) in rows {
+            old.execute(
+                "x",
+                "INSERT INTO runs (tenant, run_id, connector, module, started_at, finished_at, status, rows_written,
+                                   rows_skipped, api_calls, error)
+                 VALUES (?1, ?2, 'proofpoint-tap', 'tap', ?3, ?3, ?4, 1, 0, 1, NULL)",
+                vals![tenant, run, fmt_time(&t(h)), status],
+            )
+            .await
+            .unwrap();
+            old.execute(
+                "x",
+                "INSERT INTO kri_values (tenant, run_id, connector, slug, measured_at, value, unit, status, band, message)
+                 VALUES (?1, ?2, 'proofpoint-tap', 'pp_vap_count', ?3, ?4, 'count', ?5, ?6, NULL)",
+                vals![tenant, run, fmt_time(&t(h)), value, if value.is_some() { "ok" } else { "failed" }, band],
+            )
+            .await
+            .unwrap();
+        }
+        let s = old.reopen().await.unwrap();
+        assert_eq!(s.schema_version().await.unwrap(), schema::MIGRATIONS.len() as u32);
+        let newest: Vec<_> = s
+            .latest_values()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.tenant, v.run_id, v.previous))
+            .collect();
+        assert_eq!(
+            newest,
+            [
+                ("acme".into(), "r4".into(), Some(40.0)),
+                ("globex".into(), "r1".into(), None)
+            ]
+        );
+        let acme = s.scoped(Some("acme"));
+        let listed: Vec<_> = acme
+            .values(None, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|v| (v.run_id, v.previous, v.delta))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                ("r4".into(), Some(40.0), Some(1.0)),
+                ("r3".into(), Some(3.0), Some(37.0)),
+                ("r2".into(), Some(3.0), None),
+                ("r1".into(), None, None)
+            ]
+        );
+        let since = s
+            .query("x", "SELECT band_since FROM kri_latest WHERE tenant = 'acme'", vals![])
+            .await
+            .unwrap();
+        assert_eq!(since[0].opt_text(0).unwrap().as_deref(), Some("2026-11-23T03:00:00Z"));
+        let summary = acme.run_summary().await.unwrap();
+        assert_eq!(summary[0].by_status, [("failed".into(), 1), ("ok".into(), 3)]);
+        assert_eq!(summary[0].last_success.as_deref(), Some("2026-11-23T04:00:00Z"));
+        assert_eq!(summary[0].last.as_ref().unwrap().run_id, "r4");
+        assert_eq!(s.tenants().await.unwrap(), ["acme", "globex"]);
+        // And runs go on from there.
+        s.write_run(&of("acme", at(report("r5", Some(2.0)), 5))).await.unwrap();
+        let v = &acme.values(None, 1).await.unwrap()[0];
+        assert_eq!((v.previous, v.delta), (Some(41.0), Some(-39.0)));
+    }
+
+    /// Pages of a listing: each at most its limit, a cursor to the next, none repeated or
+    /// lost, whether values share a time or not; a bad cursor never reaches the store.
+    async fn a_value_listing_pages_with_a_cursor(s: TestStore) {
+        for h in 0..5u32 {
+            let mut r = at(report(&format!("r{h}"), Some(f64::from(h))), h);
+            let k = r.connectors[0].kris[0].clone();
+            r.connectors[0].kris = vec![k.clone(), k];
+            s.write_run(&r).await.unwrap();
+        }
+        let mut q = ValuesQuery {
+            limit: 3,
+            ..ValuesQuery::default()
+        };
+        let mut seen = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page = s.values_page(&q).await.unwrap();
+            assert!(page.values.len() <= 3);
+            pages += 1;
+            seen.extend(page.values.iter().map(|v| v.run_id.clone()));
+            match page.next_cursor {
+                Some(c) => q.cursor = Some(Cursor::parse(&c.to_string()).unwrap()),
+                None => break,
+            }
+        }
+        assert_eq!(pages, 4);
+        assert_eq!(seen, ["r4", "r4", "r3", "r3", "r2", "r2", "r1", "r1", "r0", "r0"]);
+        let since = ValuesQuery {
+            since: Some(t(3)),
+            limit: 10,
+            slug: Some("pp_vap_count".into()),
+            cursor: None,
+        };
+        let page = s.values_page(&since).await.unwrap();
+        assert_eq!(page.values.len(), 4);
+        assert!(page.next_cursor.is_none(), "the last page says so");
+        assert_eq!(s.values(None, 0).await.unwrap().len(), 1, "a limit is at least 1");
+    }
+
+    /// The hot reads and the prune's batches find their rows by index on both engines, never
+    /// by a scan of the history (the plans of the exact SQL the store runs).
+    async fn hot_reads_use_their_index(s: TestStore) {
+        let engine = s.engine();
+        let check = |what: &str, plan: String, index: &str| {
+            for line in plan.lines() {
+                let l = line.trim_start_matches(|c: char| !c.is_ascii_alphabetic());
+                let full_scan = match engine {
+                    Engine::Sqlite => {
+                        l.starts_with("SCAN ")
+                            && !l.contains("USING")
+                            && ![
+                                "SCAN l",
+                                "SCAN c",
+                                "SCAN kri_latest",
+                                "SCAN connector_latest",
+                                "SCAN run_counts",
+                            ]
+                            .iter()
+                            .any(|ok| l == *ok || l.starts_with(&format!("{ok} ")))
+                    }
+                    Engine::Postgres => l.starts_with("Seq Scan on kri_values") || l.starts_with("Seq Scan on runs"),
+                };
+                assert!(!full_scan, "{what} ({engine:?}) scans the history:\n{plan}");
+            }
+            assert!(
+                plan.contains(index),
+                "{what} ({engine:?}) does not use {index}:\n{plan}"
+            );
+        };
+        let sorted = |what: &str, plan: &str| {
+            assert!(
+                !plan.contains("TEMP B-TREE") && !plan.contains("Sort  ("),
+                "{what} ({engine:?}) sorts instead of reading in index order:\n{plan}"
+            );
+        };
+        // Statistics like a used store's, as the planner has them there: a few tenants, many
+        // values each (the planner of an empty PostgreSQL table cannot tell one index from
+        // another).
+        let tenants: Vec<String> = std::iter::once("acme".to_owned())
+            .chain((0..24).map(|i| format!("t{i}")))
+            .collect();
+        for tenant in &tenants {
+            for h in 0..6 {
+                let mut r = of(tenant, at(report(&format!("{tenant}-{h}"), Some(1.0)), h));
+                let k = r.connectors[0].kris[0].clone();
+                r.connectors[0].kris = ["pp_vap_count", "pp_dmarc_enforcement_pct", "pp_bec_impostor_7d"]
+                    .into_iter()
+                    .map(|slug| KriOutcome { slug, ..k.clone() })
+                    .collect();
+                s.write_run(&r).await.unwrap();
+            }
+        }
+        if engine == Engine::Postgres {
+            s.execute("x", "ANALYZE", vals![]).await.unwrap();
+        }
+        let acme = s.scoped(Some("acme"));
+        let cursor = Some(Cursor::parse(&format!("{}.42", t(3).timestamp())).unwrap());
+        let listing = [
+            (&*s, None, "kri_values_measured"),
+            (&acme, None, "kri_values_tenant_at"),
+            (&acme, Some("pp_vap_count"), "kri_values_tenant_slug"),
+            (&*s, Some("pp_vap_count"), "kri_values_slug"),
+        ];
+        for (store, slug, index) in listing {
+            for cursor in [None, cursor] {
+                let q = ValuesQuery {
+                    slug: slug.map(str::to_owned),
+                    since: Some(t(0)),
+                    limit: 50,
+                    cursor,
+                };
+                let (sql, params) = store.values_query(&q, 51);
+                let plan = store.explain(&sql, params).await.unwrap();
+                check("the value listing", plan.clone(), index);
+                sorted("the value listing", &plan);
+            }
+        }
+        let (sql, params) = acme.series_query("pp_vap_count", t(0));
+        let plan = acme.explain(&sql, params).await.unwrap();
+        check("a KRI's chart", plan.clone(), "kri_values_tenant_slug");
+        sorted("a KRI's chart", &plan);
+        for (store, module, index) in [
+            (&*s, None, "runs_started"),
+            (&acme, None, "runs_tenant_started"),
+            // (tenant, module, started_at) or (tenant, started_at): either reads one tenant's runs.
+            (&acme, Some("tap"), "runs_tenant_"),
+        ] {
+            let (sql, params) = store.history_query(20, module.map(str::to_owned));
+            let plan = store.explain(&sql, params).await.unwrap();
+            check("run history", plan.clone(), index);
+        }
+        let latest = "SELECT v.id FROM kri_latest l JOIN kri_values v ON v.id = l.newest_id ORDER BY l.tenant, l.slug";
+        let pk = if engine == Engine::Sqlite {
+            "PRIMARY KEY"
+        } else {
+            "kri_values_pkey"
+        };
+        check("the newest values", s.explain(latest, vals![]).await.unwrap(), pk);
+        let before = fmt_time(&t(0));
+        let (sql, params) = s.prune_query(prune::Table::Values, &before, 100);
+        check(
+            "a prune batch of values",
+            s.explain(&sql, params).await.unwrap(),
+            "kri_values_measured",
+        );
+        let (sql, params) = s.prune_query(prune::Table::Runs, &before, 100);
+        let plan = s.explain(&sql, params).await.unwrap();
+        check("a prune batch of runs", plan.clone(), "runs_started");
+        check("a prune batch of runs", plan, "kri_values_run");
     }
 
     #[test]

@@ -1,22 +1,70 @@
-//! Runs and KRI values: written one run per transaction, read back for `kri history` and
-//! `kri values`, and the last good value of a KRI.
+//! Runs: written one run per transaction, together with the read model of "now" (the newest
+//! value and newest good value of each tenant's KRI, each connector's last run and last
+//! success, runs counted by status); read back for `kri history`, a service's status and
+//! metrics. No read here walks the history: "now" comes from the read model, and a listing
+//! reads an index range of at most its limit.
 
-use chrono::{DateTime, Utc};
-
-use super::sql::{Row, Statement, vals};
-use super::{Store, StoreError, StoreFailure, fmt_time};
-use crate::report::{RunReport, RunRow, ValueRow};
+use super::sql::{Filter, Row, Statement, vals};
+use super::values::VALUE_COLUMNS;
+use super::{Store, StoreError, StoreFailure, fmt_time, schema};
+use crate::report::{RunReport, RunRow};
 use crate::secret::scrub;
-
-// An optional filter is `(CAST(?N AS TEXT) IS NULL OR column = ?N)`: PostgreSQL cannot tell
-// the type of a parameter whose first use is `?N IS NULL`, and the cast tells it (SQLite
-// ignores it). Every read is filtered by the handle's tenant that way (`None`: all tenants).
 
 /// The columns [`run_row`] reads.
 const RUN_COLUMNS: &str = "tenant, run_id, connector, module, started_at, finished_at, status, rows_written, \
                            rows_skipped, api_calls, error";
-/// The columns [`value_row`] reads.
-const VALUE_COLUMNS: &str = "tenant, slug, connector, run_id, measured_at, value, unit, status, band, message";
+
+/// A value, with the previous good value of its tenant's KRI (from the read model, before this
+/// value updates it).
+const INSERT_VALUE: &str = "INSERT INTO kri_values (tenant, run_id, connector, slug, measured_at, value, unit, status,
+                                                    band, message, previous_value)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
+             (SELECT g.value FROM kri_latest l JOIN kri_values g ON g.id = l.good_id
+              WHERE l.tenant = ?1 AND l.slug = ?4))";
+
+/// The read model of one KRI after the value just inserted: it becomes the newest (unless a
+/// newer one is stored), the newest good one when it has a value, and the band's start moves
+/// when its band differs from the last good band.
+const UPDATE_KRI_LATEST: &str =
+    "INSERT INTO kri_latest (tenant, slug, newest_id, newest_at, good_id, good_band, band_since)
+     SELECT v.tenant, v.slug, v.id, v.measured_at,
+            CASE WHEN v.value IS NULL THEN NULL ELSE v.id END,
+            CASE WHEN v.value IS NULL THEN NULL ELSE v.band END,
+            CASE WHEN v.value IS NULL THEN NULL ELSE v.measured_at END
+     FROM kri_values v
+     WHERE v.id = (SELECT MAX(w.id) FROM kri_values w
+                   WHERE w.run_id = ?1 AND w.tenant = ?2 AND w.connector = ?3 AND w.slug = ?4)
+     ON CONFLICT (tenant, slug) DO UPDATE SET
+         newest_id = excluded.newest_id,
+         newest_at = excluded.newest_at,
+         good_id = COALESCE(excluded.good_id, kri_latest.good_id),
+         good_band = CASE WHEN excluded.good_id IS NULL THEN kri_latest.good_band ELSE excluded.good_band END,
+         band_since = CASE
+             WHEN excluded.good_id IS NULL THEN kri_latest.band_since
+             WHEN kri_latest.good_id IS NOT NULL
+                  AND COALESCE(kri_latest.good_band, '') = COALESCE(excluded.good_band, '')
+                 THEN kri_latest.band_since
+             ELSE excluded.band_since END
+     WHERE excluded.newest_at >= kri_latest.newest_at";
+
+/// The read model of one connector after its run: the last run (unless a later one is stored)
+/// and the last success.
+const UPDATE_CONNECTOR_LATEST: &str =
+    "INSERT INTO connector_latest (tenant, module, connector, last_run_id, last_started_at,
+                                   last_success_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, CASE WHEN CAST(?6 AS TEXT) = 'ok' THEN CAST(?7 AS TEXT) END)
+     ON CONFLICT (tenant, module) DO UPDATE SET
+         connector = CASE WHEN excluded.last_started_at >= connector_latest.last_started_at
+                          THEN excluded.connector ELSE connector_latest.connector END,
+         last_run_id = CASE WHEN excluded.last_started_at >= connector_latest.last_started_at
+                            THEN excluded.last_run_id ELSE connector_latest.last_run_id END,
+         last_started_at = CASE WHEN excluded.last_started_at >= connector_latest.last_started_at
+                                THEN excluded.last_started_at ELSE connector_latest.last_started_at END,
+         last_success_at = CASE WHEN excluded.last_success_at > COALESCE(connector_latest.last_success_at, '')
+                                THEN excluded.last_success_at ELSE connector_latest.last_success_at END";
+
+const COUNT_RUN: &str = "INSERT INTO run_counts (tenant, module, status, runs) VALUES (?1, ?2, ?3, 1)
+     ON CONFLICT (tenant, module, status) DO UPDATE SET runs = run_counts.runs + 1";
 
 impl Store {
     /// Write a whole run (every connector's row and every KRI outcome) in ONE transaction, each
@@ -27,6 +75,7 @@ impl Store {
 
     /// [`Store::write_run`], and in the same transaction mark each `(name, slot)`: the slot of
     /// the (tenant, connector) `name` is run (see [`Store::slot_done`]). A mark never moves back.
+    /// The read model is updated in the same transaction.
     pub async fn write_run_marked(&self, run: &RunReport, marks: &[(String, String)]) -> Result<(), StoreError> {
         let mut statements: Vec<Statement> = Vec::new();
         for (name, slot) in marks {
@@ -55,11 +104,22 @@ impl Store {
                     r.error.as_deref().map(scrub)
                 ],
             ));
+            statements.push((
+                UPDATE_CONNECTOR_LATEST,
+                vals![
+                    &r.tenant,
+                    &r.module,
+                    &r.connector,
+                    &run.run_id,
+                    fmt_time(&r.started_at),
+                    r.status.as_str(),
+                    fmt_time(&r.finished_at)
+                ],
+            ));
+            statements.push((COUNT_RUN, vals![&r.tenant, &r.module, r.status.as_str()]));
             for k in &r.kris {
                 statements.push((
-                    "INSERT INTO kri_values (tenant, run_id, connector, slug, measured_at, value, unit, status, band,
-                                             message)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    INSERT_VALUE,
                     vals![
                         &r.tenant,
                         &run.run_id,
@@ -73,47 +133,17 @@ impl Store {
                         k.message.as_deref().map(scrub)
                     ],
                 ));
+                statements.push((UPDATE_KRI_LATEST, vals![&run.run_id, &r.tenant, &r.connector, k.slug]));
             }
         }
         self.transaction("writing the run", statements).await.map(|_| ())
     }
 
-    /// Forget runs and values from before `before`, except each tenant's newest good value of
-    /// each KRI (and its run), so a KRI measured rarely keeps its last good value. A scoped
-    /// handle forgets only its tenant's. Returns (runs, values) deleted.
-    pub async fn prune(&self, before: DateTime<Utc>) -> Result<(usize, usize), StoreError> {
-        let before = fmt_time(&before);
-        let counts = self
-            .transaction(
-                "pruning old runs and values",
-                vec![
-                    (
-                        // `kept` is NULL for a KRI that never had a good value: leave those out,
-                        // since `id NOT IN (…, NULL)` is never true and would keep every row.
-                        "DELETE FROM kri_values WHERE measured_at < ?1
-                           AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
-                           AND id NOT IN (
-                             SELECT kept FROM (
-                                 SELECT (SELECT k.id FROM kri_values k
-                                         WHERE k.tenant = s.tenant AND k.slug = s.slug AND k.value IS NOT NULL
-                                         ORDER BY k.measured_at DESC, k.id DESC LIMIT 1) AS kept
-                                 FROM (SELECT DISTINCT tenant, slug FROM kri_values) s) newest
-                             WHERE kept IS NOT NULL)",
-                        vals![&before, self.tenant_filter()],
-                    ),
-                    (
-                        "DELETE FROM runs WHERE started_at < ?1
-                           AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
-                           AND NOT EXISTS (
-                             SELECT 1 FROM kri_values v
-                             WHERE v.tenant = runs.tenant AND v.run_id = runs.run_id AND v.connector = runs.connector)",
-                        vals![&before, self.tenant_filter()],
-                    ),
-                ],
-            )
-            .await?;
-        let count = |i: usize| counts.get(i).map_or(0, |&n| usize::try_from(n).unwrap_or(usize::MAX));
-        Ok((count(1), count(0)))
+    /// Fill the read model again from the stored history, in one transaction (what the
+    /// migration that made it did once). For a store whose rows were written by other means
+    /// than [`Store::write_run`] (a bulk import).
+    pub async fn rebuild_read_model(&self) -> Result<(), StoreError> {
+        self.batch("rebuilding the read model", schema::FILL_READ_MODEL).await
     }
 
     /// The newest slot `name` (a (tenant, connector), see [`crate::store::namespace`]) has run.
@@ -127,133 +157,51 @@ impl Store {
         .await
     }
 
-    /// The newest value of every (tenant, KRI), good or not (the overview's bands).
-    pub async fn latest_values(&self) -> Result<Vec<ValueRow>, StoreError> {
-        self.latest("reading the newest values", "").await
-    }
-
-    /// The newest good value of every (tenant, KRI) (`/metrics`' `kri_value`).
-    pub async fn latest_good_values(&self) -> Result<Vec<ValueRow>, StoreError> {
-        self.latest("reading the last good values", "AND k.value IS NOT NULL")
-            .await
-    }
-
-    async fn latest(&self, action: &'static str, good: &'static str) -> Result<Vec<ValueRow>, StoreError> {
-        // One index seek per (tenant, KRI), whatever the number of stored values.
-        self.query_map(
-            action,
-            &format!(
-                "SELECT {VALUE_COLUMNS} FROM kri_values WHERE id IN (
-                     SELECT (SELECT k.id FROM kri_values k
-                             WHERE k.tenant = s.tenant AND k.slug = s.slug {good}
-                             ORDER BY k.measured_at DESC, k.id DESC LIMIT 1)
-                     FROM (SELECT DISTINCT tenant, slug FROM kri_values
-                           WHERE CAST(?1 AS TEXT) IS NULL OR tenant = ?1) s)
-                 ORDER BY tenant, slug"
-            ),
-            vals![self.tenant_filter()],
-            value_row,
-        )
-        .await
-    }
-
     /// The most recent connector runs, newest first.
     pub async fn history(&self, limit: u32, module: Option<String>) -> Result<Vec<RunRow>, StoreError> {
-        self.query_map(
-            "reading run history",
-            &format!(
-                "SELECT {RUN_COLUMNS} FROM runs
-                 WHERE (CAST(?1 AS TEXT) IS NULL OR module = ?1) AND (CAST(?3 AS TEXT) IS NULL OR tenant = ?3)
-                 ORDER BY started_at DESC, rowid DESC LIMIT ?2"
-            ),
-            vals![module, limit, self.tenant_filter()],
-            run_row,
+        let (sql, params) = self.history_query(limit, module);
+        self.query_map("reading run history", &sql, params, run_row).await
+    }
+
+    pub(crate) fn history_query(&self, limit: u32, module: Option<String>) -> (String, Vec<super::sql::Val>) {
+        let mut f = Filter::default();
+        f.eq("tenant", self.tenant_filter()).eq("module", module);
+        let where_ = f.sql();
+        let limit = f.param(limit);
+        (
+            format!("SELECT {RUN_COLUMNS} FROM runs{where_} ORDER BY started_at DESC, rowid DESC LIMIT {limit}"),
+            f.params,
         )
-        .await
     }
 
-    /// Stored values, newest first, for one slug or all.
-    pub async fn values(&self, slug: Option<String>, limit: u32) -> Result<Vec<ValueRow>, StoreError> {
-        self.values_since(slug, None, limit).await
-    }
-
-    /// Stored values measured at or after `since` (all when `None`), newest first, each with the
-    /// KRI's previous value (the newest older row of the same tenant that has one) and the
-    /// change from it.
-    pub async fn values_since(
-        &self,
-        slug: Option<String>,
-        since: Option<DateTime<Utc>>,
-        limit: u32,
-    ) -> Result<Vec<ValueRow>, StoreError> {
+    /// The connector rows of the runs whose id starts with `prefix` (a whole id, or enough of its
+    /// start to be unique; letters in any case: kri's run ids are lower case), oldest first.
+    pub async fn run_rows(&self, prefix: &str) -> Result<Vec<RunRow>, StoreError> {
+        // A range of the primary key, not a LIKE: one index seek whatever the number of runs.
+        // `%` and `_` are dropped, as they always were.
+        let low = prefix.replace(['%', '_'], "").to_ascii_lowercase();
+        let high = format!("{low}\u{10FFFF}");
+        let mut f = Filter::default();
+        f.and("run_id >= {} AND run_id < {}", vals![low, high])
+            .eq("tenant", self.tenant_filter());
         self.query_map(
-            "reading values",
-            "SELECT v.tenant, v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band,
-                    v.message,
-                    (SELECT p.value FROM kri_values p
-                     WHERE p.tenant = v.tenant AND p.slug = v.slug AND p.value IS NOT NULL
-                       AND (p.measured_at < v.measured_at OR (p.measured_at = v.measured_at AND p.id < v.id))
-                     ORDER BY p.measured_at DESC, p.id DESC LIMIT 1)
-             FROM kri_values v WHERE (CAST(?1 AS TEXT) IS NULL OR v.slug = ?1)
-               AND (CAST(?2 AS TEXT) IS NULL OR v.measured_at >= ?2)
-               AND (CAST(?4 AS TEXT) IS NULL OR v.tenant = ?4)
-             ORDER BY v.measured_at DESC, v.id DESC LIMIT ?3",
-            vals![slug, since.map(|t| fmt_time(&t)), limit, self.tenant_filter()],
-            |r| {
-                let mut row = value_row(r)?;
-                row.previous = r.opt_real(10)?;
-                row.delta = row.value.zip(row.previous).map(|(v, p)| v - p);
-                Ok(row)
-            },
+            "reading a run",
+            &format!("SELECT {RUN_COLUMNS} FROM runs{} ORDER BY started_at, rowid", f.sql()),
+            f.params,
+            run_row,
         )
         .await
     }
 
     /// The values a run wrote, in the order written.
-    pub async fn run_values(&self, run_id: &str) -> Result<Vec<ValueRow>, StoreError> {
+    pub async fn run_values(&self, run_id: &str) -> Result<Vec<crate::report::ValueRow>, StoreError> {
+        let mut f = Filter::default();
+        f.eq("run_id", Some(run_id)).eq("tenant", self.tenant_filter());
         self.query_map(
             "reading a run's values",
-            &format!(
-                "SELECT {VALUE_COLUMNS} FROM kri_values
-                 WHERE run_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2) ORDER BY id"
-            ),
-            vals![run_id, self.tenant_filter()],
-            value_row,
-        )
-        .await
-    }
-
-    /// The connector rows of the runs whose id starts with `prefix` (a whole id, or enough of its
-    /// start to be unique; letters in any case), oldest first.
-    pub async fn run_rows(&self, prefix: &str) -> Result<Vec<RunRow>, StoreError> {
-        // SQLite's LIKE ignores the case of ASCII letters, PostgreSQL's does not: lower both
-        // sides so the engines agree.
-        let pattern = format!("{}%", prefix.replace(['%', '_'], "").to_ascii_lowercase());
-        self.query_map(
-            "reading a run",
-            &format!(
-                "SELECT {RUN_COLUMNS} FROM runs
-                 WHERE lower(run_id) LIKE ?1 AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
-                 ORDER BY started_at, rowid"
-            ),
-            vals![pattern, self.tenant_filter()],
-            run_row,
-        )
-        .await
-    }
-
-    /// The newest value that is not a failure (the "last good value"): the tenant's, for a
-    /// scoped handle.
-    pub async fn last_good(&self, slug: &str) -> Result<Option<ValueRow>, StoreError> {
-        self.query_opt(
-            "reading the last good value",
-            &format!(
-                "SELECT {VALUE_COLUMNS} FROM kri_values
-                 WHERE slug = ?1 AND value IS NOT NULL AND (CAST(?2 AS TEXT) IS NULL OR tenant = ?2)
-                 ORDER BY measured_at DESC, id DESC LIMIT 1"
-            ),
-            vals![slug, self.tenant_filter()],
-            value_row,
+            &format!("SELECT {VALUE_COLUMNS} FROM kri_values{} ORDER BY id", f.sql()),
+            f.params,
+            super::values::value_row,
         )
         .await
     }
@@ -264,7 +212,8 @@ impl Store {
 pub struct ModuleRuns {
     pub tenant: String,
     pub module: String,
-    /// Stored runs by status (`ok`, `partial`, `failed`).
+    /// Runs recorded by status (`ok`, `partial`, `failed`), since the store was made: pruning
+    /// old runs does not lower them.
     pub by_status: Vec<(String, u64)>,
     /// When the newest `ok` run finished.
     pub last_success: Option<String>,
@@ -273,86 +222,78 @@ pub struct ModuleRuns {
 }
 
 impl Store {
-    /// Per tenant and module: runs by status, the newest successful run and the newest run.
+    /// Per tenant and module: runs by status, the newest successful run and the newest run, from
+    /// the read model (two queries, whatever the number of runs stored).
     pub async fn run_summary(&self) -> Result<Vec<ModuleRuns>, StoreError> {
         const ACTION: &str = "summarising runs";
+        let mut f = Filter::default();
+        f.eq("c.tenant", self.tenant_filter());
+        let mut out = self
+            .query_map(
+                ACTION,
+                &format!(
+                    "SELECT c.last_success_at, r.tenant, r.run_id, r.connector, r.module, r.started_at, r.finished_at,
+                            r.status, r.rows_written, r.rows_skipped, r.api_calls, r.error, c.tenant, c.module
+                     FROM connector_latest c
+                     LEFT JOIN runs r ON r.run_id = c.last_run_id AND r.tenant = c.tenant AND r.connector = c.connector
+                     {} ORDER BY c.tenant, c.module",
+                    f.sql()
+                ),
+                f.params,
+                |r| {
+                    let last = match r.opt_text(2)? {
+                        Some(_) => Some(run_row(&Row(r.0[1..12].to_vec()))?),
+                        None => None,
+                    };
+                    Ok(ModuleRuns {
+                        tenant: r.text(12)?,
+                        module: r.text(13)?,
+                        by_status: Vec::new(),
+                        last_success: r.opt_text(0)?,
+                        last,
+                    })
+                },
+            )
+            .await?;
+        let mut f = Filter::default();
+        f.eq("tenant", self.tenant_filter());
         let counts = self
             .query_map(
                 ACTION,
-                "SELECT tenant, module, status, COUNT(*) FROM runs WHERE (CAST(?1 AS TEXT) IS NULL OR tenant = ?1)
-                 GROUP BY tenant, module, status ORDER BY tenant, module, status",
-                vals![self.tenant_filter()],
+                &format!(
+                    "SELECT tenant, module, status, runs FROM run_counts{} ORDER BY tenant, module, status",
+                    f.sql()
+                ),
+                f.params,
                 |r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.u64(3)?)),
             )
             .await?;
-        let mut out: Vec<ModuleRuns> = Vec::new();
         for (tenant, module, status, n) in counts {
-            match out.iter_mut().find(|m| m.tenant == tenant && m.module == module) {
-                Some(m) => m.by_status.push((status, n)),
-                None => out.push(ModuleRuns {
-                    tenant,
-                    module,
-                    by_status: vec![(status, n)],
-                    ..ModuleRuns::default()
-                }),
+            if let Some(m) = out.iter_mut().find(|m| m.tenant == tenant && m.module == module) {
+                m.by_status.push((status, n));
             }
-        }
-        for m in &mut out {
-            m.last_success = self
-                .query_opt(
-                    ACTION,
-                    "SELECT MAX(finished_at) FROM runs WHERE tenant = ?1 AND module = ?2 AND status = 'ok'",
-                    vals![&m.tenant, &m.module],
-                    |r| r.opt_text(0),
-                )
-                .await?
-                .flatten();
-            m.last = self
-                .query_opt(
-                    ACTION,
-                    &format!(
-                        "SELECT {RUN_COLUMNS} FROM runs WHERE tenant = ?1 AND module = ?2
-                         ORDER BY started_at DESC, rowid DESC LIMIT 1"
-                    ),
-                    vals![&m.tenant, &m.module],
-                    run_row,
-                )
-                .await?;
         }
         Ok(out)
     }
 
-    /// The values of `slug` measured at or after `since`, oldest first (at most `limit`, the newest).
-    pub async fn series(&self, slug: &str, since: DateTime<Utc>, limit: u32) -> Result<Vec<ValueRow>, StoreError> {
-        let mut rows = self
-            .query_map(
-                "reading a KRI's history",
-                &format!(
-                    "SELECT {VALUE_COLUMNS} FROM kri_values
-                     WHERE slug = ?1 AND measured_at >= ?2 AND (CAST(?4 AS TEXT) IS NULL OR tenant = ?4)
-                     ORDER BY measured_at DESC, id DESC LIMIT ?3"
-                ),
-                vals![slug, fmt_time(&since), limit, self.tenant_filter()],
-                value_row,
-            )
-            .await?;
-        rows.reverse();
-        Ok(rows)
-    }
-
     /// The tenants that have runs, sorted (only the handle's own, when it is scoped).
     pub async fn tenants(&self) -> Result<Vec<String>, StoreError> {
+        let mut f = Filter::default();
+        f.eq("tenant", self.tenant_filter());
         self.query_map(
             "reading the tenants",
-            "SELECT DISTINCT tenant FROM runs WHERE (CAST(?1 AS TEXT) IS NULL OR tenant = ?1) ORDER BY tenant",
-            vals![self.tenant_filter()],
+            &format!(
+                "SELECT DISTINCT tenant FROM connector_latest{} ORDER BY tenant",
+                f.sql()
+            ),
+            f.params,
             |r| r.text(0),
         )
         .await
     }
 }
 
-fn run_row(r: &Row) -> Result<RunRow, StoreFailure> {
+pub(super) fn run_row(r: &Row) -> Result<RunRow, StoreFailure> {
     Ok(RunRow {
         tenant: r.text(0)?,
         run_id: r.text(1)?,
@@ -365,26 +306,5 @@ fn run_row(r: &Row) -> Result<RunRow, StoreFailure> {
         rows_skipped: r.u64(8)?,
         api_calls: r.u64(9)?,
         error: r.opt_text(10)?,
-    })
-}
-
-fn value_row(r: &Row) -> Result<ValueRow, StoreFailure> {
-    let slug = r.text(1)?;
-    Ok(ValueRow {
-        tenant: r.text(0)?,
-        module: crate::registry::find_kri(&slug)
-            .map(|(reg, _)| reg.module.to_owned())
-            .unwrap_or_default(),
-        slug,
-        connector: r.text(2)?,
-        run_id: r.text(3)?,
-        measured_at: r.text(4)?,
-        value: r.opt_real(5)?,
-        unit: r.text(6)?,
-        status: r.text(7)?,
-        band: r.opt_text(8)?,
-        message: r.opt_text(9)?,
-        previous: None,
-        delta: None,
     })
 }

@@ -6,6 +6,60 @@ use rusqlite::Connection;
 
 use super::StoreFailure;
 
+/// Fill the read model of migration 6 from the stored history, in SQL both engines run as it is
+/// (window functions, `UPDATE … FROM`). Also [`super::Store::rebuild_read_model`].
+macro_rules! fill_read_model {
+    () => {
+        "
+    DELETE FROM kri_latest;
+    DELETE FROM connector_latest;
+    DELETE FROM run_counts;
+    UPDATE kri_values SET previous_value = p.prev FROM (
+        SELECT id, LAG(last_good) OVER (PARTITION BY tenant, slug ORDER BY measured_at, id) AS prev
+        FROM (SELECT id, tenant, slug, measured_at,
+                     FIRST_VALUE(value) OVER (PARTITION BY tenant, slug, grp ORDER BY measured_at, id) AS last_good
+              FROM (SELECT id, tenant, slug, measured_at, value,
+                           COUNT(value) OVER (PARTITION BY tenant, slug ORDER BY measured_at, id
+                                              ROWS UNBOUNDED PRECEDING) AS grp
+                    FROM kri_values) counted) filled) p
+    WHERE kri_values.id = p.id AND p.prev IS NOT NULL;
+    INSERT INTO kri_latest (tenant, slug, newest_id, newest_at)
+        SELECT tenant, slug, id, measured_at FROM (
+            SELECT tenant, slug, id, measured_at,
+                   ROW_NUMBER() OVER (PARTITION BY tenant, slug ORDER BY measured_at DESC, id DESC) AS n
+            FROM kri_values) ranked
+        WHERE n = 1;
+    UPDATE kri_latest SET good_id = (
+        SELECT k.id FROM kri_values k
+        WHERE k.tenant = kri_latest.tenant AND k.slug = kri_latest.slug AND k.value IS NOT NULL
+        ORDER BY k.measured_at DESC, k.id DESC LIMIT 1);
+    UPDATE kri_latest SET good_band = (SELECT k.band FROM kri_values k WHERE k.id = kri_latest.good_id)
+        WHERE good_id IS NOT NULL;
+    UPDATE kri_latest SET band_since = (
+        SELECT MIN(k.measured_at) FROM kri_values k
+        WHERE k.tenant = kri_latest.tenant AND k.slug = kri_latest.slug AND k.value IS NOT NULL
+          AND k.measured_at > COALESCE((
+              SELECT MAX(w.measured_at) FROM kri_values w
+              WHERE w.tenant = kri_latest.tenant AND w.slug = kri_latest.slug AND w.value IS NOT NULL
+                AND COALESCE(w.band, '') <> COALESCE(kri_latest.good_band, '')), ''))
+        WHERE good_id IS NOT NULL;
+    INSERT INTO connector_latest (tenant, module, connector, last_run_id, last_started_at)
+        SELECT tenant, module, connector, run_id, started_at FROM (
+            SELECT tenant, module, connector, run_id, started_at,
+                   ROW_NUMBER() OVER (PARTITION BY tenant, module ORDER BY started_at DESC, rowid DESC) AS n
+            FROM runs) ranked
+        WHERE n = 1;
+    UPDATE connector_latest SET last_success_at = (
+        SELECT MAX(r.finished_at) FROM runs r
+        WHERE r.tenant = connector_latest.tenant AND r.module = connector_latest.module AND r.status = 'ok');
+    INSERT INTO run_counts (tenant, module, status, runs)
+        SELECT tenant, module, status, COUNT(*) FROM runs GROUP BY tenant, module, status;
+"
+    };
+}
+/// [`fill_read_model!`] as a constant, for [`super::Store::rebuild_read_model`].
+pub(super) const FILL_READ_MODEL: &str = fill_read_model!();
+
 /// Migrations, in order. `PRAGMA user_version` records how many have run. Never edit one that
 /// has shipped: append a new one.
 pub(super) const MIGRATIONS: &[&str] = &[
@@ -97,6 +151,45 @@ pub(super) const MIGRATIONS: &[&str] = &[
         name TEXT PRIMARY KEY,
         slot TEXT NOT NULL
     );",
+    // 6: the read model. "Now" (the newest value and newest good value of each tenant's KRI,
+    // each connector's last run and last success, runs counted by status) is kept in small
+    // tables written in each run's transaction, and each value keeps the previous good value it
+    // was compared with, so no read walks the history. Indexes for the value listing, pruning by
+    // age and a run's values. The read model is filled once from the history there is.
+    concat!(
+        "ALTER TABLE kri_values ADD COLUMN previous_value REAL;
+    CREATE INDEX kri_values_measured ON kri_values (measured_at);
+    CREATE INDEX kri_values_tenant_at ON kri_values (tenant, measured_at);
+    CREATE INDEX kri_values_run ON kri_values (run_id);
+    CREATE INDEX runs_tenant_started ON runs (tenant, started_at);
+    CREATE TABLE kri_latest (
+        tenant     TEXT NOT NULL,
+        slug       TEXT NOT NULL,
+        newest_id  INTEGER NOT NULL,
+        newest_at  TEXT NOT NULL,
+        good_id    INTEGER,
+        good_band  TEXT,
+        band_since TEXT,
+        PRIMARY KEY (tenant, slug)
+    );
+    CREATE TABLE connector_latest (
+        tenant          TEXT NOT NULL,
+        module          TEXT NOT NULL,
+        connector       TEXT NOT NULL,
+        last_run_id     TEXT NOT NULL,
+        last_started_at TEXT NOT NULL,
+        last_success_at TEXT,
+        PRIMARY KEY (tenant, module)
+    );
+    CREATE TABLE run_counts (
+        tenant TEXT NOT NULL,
+        module TEXT NOT NULL,
+        status TEXT NOT NULL,
+        runs   INTEGER NOT NULL,
+        PRIMARY KEY (tenant, module, status)
+    );",
+        fill_read_model!()
+    ),
 ];
 
 /// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
@@ -200,6 +293,47 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         name TEXT COLLATE "C" PRIMARY KEY,
         slot TEXT COLLATE "C" NOT NULL
     );"#,
+    // 6: the read model, as in SQLite. The indexes end with `id`, which SQLite's carry
+    // implicitly (the rowid), so a listing ordered by (measured_at, id) needs no sort.
+    concat!(
+        r#"ALTER TABLE kri_values ADD COLUMN previous_value DOUBLE PRECISION;
+    CREATE INDEX kri_values_measured ON kri_values (measured_at, id);
+    CREATE INDEX kri_values_tenant_at ON kri_values (tenant, measured_at, id);
+    CREATE INDEX kri_values_run ON kri_values (run_id);
+    CREATE INDEX kri_values_tenant_slug_id ON kri_values (tenant, slug, measured_at, id);
+    DROP INDEX kri_values_tenant_slug;
+    CREATE INDEX kri_values_slug_id ON kri_values (slug, measured_at, id);
+    DROP INDEX kri_values_slug;
+    CREATE INDEX runs_tenant_started ON runs (tenant, started_at);
+    CREATE TABLE kri_latest (
+        tenant     TEXT COLLATE "C" NOT NULL,
+        slug       TEXT COLLATE "C" NOT NULL,
+        newest_id  BIGINT NOT NULL,
+        newest_at  TEXT COLLATE "C" NOT NULL,
+        good_id    BIGINT,
+        good_band  TEXT COLLATE "C",
+        band_since TEXT COLLATE "C",
+        PRIMARY KEY (tenant, slug)
+    );
+    CREATE TABLE connector_latest (
+        tenant          TEXT COLLATE "C" NOT NULL,
+        module          TEXT COLLATE "C" NOT NULL,
+        connector       TEXT COLLATE "C" NOT NULL,
+        last_run_id     TEXT COLLATE "C" NOT NULL,
+        last_started_at TEXT COLLATE "C" NOT NULL,
+        last_success_at TEXT COLLATE "C",
+        PRIMARY KEY (tenant, module)
+    );
+    CREATE TABLE run_counts (
+        tenant TEXT COLLATE "C" NOT NULL,
+        module TEXT COLLATE "C" NOT NULL,
+        status TEXT COLLATE "C" NOT NULL,
+        runs   BIGINT NOT NULL,
+        PRIMARY KEY (tenant, module, status)
+    );"#,
+        fill_read_model!(),
+        "ANALYZE kri_values; ANALYZE runs;"
+    ),
 ];
 
 /// The key of the advisory lock under which a PostgreSQL store is migrated ("kri_sche").

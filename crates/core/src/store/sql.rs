@@ -203,6 +203,56 @@ impl Row {
     }
 }
 
+/// The `WHERE` of a read, with only the conditions that apply: an optional filter written as
+/// `(? IS NULL OR col = ?)` keeps the planner from using an index, so a filter that is not
+/// asked for is left out instead. Parameters are numbered in the order conditions are added.
+#[derive(Debug, Default)]
+pub(crate) struct Filter {
+    clauses: Vec<String>,
+    pub(crate) params: Vec<Val>,
+}
+
+impl Filter {
+    /// The next parameter's placeholder, for `value`.
+    pub(crate) fn param(&mut self, value: impl Into<Val>) -> String {
+        self.params.push(value.into());
+        format!("?{}", self.params.len())
+    }
+
+    /// `condition`, in which each `{}` is one parameter, given in order.
+    pub(crate) fn and(&mut self, condition: &str, values: Vec<Val>) -> &mut Self {
+        let mut text = String::with_capacity(condition.len() + 8);
+        let mut values = values.into_iter();
+        let mut parts = condition.split("{}").peekable();
+        while let Some(part) = parts.next() {
+            text.push_str(part);
+            if parts.peek().is_some() {
+                let v = values.next().unwrap_or(Val::Null);
+                text.push_str(&self.param(v));
+            }
+        }
+        self.clauses.push(text);
+        self
+    }
+
+    /// `column = value`, when there is a value.
+    pub(crate) fn eq(&mut self, column: &str, value: Option<impl Into<Val>>) -> &mut Self {
+        if let Some(v) = value {
+            self.and(&format!("{column} = {{}}"), vec![v.into()]);
+        }
+        self
+    }
+
+    /// ` WHERE a AND b`, or nothing.
+    pub(crate) fn sql(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
 /// One statement of a [`Store::transaction`]: SQL in `?N` syntax and its parameters.
 pub(crate) type Statement = (&'static str, Vec<Val>);
 
@@ -377,6 +427,67 @@ impl Store {
         }
     }
 
+    /// Run several statements without parameters (`;` between them) in ONE transaction.
+    pub(crate) async fn batch(&self, action: &'static str, sql: &'static str) -> Result<(), StoreError> {
+        match &self.backend {
+            Backend::Sqlite { conn, .. } => {
+                self.on_sqlite(conn, action, move |c| {
+                    let tx = c.transaction()?;
+                    tx.execute_batch(sql)?;
+                    tx.commit()?;
+                    Ok(())
+                })
+                .await
+            }
+            Backend::Postgres { pool, .. } => {
+                let run = async {
+                    let mut client = pool.get().await.map_err(StoreFailure::from_pool)?;
+                    let tx = client.transaction().await?;
+                    tx.batch_execute(sql).await?;
+                    tx.commit().await?;
+                    Ok(())
+                };
+                run.await.map_err(|e| self.error(action, e))
+            }
+        }
+    }
+
+    /// The engine's plan for `sql`, one line per step (tests pin that hot reads use an index).
+    /// PostgreSQL is told to avoid sequential scans, bitmap scans and sorts where it can, as it
+    /// does on a big table with a LIMIT: on the few rows of a test it would rather read the
+    /// table or sort, whatever indexes there are. What it still cannot avoid shows.
+    #[cfg(test)]
+    pub(crate) async fn explain(&self, sql: &str, params: Vec<Val>) -> Result<String, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { .. } => {
+                let rows = self
+                    .query("explaining", &format!("EXPLAIN QUERY PLAN {sql}"), params)
+                    .await?;
+                Ok(rows
+                    .iter()
+                    .filter_map(|r| r.text(3).ok())
+                    .collect::<Vec<_>>()
+                    .join("\n"))
+            }
+            Backend::Postgres { pool, .. } => {
+                let run = async {
+                    let mut client = pool.get().await.map_err(StoreFailure::from_pool)?;
+                    let tx = client.transaction().await?;
+                    tx.batch_execute(
+                        "SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL enable_sort = off",
+                    )
+                    .await?;
+                    let stmt = tx.prepare(&format!("EXPLAIN {}", to_pg(sql))).await?;
+                    let rows = tx.query(&stmt, &pg_params(&params)).await?;
+                    let lines: Vec<String> = rows.iter().filter_map(|r| r.try_get::<_, String>(0).ok()).collect();
+                    tx.rollback().await?;
+                    Ok(lines.join("\n"))
+                };
+                run.await.map_err(|e| self.error("explaining", e))
+            }
+        }
+    }
+
     /// Run `f` on the SQLite connection in tokio's blocking pool.
     pub(super) async fn on_sqlite<R, F>(
         &self,
@@ -453,6 +564,18 @@ mod tests {
         assert_eq!(to_pg("a ? b ?"), "a ? b ?", "a bare ? is not a numbered placeholder");
         assert_eq!(to_pg("'unterminated ?1"), "'unterminated ?1");
         assert_eq!(to_pg("x - ?1 / ?2"), "x - $1 / $2");
+    }
+
+    #[test]
+    fn a_filter_holds_only_what_was_asked_numbered_in_order() {
+        let mut f = Filter::default();
+        f.eq("tenant", None::<&str>).eq("slug", Some("pp_vap_count"));
+        f.and("(at < {} OR (at = {} AND id < {}))", vals!["t", "t", 5i64]);
+        assert_eq!(f.sql(), " WHERE slug = ?1 AND (at < ?2 OR (at = ?3 AND id < ?4))");
+        assert_eq!(f.params.len(), 4);
+        let limit = f.param(10u32);
+        assert_eq!(limit, "?5");
+        assert_eq!(Filter::default().sql(), "");
     }
 
     #[test]
