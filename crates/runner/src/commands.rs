@@ -128,7 +128,13 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             output::history(&rows, cli.output);
             Ok(0)
         }
-        Command::Values { slug, limit, since } => {
+        Command::Values {
+            slug,
+            limit,
+            since,
+            cursor,
+            all,
+        } => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
             if let Some(s) = &slug
                 && kri_core::registry::find_kri(s).is_none()
@@ -136,19 +142,34 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
                 return Err(Failure::config(format!("unknown KRI `{s}`: `kri kris` lists the KRIs")));
             }
             let Some(store) = open_existing(&loaded).await? else {
-                output::values(&[], cli.output);
+                output::values(&[], None, cli.output);
                 return Ok(0);
             };
             let store = store.scoped(loaded.tenant_filter().as_deref());
             let since = since
                 .and_then(|d| chrono::Duration::from_std(d).ok())
                 .and_then(|d| clock.now().checked_sub_signed(d));
-            let rows = store
-                .values_since(slug, since, limit)
-                .await
-                .map_err(|e| Failure::runtime(e.to_string()))?;
-            output::values(&rows, cli.output);
-            Ok(0)
+            let mut q = kri_core::store::ValuesQuery {
+                slug,
+                since,
+                limit: if all { ALL_PAGE } else { limit },
+                cursor,
+            };
+            let mut out = output::ValuesOut::start(cli.output);
+            loop {
+                let page = store
+                    .values_page(&q)
+                    .await
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
+                out.page(&page.values);
+                match page.next_cursor {
+                    Some(next) if all => q.cursor = Some(next),
+                    next => {
+                        out.finish(next.map(|c| c.to_string()).as_deref());
+                        return Ok(0);
+                    }
+                }
+            }
         }
         Command::Serve { listen } => {
             let loaded = load(&sources()?, Need::Credentials)?;
@@ -191,6 +212,9 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         }
     }
 }
+
+/// Values per page of `kri values --all`.
+const ALL_PAGE: u32 = 1000;
 
 /// `--only "tap, EFD"` is `tap` and `efd`.
 fn normalize_only(only: &[String]) -> Vec<String> {
@@ -478,13 +502,21 @@ pub async fn run_once(
             "{e}: the run's values were NOT stored; the last good values are unchanged"
         ))
     })?;
+    // At most once an hour per store, whichever process gets there first, in short batches.
+    let now = clock.now();
     let horizon = chrono::Duration::days(i64::from(loaded.keep_days));
-    if let Some(before) = clock.now().checked_sub_signed(horizon) {
-        match store.prune(before).await {
-            Ok((0, 0)) => {}
-            Ok((runs, values)) => {
-                tracing::info!(runs, values, keep_days = loaded.keep_days, "pruned old runs and values")
-            }
+    if let Some(before) = now.checked_sub_signed(horizon) {
+        match store.prune_if_due(now, before).await {
+            Ok(None) => {}
+            Ok(Some(p)) if p.runs + p.values == 0 => {}
+            Ok(Some(p)) => tracing::info!(
+                runs = p.runs,
+                values = p.values,
+                batches = p.batches,
+                longest_batch_ms = p.longest_batch.as_millis() as u64,
+                keep_days = loaded.keep_days,
+                "pruned old runs and values"
+            ),
             Err(e) => tracing::warn!("could not prune old runs and values ([store] keep_days): {e}"),
         }
     }

@@ -164,20 +164,32 @@ enum Command {
         run: Option<String>,
     },
     /// Stored KRI values over time, newest first, with the previous value and the change.
+    ///
+    /// One page at a time (50 values unless --limit says otherwise); when there are more, the
+    /// page ends with the cursor of the next one (`next_cursor` in JSON). --all prints every
+    /// value, a page at a time, whatever the history.
     #[command(after_help = examples!(
         "kri values                     # the 50 newest values of every KRI",
         "kri values pp_vap_count --since 30d",
-        "kri values --output csv > values.csv",
+        "kri values --cursor 1764547200.812   # the page after the one that printed this cursor",
+        "kri values --all --output csv > values.csv",
     ))]
     Values {
         /// One KRI slug (see `kri kris`); default: all.
         slug: Option<String>,
-        /// How many values to show at most.
-        #[arg(long, default_value_t = 50)]
+        /// How many values to show at most (1 to 10000).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=10_000),
+              conflicts_with = "all")]
         limit: u32,
         /// Only values measured within this long before now (e.g. 7d, 12h).
         #[arg(long, value_name = "DURATION", value_parser = parse_since)]
         since: Option<std::time::Duration>,
+        /// Start after the page that ended with this cursor.
+        #[arg(long, value_name = "CURSOR", value_parser = parse_cursor)]
+        cursor: Option<kri_core::store::Cursor>,
+        /// Every value (from the cursor, if given), printed a page at a time.
+        #[arg(long)]
+        all: bool,
     },
     /// Run each enabled connector on its schedule and serve a dashboard, Prometheus metrics, health
     /// checks and a JSON API over HTTP, until SIGTERM or Ctrl-C.
@@ -350,6 +362,10 @@ fn registry_help() -> String {
 
 fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
     kri_core::config::parse_duration_within(text, std::time::Duration::from_secs(24 * 3600))
+}
+
+fn parse_cursor(text: &str) -> Result<kri_core::store::Cursor, String> {
+    kri_core::store::Cursor::parse(text)
 }
 
 fn parse_since(text: &str) -> Result<std::time::Duration, String> {

@@ -108,6 +108,18 @@ pub fn print_json(value: &impl Serialize) {
 /// RFC 4180 CSV: a header line, then one line per row; fields with a comma, a quote or a line
 /// break are quoted, quotes doubled.
 pub fn print_csv(header: &[&str], rows: &[Vec<String>]) {
+    outln!("{}", csv_line(&mut header.iter().copied()));
+    print_csv_rows(rows);
+}
+
+/// [`print_csv`]'s rows without the header (a listing printed page by page).
+fn print_csv_rows(rows: &[Vec<String>]) {
+    for r in rows {
+        outln!("{}", csv_line(&mut r.iter().map(String::as_str)));
+    }
+}
+
+fn csv_line(cells: &mut dyn Iterator<Item = &str>) -> String {
     let field = |f: &str| {
         if f.contains([',', '"', '\n', '\r']) {
             format!("\"{}\"", f.replace('"', "\"\""))
@@ -115,11 +127,7 @@ pub fn print_csv(header: &[&str], rows: &[Vec<String>]) {
             f.to_owned()
         }
     };
-    let line = |cells: &mut dyn Iterator<Item = &str>| cells.map(field).collect::<Vec<_>>().join(",");
-    outln!("{}", line(&mut header.iter().copied()));
-    for r in rows {
-        outln!("{}", line(&mut r.iter().map(String::as_str)));
-    }
+    cells.map(field).collect::<Vec<_>>().join(",")
 }
 
 /// The tenant, left empty for the one tenant of a config without tenants (its column is then
@@ -435,40 +443,98 @@ const VALUES_CSV: [&str; 13] = [
     "tenant",
 ];
 
-pub fn values(rows: &[ValueRow], out: Output) {
-    match out {
-        Output::Json => return print_json(&json!({ "values": rows })),
-        Output::Csv => {
-            let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
-            let csv: Vec<Vec<String>> = rows
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.measured_at.clone(),
-                        r.slug.clone(),
-                        r.module.clone(),
-                        r.connector.clone(),
-                        num(r.value),
-                        num(r.previous),
-                        num(r.delta),
-                        r.unit.clone(),
-                        r.status.clone(),
-                        r.band.clone().unwrap_or_default(),
-                        r.message.clone().unwrap_or_default(),
-                        r.run_id.clone(),
-                        r.tenant.clone(),
-                    ]
-                })
-                .collect();
-            return print_csv(&VALUES_CSV, &csv);
+/// A value listing printed page by page as the store hands them over, so `kri values --all`
+/// holds one page in memory whatever the history: JSON as one object (`values`, then
+/// `next_cursor`), CSV with one header, a table per page.
+pub struct ValuesOut {
+    out: Output,
+    /// Rows printed so far.
+    printed: usize,
+    /// JSON: the last row, printed once it is known whether a comma follows it.
+    pending: Option<String>,
+}
+
+impl ValuesOut {
+    pub fn start(out: Output) -> ValuesOut {
+        if out == Output::Csv {
+            print_csv(&VALUES_CSV, &[]);
         }
-        Output::Table => {}
+        ValuesOut {
+            out,
+            printed: 0,
+            pending: None,
+        }
     }
-    if rows.is_empty() {
-        outln!("No values stored yet: `kri run` collects them.");
-        return;
+
+    pub fn page(&mut self, rows: &[ValueRow]) {
+        match self.out {
+            Output::Json => {
+                for r in rows {
+                    match self.pending.take() {
+                        Some(p) => outln!("{p},"),
+                        None => outln!("{{\n  \"values\": ["),
+                    }
+                    let text = serde_json::to_string_pretty(r).unwrap_or_else(|_| "null".into());
+                    self.pending = Some(format!("    {}", text.replace('\n', "\n    ")));
+                }
+            }
+            Output::Csv => print_csv_rows(&rows.iter().map(value_csv).collect::<Vec<_>>()),
+            Output::Table if !rows.is_empty() => values_table(rows),
+            Output::Table => {}
+        }
+        self.printed += rows.len();
     }
-    values_table(rows);
+
+    /// The end; `next`: where the next page starts, when this was one page of several.
+    pub fn finish(self, next: Option<&str>) {
+        match self.out {
+            Output::Json => {
+                let next = next.map_or("null".to_owned(), |c| serde_json::Value::from(c).to_string());
+                match self.pending {
+                    Some(p) => outln!("{p}\n  ],\n  \"next_cursor\": {next}\n}}"),
+                    None => outln!("{{\n  \"values\": [],\n  \"next_cursor\": {next}\n}}"),
+                }
+            }
+            Output::Csv => {
+                if let Some(c) = next {
+                    errln!("more values: add --cursor {c} for the next page, or --all for every one");
+                }
+            }
+            Output::Table => {
+                if self.printed == 0 {
+                    outln!("No values stored yet: `kri run` collects them.");
+                } else if let Some(c) = next {
+                    outln!("More values: add --cursor {c} for the next page, or --all for every one.");
+                }
+            }
+        }
+    }
+}
+
+/// One page of values (and where the next starts), printed at once.
+pub fn values(rows: &[ValueRow], next: Option<&str>, out: Output) {
+    let mut o = ValuesOut::start(out);
+    o.page(rows);
+    o.finish(next);
+}
+
+fn value_csv(r: &ValueRow) -> Vec<String> {
+    let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    vec![
+        r.measured_at.clone(),
+        r.slug.clone(),
+        r.module.clone(),
+        r.connector.clone(),
+        num(r.value),
+        num(r.previous),
+        num(r.delta),
+        r.unit.clone(),
+        r.status.clone(),
+        r.band.clone().unwrap_or_default(),
+        r.message.clone().unwrap_or_default(),
+        r.run_id.clone(),
+        r.tenant.clone(),
+    ]
 }
 
 /// `+3`, `-1.50`, `0`, or `—`.

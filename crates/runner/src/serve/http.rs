@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use kri_core::store::{Cursor, ValuesQuery};
 use kri_core::{Clock, Secret, Store};
 use serde_json::{Value, json};
 
@@ -288,8 +289,22 @@ async fn values(State(app): Shared, Query(q): Query<HashMap<String, String>>) ->
         Ok(s) => s,
         Err(r) => return *r,
     };
-    match store.values(slug, limit).await {
-        Ok(rows) => json_answer(StatusCode::OK, &json!({ "values": rows })),
+    let cursor = match q.get("cursor").filter(|c| !c.is_empty()).map(|c| Cursor::parse(c)) {
+        None => None,
+        Some(Ok(c)) => Some(c),
+        Some(Err(m)) => return error(StatusCode::BAD_REQUEST, m),
+    };
+    let query = ValuesQuery {
+        slug,
+        since: None,
+        limit,
+        cursor,
+    };
+    match store.values_page(&query).await {
+        Ok(page) => json_answer(
+            StatusCode::OK,
+            &json!({ "values": page.values, "next_cursor": page.next_cursor.map(|c| c.to_string()) }),
+        ),
         Err(e) => store_error(e),
     }
 }

@@ -14,8 +14,10 @@ use crate::config::{Loaded, Module, Tenant};
 
 /// Days of history on a tile's sparkline.
 pub const SPARK_DAYS: i64 = 30;
-/// Most values drawn on one chart.
-const MAX_POINTS: u32 = 5000;
+/// Most points on a tile's sparkline, and on a KRI page's chart: a longer history is thinned
+/// to these, keeping its highs, lows and band changes.
+const SPARK_POINTS: u32 = 120;
+const CHART_POINTS: u32 = 300;
 /// Runs listed on the dashboard.
 const RECENT_RUNS: u32 = 20;
 /// Items listed per feed.
@@ -46,13 +48,10 @@ fn shown(loaded: &Loaded, tenant: &Tenant) -> Option<String> {
     loaded.multi_tenant.then(|| tenant.name.clone())
 }
 
-/// The store as one tenant's pages read it.
-fn of_tenant(loaded: &Loaded, tenant: &Tenant, store: &Store) -> Store {
-    if loaded.multi_tenant {
-        store.scoped(Some(&tenant.name))
-    } else {
-        store.clone()
-    }
+/// The store as one tenant's pages read it: that tenant's rows only, so each read is one
+/// index range (the one tenant of a config without tenants is `default`, as its rows are).
+fn of_tenant(tenant: &Tenant, store: &Store) -> Store {
+    store.scoped(Some(&tenant.name))
 }
 
 /// The selected KRIs of a tenant's enabled connectors, in registry order.
@@ -66,15 +65,16 @@ pub fn selected(tenant: &Tenant) -> impl Iterator<Item = (&Module, &'static dyn 
     })
 }
 
+/// One KRI's tile: `latest` from the read model, the chart from `since` on in at most `points`.
 async fn tile(
     tenant: &Tenant,
     store: &Store,
-    m: &Module,
-    k: &dyn Kri,
+    (m, k): (&Module, &dyn Kri),
+    latest: Option<ValueRow>,
     since: DateTime<Utc>,
+    max_points: u32,
 ) -> Result<page::Tile, StoreError> {
-    let latest = store.values(Some(k.slug().to_owned()), 1).await?.into_iter().next();
-    let history = store.series(k.slug(), since, MAX_POINTS).await?;
+    let history = store.series(k.slug(), since, max_points).await?;
     let t = tenant.thresholds_for(k);
     Ok(page::Tile {
         slug: k.slug().to_owned(),
@@ -97,6 +97,16 @@ async fn tile(
     })
 }
 
+/// The newest value of each of the (scoped) store's KRIs, from the read model.
+async fn newest_by_slug(store: &Store) -> Result<std::collections::HashMap<String, ValueRow>, StoreError> {
+    Ok(store
+        .latest_values()
+        .await?
+        .into_iter()
+        .map(|v| (v.slug.clone(), v))
+        .collect())
+}
+
 fn points(rows: &[ValueRow]) -> Vec<page::Point> {
     rows.iter()
         .filter_map(|r| {
@@ -117,12 +127,14 @@ pub async fn dashboard(
     slots: Option<&[SlotView]>,
     actions: page::Actions,
 ) -> Result<page::Dashboard, StoreError> {
-    let store = &of_tenant(loaded, tenant, store);
+    let store = &of_tenant(tenant, store);
     let now = clock.now();
     let since = now - chrono::Duration::days(SPARK_DAYS);
+    let mut latest = newest_by_slug(store).await?;
     let mut tiles = Vec::new();
     for (m, k) in selected(tenant) {
-        tiles.push(tile(tenant, store, m, k, since).await?);
+        let newest = latest.remove(k.slug());
+        tiles.push(tile(tenant, store, (m, k), newest, since, SPARK_POINTS).await?);
     }
     let summary = store.run_summary().await?;
     let mut connectors = Vec::new();
@@ -207,9 +219,12 @@ pub async fn kri(
     let Some((m, k)) = selected(tenant).find(|(_, k)| k.slug() == slug) else {
         return Ok(None);
     };
-    let store = &of_tenant(loaded, tenant, store);
+    let store = &of_tenant(tenant, store);
     let now = clock.now();
-    let tile = tile(tenant, store, m, k, DateTime::<Utc>::UNIX_EPOCH).await?;
+    // The chart spans what the store keeps ([store] keep_days), thinned to CHART_POINTS.
+    let since = now - chrono::Duration::days(i64::from(loaded.keep_days));
+    let newest = newest_by_slug(store).await?.remove(slug);
+    let tile = tile(tenant, store, (m, k), newest, since, CHART_POINTS).await?;
     let values = store
         .values(Some(slug.to_owned()), 200)
         .await?
