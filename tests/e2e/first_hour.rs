@@ -429,6 +429,55 @@ async fn fail_on_exits_3_at_or_past_the_band_and_a_failure_stays_1() {
 }
 
 #[tokio::test]
+async fn values_come_a_page_at_a_time_and_all_of_them_with_all() {
+    let k = Kri::default().await;
+    let cfg = k.config("[connectors.efd]\nenabled = false\n[connectors.clear]\nenabled = false\n");
+    for _ in 0..3 {
+        assert_eq!(k.run_only(&cfg, "tap", &[]).await.code, 0);
+        k.advance(chrono::Duration::hours(1));
+    }
+    let values = |extra: &[&str]| {
+        let mut args = vec!["--config", cfg_arg(&cfg), "--output", "json", "values"];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.into_iter().map(str::to_owned).collect();
+        let k = &k;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            k.run(&args, &[]).await.json()
+        }
+    };
+    // Followed from page to page, the cursors give every value once, newest first.
+    let mut seen = Vec::new();
+    let mut page = values(&["--limit", "4"]).await;
+    loop {
+        let rows = page["values"].as_array().expect("rows").clone();
+        assert!(rows.len() <= 4, "{page}");
+        seen.extend(rows);
+        let Some(next) = page["next_cursor"].as_str().map(str::to_owned) else { break };
+        page = values(&["--limit", "4", "--cursor", &next]).await;
+    }
+    assert_eq!(seen.len(), 15, "three runs of five KRIs");
+    let all = values(&["--all"]).await;
+    assert_eq!(all["values"].as_array(), Some(&seen), "--all: the same values");
+    assert!(all["next_cursor"].is_null());
+    let times: Vec<&str> = seen.iter().filter_map(|v| v["measured_at"].as_str()).collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first: {times:?}");
+
+    // For people, the page ends with the way on; a cursor kri never gave is a usage error.
+    let out = k.run(&["--config", cfg_arg(&cfg), "values", "--limit", "2"], &[]).await;
+    assert!(out.stdout.contains("More values: add --cursor "), "{}", out.stdout);
+    let out = k.run(&["--config", cfg_arg(&cfg), "values", "--cursor", "yesterday"], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("is not one kri gave"), "{}", out.stderr);
+    let out = k.run(&["--config", cfg_arg(&cfg), "values", "--all", "--limit", "5"], &[]).await;
+    assert_eq!(out.code, 2, "--all with --limit: {out:?}");
+    let csv = k
+        .run(&["--config", cfg_arg(&cfg), "--output", "csv", "values", "--all"], &[])
+        .await;
+    assert_eq!(csv.stdout.lines().count(), 16, "one header, every value: {}", csv.stdout);
+}
+
+#[tokio::test]
 async fn old_runs_are_pruned_but_each_kris_last_good_value_stays() {
     let k = Kri::default().await;
     let cfg = k.config("");

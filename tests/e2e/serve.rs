@@ -324,6 +324,18 @@ async fn pages_api_and_metrics_answer_with_the_stored_values_and_no_secret() {
     assert_eq!(s.get_json("/api/v1/kris").await, cli(&["kris"]).await);
     let (code, body) = s.get("/api/v1/values?slug=pp_nope").await;
     assert_eq!(code, 404, "{body}");
+    // Pages: the API and the CLI agree page by page, each page's cursor leading to the next.
+    let first = s.get_json("/api/v1/values?limit=3").await;
+    assert_eq!(first["values"].as_array().map(Vec::len), Some(3), "{first}");
+    let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
+    let second = s.get_json(&format!("/api/v1/values?limit=3&cursor={cursor}")).await;
+    let config = cfg.to_str().expect("utf-8");
+    let args = ["--config", config, "--output", "json", "values", "--limit", "3", "--cursor", &cursor];
+    assert_eq!(second, k.run(&args, &[]).await.json());
+    assert_ne!(second["values"][0], first["values"][0], "the next page, not the first again");
+    let (code, body) = s.get("/api/v1/values?cursor=%1b%5b2J").await;
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("is not one kri gave") && !body.contains('\x1b'), "{body}");
 
     // Every selected KRI has its tile, with its stored value; its page has the chart.
     let (code, page) = s.get("/").await;

@@ -163,7 +163,7 @@ async fn fill(
     let runs = Family::<Labels, Counter>::default();
     registry.register(
         "kri_runs",
-        "Connector runs in the store, by module and status (ok, partial, failed)",
+        "Connector runs recorded, by module and status (ok, partial, failed); pruning old runs does not lower it",
         runs.clone(),
     );
     for s in store.run_summary().await? {
