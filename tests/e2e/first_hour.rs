@@ -453,7 +453,9 @@ async fn values_come_a_page_at_a_time_and_all_of_them_with_all() {
         let rows = page["values"].as_array().expect("rows").clone();
         assert!(rows.len() <= 4, "{page}");
         seen.extend(rows);
-        let Some(next) = page["next_cursor"].as_str().map(str::to_owned) else { break };
+        let Some(next) = page["next_cursor"].as_str().map(str::to_owned) else {
+            break;
+        };
         page = values(&["--limit", "4", "--cursor", &next]).await;
     }
     assert_eq!(seen.len(), 15, "three runs of five KRIs");
@@ -466,15 +468,24 @@ async fn values_come_a_page_at_a_time_and_all_of_them_with_all() {
     // For people, the page ends with the way on; a cursor kri never gave is a usage error.
     let out = k.run(&["--config", cfg_arg(&cfg), "values", "--limit", "2"], &[]).await;
     assert!(out.stdout.contains("More values: add --cursor "), "{}", out.stdout);
-    let out = k.run(&["--config", cfg_arg(&cfg), "values", "--cursor", "yesterday"], &[]).await;
+    let out = k
+        .run(&["--config", cfg_arg(&cfg), "values", "--cursor", "yesterday"], &[])
+        .await;
     assert_eq!(out.code, 2, "{out:?}");
     assert!(out.stderr.contains("is not one kri gave"), "{}", out.stderr);
-    let out = k.run(&["--config", cfg_arg(&cfg), "values", "--all", "--limit", "5"], &[]).await;
+    let out = k
+        .run(&["--config", cfg_arg(&cfg), "values", "--all", "--limit", "5"], &[])
+        .await;
     assert_eq!(out.code, 2, "--all with --limit: {out:?}");
     let csv = k
         .run(&["--config", cfg_arg(&cfg), "--output", "csv", "values", "--all"], &[])
         .await;
-    assert_eq!(csv.stdout.lines().count(), 16, "one header, every value: {}", csv.stdout);
+    assert_eq!(
+        csv.stdout.lines().count(),
+        16,
+        "one header, every value: {}",
+        csv.stdout
+    );
 }
 
 #[tokio::test]

@@ -330,9 +330,14 @@ async fn pages_api_and_metrics_answer_with_the_stored_values_and_no_secret() {
     let cursor = first["next_cursor"].as_str().expect("a next page").to_owned();
     let second = s.get_json(&format!("/api/v1/values?limit=3&cursor={cursor}")).await;
     let config = cfg.to_str().expect("utf-8");
-    let args = ["--config", config, "--output", "json", "values", "--limit", "3", "--cursor", &cursor];
+    let args = [
+        "--config", config, "--output", "json", "values", "--limit", "3", "--cursor", &cursor,
+    ];
     assert_eq!(second, k.run(&args, &[]).await.json());
-    assert_ne!(second["values"][0], first["values"][0], "the next page, not the first again");
+    assert_ne!(
+        second["values"][0], first["values"][0],
+        "the next page, not the first again"
+    );
     let (code, body) = s.get("/api/v1/values?cursor=%1b%5b2J").await;
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("is not one kri gave") && !body.contains('\x1b'), "{body}");
