@@ -36,7 +36,7 @@ use rusqlite::Connection;
 pub use prune::Pruned;
 pub use runs::ModuleRuns;
 pub use state::{StateHandle, StateValue};
-pub use values::{Cursor, MAX_PAGE, ValuesPage, ValuesQuery};
+pub use values::{Cursor, LatestBand, MAX_PAGE, SeriesPoint, ValuesPage, ValuesQuery};
 
 /// A store problem: what failed, where the store is (a path, or a PostgreSQL URL without its
 /// password), and the error underneath.
@@ -198,6 +198,10 @@ impl Store {
             .map_err(|e| err("configuring", e.into()))?;
         schema::use_wal(&conn).map_err(|e| err("switching to WAL", e.into()))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| err("configuring", e.into()))?;
+        // Up to 64 MiB of pages in memory (taken only as used): with a year of history or many
+        // tenants, the indexes a read or a prune walks stay cached instead of read again.
+        conn.pragma_update(None, "cache_size", -65_536)
             .map_err(|e| err("configuring", e.into()))?;
         schema::migrate(&mut conn, version).map_err(|e| err("migrating the schema", e))?;
         Ok(Store {
@@ -442,6 +446,7 @@ mod tests {
         the_read_model_kept_by_runs_equals_one_filled_from_history,
         a_value_listing_pages_with_a_cursor,
         hot_reads_use_their_index,
+        a_long_chart_reads_days_before_and_values_after,
     );
     on_both_engines!(
         engine: a_store_from_before_tenants_keeps_its_rows_as_the_default_tenants,
@@ -504,6 +509,18 @@ mod tests {
         let scoped = s.scoped(Some("globex")).latest_values().await.unwrap();
         assert_eq!(scoped.len(), 1);
         assert_eq!(scoped[0].tenant, "globex");
+        let bands: Vec<_> = s
+            .latest_bands()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|b| (b.tenant, b.band))
+            .collect();
+        assert_eq!(
+            bands,
+            [("acme".into(), None), ("globex".into(), Some("green".into()))],
+            "acme's newest failed"
+        );
     }
 
     async fn migrations_run_once_and_record_the_version(s: TestStore) {
@@ -760,16 +777,27 @@ mod tests {
                     .await
                     .unwrap()
                     .into_iter()
-                    .map(|v| v.run_id)
+                    .map(|v| (v.measured_at, v.value))
                     .collect::<Vec<_>>()
             }
         };
         assert_eq!(
             series(t(2), 10).await,
-            ["ab34-two", "cd56-three", "ef78-four"],
+            [
+                ("2026-11-23T02:00:00Z".into(), None),
+                ("2026-11-23T03:00:00Z".into(), Some(4.5)),
+                ("2026-11-23T04:00:00Z".into(), Some(16.0))
+            ],
             "the range, oldest first"
         );
-        assert_eq!(series(t(0), 2).await, ["ab12-one", "ef78-four"], "capped: its ends");
+        assert_eq!(
+            series(t(0), 2).await,
+            [
+                ("2026-11-23T01:00:00Z".into(), Some(10.0)),
+                ("2026-11-23T04:00:00Z".into(), Some(16.0))
+            ],
+            "capped: its ends"
+        );
         assert_eq!(s.last_good("pp_vap_count").await.unwrap().unwrap().value, Some(16.0));
         assert!(s.last_good("pp_nothing").await.unwrap().is_none());
 
@@ -950,8 +978,9 @@ mod tests {
         assert_eq!(globex.run_values("g1").await.unwrap()[0].tenant, "globex");
         let series = globex.series("pp_vap_count", t(0), 10).await.unwrap();
         assert_eq!(
-            series.iter().map(|v| v.run_id.as_str()).collect::<Vec<_>>(),
-            ["g1", "g2"]
+            series.iter().map(|v| v.value).collect::<Vec<_>>(),
+            [Some(100.0), Some(110.0)],
+            "g1 and g2"
         );
         let summary: Vec<_> = all
             .run_summary()
@@ -1050,20 +1079,38 @@ mod tests {
         );
     }
 
-    /// Thousands of old rows go in many short batches, and only the hour's first caller of
-    /// `prune_if_due` prunes.
+    /// Old rows go tenant by tenant in statements of at most 1000 rows, as many transactions
+    /// as the time allows (one statement each when no time is allowed), and only the hour's
+    /// first caller of `prune_if_due` prunes.
     async fn prune_goes_in_batches_at_most_once_an_hour(s: TestStore) {
         for h in 0..12u32 {
             let mut r = at(report(&format!("r{h}"), Some(f64::from(h))), h);
             let k = r.connectors[0].kris[0].clone();
             r.connectors[0].kris = (0..150).map(|_| k.clone()).collect();
             s.write_run(&r).await.unwrap();
+            s.write_run(&of("acme", at(report(&format!("a{h}"), Some(1.0)), h)))
+                .await
+                .unwrap();
+        }
+        let p = s.prune_with(t(11), std::time::Duration::ZERO).await.unwrap();
+        assert_eq!(p.values, 11 * 150 + 11, "all but each tenant's newest run's values");
+        assert_eq!(p.runs, 22);
+        // Values: acme's 11 in one statement; the default tenant's 1650 in two (1000, 650).
+        // Runs and daily rollups: one statement each tenant. One statement a transaction.
+        assert_eq!(p.batches, 7, "{p:?}");
+        for h in 0..11u32 {
+            let mut r = at(report(&format!("again{h}"), Some(f64::from(h))), h);
+            let k = r.connectors[0].kris[0].clone();
+            r.connectors[0].kris = (0..150).map(|_| k.clone()).collect();
+            s.write_run(&r).await.unwrap();
         }
         let now = t(12);
         let p = s.prune_if_due(now, t(11)).await.unwrap().expect("due");
-        assert_eq!(p.values, 11 * 150, "all but the newest run's values");
-        assert_eq!(p.runs, 11);
-        assert!(p.batches > 3, "{p:?}");
+        assert_eq!(
+            (p.values, p.runs),
+            (11 * 150, 11),
+            "written at old times: they go at once"
+        );
         assert!(
             s.prune_if_due(now, t(11)).await.unwrap().is_none(),
             "not again this hour"
@@ -1084,7 +1131,11 @@ mod tests {
                 .unwrap()
                 .is_some()
         );
-        assert_eq!(s.values(None, 1000).await.unwrap().len(), 150);
+        assert_eq!(
+            s.values(None, 1000).await.unwrap().len(),
+            151,
+            "the newest run's and acme's newest"
+        );
     }
 
     /// What a run's transaction keeps (newest, newest good, band since, previous value, last
@@ -1112,7 +1163,7 @@ mod tests {
         let model = || async {
             let latest = s.query(
                 "x",
-                "SELECT l.tenant, l.slug, n.run_id, g.run_id, l.good_band, l.band_since
+                "SELECT l.tenant, l.slug, n.run_id, g.run_id, l.good_band, l.band_since, l.newest_status, l.newest_band
                  FROM kri_latest l JOIN kri_values n ON n.id = l.newest_id LEFT JOIN kri_values g ON g.id = l.good_id
                  ORDER BY l.tenant, l.slug",
                 vals![],
@@ -1130,7 +1181,9 @@ mod tests {
             );
             let counts = s.query(
                 "x",
-                "SELECT tenant, module, status, runs FROM run_counts ORDER BY 1, 2, 3",
+                "SELECT r.tenant, r.module, r.status, r.runs, d.slug, d.day, d.low, d.low_at, d.high, d.high_at, d.band,
+                        d.last_at
+                 FROM run_counts r LEFT JOIN kri_daily d ON d.tenant = r.tenant ORDER BY 1, 2, 3, 5, 6",
                 vals![],
             );
             (
@@ -1282,6 +1335,58 @@ mod tests {
         assert_eq!(s.values(None, 0).await.unwrap().len(), 1, "a limit is at least 1");
     }
 
+    /// A chart over more days than it draws as measured: the days before come from the daily
+    /// rollups (each day's low and high, at their times, and its last band), the rest as
+    /// measured; the rollups are pruned with the values.
+    async fn a_long_chart_reads_days_before_and_values_after(s: TestStore) {
+        let day = |d: i64, h: i64| t(0) + chrono::Duration::days(d) + chrono::Duration::hours(h);
+        let mut n = 0;
+        for d in 0..4 {
+            for (h, v, b) in [(2, 5.0, Band::Green), (9, 30.0, Band::Red), (15, 1.0, Band::Green)] {
+                n += 1;
+                let mut r = report(&format!("r{n}"), Some(v + d as f64));
+                r.connectors[0].kris[0].band = Some(b);
+                r.connectors[0].started_at = day(d, h);
+                r.connectors[0].finished_at = day(d, h);
+                s.write_run(&r).await.unwrap();
+            }
+        }
+        let chart = s.chart("pp_vap_count", day(0, 0), day(2, 12), 100).await.unwrap();
+        let seen: Vec<_> = chart
+            .iter()
+            .map(|p| (p.measured_at.as_str(), p.value, p.band.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                // Days 0 and 1: low and high, each day's last band.
+                ("2026-11-23T09:00:00Z", Some(30.0), Some("green")),
+                ("2026-11-23T15:00:00Z", Some(1.0), Some("green")),
+                ("2026-11-24T09:00:00Z", Some(31.0), Some("green")),
+                ("2026-11-24T15:00:00Z", Some(2.0), Some("green")),
+                // From the start of day 2 on, as measured.
+                ("2026-11-25T02:00:00Z", Some(7.0), Some("green")),
+                ("2026-11-25T09:00:00Z", Some(32.0), Some("red")),
+                ("2026-11-25T15:00:00Z", Some(3.0), Some("green")),
+                ("2026-11-26T02:00:00Z", Some(8.0), Some("green")),
+                ("2026-11-26T09:00:00Z", Some(33.0), Some("red")),
+                ("2026-11-26T15:00:00Z", Some(4.0), Some("green")),
+            ]
+        );
+        assert_eq!(
+            s.chart("pp_vap_count", day(3, 0), day(0, 0), 100).await.unwrap().len(),
+            3,
+            "a range within the raw part reads no rollup"
+        );
+        let p = s.prune(day(2, 0)).await.unwrap();
+        assert_eq!((p.values, p.days), (6, 2), "days 0 and 1 go, values and rollups");
+        assert_eq!(
+            s.chart("pp_vap_count", day(0, 0), day(3, 0), 100).await.unwrap().len(),
+            5,
+            "day 2's low and high, day 3's three values"
+        );
+    }
+
     /// The hot reads and the prune's batches find their rows by index on both engines, never
     /// by a scan of the history (the plans of the exact SQL the store runs).
     async fn hot_reads_use_their_index(s: TestStore) {
@@ -1360,6 +1465,13 @@ mod tests {
                 sorted("the value listing", &plan);
             }
         }
+        let (sql, params) = acme.daily_query("pp_vap_count", "2026-01-01", "2026-11-01");
+        let pk = if engine == Engine::Sqlite {
+            "PRIMARY KEY"
+        } else {
+            "kri_daily_pkey"
+        };
+        check("a KRI's daily rollups", acme.explain(&sql, params).await.unwrap(), pk);
         let (sql, params) = acme.series_query("pp_vap_count", t(0));
         let plan = acme.explain(&sql, params).await.unwrap();
         check("a KRI's chart", plan.clone(), "kri_values_tenant_slug");
@@ -1381,17 +1493,29 @@ mod tests {
             "kri_values_pkey"
         };
         check("the newest values", s.explain(latest, vals![]).await.unwrap(), pk);
-        let before = fmt_time(&t(0));
-        let (sql, params) = s.prune_query(prune::Table::Values, &before, 100);
+        let before = fmt_time(&t(3));
+        let (sql, params) = Store::prune_query(prune::Table::Values, "acme", &before, 100);
+        // (tenant, measured_at) or (tenant, slug, measured_at): either reads one tenant's rows.
         check(
             "a prune batch of values",
             s.explain(&sql, params).await.unwrap(),
-            "kri_values_measured",
+            "kri_values_tenant_",
         );
-        let (sql, params) = s.prune_query(prune::Table::Runs, &before, 100);
+        let (sql, params) = Store::prune_query(prune::Table::Runs, "acme", &before, 100);
         let plan = s.explain(&sql, params).await.unwrap();
-        check("a prune batch of runs", plan.clone(), "runs_started");
-        check("a prune batch of runs", plan, "kri_values_run");
+        check("a prune batch of runs", plan.clone(), "runs_tenant_started");
+        check("a prune batch of runs", plan, "kri_values_tenant_at");
+        let (sql, params) = (
+            "SELECT v.id FROM runs r JOIN kri_values v ON v.tenant = r.tenant AND v.measured_at = r.finished_at
+                                                    AND v.run_id = r.run_id AND v.connector = r.connector
+             WHERE r.run_id = ?1",
+            vals!["ab12"],
+        );
+        check(
+            "a run's values",
+            s.explain(sql, params).await.unwrap(),
+            "kri_values_tenant_at",
+        );
     }
 
     #[test]

@@ -1,21 +1,23 @@
-//! Pruning: runs and values older than the horizon go, in small batches found by index, each
-//! its own short transaction, so other writers (a run, another process) never wait long for
-//! the store. A KRI's newest value, its newest good value and their runs always stay, and so
-//! does each connector's last run. [`Store::prune_if_due`] does it at most once an hour per
-//! store, whichever process gets there first.
+//! Pruning: runs and values older than the horizon go, tenant by tenant, in transactions of
+//! about [`BATCH_TIME`] each, so other writers (a run, another process) never wait long for the
+//! store. A tenant's old rows sit together in its indexes, so a short transaction deletes many
+//! of them for few pages written; the same rows taken oldest first across all tenants would
+//! touch a page per row. A KRI's newest value, its newest good value and their runs always
+//! stay, and so does each connector's last run. [`Store::prune_if_due`] does it at most once
+//! an hour per store, whichever process gets there first.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use super::sql::{Filter, vals};
+use super::sql::{Filter, StatementSource, Val, vals};
 use super::{Backend, Store, StoreError, fmt_time};
 
-/// How long one batch should hold the store's write lock, at most and about.
-const BATCH_TARGET: Duration = Duration::from_millis(50);
-/// Rows in the first batch; later batches grow or shrink to take about [`BATCH_TARGET`].
-const FIRST_BATCH: u32 = 500;
-const MAX_BATCH: u32 = 20_000;
+/// How long one transaction of a prune goes on deleting (it then commits).
+const BATCH_TIME: Duration = Duration::from_millis(25);
+/// Rows one statement deletes at most: one tenant's old rows, or a slice of them.
+const STATEMENT_ROWS: u32 = 1000;
 /// The state row that says when the store was last pruned (no module or tenant has a `:`).
 const PRUNED_NAMESPACE: &str = "kri:store";
 const PRUNED_KEY: &str = "pruned_at";
@@ -25,9 +27,11 @@ const PRUNED_KEY: &str = "pruned_at";
 pub struct Pruned {
     pub runs: usize,
     pub values: usize,
-    /// Batches (transactions) it took.
+    /// Days of the charts' daily rollups.
+    pub days: usize,
+    /// Transactions it took.
     pub batches: usize,
-    /// The longest one batch held the store.
+    /// The longest one transaction held the store.
     pub longest_batch: Duration,
 }
 
@@ -60,30 +64,47 @@ impl Store {
         self.scoped(None).prune(before).await.map(Some)
     }
 
-    /// Forget runs and values from before `before`, in batches: except each tenant's newest
-    /// value and newest good value of each KRI, the runs that wrote values still kept, and each
-    /// connector's last run. A scoped handle forgets only its tenant's.
+    /// Forget runs and values from before `before`, tenant by tenant in short transactions:
+    /// except each tenant's newest value and newest good value of each KRI, the runs that wrote
+    /// values still kept, and each connector's last run. A scoped handle forgets only its
+    /// tenant's.
     pub async fn prune(&self, before: DateTime<Utc>) -> Result<Pruned, StoreError> {
+        self.prune_with(before, BATCH_TIME).await
+    }
+
+    /// [`Store::prune`], each transaction deleting for `batch_time` (at least one statement).
+    pub(crate) async fn prune_with(&self, before: DateTime<Utc>, batch_time: Duration) -> Result<Pruned, StoreError> {
         let before = fmt_time(&before);
+        let tenants: VecDeque<String> = match self.tenant_filter() {
+            Some(t) => VecDeque::from([t.to_owned()]),
+            None => self
+                .query_map(
+                    "listing the tenants to prune",
+                    "SELECT tenant FROM kri_latest UNION SELECT tenant FROM connector_latest ORDER BY 1",
+                    vals![],
+                    |r| r.text(0),
+                )
+                .await?
+                .into(),
+        };
         let mut done = Pruned::default();
-        let mut size = FIRST_BATCH;
-        for table in [Table::Values, Table::Runs] {
-            loop {
-                let (sql, params) = self.prune_query(table, &before, size);
+        for table in [Table::Values, Table::Runs, Table::Days] {
+            let mut work = PruneWork {
+                table,
+                before: before.clone(),
+                tenants: tenants.clone(),
+                deleted: 0,
+            };
+            while !work.tenants.is_empty() {
                 let started = Instant::now();
-                let n = self.execute(table.action(), &sql, params).await?;
-                let took = started.elapsed();
+                work = self.transaction_for(table.action(), batch_time, work).await?;
                 done.batches += 1;
-                done.longest_batch = done.longest_batch.max(took);
-                let n = usize::try_from(n).unwrap_or(usize::MAX);
-                match table {
-                    Table::Values => done.values += n,
-                    Table::Runs => done.runs += n,
-                }
-                if n < size as usize {
-                    break;
-                }
-                size = next_batch(size, took);
+                done.longest_batch = done.longest_batch.max(started.elapsed());
+            }
+            match table {
+                Table::Values => done.values = work.deleted,
+                Table::Runs => done.runs = work.deleted,
+                Table::Days => done.days = work.deleted,
             }
         }
         if done.values + done.runs > 0 {
@@ -92,22 +113,36 @@ impl Store {
         Ok(done)
     }
 
-    /// One batch's DELETE: the oldest `size` rows of `table` that may go.
-    pub(crate) fn prune_query(&self, table: Table, before: &str, size: u32) -> (String, Vec<super::sql::Val>) {
+    /// One statement of a prune: at most `rows` old rows of `table` of one tenant.
+    pub(crate) fn prune_query(table: Table, tenant: &str, before: &str, rows: u32) -> (String, Vec<Val>) {
         let mut f = Filter::default();
-        f.eq("tenant", self.tenant_filter());
+        f.eq("tenant", Some(tenant));
         match table {
             Table::Values => {
                 f.and("measured_at < {}", vals![before]);
                 let where_ = f.sql();
-                let size = f.param(size);
+                let rows = f.param(rows);
                 (
                     format!(
                         "DELETE FROM kri_values WHERE id IN (
                            SELECT id FROM kri_values{where_}
-                             AND id NOT IN (SELECT newest_id FROM kri_latest)
-                             AND id NOT IN (SELECT good_id FROM kri_latest WHERE good_id IS NOT NULL)
-                           ORDER BY measured_at LIMIT {size})"
+                             AND NOT EXISTS (SELECT 1 FROM kri_latest l
+                                             WHERE l.tenant = kri_values.tenant AND l.slug = kri_values.slug
+                                               AND (l.newest_id = kri_values.id OR l.good_id = kri_values.id))
+                           ORDER BY measured_at LIMIT {rows})"
+                    ),
+                    f.params,
+                )
+            }
+            Table::Days => {
+                // Whole days before the horizon's day.
+                f.and("day < {}", vals![before.get(..10).unwrap_or(before)]);
+                let where_ = f.sql();
+                let rows = f.param(rows);
+                (
+                    format!(
+                        "DELETE FROM kri_daily WHERE (tenant, slug, day) IN (
+                           SELECT tenant, slug, day FROM kri_daily{where_} ORDER BY slug, day LIMIT {rows})"
                     ),
                     f.params,
                 )
@@ -115,18 +150,18 @@ impl Store {
             Table::Runs => {
                 f.and("started_at < {} AND finished_at < {}", vals![before, before]);
                 let where_ = f.sql();
-                let size = f.param(size);
+                let rows = f.param(rows);
                 (
                     format!(
                         "DELETE FROM runs WHERE (run_id, tenant, connector) IN (
                            SELECT run_id, tenant, connector FROM runs{where_}
                              AND NOT EXISTS (SELECT 1 FROM kri_values v
-                                             WHERE v.run_id = runs.run_id AND v.tenant = runs.tenant
-                                               AND v.connector = runs.connector)
+                                             WHERE v.tenant = runs.tenant AND v.measured_at = runs.finished_at
+                                               AND v.run_id = runs.run_id AND v.connector = runs.connector)
                              AND NOT EXISTS (SELECT 1 FROM connector_latest c
                                              WHERE c.tenant = runs.tenant AND c.module = runs.module
                                                AND c.last_run_id = runs.run_id)
-                           ORDER BY started_at LIMIT {size})"
+                           ORDER BY started_at LIMIT {rows})"
                     ),
                     f.params,
                 )
@@ -150,11 +185,12 @@ impl Store {
     }
 }
 
-/// The two tables pruned, values first (a run stays while any of its values does).
+/// The tables pruned, values before runs (a run stays while any of its values does).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Table {
     Values,
     Runs,
+    Days,
 }
 
 impl Table {
@@ -162,18 +198,31 @@ impl Table {
         match self {
             Table::Values => "pruning old values",
             Table::Runs => "pruning old runs",
+            Table::Days => "pruning old daily rollups",
         }
     }
 }
 
-/// The next batch's size: larger while batches are quick, smaller when one took too long.
-fn next_batch(size: u32, took: Duration) -> u32 {
-    if took > BATCH_TARGET {
-        (size / 2).max(50)
-    } else if took < BATCH_TARGET / 4 {
-        size.saturating_mul(2).min(MAX_BATCH)
-    } else {
-        size
+/// What is left of one table's prune: the tenants not done yet (the first one under way).
+struct PruneWork {
+    table: Table,
+    before: String,
+    tenants: VecDeque<String>,
+    deleted: usize,
+}
+
+impl StatementSource for PruneWork {
+    fn next(&mut self) -> Option<(String, Vec<Val>)> {
+        let tenant = self.tenants.front()?;
+        Some(Store::prune_query(self.table, tenant, &self.before, STATEMENT_ROWS))
+    }
+
+    fn done(&mut self, changed: u64) {
+        self.deleted += usize::try_from(changed).unwrap_or(usize::MAX);
+        // Fewer than asked: that tenant has nothing old left.
+        if changed < u64::from(STATEMENT_ROWS) {
+            self.tenants.pop_front();
+        }
     }
 }
 
@@ -182,11 +231,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn batches_grow_while_quick_and_shrink_when_slow() {
-        assert_eq!(next_batch(500, Duration::from_millis(1)), 1000);
-        assert_eq!(next_batch(MAX_BATCH, Duration::from_millis(1)), MAX_BATCH);
-        assert_eq!(next_batch(500, Duration::from_millis(30)), 500);
-        assert_eq!(next_batch(500, Duration::from_millis(200)), 250);
-        assert_eq!(next_batch(60, Duration::from_secs(2)), 50);
+    fn a_tenant_is_done_when_a_statement_deletes_fewer_than_it_may() {
+        let mut work = PruneWork {
+            table: Table::Values,
+            before: "2026-01-01T00:00:00Z".into(),
+            tenants: VecDeque::from(["acme".to_owned(), "globex".to_owned()]),
+            deleted: 0,
+        };
+        let (sql, params) = work.next().unwrap();
+        assert!(sql.contains("tenant = ?1") && sql.contains("LIMIT ?3"), "{sql}");
+        assert_eq!(params[0], Val::Text("acme".into()));
+        work.done(u64::from(STATEMENT_ROWS));
+        assert_eq!(
+            work.next().unwrap().1[0],
+            Val::Text("acme".into()),
+            "acme again: it may have more"
+        );
+        work.done(3);
+        assert_eq!(work.next().unwrap().1[0], Val::Text("globex".into()));
+        work.done(0);
+        assert!(work.next().is_none());
+        assert_eq!(work.deleted, STATEMENT_ROWS as usize + 3);
     }
 }

@@ -5,7 +5,7 @@
 //! reads an index range of at most its limit.
 
 use super::sql::{Filter, Row, Statement, vals};
-use super::values::VALUE_COLUMNS;
+use super::values::V_COLUMNS;
 use super::{Store, StoreError, StoreFailure, fmt_time, schema};
 use crate::report::{RunReport, RunRow};
 use crate::secret::scrub;
@@ -26,17 +26,21 @@ const INSERT_VALUE: &str = "INSERT INTO kri_values (tenant, run_id, connector, s
 /// newer one is stored), the newest good one when it has a value, and the band's start moves
 /// when its band differs from the last good band.
 const UPDATE_KRI_LATEST: &str =
-    "INSERT INTO kri_latest (tenant, slug, newest_id, newest_at, good_id, good_band, band_since)
-     SELECT v.tenant, v.slug, v.id, v.measured_at,
+    "INSERT INTO kri_latest (tenant, slug, newest_id, newest_at, newest_status, newest_band, good_id, good_band,
+                             band_since)
+     SELECT v.tenant, v.slug, v.id, v.measured_at, v.status, v.band,
             CASE WHEN v.value IS NULL THEN NULL ELSE v.id END,
             CASE WHEN v.value IS NULL THEN NULL ELSE v.band END,
             CASE WHEN v.value IS NULL THEN NULL ELSE v.measured_at END
      FROM kri_values v
      WHERE v.id = (SELECT MAX(w.id) FROM kri_values w
-                   WHERE w.run_id = ?1 AND w.tenant = ?2 AND w.connector = ?3 AND w.slug = ?4)
+                   WHERE w.tenant = ?2 AND w.slug = ?4 AND w.measured_at = ?5 AND w.run_id = ?1
+                     AND w.connector = ?3)
      ON CONFLICT (tenant, slug) DO UPDATE SET
          newest_id = excluded.newest_id,
          newest_at = excluded.newest_at,
+         newest_status = excluded.newest_status,
+         newest_band = excluded.newest_band,
          good_id = COALESCE(excluded.good_id, kri_latest.good_id),
          good_band = CASE WHEN excluded.good_id IS NULL THEN kri_latest.good_band ELSE excluded.good_band END,
          band_since = CASE
@@ -62,6 +66,18 @@ const UPDATE_CONNECTOR_LATEST: &str =
                                 THEN excluded.last_started_at ELSE connector_latest.last_started_at END,
          last_success_at = CASE WHEN excluded.last_success_at > COALESCE(connector_latest.last_success_at, '')
                                 THEN excluded.last_success_at ELSE connector_latest.last_success_at END";
+
+/// A good value in its day's rollup: the day's lowest and highest value and the newest band,
+/// for charts over ranges longer than the raw points they draw.
+const ROLL_UP_DAY: &str = "INSERT INTO kri_daily (tenant, slug, day, low, low_at, high, high_at, band, last_at)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?4, ?5, ?6, ?5)
+     ON CONFLICT (tenant, slug, day) DO UPDATE SET
+         low_at = CASE WHEN excluded.low < kri_daily.low THEN excluded.low_at ELSE kri_daily.low_at END,
+         low = CASE WHEN excluded.low < kri_daily.low THEN excluded.low ELSE kri_daily.low END,
+         high_at = CASE WHEN excluded.high > kri_daily.high THEN excluded.high_at ELSE kri_daily.high_at END,
+         high = CASE WHEN excluded.high > kri_daily.high THEN excluded.high ELSE kri_daily.high END,
+         band = CASE WHEN excluded.last_at >= kri_daily.last_at THEN excluded.band ELSE kri_daily.band END,
+         last_at = CASE WHEN excluded.last_at >= kri_daily.last_at THEN excluded.last_at ELSE kri_daily.last_at END";
 
 const COUNT_RUN: &str = "INSERT INTO run_counts (tenant, module, status, runs) VALUES (?1, ?2, ?3, 1)
      ON CONFLICT (tenant, module, status) DO UPDATE SET runs = run_counts.runs + 1";
@@ -133,7 +149,24 @@ impl Store {
                         k.message.as_deref().map(scrub)
                     ],
                 ));
-                statements.push((UPDATE_KRI_LATEST, vals![&run.run_id, &r.tenant, &r.connector, k.slug]));
+                if let Some(v) = k.value {
+                    let at = fmt_time(&r.finished_at);
+                    statements.push((
+                        ROLL_UP_DAY,
+                        vals![
+                            &r.tenant,
+                            k.slug,
+                            at[..10].to_owned(),
+                            v,
+                            at,
+                            k.band.map(|b| b.as_str())
+                        ],
+                    ));
+                }
+                statements.push((
+                    UPDATE_KRI_LATEST,
+                    vals![&run.run_id, &r.tenant, &r.connector, k.slug, fmt_time(&r.finished_at)],
+                ));
             }
         }
         self.transaction("writing the run", statements).await.map(|_| ())
@@ -193,13 +226,20 @@ impl Store {
         .await
     }
 
-    /// The values a run wrote, in the order written.
+    /// The values a run wrote, in the order written: found through its connector rows, by
+    /// tenant and time (each value is measured when its connector's run finished).
     pub async fn run_values(&self, run_id: &str) -> Result<Vec<crate::report::ValueRow>, StoreError> {
         let mut f = Filter::default();
-        f.eq("run_id", Some(run_id)).eq("tenant", self.tenant_filter());
+        f.eq("r.run_id", Some(run_id)).eq("r.tenant", self.tenant_filter());
         self.query_map(
             "reading a run's values",
-            &format!("SELECT {VALUE_COLUMNS} FROM kri_values{} ORDER BY id", f.sql()),
+            &format!(
+                "SELECT {V_COLUMNS} FROM runs r
+                 JOIN kri_values v ON v.tenant = r.tenant AND v.measured_at = r.finished_at AND v.run_id = r.run_id
+                                  AND v.connector = r.connector{}
+                 ORDER BY v.id",
+                f.sql()
+            ),
             f.params,
             super::values::value_row,
         )

@@ -14,6 +14,7 @@ macro_rules! fill_read_model {
     DELETE FROM kri_latest;
     DELETE FROM connector_latest;
     DELETE FROM run_counts;
+    DELETE FROM kri_daily;
     UPDATE kri_values SET previous_value = p.prev FROM (
         SELECT id, LAG(last_good) OVER (PARTITION BY tenant, slug ORDER BY measured_at, id) AS prev
         FROM (SELECT id, tenant, slug, measured_at,
@@ -23,9 +24,9 @@ macro_rules! fill_read_model {
                                               ROWS UNBOUNDED PRECEDING) AS grp
                     FROM kri_values) counted) filled) p
     WHERE kri_values.id = p.id AND p.prev IS NOT NULL;
-    INSERT INTO kri_latest (tenant, slug, newest_id, newest_at)
-        SELECT tenant, slug, id, measured_at FROM (
-            SELECT tenant, slug, id, measured_at,
+    INSERT INTO kri_latest (tenant, slug, newest_id, newest_at, newest_status, newest_band)
+        SELECT tenant, slug, id, measured_at, status, band FROM (
+            SELECT tenant, slug, id, measured_at, status, band,
                    ROW_NUMBER() OVER (PARTITION BY tenant, slug ORDER BY measured_at DESC, id DESC) AS n
             FROM kri_values) ranked
         WHERE n = 1;
@@ -54,6 +55,19 @@ macro_rules! fill_read_model {
         WHERE r.tenant = connector_latest.tenant AND r.module = connector_latest.module AND r.status = 'ok');
     INSERT INTO run_counts (tenant, module, status, runs)
         SELECT tenant, module, status, COUNT(*) FROM runs GROUP BY tenant, module, status;
+    INSERT INTO kri_daily (tenant, slug, day, low, low_at, high, high_at, band, last_at)
+        SELECT tenant, slug, day, low, low_at, high, high_at, band, last_at FROM (
+            SELECT tenant, slug, substr(measured_at, 1, 10) AS day,
+                   FIRST_VALUE(value) OVER lo AS low, FIRST_VALUE(measured_at) OVER lo AS low_at,
+                   FIRST_VALUE(value) OVER hi AS high, FIRST_VALUE(measured_at) OVER hi AS high_at,
+                   FIRST_VALUE(band) OVER la AS band, FIRST_VALUE(measured_at) OVER la AS last_at,
+                   ROW_NUMBER() OVER la AS n
+            FROM kri_values WHERE value IS NOT NULL
+            WINDOW lo AS (PARTITION BY tenant, slug, substr(measured_at, 1, 10) ORDER BY value, measured_at),
+                   hi AS (PARTITION BY tenant, slug, substr(measured_at, 1, 10) ORDER BY value DESC, measured_at),
+                   la AS (PARTITION BY tenant, slug, substr(measured_at, 1, 10) ORDER BY measured_at DESC, id DESC)
+        ) days
+        WHERE n = 1;
 "
     };
 }
@@ -154,24 +168,30 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // 6: the read model. "Now" (the newest value and newest good value of each tenant's KRI,
     // each connector's last run and last success, runs counted by status) is kept in small
     // tables written in each run's transaction, and each value keeps the previous good value it
-    // was compared with, so no read walks the history. Indexes for the value listing, pruning by
-    // age and a run's values. The read model is filled once from the history there is.
+    // was compared with, so no read walks the history. Indexes for the value listing and
+    // pruning by age; a run's values are
+    // found by its tenant and time (a value is measured when its connector's run finished), so
+    // no index on run ids, which are random, makes every write and every prune touch pages all
+    // over it; nor on (tenant, module, started_at): (tenant, started_at) serves. The read model
+    // is filled once from the history there is.
     concat!(
         "ALTER TABLE kri_values ADD COLUMN previous_value REAL;
     CREATE INDEX kri_values_measured ON kri_values (measured_at);
     CREATE INDEX kri_values_tenant_at ON kri_values (tenant, measured_at);
-    CREATE INDEX kri_values_run ON kri_values (run_id);
     CREATE INDEX runs_tenant_started ON runs (tenant, started_at);
+    DROP INDEX runs_tenant_module;
     CREATE TABLE kri_latest (
-        tenant     TEXT NOT NULL,
-        slug       TEXT NOT NULL,
-        newest_id  INTEGER NOT NULL,
-        newest_at  TEXT NOT NULL,
-        good_id    INTEGER,
-        good_band  TEXT,
-        band_since TEXT,
+        tenant        TEXT NOT NULL,
+        slug          TEXT NOT NULL,
+        newest_id     INTEGER NOT NULL,
+        newest_at     TEXT NOT NULL,
+        newest_status TEXT NOT NULL,
+        newest_band   TEXT,
+        good_id       INTEGER,
+        good_band     TEXT,
+        band_since    TEXT,
         PRIMARY KEY (tenant, slug)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE connector_latest (
         tenant          TEXT NOT NULL,
         module          TEXT NOT NULL,
@@ -180,14 +200,26 @@ pub(super) const MIGRATIONS: &[&str] = &[
         last_started_at TEXT NOT NULL,
         last_success_at TEXT,
         PRIMARY KEY (tenant, module)
-    );
+    ) WITHOUT ROWID;
     CREATE TABLE run_counts (
         tenant TEXT NOT NULL,
         module TEXT NOT NULL,
         status TEXT NOT NULL,
         runs   INTEGER NOT NULL,
         PRIMARY KEY (tenant, module, status)
-    );",
+    ) WITHOUT ROWID;
+    CREATE TABLE kri_daily (
+        tenant  TEXT NOT NULL,
+        slug    TEXT NOT NULL,
+        day     TEXT NOT NULL,
+        low     REAL NOT NULL,
+        low_at  TEXT NOT NULL,
+        high    REAL NOT NULL,
+        high_at TEXT NOT NULL,
+        band    TEXT,
+        last_at TEXT NOT NULL,
+        PRIMARY KEY (tenant, slug, day)
+    ) WITHOUT ROWID;",
         fill_read_model!()
     ),
 ];
@@ -299,18 +331,20 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         r#"ALTER TABLE kri_values ADD COLUMN previous_value DOUBLE PRECISION;
     CREATE INDEX kri_values_measured ON kri_values (measured_at, id);
     CREATE INDEX kri_values_tenant_at ON kri_values (tenant, measured_at, id);
-    CREATE INDEX kri_values_run ON kri_values (run_id);
-    CREATE INDEX kri_values_tenant_slug_id ON kri_values (tenant, slug, measured_at, id);
+    CREATE INDEX kri_values_tenant_slug_id ON kri_values (tenant, slug, measured_at, id) INCLUDE (value, band);
     DROP INDEX kri_values_tenant_slug;
     CREATE INDEX kri_values_slug_id ON kri_values (slug, measured_at, id);
     DROP INDEX kri_values_slug;
     CREATE INDEX runs_tenant_started ON runs (tenant, started_at);
+    DROP INDEX runs_tenant_module;
     CREATE TABLE kri_latest (
-        tenant     TEXT COLLATE "C" NOT NULL,
-        slug       TEXT COLLATE "C" NOT NULL,
-        newest_id  BIGINT NOT NULL,
-        newest_at  TEXT COLLATE "C" NOT NULL,
-        good_id    BIGINT,
+        tenant        TEXT COLLATE "C" NOT NULL,
+        slug          TEXT COLLATE "C" NOT NULL,
+        newest_id     BIGINT NOT NULL,
+        newest_at     TEXT COLLATE "C" NOT NULL,
+        newest_status TEXT COLLATE "C" NOT NULL,
+        newest_band   TEXT COLLATE "C",
+        good_id       BIGINT,
         good_band  TEXT COLLATE "C",
         band_since TEXT COLLATE "C",
         PRIMARY KEY (tenant, slug)
@@ -330,6 +364,18 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         status TEXT COLLATE "C" NOT NULL,
         runs   BIGINT NOT NULL,
         PRIMARY KEY (tenant, module, status)
+    );
+    CREATE TABLE kri_daily (
+        tenant  TEXT COLLATE "C" NOT NULL,
+        slug    TEXT COLLATE "C" NOT NULL,
+        day     TEXT COLLATE "C" NOT NULL,
+        low     DOUBLE PRECISION NOT NULL,
+        low_at  TEXT COLLATE "C" NOT NULL,
+        high    DOUBLE PRECISION NOT NULL,
+        high_at TEXT COLLATE "C" NOT NULL,
+        band    TEXT COLLATE "C",
+        last_at TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (tenant, slug, day)
     );"#,
         fill_read_model!(),
         "ANALYZE kri_values; ANALYZE runs;"

@@ -253,6 +253,15 @@ impl Filter {
     }
 }
 
+/// Statements made one at a time, each knowing what the one before changed
+/// ([`Store::transaction_for`]).
+pub(crate) trait StatementSource: Send + 'static {
+    /// The next statement, or `None` when the work is done.
+    fn next(&mut self) -> Option<(String, Vec<Val>)>;
+    /// The rows the statement [`next`](StatementSource::next) gave last changed.
+    fn done(&mut self, changed: u64);
+}
+
 /// One statement of a [`Store::transaction`]: SQL in `?N` syntax and its parameters.
 pub(crate) type Statement = (&'static str, Vec<Val>);
 
@@ -421,6 +430,52 @@ impl Store {
                     }
                     tx.commit().await?;
                     Ok(counts)
+                };
+                run.await.map_err(|e| self.error(action, e))
+            }
+        }
+    }
+
+    /// Run the statements `source` gives, one after another, in ONE transaction until it has
+    /// none left or `budget` has passed (after at least one), then commit: long work in short
+    /// transactions, so no writer waits long. `source` is handed back for the next call.
+    pub(crate) async fn transaction_for<S: StatementSource>(
+        &self,
+        action: &'static str,
+        budget: std::time::Duration,
+        mut source: S,
+    ) -> Result<S, StoreError> {
+        match &self.backend {
+            Backend::Sqlite { conn, .. } => {
+                self.on_sqlite(conn, action, move |c| {
+                    let started = std::time::Instant::now();
+                    let tx = c.transaction()?;
+                    while let Some((sql, params)) = source.next() {
+                        let mut stmt = tx.prepare_cached(&sql)?;
+                        source.done(stmt.execute(rusqlite::params_from_iter(params.iter()))? as u64);
+                        if started.elapsed() >= budget {
+                            break;
+                        }
+                    }
+                    tx.commit()?;
+                    Ok(source)
+                })
+                .await
+            }
+            Backend::Postgres { pool, .. } => {
+                let run = async {
+                    let started = std::time::Instant::now();
+                    let mut client = pool.get().await.map_err(StoreFailure::from_pool)?;
+                    let tx = client.transaction().await?;
+                    while let Some((sql, params)) = source.next() {
+                        let stmt = tx.prepare_cached(&to_pg(&sql)).await?;
+                        source.done(tx.execute(&stmt, &pg_params(&params)).await?);
+                        if started.elapsed() >= budget {
+                            break;
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(source)
                 };
                 run.await.map_err(|e| self.error(action, e))
             }

@@ -15,7 +15,7 @@ use crate::report::ValueRow;
 pub(super) const VALUE_COLUMNS: &str =
     "tenant, slug, connector, run_id, measured_at, value, unit, status, band, message, previous_value, id";
 /// [`VALUE_COLUMNS`] of `kri_values v` in a join.
-const V_COLUMNS: &str = "v.tenant, v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band, \
+pub(super) const V_COLUMNS: &str = "v.tenant, v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band, \
                          v.message, v.previous_value, v.id";
 
 /// Most values one page of [`Store::values_page`] holds.
@@ -60,6 +60,14 @@ impl fmt::Display for Cursor {
     }
 }
 
+/// The band of a KRI's newest value ([`Store::latest_bands`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LatestBand {
+    pub tenant: String,
+    pub slug: String,
+    pub band: Option<String>,
+}
+
 /// What a value listing asks for.
 #[derive(Debug, Clone, Default)]
 pub struct ValuesQuery {
@@ -86,6 +94,29 @@ impl Store {
     /// read model.
     pub async fn latest_values(&self) -> Result<Vec<ValueRow>, StoreError> {
         self.latest("reading the newest values", "newest_id").await
+    }
+
+    /// The band of the newest value of every (tenant, KRI) (`None` when it failed), from the
+    /// read model alone: the many-tenant overview counts them.
+    pub async fn latest_bands(&self) -> Result<Vec<LatestBand>, StoreError> {
+        let mut f = Filter::default();
+        f.eq("tenant", self.tenant_filter());
+        self.query_map(
+            "reading the newest bands",
+            &format!(
+                "SELECT tenant, slug, newest_band FROM kri_latest{} ORDER BY tenant, slug",
+                f.sql()
+            ),
+            f.params,
+            |r| {
+                Ok(LatestBand {
+                    tenant: r.text(0)?,
+                    slug: r.text(1)?,
+                    band: r.opt_text(2)?,
+                })
+            },
+        )
+        .await
     }
 
     /// The newest good value of every (tenant, KRI) (`/metrics`' `kri_value`), from the read model.
@@ -197,12 +228,90 @@ impl Store {
     /// are at most `max_points`, else at most `max_points` of them that keep the shape (each
     /// stretch's lowest and highest value and its changes of band, see [`downsample`]). The handle's tenant's
     /// (scope it: an unscoped handle reads every tenant's).
-    pub async fn series(&self, slug: &str, since: DateTime<Utc>, max_points: u32) -> Result<Vec<ValueRow>, StoreError> {
+    pub async fn series(
+        &self,
+        slug: &str,
+        since: DateTime<Utc>,
+        max_points: u32,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
         let (sql, params) = self.series_query(slug, since);
+        // Only what a chart draws: the cost of a longer range is a few bytes a point.
         let rows = self
-            .query_map("reading a KRI's history", &sql, params, value_row)
+            .query_map("reading a KRI's history", &sql, params, |r| {
+                Ok(SeriesPoint {
+                    measured_at: r.text(0)?,
+                    value: r.opt_real(1)?,
+                    band: r.opt_text(2)?,
+                })
+            })
             .await?;
         Ok(downsample(rows, max_points as usize))
+    }
+
+    /// A chart of `slug` from `since` on in at most `max_points`, its cost bounded whatever the
+    /// range: the days before `raw_since` from the daily rollups (each day's lowest and highest
+    /// value, at the times they were measured, and the day's last band), the rest as measured;
+    /// then thinned like [`Store::series`]. The handle's tenant's (scope it).
+    pub async fn chart(
+        &self,
+        slug: &str,
+        since: DateTime<Utc>,
+        raw_since: DateTime<Utc>,
+        max_points: u32,
+    ) -> Result<Vec<SeriesPoint>, StoreError> {
+        let split_day = fmt_time(&raw_since.max(since))[..10].to_owned();
+        let (sql, params) = self.daily_query(slug, &fmt_time(&since)[..10], &split_day);
+        let days = self
+            .query_map("reading a KRI's daily history", &sql, params, |r| {
+                let band = r.opt_text(4)?;
+                let low = (r.text(0)?, r.opt_real(1)?);
+                let high = (r.text(2)?, r.opt_real(3)?);
+                let mut points = vec![low];
+                if high.0 != points[0].0 {
+                    points.push(high);
+                }
+                points.sort_by(|a, b| a.0.cmp(&b.0));
+                Ok(points
+                    .into_iter()
+                    .map(|(measured_at, value)| SeriesPoint {
+                        measured_at,
+                        value,
+                        band: band.clone(),
+                    })
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        let raw_from = DateTime::parse_from_rfc3339(&format!("{split_day}T00:00:00Z"))
+            .map(|t| t.to_utc())
+            .unwrap_or(raw_since)
+            .max(since);
+        let mut points: Vec<SeriesPoint> = days.into_iter().flatten().collect();
+        let (sql, params) = self.series_query(slug, raw_from);
+        points.extend(
+            self.query_map("reading a KRI's history", &sql, params, |r| {
+                Ok(SeriesPoint {
+                    measured_at: r.text(0)?,
+                    value: r.opt_real(1)?,
+                    band: r.opt_text(2)?,
+                })
+            })
+            .await?,
+        );
+        Ok(downsample(points, max_points as usize))
+    }
+
+    pub(crate) fn daily_query(&self, slug: &str, from_day: &str, to_day: &str) -> (String, Vec<Val>) {
+        let mut f = Filter::default();
+        f.eq("tenant", self.tenant_filter())
+            .eq("slug", Some(slug))
+            .and("day >= {} AND day < {}", vals![from_day, to_day]);
+        (
+            format!(
+                "SELECT low_at, low, high_at, high, band FROM kri_daily{} ORDER BY day",
+                f.sql()
+            ),
+            f.params,
+        )
     }
 
     pub(crate) fn series_query(&self, slug: &str, since: DateTime<Utc>) -> (String, Vec<Val>) {
@@ -212,7 +321,7 @@ impl Store {
             .and("measured_at >= {}", vals![fmt_time(&since)]);
         (
             format!(
-                "SELECT {VALUE_COLUMNS} FROM kri_values{} ORDER BY measured_at, id",
+                "SELECT measured_at, value, band FROM kri_values{} ORDER BY measured_at, id",
                 f.sql()
             ),
             f.params,
@@ -220,10 +329,20 @@ impl Store {
     }
 }
 
+/// One point of a KRI's chart ([`Store::series`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SeriesPoint {
+    /// RFC 3339, as stored.
+    pub measured_at: String,
+    /// `None` for a failed measurement.
+    pub value: Option<f64>,
+    pub band: Option<String>,
+}
+
 /// At most `max` of `rows` (oldest first) that keep the shape of the line: the first and the
 /// last, and in each of `(max − 2) / 4` equal stretches its lowest and highest value and its
 /// first and last change of band. Fewer rows than `max` are kept as they are.
-pub fn downsample(rows: Vec<ValueRow>, max: usize) -> Vec<ValueRow> {
+pub fn downsample(rows: Vec<SeriesPoint>, max: usize) -> Vec<SeriesPoint> {
     let n = rows.len();
     let max = max.max(2);
     if n <= max {
@@ -301,28 +420,23 @@ pub(super) fn value_row(r: &Row) -> Result<ValueRow, StoreFailure> {
 mod tests {
     use super::*;
 
-    fn row(i: usize, value: f64, band: &str) -> ValueRow {
-        ValueRow {
-            tenant: "t".into(),
-            slug: "s".into(),
-            module: String::new(),
-            connector: "c".into(),
-            run_id: format!("r{i}"),
-            measured_at: String::new(),
+    /// Point `i`: measured `i` hours after a start, so its time says which it is.
+    fn row(i: usize, value: f64, band: &str) -> SeriesPoint {
+        SeriesPoint {
+            measured_at: format!("{i:05}"),
             value: Some(value),
-            unit: "count".into(),
-            status: "ok".into(),
             band: Some(band.into()),
-            message: None,
-            previous: None,
-            delta: None,
         }
+    }
+
+    fn ids(points: &[SeriesPoint]) -> Vec<usize> {
+        points.iter().map(|p| p.measured_at.parse().unwrap()).collect()
     }
 
     #[test]
     fn a_long_series_keeps_its_extremes_and_band_changes_within_the_cap() {
         // A year of hourly values: a slow wave, one spike, one dip, one short red spell.
-        let rows: Vec<ValueRow> = (0..8760)
+        let rows: Vec<SeriesPoint> = (0..8760)
             .map(|i| {
                 let v = match i {
                     1234 => 500.0,
@@ -336,23 +450,25 @@ mod tests {
         let kept = downsample(rows, 300);
         assert!(kept.len() <= 300, "{} points", kept.len());
         assert!(kept.len() > 100, "{} points", kept.len());
-        let ids: Vec<&str> = kept.iter().map(|r| r.run_id.as_str()).collect();
-        for must in ["r0", "r8759", "r1234", "r7000", "r4000", "r4003"] {
-            assert!(ids.contains(&must), "{must} kept");
+        let order = ids(&kept);
+        for must in [0, 8759, 1234, 7000, 4000, 4003] {
+            assert!(order.contains(&must), "{must} kept");
         }
-        let order: Vec<usize> = ids.iter().map(|i| i[1..].parse().unwrap()).collect();
         assert!(order.windows(2).all(|w| w[0] < w[1]), "oldest first, no repeats");
     }
 
     #[test]
     fn a_short_series_is_kept_whole() {
-        let rows: Vec<ValueRow> = (0..50).map(|i| row(i, i as f64, "green")).collect();
+        let rows: Vec<SeriesPoint> = (0..50).map(|i| row(i, i as f64, "green")).collect();
         assert_eq!(downsample(rows, 300).len(), 50);
         assert!(downsample(Vec::new(), 300).is_empty());
-        let two: Vec<ValueRow> = (0..5).map(|i| row(i, 1.0, "green")).collect();
-        assert_eq!(downsample(two.clone(), 0).len(), 2, "first and last, whatever the cap");
-        let ids: Vec<String> = downsample(two, 3).into_iter().map(|r| r.run_id).collect();
-        assert_eq!(ids, ["r0", "r2", "r4"], "a small cap: evenly spaced");
+        let five: Vec<SeriesPoint> = (0..5).map(|i| row(i, 1.0, "green")).collect();
+        assert_eq!(
+            ids(&downsample(five.clone(), 0)),
+            [0, 4],
+            "first and last, whatever the cap"
+        );
+        assert_eq!(ids(&downsample(five, 3)), [0, 2, 4], "a small cap: evenly spaced");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! What the pages show, read fresh from the store (and the scheduler, when one runs): the
 //! dashboard of `GET /` and `kri report --html`, and one KRI's page.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use kri_core::report::ValueRow;
-use kri_core::store::StoreError;
+use kri_core::store::{SeriesPoint, StoreError};
 use kri_core::{Clock, Direction, Kri, RunContext, Store};
 use kri_dashboard as page;
 
@@ -65,18 +66,10 @@ pub fn selected(tenant: &Tenant) -> impl Iterator<Item = (&Module, &'static dyn 
     })
 }
 
-/// One KRI's tile: `latest` from the read model, the chart from `since` on in at most `points`.
-async fn tile(
-    tenant: &Tenant,
-    store: &Store,
-    (m, k): (&Module, &dyn Kri),
-    latest: Option<ValueRow>,
-    since: DateTime<Utc>,
-    max_points: u32,
-) -> Result<page::Tile, StoreError> {
-    let history = store.series(k.slug(), since, max_points).await?;
+/// One KRI's tile: `latest` from the read model, `history` its chart.
+fn tile(tenant: &Tenant, (m, k): (&Module, &dyn Kri), latest: Option<ValueRow>, history: &[SeriesPoint]) -> page::Tile {
     let t = tenant.thresholds_for(k);
-    Ok(page::Tile {
+    page::Tile {
         slug: k.slug().to_owned(),
         module: m.reg.module.to_owned(),
         meaning: k.meaning().to_owned(),
@@ -93,8 +86,8 @@ async fn tile(
                 message: v.message,
             })
         }),
-        history: points(&history),
-    })
+        history: points(history),
+    }
 }
 
 /// The newest value of each of the (scoped) store's KRIs, from the read model.
@@ -107,7 +100,7 @@ async fn newest_by_slug(store: &Store) -> Result<std::collections::HashMap<Strin
         .collect())
 }
 
-fn points(rows: &[ValueRow]) -> Vec<page::Point> {
+fn points(rows: &[SeriesPoint]) -> Vec<page::Point> {
     rows.iter()
         .filter_map(|r| {
             Some(page::Point {
@@ -134,7 +127,8 @@ pub async fn dashboard(
     let mut tiles = Vec::new();
     for (m, k) in selected(tenant) {
         let newest = latest.remove(k.slug());
-        tiles.push(tile(tenant, store, (m, k), newest, since, SPARK_POINTS).await?);
+        let history = store.series(k.slug(), since, SPARK_POINTS).await?;
+        tiles.push(tile(tenant, (m, k), newest, &history));
     }
     let summary = store.run_summary().await?;
     let mut connectors = Vec::new();
@@ -221,10 +215,14 @@ pub async fn kri(
     };
     let store = &of_tenant(tenant, store);
     let now = clock.now();
-    // The chart spans what the store keeps ([store] keep_days), thinned to CHART_POINTS.
+    // The chart spans what the store keeps ([store] keep_days) in at most CHART_POINTS: the
+    // last SPARK_DAYS as measured, the days before from the daily rollups, so its cost does
+    // not grow with the history kept.
     let since = now - chrono::Duration::days(i64::from(loaded.keep_days));
+    let raw_since = now - chrono::Duration::days(SPARK_DAYS);
     let newest = newest_by_slug(store).await?.remove(slug);
-    let tile = tile(tenant, store, (m, k), newest, since, CHART_POINTS).await?;
+    let history = store.chart(slug, since, raw_since, CHART_POINTS).await?;
+    let tile = tile(tenant, (m, k), newest, &history);
     let values = store
         .values(Some(slug.to_owned()), 200)
         .await?
@@ -247,19 +245,23 @@ pub async fn kri(
 }
 
 /// The all-tenants overview: each tenant's KRIs by band, its failed connectors and last run,
-/// read in two queries whatever the number of tenants.
+/// read from the read model in three queries whatever the number of tenants or runs.
 pub async fn overview(
     loaded: &Loaded,
     store: &Store,
     clock: &dyn Clock,
     actions: page::Actions,
 ) -> Result<page::Overview, StoreError> {
-    let latest = store.latest_values().await?;
-    let bands: std::collections::HashMap<(&str, &str), Option<&str>> = latest
+    let latest = store.latest_bands().await?;
+    let bands: HashMap<(&str, &str), Option<&str>> = latest
         .iter()
         .map(|v| ((v.tenant.as_str(), v.slug.as_str()), v.band.as_deref()))
         .collect();
     let summary = store.run_summary().await?;
+    let mut by_tenant: HashMap<&str, Vec<&kri_core::store::ModuleRuns>> = HashMap::new();
+    for s in &summary {
+        by_tenant.entry(s.tenant.as_str()).or_default().push(s);
+    }
     let tenants = loaded
         .tenants
         .iter()
@@ -281,7 +283,7 @@ pub async fn overview(
                     _ => row.no_value += 1,
                 }
             }
-            for s in summary.iter().filter(|s| s.tenant == t.name) {
+            for s in by_tenant.get(t.name.as_str()).into_iter().flatten() {
                 let Some(last) = &s.last else { continue };
                 if last.status == "failed" {
                     row.failed_connectors += 1;
