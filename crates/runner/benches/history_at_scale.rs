@@ -484,7 +484,12 @@ fn main() {
     let mut by_shape: BTreeMap<&str, Figures> = BTreeMap::new();
     rt.block_on(async {
         let pg = if shapes.iter().any(|s| s.postgres) {
-            Some(kri_testpg::TestPg::start().expect("a PostgreSQL server (install postgresql)"))
+            // Sized as a server for many tenants would be (PostgreSQL's guide: a quarter of the
+            // memory for shared_buffers; 2 GB of this machine's 24), not the 128 MB default.
+            Some(
+                kri_testpg::TestPg::start_with(&[("shared_buffers", "2GB"), ("effective_cache_size", "12GB")])
+                    .expect("a PostgreSQL server (install postgresql)"),
+            )
         } else {
             None
         };

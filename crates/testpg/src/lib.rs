@@ -23,6 +23,12 @@ struct Cluster {
 impl TestPg {
     /// `KRI_TEST_DATABASE_URL`, or a new cluster on a free port. The error says what is missing.
     pub fn start() -> Result<TestPg, String> {
+        Self::start_with(&[])
+    }
+
+    /// [`TestPg::start`], the new cluster with server settings of its own (`("shared_buffers",
+    /// "2GB")`): a benchmark sizes the server as production would.
+    pub fn start_with(settings: &[(&str, &str)]) -> Result<TestPg, String> {
         if let Ok(url) = std::env::var("KRI_TEST_DATABASE_URL")
             && !url.trim().is_empty()
         {
@@ -53,10 +59,13 @@ impl TestPg {
             .args(["-A", "trust", "-U", "kri", "-E", "UTF8", "--locale=C", "--no-sync"]);
         run(&mut init, "initdb")?;
         let pg_ctl = bin.join("pg_ctl");
-        let options = format!(
+        let mut options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             dir.path().display()
         );
+        for (key, value) in settings {
+            options.push_str(&format!(" -c {key}={value}"));
+        }
         let mut start = as_user(&pg_ctl, run_as_postgres);
         start
             .arg("-D")
