@@ -21,6 +21,9 @@ use crate::secret::{Secret, lenient_string};
 
 /// A token is used until this long before it expires.
 pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
+/// The longest a token is used before asking again, whatever `expires_in` says (a lifetime of
+/// 1e30 s or `inf` from a server is bounded here, never added to a clock as it is).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 
 /// OAuth2 client credentials for one `client_id` / `client_secret` pair: an [`Auth`] that sends
 /// `Authorization: Bearer <token>`.
@@ -64,6 +67,13 @@ struct TokenAnswer {
 fn lenient_opt_u64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     let text = lenient_string(d)?;
     Ok(text.trim().parse::<f64>().ok().filter(|v| *v >= 0.0).map(|v| v as u64))
+}
+
+/// Until when a token fetched at `now` with `lifetime` is used: the lifetime less the margin,
+/// at most [`MAX_LIFETIME`]; never an overflow, whatever the lifetime.
+fn fresh_until(now: Instant, lifetime: Duration) -> Instant {
+    now.checked_add(lifetime.min(MAX_LIFETIME).saturating_sub(EXPIRY_MARGIN))
+        .unwrap_or(now)
 }
 
 impl ClientCredentials {
@@ -125,7 +135,7 @@ impl ClientCredentials {
         let (token, lifetime) = self.fetch(budget).await?;
         *cached = Some(Cached {
             token: token.clone(),
-            fresh_until: Instant::now() + lifetime.saturating_sub(EXPIRY_MARGIN),
+            fresh_until: fresh_until(Instant::now(), lifetime),
         });
         Ok(token)
     }
@@ -162,7 +172,7 @@ impl ClientCredentials {
                 endpoint: endpoint.clone(),
                 detail: "the token answer has no access_token".into(),
             })?;
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(300));
+        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(300)).min(MAX_LIFETIME);
         Ok((token, lifetime))
     }
 
@@ -286,6 +296,34 @@ mod tests {
         t.invalidate().await;
         t.token(Some(&b)).await.unwrap();
         m.assert_calls_async(2).await;
+    }
+
+    /// Regression: `expires_in` of 1e30, u64::MAX or "inf" panicked adding it to an Instant.
+    #[tokio::test]
+    async fn an_absurd_token_lifetime_is_bounded_not_a_panic() {
+        for lifetime in [
+            serde_json::json!(1e30),
+            serde_json::json!(u64::MAX),
+            serde_json::json!("inf"),
+            serde_json::json!("NaN"),
+            serde_json::json!(-5),
+        ] {
+            let server = MockServer::start_async().await;
+            let m = server
+                .mock_async(|when, then| {
+                    when.method(POST).path("/v1/token");
+                    then.status(200)
+                        .json_body(serde_json::json!({"access_token": "tok", "expires_in": lifetime}));
+                })
+                .await;
+            let t = source(&server, "secret");
+            assert_eq!(t.token(None).await.unwrap().expose(), "tok", "{lifetime}");
+            t.token(None).await.unwrap();
+            m.assert_calls_async(1).await;
+        }
+        let now = Instant::now();
+        assert_eq!(fresh_until(now, Duration::MAX), now + MAX_LIFETIME - EXPIRY_MARGIN);
+        assert_eq!(fresh_until(now, Duration::from_secs(10)), now, "inside the margin: now");
     }
 
     #[tokio::test]

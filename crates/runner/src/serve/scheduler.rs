@@ -472,7 +472,13 @@ impl Scheduler {
         let started = self.clock.now();
         let only = [module.to_owned()];
         // Output::Json: never a progress bar on a service's terminal.
-        let result = run_once(&self.loaded, &only, &self.store, self.clock.clone(), Output::Json, &how).await;
+        let run = run_once(&self.loaded, &only, &self.store, self.clock.clone(), Output::Json, &how);
+        let result = match unless_panic(run).await {
+            Ok(result) => result,
+            Err(why) => Err(crate::Failure::runtime(format!(
+                "the run stopped on an internal error ({why}); it counts as a failed run and is retried"
+            ))),
+        };
         if let Some(l) = lease {
             l.release().await;
         }
@@ -519,6 +525,18 @@ impl Scheduler {
         }
         self.wake.notify_one();
     }
+}
+
+/// `fut`'s output, or the message of the panic it ended with: a run that panics is a failed
+/// run, and its slot is free again, instead of "running" for ever.
+async fn unless_panic<T>(fut: impl std::future::Future<Output = T>) -> Result<T, String> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(fut).catch_unwind().await.map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into())
+    })
 }
 
 impl Scheduler {
@@ -569,4 +587,23 @@ pub fn label(tenant: &str, module: &str) -> String {
 /// The JSON of a schedule, for `GET /api/v1/schedule`.
 pub fn schedule_json(slots: &[SlotView]) -> serde_json::Value {
     json!({ "connectors": slots })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unless_panic;
+
+    #[tokio::test]
+    async fn a_panicking_run_is_an_error_with_its_message() {
+        assert_eq!(unless_panic(async { 7 }).await, Ok(7));
+        let e = unless_panic(async {
+            let v: Vec<u8> = Vec::new();
+            v[3]
+        })
+        .await
+        .unwrap_err();
+        assert!(e.contains("index out of bounds"), "{e}");
+        let e = unless_panic(async { std::panic::panic_any(42u8) }).await.unwrap_err();
+        assert_eq!(e, "a panic without a message");
+    }
 }
