@@ -87,13 +87,22 @@ pub async fn cycle(
     let key = cursor_key(&s.fetch_state);
     let mut cursor: Cursor = state.get(&key).await?.unwrap_or_default();
     let delta = chrono::Duration::from_std(s.fetch_delta).unwrap_or_default();
+    let mut warnings = Vec::new();
+    let first = chrono::Duration::from_std(s.first_fetch).unwrap_or(chrono::Duration::days(3));
     let base = match cursor.created_at {
+        // A cursor past now (moved there by an item from the future before this was checked)
+        // would hide every incident to come: it starts from now again.
+        Some(t) if t > now => {
+            warnings.push(format!(
+                "the feed's cursor was in the future ({}); it starts from now",
+                filter_time(&t)
+            ));
+            now
+        }
         Some(t) => t,
-        None => now - chrono::Duration::from_std(s.first_fetch).unwrap_or(chrono::Duration::days(3)),
+        None => back(now, first),
     };
-    let start = (base - delta)
-        .duration_trunc(chrono::Duration::seconds(1))
-        .unwrap_or(base - delta);
+    let start = truncate_to_second(back(base, delta));
     let filters = Filters {
         start: Some(start),
         end: Some(now.max(start)),
@@ -102,8 +111,8 @@ pub async fn cycle(
     };
     tracing::info!(start = %filter_time(&start), end = %filter_time(&now), state = %s.fetch_state, "CTR fetch window");
 
+    let end = now.max(start);
     let mut fresh: Vec<Value> = Vec::new();
-    let mut warnings = Vec::new();
     let mut more = false;
     let mut row = 0u32;
     let mut pages = 0u32;
@@ -133,6 +142,19 @@ pub async fn cycle(
                 continue;
             };
             if cursor.seen.contains_key(&id) || fresh.iter().any(|f| View(f).id() == Some(&id)) {
+                continue;
+            }
+            // The API answers for the window asked; a time outside it is impossible (a date in
+            // year 9999 moved the cursor there and hid every later incident).
+            if let Some(c) = View(&inc).created_at()
+                && (c > end || c < start)
+            {
+                warnings.push(format!(
+                    "incident {id:?}: createdAt {} is outside the window asked for ({} to {}); skipped",
+                    filter_time(&c),
+                    filter_time(&start),
+                    filter_time(&end)
+                ));
                 continue;
             }
             if fresh.len() as u32 >= s.max_fetch {
@@ -168,9 +190,7 @@ pub async fn cycle(
         }
     }
     if let Some(c) = cursor.created_at {
-        let keep_from = (c - delta)
-            .duration_trunc(chrono::Duration::seconds(1))
-            .unwrap_or(c - delta);
+        let keep_from = truncate_to_second(back(c, delta));
         cursor.seen.retain(|_, t| t.is_none_or(|t| t >= keep_from));
     }
     state.put(now, &key, &cursor).await?;
@@ -191,6 +211,16 @@ pub async fn cycle(
         cursor,
         more,
     })
+}
+
+/// `t − d`, or the earliest time there is (never an overflow, whatever time an API sent).
+fn back(t: DateTime<Utc>, d: chrono::Duration) -> DateTime<Utc> {
+    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+/// `t` to the whole second below.
+fn truncate_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    t.duration_trunc(chrono::Duration::seconds(1)).unwrap_or(t)
 }
 
 /// Merge each incident into its stored row (`incident/{uuid}`) and write them in one

@@ -595,3 +595,96 @@ async fn the_plan_counts_feed_enrichment_and_kri_calls_without_calling() {
     assert!(plan[1].detail[0].contains("first fetch"), "{:?}", plan[1].detail);
     assert_eq!(ctx.calls.get(), 0);
 }
+
+/// Regression: one incident dated 9999-12-31 moved the cursor there and no later incident was
+/// ever delivered; one at the earliest date chrono reads panicked the feed (`createdAt − delta`).
+/// Both are outside the window asked for: skipped with a warning naming them, the cursor stays
+/// on the newest possible time, and the next window starts there.
+#[tokio::test]
+async fn an_incident_from_the_future_or_the_dawn_of_time_is_skipped_and_the_cursor_stays() {
+    let server = MockServer::start_async().await;
+    token_mock(&server, "t").await;
+    let mut future = incident(2, "9999-12-31T23:59:59.000+00:00");
+    future["id"] = json!("00000000-0000-0000-0000-00000000future");
+    let dawn = incident(3, "-262143-01-01T00:00:00+00:00");
+    let first = server
+        .mock_async(move |when, then| {
+            when.path("/api/v1/tric/incidents").json_body_includes(
+                r#"{"filters":{"time_range_filter":{"start":"2026-11-20 09:59:00","end":"2026-11-23 10:00:00"}}}"#,
+            );
+            then.status(200).json_body(json!({"total": 3, "incidents": [
+                incident(1, "2026-11-22T11:30:00.000+00:00"), future, dawn]}));
+        })
+        .await;
+    let c = ctr(&server, "");
+    let ctx = ctx();
+    let cycle = c.fetch(&ctx).await.unwrap();
+    first.assert_calls_async(1).await;
+    let ids: Vec<&str> = cycle.incidents.iter().filter_map(|i| i["id"].as_str()).collect();
+    assert_eq!(ids, ["00000000-0000-0000-0000-000000000001"]);
+    let skipped: Vec<&String> = cycle
+        .warnings
+        .iter()
+        .filter(|w| w.contains("outside the window"))
+        .collect();
+    assert_eq!(skipped.len(), 2, "{:?}", cycle.warnings);
+    assert!(
+        skipped[0].contains("future") && skipped[0].contains("9999-12-31"),
+        "{skipped:?}"
+    );
+    assert_eq!(
+        cycle.cursor.created_at.map(|t| t.to_rfc3339()),
+        Some("2026-11-22T11:30:00+00:00".into())
+    );
+    // The next window starts at the cursor, not in year 9999.
+    let next = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/tric/incidents").json_body_includes(
+                r#"{"filters":{"time_range_filter":{"start":"2026-11-22 11:29:00","end":"2026-11-23 10:00:00"}}}"#,
+            );
+            then.status(200).json_body(json!({"total": 0, "incidents": []}));
+        })
+        .await;
+    c.fetch(&ctx).await.unwrap();
+    next.assert_calls_async(1).await;
+}
+
+/// A cursor already moved into the future (by a kri from before the check) starts from now
+/// again, with a warning, instead of hiding every incident to come.
+#[tokio::test]
+async fn a_cursor_left_in_the_future_starts_from_now() {
+    let server = MockServer::start_async().await;
+    token_mock(&server, "t").await;
+    let ctx = ctx();
+    let poisoned = kri_connector_ctr::fetch::Cursor {
+        created_at: chrono::DateTime::parse_from_rfc3339("9999-12-31T00:00:00Z")
+            .ok()
+            .map(|t| t.to_utc()),
+        ..Default::default()
+    };
+    ctx.state
+        .put(
+            fixed_now(),
+            &kri_connector_ctr::fetch::cursor_key("open_incidents"),
+            &poisoned,
+        )
+        .await
+        .unwrap();
+    let window = server
+        .mock_async(|when, then| {
+            when.path("/api/v1/tric/incidents").json_body_includes(
+                r#"{"filters":{"time_range_filter":{"start":"2026-11-23 09:59:00","end":"2026-11-23 10:00:00"}}}"#,
+            );
+            then.status(200).json_body(json!({"total": 1, "incidents": [
+                incident(7, "2026-11-23T09:59:30.000+00:00")]}));
+        })
+        .await;
+    let cycle = ctr(&server, "").fetch(&ctx).await.unwrap();
+    window.assert_calls_async(1).await;
+    assert_eq!(cycle.incidents.len(), 1);
+    assert!(
+        cycle.warnings.iter().any(|w| w.contains("cursor was in the future")),
+        "{:?}",
+        cycle.warnings
+    );
+}
