@@ -46,7 +46,14 @@ pub struct Request {
     path: String,
     query: Vec<(String, String)>,
     body: Payload,
+    /// The most bytes of an answer read whole ([`HttpClient::call_json`]).
+    max_answer: usize,
 }
+
+/// The most an answer read whole may hold, unless its request says less: a JSON answer, not a
+/// stream. Over it, the answer is an error, found while reading (memory stays bounded whatever
+/// the server sends, endless bodies included).
+pub const MAX_ANSWER_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone)]
 enum Payload {
@@ -70,7 +77,15 @@ impl Request {
             path: path.into(),
             query: Vec::new(),
             body: Payload::None,
+            max_answer: MAX_ANSWER_BYTES,
         }
+    }
+
+    /// Read at most `bytes` of the answer (less than [`MAX_ANSWER_BYTES`] for small answers,
+    /// such as a token).
+    pub fn max_answer(mut self, bytes: usize) -> Self {
+        self.max_answer = bytes;
+        self
     }
 
     /// Add query parameters.
@@ -244,7 +259,7 @@ impl HttpClient {
     pub async fn call_json<T: DeserializeOwned>(&self, request: Request) -> Result<T, HttpError> {
         let endpoint = request.endpoint();
         let result = match self.send_raw(&request).await {
-            Ok(resp) => self.decode_json(&endpoint, resp).await,
+            Ok(resp) => self.decode_json(&endpoint, resp, request.max_answer).await,
             Err(e) => Err(e),
         };
         self.settle(result)
@@ -430,12 +445,34 @@ impl HttpClient {
     /// Decode a JSON answer. A 204 is the server saying "nothing": it decodes as JSON `null`, so
     /// only types that accept null (an `Option`, a `Value`) read it as empty. A 200 whose body
     /// is empty, cut off or stalled is an error, never an empty answer.
-    async fn decode_json<T: DeserializeOwned>(&self, endpoint: &str, resp: Response) -> Result<T, HttpError> {
+    async fn decode_json<T: DeserializeOwned>(
+        &self,
+        endpoint: &str,
+        mut resp: Response,
+        cap: usize,
+    ) -> Result<T, HttpError> {
         let status = resp.status();
-        let bytes = resp
-            .bytes()
+        let too_big = || HttpError::Decode {
+            endpoint: endpoint.to_owned(),
+            detail: format!(
+                "the answer is larger than {}, the most kri reads of an answer of this kind; nothing was counted from it",
+                size(cap)
+            ),
+        };
+        if resp.content_length().is_some_and(|n| n > cap as u64) {
+            return Err(too_big());
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
             .await
-            .map_err(|e| body_error(endpoint, self.opts.timeout.as_secs(), e))?;
+            .map_err(|e| body_error(endpoint, self.opts.timeout.as_secs(), e))?
+        {
+            if bytes.len() + chunk.len() > cap {
+                return Err(too_big());
+            }
+            bytes.extend_from_slice(&chunk);
+        }
         if status == StatusCode::NO_CONTENT {
             return serde_json::from_slice(b"null").map_err(|_| HttpError::Decode {
                 endpoint: endpoint.to_owned(),
@@ -495,6 +532,15 @@ fn body_error(endpoint: &str, timeout_secs: u64, e: reqwest::Error) -> HttpError
     HttpError::Cut {
         endpoint: endpoint.to_owned(),
         detail: scrub(&error_chain(&e.without_url())),
+    }
+}
+
+/// `n` bytes for people: `16 MB`, `64 KB`, `100 bytes`.
+fn size(n: usize) -> String {
+    match n {
+        n if n >= 1024 * 1024 && n % (1024 * 1024) == 0 => format!("{} MB", n / (1024 * 1024)),
+        n if n >= 1024 && n % 1024 == 0 => format!("{} KB", n / 1024),
+        n => format!("{n} bytes"),
     }
 }
 
@@ -732,6 +778,63 @@ mod tests {
             }
         });
         format!("http://{addr}")
+    }
+
+    /// A raw server: answers 200 with a chunked JSON body that never ends.
+    async fn endless_server() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut sock, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = [0u8; 4096];
+                    let _ = sock.read(&mut buf).await;
+                    let head =
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+                    if sock.write_all(head.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let chunk = format!("{:x}\r\n[{}\r\n", 64 * 1024 + 1, "1,".repeat(32 * 1024));
+                    // Bounded (a test stops by itself): far more than any cap.
+                    for _ in 0..4096 {
+                        if sock.write_all(chunk.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        format!("http://{addr}")
+    }
+
+    /// Regression: a 500 MB VAP answer was read whole, an endless body grew to 2.4 GB.
+    #[tokio::test]
+    async fn an_answer_over_its_cap_is_an_error_found_while_reading() {
+        let server = MockServer::start_async().await;
+        let big = format!("[{}1]", "1,".repeat(1024));
+        server
+            .mock_async(move |when, then| {
+                when.path("/big");
+                then.status(200)
+                    .header("content-type", "application/json")
+                    .body(big.as_str());
+            })
+            .await;
+        let http = HttpClient::new(&server.base_url(), Arc::new(NoAuth), fast()).unwrap();
+        let e = http
+            .call_json::<serde_json::Value>(Request::get("/big").max_answer(1024))
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("larger than 1 KB"), "{e}");
+        let ok: serde_json::Value = http.call_json(Request::get("/big").max_answer(4096)).await.unwrap();
+        assert_eq!(ok.as_array().map(Vec::len), Some(1025));
+
+        let endless = HttpClient::new(&endless_server().await, Arc::new(NoAuth), fast()).unwrap();
+        let e = endless.get_json::<serde_json::Value>("/vap", &[]).await.unwrap_err();
+        assert!(e.to_string().contains("larger than 8 MB"), "{e}");
+        assert_eq!(size(MAX_ANSWER_BYTES), "8 MB");
+        assert_eq!(size(100), "100 bytes");
     }
 
     #[tokio::test]

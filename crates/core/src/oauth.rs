@@ -24,6 +24,8 @@ pub const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 /// The longest a token is used before asking again, whatever `expires_in` says (a lifetime of
 /// 1e30 s or `inf` from a server is bounded here, never added to a clock as it is).
 pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+/// The most of a token answer read (a token is a few KB; an 800 MB answer was read whole).
+const TOKEN_ANSWER_BYTES: usize = 64 * 1024;
 
 /// OAuth2 client credentials for one `client_id` / `client_secret` pair: an [`Auth`] that sends
 /// `Authorization: Bearer <token>`.
@@ -162,7 +164,7 @@ impl ClientCredentials {
             None => self.http.clone(),
         };
         let answer: TokenAnswer = http
-            .call_json(Request::post(&self.path).form(&form))
+            .call_json(Request::post(&self.path).form(&form).max_answer(TOKEN_ANSWER_BYTES))
             .await
             .map_err(|e| self.explain(e))?;
         let token = answer
@@ -324,6 +326,23 @@ mod tests {
         let now = Instant::now();
         assert_eq!(fresh_until(now, Duration::MAX), now + MAX_LIFETIME - EXPIRY_MARGIN);
         assert_eq!(fresh_until(now, Duration::from_secs(10)), now, "inside the margin: now");
+    }
+
+    /// Regression: an 800 MB token answer was read whole.
+    #[tokio::test]
+    async fn a_token_answer_over_64_kb_is_refused_while_reading() {
+        let server = MockServer::start_async().await;
+        let huge = format!("{{\"access_token\": \"{}\"}}", "t".repeat(100 * 1024));
+        server
+            .mock_async(move |when, then| {
+                when.method(POST).path("/v1/token");
+                then.status(200)
+                    .header("content-type", "application/json")
+                    .body(huge.as_str());
+            })
+            .await;
+        let e = source(&server, "secret").token(None).await.unwrap_err();
+        assert!(e.to_string().contains("larger than 64 KB"), "{e}");
     }
 
     #[tokio::test]
