@@ -404,7 +404,19 @@ pub fn cli() -> clap::Command {
     cli
 }
 
+/// Make the process not dumpable: no core file, and no other process of the same user reading
+/// its memory (`/proc/PID/mem`, ptrace), where the API secrets, the serve token and access tokens
+/// live. A refusal (a seccomp filter) leaves it as it was.
+fn not_dumpable() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_DUMPABLE, 0) takes no pointers and only changes this process's flag.
+    unsafe {
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
+    }
+}
+
 fn main() -> ExitCode {
+    not_dumpable();
     let matches = cli().get_matches();
     let global = Global::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(global.verbose);
@@ -436,5 +448,18 @@ fn main() -> ExitCode {
             errln!("error: {}", f.message);
             ExitCode::from(f.code)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: with core dumps on, a crash of `kri serve` wrote the TAP and CTR secrets, the
+    /// serve token and the CTR access token to disk.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_process_is_not_dumpable() {
+        super::not_dumpable();
+        // SAFETY: PR_GET_DUMPABLE reads this process's flag.
+        assert_eq!(unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) }, 0);
     }
 }

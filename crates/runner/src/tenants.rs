@@ -117,8 +117,8 @@ pub fn list(dir: &Path, key: &str) -> (Vec<TenantFile>, Vec<String>) {
     }
     if files.is_empty() && errors.is_empty() {
         errors.push(format!(
-            "{key}: the tenants folder `{}` has no tenant file: add one `NAME.toml` per tenant (its [proofpoint] \
-             credentials, say), or remove [tenants] for a single tenant",
+            "{key}: the tenants folder `{}` has no tenant file: add one `NAME.toml` per tenant (with the tables \
+             that differ from kri.toml's, such as its credentials), or remove [tenants] for a single tenant",
             dir.display()
         ));
     }
