@@ -122,19 +122,20 @@ impl CtrClient {
     }
 
     /// `GET /api/v1/tric/incidents/{uuid}`: `{summary, comments, activities}`.
+    /// Anything but a UUID is refused here, before any request (the bearer token goes with it).
     pub async fn get(&self, uuid: &str) -> Result<Value, HttpError> {
+        if !is_uuid(uuid) {
+            return Err(HttpError::Decode {
+                endpoint: format!("GET {LIST_PATH}/{{uuid}}"),
+                detail: format!("{uuid:?} is not an incident id (a UUID); nothing was asked for it"),
+            });
+        }
         self.send(Request::get(format!("{LIST_PATH}/{uuid}"))).await
     }
 }
 
-/// A UUID as CTR writes them (36 characters, hex and dashes): checked before it goes in a path.
-pub fn is_uuid(id: &str) -> bool {
-    id.len() == 36
-        && id.char_indices().all(|(i, c)| match i {
-            8 | 13 | 18 | 23 => c == '-',
-            _ => c.is_ascii_hexdigit(),
-        })
-}
+/// A UUID as CTR writes them: checked before it goes in a path.
+pub use kri_core::ids::is_uuid;
 
 /// The list row enriched with the details of `get`: summary fields win, comments and
 /// activities are added. Arrays the API sent as null become empty.
@@ -160,14 +161,6 @@ pub fn merge_details(row: &Value, details: &Value) -> Value {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn uuids_are_checked_before_they_reach_a_path() {
-        assert!(is_uuid("440def43-c322-42ba-a6d6-a2306128ea3b"));
-        for bad in ["781", "../../etc", "440def43-c322-42ba-a6d6-a2306128ea3g", ""] {
-            assert!(!is_uuid(bad), "{bad}");
-        }
-    }
 
     #[test]
     fn details_enrich_the_row_and_nulls_become_empty() {

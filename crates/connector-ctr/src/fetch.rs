@@ -141,6 +141,10 @@ pub async fn cycle(
                 warnings.push("an incident without an id was skipped".into());
                 continue;
             };
+            if !crate::client::is_uuid(&id) {
+                warnings.push(format!("an incident whose id {id:?} is not a UUID was skipped"));
+                continue;
+            }
             if cursor.seen.contains_key(&id) || fresh.iter().any(|f| View(f).id() == Some(&id)) {
                 continue;
             }

@@ -604,8 +604,7 @@ async fn the_plan_counts_feed_enrichment_and_kri_calls_without_calling() {
 async fn an_incident_from_the_future_or_the_dawn_of_time_is_skipped_and_the_cursor_stays() {
     let server = MockServer::start_async().await;
     token_mock(&server, "t").await;
-    let mut future = incident(2, "9999-12-31T23:59:59.000+00:00");
-    future["id"] = json!("00000000-0000-0000-0000-00000000future");
+    let future = incident(99999, "9999-12-31T23:59:59.000+00:00");
     let dawn = incident(3, "-262143-01-01T00:00:00+00:00");
     let first = server
         .mock_async(move |when, then| {
@@ -629,7 +628,7 @@ async fn an_incident_from_the_future_or_the_dawn_of_time_is_skipped_and_the_curs
         .collect();
     assert_eq!(skipped.len(), 2, "{:?}", cycle.warnings);
     assert!(
-        skipped[0].contains("future") && skipped[0].contains("9999-12-31"),
+        skipped[0].contains("000000099999") && skipped[0].contains("9999-12-31"),
         "{skipped:?}"
     );
     assert_eq!(
@@ -687,4 +686,47 @@ async fn a_cursor_left_in_the_future_starts_from_now() {
         "{:?}",
         cycle.warnings
     );
+}
+
+/// Regression: an incident id with `../` and enrich on sent the bearer token to another path of
+/// the origin. An id that is not a UUID is skipped with a warning; nothing is asked for it.
+#[tokio::test]
+async fn an_incident_id_that_is_not_a_uuid_is_skipped_and_never_asked_for() {
+    let server = MockServer::start_async().await;
+    token_mock(&server, "t").await;
+    let mut odd = incident(2, "2026-11-22T11:30:00.000+00:00");
+    odd["id"] = json!("../../v2/people/vap");
+    server
+        .mock_async(move |when, then| {
+            when.method(POST).path("/api/v1/tric/incidents");
+            then.status(200).json_body(json!({"total": 2, "incidents": [
+                incident(1, "2026-11-22T11:00:00.000+00:00"), odd]}));
+        })
+        .await;
+    let details = server
+        .mock_async(|when, then| {
+            when.method(GET)
+                .path("/api/v1/tric/incidents/00000000-0000-0000-0000-000000000001");
+            then.status(200)
+                .json_body(json!({"summary": {"id": "00000000-0000-0000-0000-000000000001"}}));
+        })
+        .await;
+    let elsewhere = server
+        .mock_async(|when, then| {
+            when.method(GET).path_includes("people");
+            then.status(200).json_body(json!({}));
+        })
+        .await;
+    let cycle = ctr(&server, "enrich = true\n").fetch(&ctx()).await.unwrap();
+    assert_eq!(cycle.incidents.len(), 1);
+    assert!(
+        cycle
+            .warnings
+            .iter()
+            .any(|w| w.contains("\"../../v2/people/vap\" is not a UUID")),
+        "{:?}",
+        cycle.warnings
+    );
+    details.assert_calls_async(1).await;
+    elsewhere.assert_calls_async(0).await;
 }

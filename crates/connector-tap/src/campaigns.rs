@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::{CAMPAIGN_IDS_POOL, CAMPAIGN_POOL};
 
+/// The longest campaign id asked about (they are UUIDs, 36 characters).
+const MAX_ID_LEN: usize = 128;
 const IDS_PATH: &str = "/v2/campaign/ids";
 const DAY_PREFIX: &str = "campaign-day/";
 const DETAIL_PREFIX: &str = "campaign/";
@@ -267,13 +269,14 @@ impl Campaigns<'_> {
         if let Some(d) = ctx.state.get::<Details>(&key).await? {
             return Ok(Some(d));
         }
-        if id.contains('/') || id.contains('?') || id.contains('#') {
-            return Err(KriError::Other(format!(
-                "{IDS_PATH} listed a malformed campaign id `{id}`"
-            )));
-        }
+        // Written as ONE path segment, whatever it holds: `..\people\vap` once reached
+        // /v2/people/vap. An id no path can hold, or absurdly long, is skipped.
+        let Some(segment) = kri_core::ids::path_segment(id).filter(|_| id.len() <= MAX_ID_LEN) else {
+            tracing::warn!(id = ?id, "{IDS_PATH} listed a campaign id no request can carry; skipped");
+            return Ok(None);
+        };
         let http = self.http.metered(&ctx.budget, CAMPAIGN_POOL);
-        let a: CampaignAnswer = match http.get_json(&format!("/v2/campaign/{id}"), &[]).await {
+        let a: CampaignAnswer = match http.get_json(&format!("/v2/campaign/{segment}"), &[]).await {
             Ok(a) => a,
             Err(HttpError::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(e.into()),

@@ -212,3 +212,54 @@ async fn an_empty_matcher_pattern_is_refused() {
         .unwrap_err();
     assert_eq!(e.key, "connectors.tap.cred_phish_contains");
 }
+
+/// Regression: a campaign id `..\people\vap` sent a request to /v2/people/vap (counted in the
+/// wrong pool). An id is one path segment whatever it holds; one no path can hold is skipped;
+/// the other campaigns still count.
+#[tokio::test]
+async fn a_campaign_id_never_leaves_its_path_segment() {
+    let server = MockServer::start_async().await;
+    server
+        .mock_async(|when, then| {
+            when.path("/v2/campaign/ids")
+                .query_param("interval", "2026-11-22T00:00:00Z/2026-11-23T00:00:00Z");
+            then.status(200).json_body(json!({"campaigns": [
+                {"id": "..\\people\\vap", "lastUpdatedAt": "2026-11-22T10:00:00.000Z"},
+                {"id": "../../people/vap", "lastUpdatedAt": "2026-11-22T10:00:00.000Z"},
+                {"id": "..", "lastUpdatedAt": "2026-11-22T10:00:00.000Z"},
+                {"id": "k1", "lastUpdatedAt": "2026-11-22T11:00:00.000Z"}]}));
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.path("/v2/campaign/ids");
+            then.status(404).body("Not Found");
+        })
+        .await;
+    let elsewhere = server
+        .mock_async(|when, then| {
+            when.path("/v2/people/vap");
+            then.status(200).json_body(json!({"totalVapUsers": 1}));
+        })
+        .await;
+    let encoded = server
+        .mock_async(|when, then| {
+            when.path_includes("/v2/campaign/").path_includes("people");
+            then.status(404).body("Not Found");
+        })
+        .await;
+    server
+        .mock_async(|when, then| {
+            when.path("/v2/campaign/k1");
+            then.status(200)
+                .json_body(json!({"id": "k1", "families": [{"name": "Credential Phishing"}], "campaignMembers": []}));
+        })
+        .await;
+    let sel: &[&str] = &["pp_cred_phish_campaigns_30d"];
+    let r = run_selected("tap", "", &server.base_url(), CREDS, Some(sel))
+        .await
+        .unwrap();
+    assert_eq!(r.kris[0].value, Some(1.0), "{:?}", r.kris[0]);
+    elsewhere.assert_calls_async(0).await;
+    encoded.assert_calls_async(2).await;
+}

@@ -12,6 +12,7 @@ pub mod config;
 pub mod connector;
 pub mod error;
 pub mod http;
+pub mod ids;
 pub mod kri;
 pub mod lease;
 pub mod license;
