@@ -613,3 +613,46 @@ async fn a_run_killed_mid_way_leaves_its_lease_free() {
     assert_eq!(out.code, 0, "the dead holder's lease is free at once: {out:?}");
     assert_tap_exact(&out.json());
 }
+
+/// Regression: raw ESC, BEL and C1 bytes and newlines from an API's error reached the terminal
+/// and the logs (`kri history --run`, WARN lines, CSV `error` and `message` cells). Every path
+/// writes them out visibly: no control byte of the API's reaches stdout or stderr.
+#[tokio::test]
+async fn an_apis_control_characters_never_reach_the_terminal_or_a_csv_cell() {
+    let k = Kri::default().await;
+    let cfg = k.config("");
+    let hostile = "boom\u{1b}[2J\u{1b}]0;owned\u{7}\u{9b}31m\r\nwarning: forged line";
+    k.sandbox
+        .set_faults(vec![FaultRule::always("/v2/efd", Fault::Body(500, hostile.into()))]);
+    let cfg_s = cfg.to_str().expect("utf-8");
+    let run = k.run(&["--config", cfg_s, "-v", "run", "--only", "efd"], &[]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    let history = k
+        .run(&["--config", cfg_s, "--output", "json", "history"], &[])
+        .await
+        .json();
+    let run_id = history["runs"][0]["run_id"].as_str().expect("a run").to_owned();
+    let outputs = [
+        run,
+        k.run(&["--config", cfg_s, "history", "--run", &run_id], &[]).await,
+        k.run(&["--config", cfg_s, "--output", "csv", "history"], &[]).await,
+        k.run(&["--config", cfg_s, "--output", "csv", "values"], &[]).await,
+    ];
+    for out in &outputs {
+        for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !text.contains(['\u{1b}', '\u{7}', '\u{9b}', '\r']),
+                "a control byte reached {name}: {text:?}"
+            );
+            assert!(
+                !text.lines().any(|l| l.starts_with("warning: forged")),
+                "a forged line on {name}: {text}"
+            );
+        }
+    }
+    assert!(
+        outputs[2].stdout.contains("\\x1b[2J"),
+        "written out: {}",
+        outputs[2].stdout
+    );
+}

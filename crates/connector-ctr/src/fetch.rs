@@ -185,7 +185,7 @@ pub async fn cycle(
         if let Some(id) = v.id() {
             let created = v.created_at();
             if created.is_none() {
-                warnings.push(format!("incident {id}: createdAt is missing or unreadable"));
+                warnings.push(format!("incident {id:?}: createdAt is missing or unreadable"));
             }
             cursor.seen.insert(id.to_owned(), created);
             if let Some(c) = created {

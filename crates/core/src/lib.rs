@@ -24,6 +24,7 @@ pub mod secret;
 pub mod single;
 pub mod store;
 pub mod testing;
+pub mod text;
 pub mod window;
 
 pub use async_trait::async_trait;

@@ -358,7 +358,8 @@ pub async fn connector_command(
         .find(|m| m.reg.module == reg.module)
         .ok_or_else(|| Failure::runtime(format!("the `{}` connector is not loaded", reg.module)))?;
     let store = open_store(&loaded).await?;
-    let notice = |line: &str| output::err_line(line);
+    // One line each (a warning holds ids and titles from the API): written out whole.
+    let notice = |line: &str| output::err_line(&kri_core::text::visible(line));
     let call = Invocation {
         matches,
         settings: &module.settings,

@@ -380,14 +380,12 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // Colour codes only for a person at a terminal: never in a log file or a journal.
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && std::env::var("TERM").map_or(true, |t| t != "dumb");
+    // No colour codes in logs: every control character of a log line is written out (a field
+    // may hold an API's text), escape bytes included.
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(term::ScrubbedStderr)
-        .with_ansi(ansi)
+        .with_ansi(false)
         .with_target(false)
         .init();
 }

@@ -2,6 +2,7 @@
 
 use kri_core::KriStatus;
 use kri_core::report::{RunReport, RunRow, ValueRow};
+use kri_core::text::visible;
 use serde::Serialize;
 use serde_json::json;
 
@@ -66,7 +67,7 @@ pub fn command(out: &kri_core::command::Output, format: Output) {
     }
     for block in &out.human {
         match block {
-            kri_core::command::Block::Line(line) => outln!("{line}"),
+            kri_core::command::Block::Line(line) => outln!("{}", visible(line)),
             kri_core::command::Block::Table(t) => {
                 let n = t.header.len();
                 let columns: Vec<Column> = t
@@ -127,7 +128,7 @@ fn csv_line(cells: &mut dyn Iterator<Item = &str>) -> String {
             f.to_owned()
         }
     };
-    cells.map(field).collect::<Vec<_>>().join(",")
+    cells.map(|c| field(&visible(c))).collect::<Vec<_>>().join(",")
 }
 
 /// The tenant, left empty for the one tenant of a config without tenants (its column is then
@@ -406,10 +407,11 @@ pub fn one_run(rows: &[RunRow], values_of_run: &[ValueRow], out: Output) {
     }
     let values = values_of_run;
     for r in rows {
+        let run_id = visible(&r.run_id);
         if r.tenant == crate::config::DEFAULT_TENANT {
-            outln!("run {}  {} ({})", r.run_id, r.module, r.connector);
+            outln!("run {run_id}  {} ({})", r.module, r.connector);
         } else {
-            outln!("run {}  tenant {}  {} ({})", r.run_id, r.tenant, r.module, r.connector);
+            outln!("run {run_id}  tenant {}  {} ({})", r.tenant, r.module, r.connector);
         }
         outln!("  started   {}", r.started_at);
         outln!("  finished  {}", r.finished_at);
@@ -421,7 +423,7 @@ pub fn one_run(rows: &[RunRow], values_of_run: &[ValueRow], out: Output) {
             r.api_calls
         );
         if let Some(e) = &r.error {
-            outln!("  error     {e}");
+            outln!("  error     {}", visible(e));
         }
     }
     values_table(values);

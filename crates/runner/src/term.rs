@@ -6,6 +6,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use kri_core::secret::scrub_cow;
+use kri_core::text::{visible, visible_lines};
 
 static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
 
@@ -22,9 +23,11 @@ pub fn out_line(text: &str) {
     }
 }
 
-/// One line for people on stderr. A closed stderr is ignored.
+/// One message for people on stderr, its control characters made visible (line breaks kept: a
+/// message may have several lines; a value from outside inside it is made visible whole where
+/// it is written). A closed stderr is ignored.
 pub fn err_line(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{}", scrub_cow(text));
+    let _ = writeln!(std::io::stderr().lock(), "{}", visible_lines(&scrub_cow(text)));
 }
 
 /// `println!` for data: scrubbed, quiet on a closed pipe.
@@ -66,7 +69,10 @@ impl Drop for EventBuffer {
         if self.0.is_empty() {
             return;
         }
+        // One event, one line: whatever its fields hold, no line break but the last, no escape.
         let text = String::from_utf8_lossy(&self.0);
-        let _ = std::io::stderr().lock().write_all(scrub_cow(&text).as_bytes());
+        let text = scrub_cow(&text);
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        let _ = writeln!(std::io::stderr().lock(), "{}", visible(line));
     }
 }

@@ -40,7 +40,8 @@ impl Events {
                     Err(e) => errln!("error: cannot encode the {event} event: {e}"),
                 }
             }
-            Output::Table | Output::Csv => errln!("{at} {}", line()),
+            // One line: text from outside in it (an API's error) is written out whole.
+            Output::Table | Output::Csv => errln!("{at} {}", kri_core::text::visible(&line())),
         }
     }
 
