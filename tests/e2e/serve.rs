@@ -790,4 +790,35 @@ async fn report_html_is_the_dashboard_in_one_self_contained_file() {
     }
     assert!(!html.contains(kri_sandbox::DEMO_SECRET));
     let _ = test_now();
+
+    // Regression: the report went through a predictable `report.html.partial`, and a symlink
+    // planted there sent the write to the file it pointed at.
+    #[cfg(unix)]
+    {
+        let victim = k.dir.path().join("victim.txt");
+        std::fs::write(&victim, "untouched").expect("victim");
+        for planted in ["report.html.partial", "report.partial"] {
+            let _ = std::os::unix::fs::symlink(&victim, k.dir.path().join(planted));
+        }
+        let out = k
+            .run(
+                &[
+                    "--config",
+                    cfg.to_str().unwrap(),
+                    "report",
+                    "--html",
+                    file.to_str().unwrap(),
+                ],
+                &[],
+            )
+            .await;
+        assert_eq!(out.code, 0, "{out:?}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        let left: Vec<_> = std::fs::read_dir(k.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".partial") && n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "no temporary file left: {left:?}");
+    }
 }

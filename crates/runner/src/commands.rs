@@ -276,9 +276,22 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
         outln!("{text}");
         return Ok(());
     }
-    let tmp = path.with_extension("html.partial");
     let fail = |e: std::io::Error| Failure::runtime(format!("cannot write {}: {e}", path.display()));
-    std::fs::write(&tmp, text).map_err(fail)?;
+    // A new file of an unguessable name beside the target, created exclusively (never through
+    // a symlink someone planted at a predictable `F.partial`), then renamed over the target.
+    let name = path
+        .file_name()
+        .map_or_else(|| "report".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.partial", uuid::Uuid::new_v4().simple()));
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()).and_then(|()| f.sync_all()));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(fail(e));
+    }
     std::fs::rename(&tmp, path).map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
         fail(e)
