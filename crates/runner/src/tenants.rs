@@ -95,8 +95,21 @@ pub fn list(dir: &Path, key: &str) -> (Vec<TenantFile>, Vec<String>) {
     for entry in entries.flatten() {
         let path = entry.path();
         let file_name = entry.file_name().to_string_lossy().into_owned();
-        if file_name.starts_with('.') || path.extension().and_then(|e| e.to_str()) != Some("toml") || !path.is_file() {
+        if file_name.starts_with('.') || path.extension().and_then(|e| e.to_str()) != Some("toml") {
             continue;
+        }
+        // A tenant file is a file of the folder: a symlink could make kri read (and quote in
+        // an error) any file the service may read.
+        match entry.file_type() {
+            Ok(t) if t.is_symlink() => {
+                errors.push(format!(
+                    "{}: is a symbolic link; a tenant file must be a regular file in the tenants folder (copy it there)",
+                    path.display()
+                ));
+                continue;
+            }
+            Ok(t) if t.is_file() => {}
+            _ => continue,
         }
         let name = file_name.trim_end_matches(".toml").to_owned();
         match check_name(&name) {
@@ -275,6 +288,22 @@ mod tests {
         );
         let empty = tempfile::tempdir().unwrap();
         assert!(list(empty.path(), "tenants.dir").1[0].contains("has no tenant file"));
+
+        // Regression: a tenants.d entry that was a symlink to an outside file was followed, and
+        // the file's first line quoted in the error.
+        #[cfg(unix)]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let outside = dir.path().join("shadow");
+            std::fs::write(&outside, "root:secret-line\n").unwrap();
+            std::fs::create_dir(dir.path().join("t")).unwrap();
+            std::os::unix::fs::symlink(&outside, dir.path().join("t/acme.toml")).unwrap();
+            std::fs::write(dir.path().join("t/globex.toml"), "").unwrap();
+            let (files, errors) = list(&dir.path().join("t"), "tenants.dir");
+            assert_eq!(files.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["globex"]);
+            assert!(errors[0].contains("acme.toml: is a symbolic link"), "{errors:?}");
+            assert!(!errors.concat().contains("secret-line"), "{errors:?}");
+        }
         assert!(list(&empty.path().join("nope"), "tenants.dir").1[0].contains("cannot read"));
     }
 }

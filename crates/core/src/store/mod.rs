@@ -318,6 +318,16 @@ fn create_private(path: &Path) -> std::io::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+        // A symlink to nothing would have SQLite create its target, readable by all: refused.
+        if let Ok(md) = std::fs::symlink_metadata(path)
+            && md.file_type().is_symlink()
+            && std::fs::metadata(path).is_err()
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "it is a symbolic link to nothing; point [store] path at the real file, or remove the link",
+            ));
+        }
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
         }
@@ -1535,6 +1545,20 @@ mod tests {
         assert_eq!(mode(&path), 0o600);
         assert_eq!(mode(path.parent().unwrap()), 0o700);
         assert_eq!(mode(&dir.path().join("new")), 0o700);
+    }
+
+    /// Regression: a store path that was a dangling symlink had its target created, mode 0644,
+    /// without a word.
+    #[cfg(unix)]
+    #[test]
+    fn a_store_path_that_links_to_nothing_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere/kri.db");
+        let link = dir.path().join("kri.db");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = Store::open(&link).unwrap_err().to_string();
+        assert!(e.contains("symbolic link to nothing"), "{e}");
+        assert!(!target.exists());
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
