@@ -822,3 +822,48 @@ async fn report_html_is_the_dashboard_in_one_self_contained_file() {
         assert!(left.is_empty(), "no temporary file left: {left:?}");
     }
 }
+
+/// Regression (slowloris): under the usual 1,024 open files, 1,100 half-sent requests took every
+/// descriptor and `GET /` went unanswered for everyone else; a half request stayed open 45 s and
+/// more. Now others are answered while they wait, and each is closed after the header deadline.
+#[tokio::test]
+async fn slow_clients_neither_starve_the_others_nor_stay_for_ever() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Started with the usual soft limit, as a service would be (kri raises its own)...
+    let k = Kri::default().await;
+    let cfg = k.config("");
+    let s = k.start(&cfg, &["serve", "--listen", "127.0.0.1:0"], &[]).await;
+    // ...then this test's own 1,100 sockets need more.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write a struct we own.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max.min(1 << 16);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    if limit.rlim_cur < 1400 {
+        eprintln!("skipped: this system allows only {} open files", limit.rlim_cur);
+        return;
+    }
+    let addr = s.base.trim_start_matches("http://").to_owned();
+    let mut slow = Vec::new();
+    for _ in 0..1100 {
+        let mut c = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+        c.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            .await
+            .expect("half a request");
+        slow.push(c);
+    }
+    let (code, page) = tokio::time::timeout(Duration::from_secs(20), s.get("/"))
+        .await
+        .expect("GET / is answered while 1,100 clients dawdle");
+    assert_eq!(code, 200, "{page}");
+    // The header deadline (10 s) closes a half request: its read ends (EOF or an error).
+    let mut first = slow.remove(0);
+    let mut buf = [0u8; 512];
+    let closed = tokio::time::timeout(Duration::from_secs(20), first.read(&mut buf)).await;
+    assert!(closed.is_ok(), "a half request is still open after 20 s");
+}

@@ -3,6 +3,7 @@
 
 mod events;
 mod http;
+mod listen;
 mod metrics;
 mod pages;
 pub mod schedule;
@@ -96,14 +97,8 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
             scheduler: scheduler.clone(),
         });
         let stop = server_stop.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(listener, http::router(app))
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
-            if let Err(e) = served {
-                tracing::error!("the HTTP server stopped: {e}");
-            }
-        })
+        listen::raise_file_limit();
+        tokio::spawn(listen::serve(listener, http::router(app), stop))
     });
 
     scheduler.clone().run(loaded.serve.grace).await;
