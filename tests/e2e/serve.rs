@@ -767,18 +767,14 @@ async fn report_html_is_the_dashboard_in_one_self_contained_file() {
     let cfg = all_connectors(&k, "");
     assert_eq!(k.run(&["--config", cfg.to_str().unwrap(), "run"], &[]).await.code, 0);
     let file = k.dir.path().join("report.html");
-    let out = k
-        .run(
-            &[
-                "--config",
-                cfg.to_str().unwrap(),
-                "report",
-                "--html",
-                file.to_str().unwrap(),
-            ],
-            &[],
-        )
-        .await;
+    let report = [
+        "--config",
+        cfg.to_str().unwrap(),
+        "report",
+        "--html",
+        file.to_str().unwrap(),
+    ];
+    let out = k.run(&report, &[]).await;
     assert_eq!(out.code, 0, "{out:?}");
     let html = std::fs::read_to_string(&file).expect("written");
     assert!(html.starts_with("<!DOCTYPE html>") || html.starts_with("<!doctype html>"));
@@ -800,18 +796,7 @@ async fn report_html_is_the_dashboard_in_one_self_contained_file() {
         for planted in ["report.html.partial", "report.partial"] {
             let _ = std::os::unix::fs::symlink(&victim, k.dir.path().join(planted));
         }
-        let out = k
-            .run(
-                &[
-                    "--config",
-                    cfg.to_str().unwrap(),
-                    "report",
-                    "--html",
-                    file.to_str().unwrap(),
-                ],
-                &[],
-            )
-            .await;
+        let out = k.run(&report, &[]).await;
         assert_eq!(out.code, 0, "{out:?}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
         let left: Vec<_> = std::fs::read_dir(k.dir.path())

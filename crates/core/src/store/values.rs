@@ -234,18 +234,21 @@ impl Store {
         since: DateTime<Utc>,
         max_points: u32,
     ) -> Result<Vec<SeriesPoint>, StoreError> {
+        Ok(downsample(self.measured(slug, since).await?, max_points as usize))
+    }
+
+    /// Every value of `slug` from `since` on, oldest first, as a chart draws it: the cost of a
+    /// longer range is a few bytes a point.
+    async fn measured(&self, slug: &str, since: DateTime<Utc>) -> Result<Vec<SeriesPoint>, StoreError> {
         let (sql, params) = self.series_query(slug, since);
-        // Only what a chart draws: the cost of a longer range is a few bytes a point.
-        let rows = self
-            .query_map("reading a KRI's history", &sql, params, |r| {
-                Ok(SeriesPoint {
-                    measured_at: r.text(0)?,
-                    value: r.opt_real(1)?,
-                    band: r.opt_text(2)?,
-                })
+        self.query_map("reading a KRI's history", &sql, params, |r| {
+            Ok(SeriesPoint {
+                measured_at: r.text(0)?,
+                value: r.opt_real(1)?,
+                band: r.opt_text(2)?,
             })
-            .await?;
-        Ok(downsample(rows, max_points as usize))
+        })
+        .await
     }
 
     /// A chart of `slug` from `since` on in at most `max_points`, its cost bounded whatever the
@@ -286,17 +289,7 @@ impl Store {
             .unwrap_or(raw_since)
             .max(since);
         let mut points: Vec<SeriesPoint> = days.into_iter().flatten().collect();
-        let (sql, params) = self.series_query(slug, raw_from);
-        points.extend(
-            self.query_map("reading a KRI's history", &sql, params, |r| {
-                Ok(SeriesPoint {
-                    measured_at: r.text(0)?,
-                    value: r.opt_real(1)?,
-                    band: r.opt_text(2)?,
-                })
-            })
-            .await?,
-        );
+        points.extend(self.measured(slug, raw_from).await?);
         Ok(downsample(points, max_points as usize))
     }
 

@@ -64,35 +64,33 @@ pub async fn serve(listener: TcpListener, router: axum::Router, stop: Cancellati
 /// the API calls and the logs.
 fn connection_cap() -> usize {
     #[cfg(unix)]
-    {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes into the struct we own.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-            let files = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
-            return MAX_CONNECTIONS.min(files.saturating_sub(128).max(16));
-        }
+    if let Some(limit) = file_limit() {
+        let files = usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX);
+        return MAX_CONNECTIONS.min(files.saturating_sub(128).max(16));
     }
     MAX_CONNECTIONS
+}
+
+/// The process's limit of open files (soft and hard).
+#[cfg(unix)]
+fn file_limit() -> Option<libc::rlimit> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
 }
 
 /// Raise the soft limit of open files to the hard one (as a Go program does at start): the
 /// usual soft 1,024 is too few for a service, the hard limit is what the system allows.
 pub fn raise_file_limit() {
     #[cfg(unix)]
+    if let Some(mut limit) = file_limit()
+        && limit.rlim_cur < limit.rlim_max
     {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit/setrlimit read and write a struct we own.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
-                limit.rlim_cur = limit.rlim_max.min(1 << 20);
-                libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-            }
-        }
+        limit.rlim_cur = limit.rlim_max.min(1 << 20);
+        // SAFETY: setrlimit reads a struct we own; a refusal leaves the limit as it was.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
     }
 }
