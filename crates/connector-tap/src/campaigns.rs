@@ -113,6 +113,7 @@ impl Campaigns<'_> {
             max_age: Duration::days(3650),
             safety: Duration::zero(),
             lookback: self.lookback,
+            lag: crate::feed::LAG,
         }
     }
 

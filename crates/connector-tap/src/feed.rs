@@ -7,7 +7,7 @@ use futures_util::StreamExt;
 
 use chrono::{DateTime, Duration, Utc};
 use kri_core::store::{StateValue, fmt_time};
-use kri_core::window::{ReadMark, WindowRules, last_slots};
+use kri_core::window::{ReadMark, Window, WindowRules, last_slots};
 use kri_core::{HttpClient, HttpError, KriError, KriResult, Measurement, PlannedCalls, Request, RunContext};
 use serde::{Deserialize, Serialize};
 
@@ -15,6 +15,12 @@ use crate::SIEM_POOL;
 use crate::siem::{self, WindowCounts};
 
 const PATH: &str = "/v2/siem/all";
+
+/// Windows end this long before now (see [`kri_core::window::WindowRules::lag`]).
+pub const LAG: Duration = Duration::minutes(1);
+/// How much earlier a window ends when the API still calls it current (once; then the slot
+/// waits for the next run, like a window too short to ask for).
+const STILL_CURRENT_STEP: Duration = Duration::minutes(5);
 const PREFIX: &str = "siem/";
 
 /// What is kept per hour slot: when it was read, and the identities that count.
@@ -24,6 +30,12 @@ struct SlotFacts {
     delivered: Vec<String>,
     clicks_permitted: Vec<String>,
     impostor: Vec<String>,
+    /// Records in the window's counted arrays, and those that could not be read (skipped).
+    /// Absent from facts stored before they were kept: read as 0.
+    #[serde(default)]
+    records: u64,
+    #[serde(default)]
+    unreadable: u64,
 }
 
 impl StateValue for SlotFacts {
@@ -42,6 +54,8 @@ impl SlotFacts {
             delivered: hex(counts.delivered),
             clicks_permitted: hex(counts.clicks_permitted),
             impostor: hex(counts.impostor),
+            records: counts.records,
+            unreadable: counts.unreadable,
         }
     }
 }
@@ -70,6 +84,9 @@ pub struct Sums {
     failed: BTreeMap<DateTime<Utc>, KriError>,
     /// The stored facts could not be loaded: nothing can be summed.
     load_error: Option<KriError>,
+    /// Slots the API called still current even a few minutes back: nothing to count yet, read
+    /// next run (like a sliver too short to ask for).
+    deferred: HashSet<DateTime<Utc>>,
 }
 
 impl Siem {
@@ -80,6 +97,7 @@ impl Siem {
             max_age: Duration::days(7),
             safety: self.safety,
             lookback: self.lookback,
+            lag: LAG,
         }
     }
 
@@ -114,6 +132,7 @@ impl Siem {
                     facts: BTreeMap::new(),
                     failed,
                     load_error: Some(e),
+                    deferred: HashSet::new(),
                 };
             }
         };
@@ -125,24 +144,32 @@ impl Siem {
                 if ctx.budget.is_stopped(&SIEM_POOL) {
                     return (w, None);
                 }
-                (w, Some(read_window(&self.http, w.start, w.end).await))
+                (w, Some(read_settled(&self.http, w, rules.min_window).await))
             })
             .buffer_unordered(self.concurrency.max(1));
         let mut reads = std::pin::pin!(reads);
+        let mut deferred = HashSet::new();
         while let Some((w, result)) = reads.next().await {
             bar.set_message(format!("SIEM {}", fmt_time(&w.slot)));
             bar.inc(1);
             // Not started: its pool stopped first (the window counts as not read).
             let Some(result) = result else { continue };
             match result.map_err(KriError::from) {
-                Ok(counts) => {
-                    let f = SlotFacts::new(
-                        counts,
-                        ReadMark {
-                            read_to: w.end,
-                            read_at: now,
-                        },
-                    );
+                Ok(None) => {
+                    tracing::info!(slot = %fmt_time(&w.slot), "the API calls this SIEM hour still current: read next run");
+                    deferred.insert(w.slot);
+                }
+                Ok(Some((counts, read_to))) => {
+                    if let Some(why) = &counts.first_unreadable {
+                        tracing::warn!(
+                            slot = %fmt_time(&w.slot),
+                            "{} of {} SIEM records could not be read and were skipped; first: {}",
+                            counts.unreadable,
+                            counts.records,
+                            kri_core::text::visible(why)
+                        );
+                    }
+                    let f = SlotFacts::new(counts, ReadMark { read_to, read_at: now });
                     if let Err(e) = ctx.state.put(now, &format!("{PREFIX}{}", fmt_time(&w.slot)), &f).await {
                         failed.insert(w.slot, e);
                     }
@@ -170,6 +197,7 @@ impl Siem {
             facts,
             failed,
             load_error: None,
+            deferred,
         }
     }
 
@@ -202,7 +230,7 @@ impl Sums {
         };
         let slots = last_slots(self.now, Duration::hours(1), count);
         let mut ids: HashSet<&str> = HashSet::new();
-        let mut missing = 0;
+        let (mut missing, mut records, mut unreadable) = (0, 0u64, 0u64);
         if let Some(e) = &self.load_error {
             return Err(KriError::Other(format!("the stored SIEM facts could not be read: {e}")));
         }
@@ -214,21 +242,35 @@ impl Sums {
                 continue;
             }
             match self.facts.get(s) {
-                Some(f) => ids.extend(
-                    match pick {
-                        Pick::Delivered24h => &f.delivered,
-                        Pick::Clicks7d => &f.clicks_permitted,
-                        Pick::Impostor7d => &f.impostor,
-                    }
-                    .iter()
-                    .map(String::as_str),
-                ),
+                Some(f) => {
+                    records += f.records;
+                    unreadable += f.unreadable;
+                    ids.extend(
+                        match pick {
+                            Pick::Delivered24h => &f.delivered,
+                            Pick::Clicks7d => &f.clicks_permitted,
+                            Pick::Impostor7d => &f.impostor,
+                        }
+                        .iter()
+                        .map(String::as_str),
+                    )
+                }
                 // Nothing readable (a sliver under 30 s, or past the 7-day edge): no events to count.
-                None if self.rules.window_for(self.now, *s).is_none() => {}
+                None if self.deferred.contains(s) || self.rules.window_for(self.now, *s).is_none() => {}
                 None => missing += 1,
             }
         }
         match (missing, KriError::telling(errors)) {
+            (0, None) if unreadable > 0 => Ok(Measurement::with_warning(
+                ids.len() as f64,
+                format!(
+                    "{} of {} could not be read and {} skipped (an unexpected shape from the API; the log names the \
+                     first)",
+                    records_text(unreadable),
+                    thousands(records),
+                    if unreadable == 1 { "was" } else { "were" }
+                ),
+            )),
             (0, None) => Ok(Measurement::value(ids.len() as f64)),
             (n, Some(e)) => Err(KriError::Other(format!(
                 "{n} of {count} hourly SIEM windows could not be read (nothing was counted from them; the next run \
@@ -239,6 +281,52 @@ impl Sums {
             ))),
         }
     }
+}
+
+/// "1 record", "2,314 records".
+fn records_text(n: u64) -> String {
+    format!("{} record{}", thousands(n), if n == 1 { "" } else { "s" })
+}
+
+/// 2314 as "2,314".
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Read window `w`; when the API answers 400 "The requested interval is still current" (one
+/// integration reports it for windows that end at now), once more ending a few minutes
+/// earlier. `None`: still current then, or too short to ask for: nothing to count yet.
+async fn read_settled(
+    http: &HttpClient,
+    w: Window,
+    min_window: Duration,
+) -> Result<Option<(WindowCounts, DateTime<Utc>)>, HttpError> {
+    let mut end = w.end;
+    for _ in 0..2 {
+        match read_window(http, w.start, end).await {
+            Ok(counts) => return Ok(Some((counts, end))),
+            Err(HttpError::BadRequest { excerpt, .. }) if still_current(&excerpt) => {
+                end -= STILL_CURRENT_STEP;
+                if end - w.start < min_window {
+                    break;
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(None)
+}
+
+fn still_current(excerpt: &str) -> bool {
+    excerpt.to_ascii_lowercase().contains("still current")
 }
 
 /// GET one window and count its records as the body arrives. A 204 is an empty window; a body

@@ -25,8 +25,13 @@ pub struct WindowCounts {
     pub clicks_permitted: HashSet<u128>,
     /// Delivered + blocked messages with an `impostor` classification (any case).
     pub impostor: HashSet<u128>,
-    /// Records seen in the three counted arrays (before de-duplication).
+    /// Records seen in the three counted arrays (before de-duplication), read or not.
     pub records: u64,
+    /// Of those, records that are JSON but not a record kri can read (an object as `id`, a
+    /// string as a record): skipped, counted here, never failing the window.
+    pub unreadable: u64,
+    /// Why the first unreadable record could not be read, and where.
+    pub first_unreadable: Option<String>,
 }
 
 /// Why an answer could not be read.
@@ -34,12 +39,6 @@ pub struct WindowCounts {
 pub enum ParseError {
     #[error("the answer is not valid JSON at byte {offset}: {what}")]
     Syntax { offset: u64, what: String },
-    #[error("a record at byte {offset} could not be read: {source}")]
-    Record {
-        offset: u64,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("the answer ended before it was complete (after {bytes} bytes)")]
     Truncated { bytes: u64 },
     #[error("the answer is not a SIEM answer (no queryEndTime and none of the record arrays)")]
@@ -331,27 +330,36 @@ impl Parser {
         one(&data[self.pos..], eof).map_err(|e| self.syntax(self.pos, format!("{what}: {e}")))
     }
 
-    /// Count the record at `pos`; its length, or `None` when it is not all in `data` yet.
+    /// Count the record at `pos`; its length, or `None` when it is not all in `data` yet. A
+    /// value that is JSON but no readable record is skipped and counted as unreadable; only
+    /// broken JSON fails the answer.
     fn record(&mut self, data: &[u8], section: Section, eof: bool) -> Result<Option<usize>, ParseError> {
         let bytes = &data[self.pos..];
-        match one::<Record<'_>>(bytes, eof) {
+        let why = match one::<Record<'_>>(bytes, eof) {
             Ok(Some((record, used))) => {
                 count(&mut self.counts, section, &record, &bytes[..used]);
-                Ok(Some(used))
+                return Ok(Some(used));
             }
-            Ok(None) => Ok(None),
-            Err(source) => Err(ParseError::Record {
-                offset: self.dropped + self.pos as u64,
-                source,
-            }),
+            Ok(None) => return Ok(None),
+            Err(why) => why,
+        };
+        let Some((_, used)) = self.value::<IgnoredAny>(data, eof, "a record")? else {
+            return Ok(None);
+        };
+        self.counts.records += 1;
+        self.counts.unreadable += 1;
+        if self.counts.first_unreadable.is_none() {
+            let at = self.dropped + self.pos as u64;
+            self.counts.first_unreadable = Some(format!("the record at byte {at}: {why}"));
         }
+        Ok(Some(used))
     }
 }
 
 /// Count one record of `section`.
 fn count(counts: &mut WindowCounts, section: Section, record: &Record<'_>, raw: &[u8]) {
     counts.records += 1;
-    let id = identity(record, raw);
+    let id = identity(record, section, raw);
     match section {
         Section::Delivered => {
             counts.delivered.insert(id);
@@ -373,14 +381,18 @@ fn count(counts: &mut WindowCounts, section: Section, record: &Record<'_>, raw: 
 
 /// The fields counting needs; everything else is skipped. Every field may be null or missing.
 ///
-/// Read by hand rather than derived: keys and ids are taken as bytes (no UTF-8 check, no copy
-/// when there is no escape), the impostor test runs while `threatsInfoMap` is read (nothing
-/// kept), and every other field is skipped unread.
+/// Read by hand rather than derived: keys are taken as bytes (no UTF-8 check, no copy when
+/// there is no escape), ids and times as [`Text`] (a number where a string was expected is its
+/// text), the impostor test runs while `threatsInfoMap` is read (nothing kept), and every other
+/// field is skipped unread.
 #[derive(Debug, Default)]
 struct Record<'a> {
     id: Option<Cow<'a, [u8]>>,
     guid: Option<Cow<'a, [u8]>>,
     recipient: Option<Recipient<'a>>,
+    /// `messageTime` on messages, `clickTime` on clicks.
+    message_time: Option<Cow<'a, [u8]>>,
+    click_time: Option<Cow<'a, [u8]>>,
     impostor: bool,
 }
 
@@ -397,6 +409,8 @@ enum Field {
     Id,
     Guid,
     Recipient,
+    MessageTime,
+    ClickTime,
     Threats,
     Other,
 }
@@ -414,6 +428,8 @@ impl<'de> Deserialize<'de> for Field {
                     b"id" => Field::Id,
                     b"GUID" => Field::Guid,
                     b"recipient" => Field::Recipient,
+                    b"messageTime" => Field::MessageTime,
+                    b"clickTime" => Field::ClickTime,
                     b"threatsInfoMap" => Field::Threats,
                     _ => Field::Other,
                 })
@@ -454,6 +470,38 @@ impl<'de: 'a, 'a> Deserialize<'de> for Bytes<'a> {
     }
 }
 
+/// A JSON string as its bytes, or a number as its text (a numeric `id` or classification is
+/// read for what it says, not refused); anything else is an error (the record is unreadable).
+struct Text<'a>(Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Text<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a number")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v.as_bytes())))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.as_bytes().to_vec())))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string().into_bytes())))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string().into_bytes())))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_string().into_bytes())))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V<'a>(std::marker::PhantomData<&'a ()>);
@@ -466,9 +514,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Record<'a> {
                 let mut r = Record::default();
                 while let Some(field) = map.next_key::<Field>()? {
                     match field {
-                        Field::Id => r.id = map.next_value::<Option<Bytes<'a>>>()?.map(|b| b.0),
-                        Field::Guid => r.guid = map.next_value::<Option<Bytes<'a>>>()?.map(|b| b.0),
+                        Field::Id => r.id = map.next_value::<Option<Text<'a>>>()?.map(|t| t.0),
+                        Field::Guid => r.guid = map.next_value::<Option<Text<'a>>>()?.map(|t| t.0),
                         Field::Recipient => r.recipient = map.next_value::<Option<Recipient<'a>>>()?,
+                        Field::MessageTime => r.message_time = map.next_value::<Option<Text<'a>>>()?.map(|t| t.0),
+                        Field::ClickTime => r.click_time = map.next_value::<Option<Text<'a>>>()?.map(|t| t.0),
                         Field::Threats => r.impostor = map.next_value::<Impostor>()?.0,
                         Field::Other => {
                             map.next_value::<IgnoredAny>()?;
@@ -510,7 +560,7 @@ impl<'de> Deserialize<'de> for Impostor {
                 while let Some(key) = map.next_key::<Bytes<'_>>()? {
                     if key.0.as_ref() == b"classification" {
                         impostor = map
-                            .next_value::<Option<Bytes<'_>>>()?
+                            .next_value::<Option<Text<'_>>>()?
                             .is_some_and(|c| c.0.trim_ascii().eq_ignore_ascii_case(b"impostor"));
                     } else {
                         map.next_value::<IgnoredAny>()?;
@@ -614,27 +664,35 @@ impl<'de: 'a, 'a> Deserialize<'de> for MaybeStr<'a> {
 }
 
 /// Record identity: `id` + `GUID` + recipient when there is an `id` (a message to N recipients
-/// is N records sharing a GUID); otherwise a hash of the canonical record (keys sorted), which is
-/// the same however the server orders its keys.
-fn identity(record: &Record<'_>, raw: &[u8]) -> u128 {
+/// is N records sharing a GUID). Without an `id`: `GUID` + recipient + the message's time
+/// (`clickTime` for a click), so a message TAP sends again with its threat re-classified is
+/// still one message. Only when those are missing too, a hash of the canonical record (keys
+/// sorted), which is the same however the server orders its keys.
+fn identity(record: &Record<'_>, section: Section, raw: &[u8]) -> u128 {
+    fn nonempty<'b>(b: &'b Option<Cow<'_, [u8]>>) -> Option<&'b [u8]> {
+        b.as_deref().filter(|b| !b.is_empty())
+    }
+    let time = match section {
+        Section::ClicksPermitted => nonempty(&record.click_time),
+        _ => nonempty(&record.message_time),
+    };
     let mut h = Fnv128::new();
-    match &record.id {
-        Some(id) if !id.is_empty() => {
+    match (nonempty(&record.id), nonempty(&record.guid), time) {
+        (Some(id), _, _) => {
             h.write(b"id\0");
             h.write(id);
             h.write(b"\0");
             h.write(record.guid.as_deref().unwrap_or(b""));
             h.write(b"\0");
-            match &record.recipient {
-                Some(Recipient::One(r)) => h.write(r.as_bytes()),
-                Some(Recipient::Many(rs)) => {
-                    for r in rs {
-                        h.write(r.as_bytes());
-                        h.write(b",");
-                    }
-                }
-                _ => {}
-            }
+            recipients(record, &mut h);
+        }
+        (None, Some(guid), Some(time)) => {
+            h.write(b"guid\0");
+            h.write(guid);
+            h.write(b"\0");
+            recipients(record, &mut h);
+            h.write(b"\0");
+            h.write(time);
         }
         _ => {
             h.write(b"raw\0");
@@ -645,6 +703,19 @@ fn identity(record: &Record<'_>, raw: &[u8]) -> u128 {
         }
     }
     h.finish()
+}
+
+fn recipients(record: &Record<'_>, h: &mut Fnv128) {
+    match &record.recipient {
+        Some(Recipient::One(r)) => h.write(r.as_bytes()),
+        Some(Recipient::Many(rs)) => {
+            for r in rs {
+                h.write(r.as_bytes());
+                h.write(b",");
+            }
+        }
+        _ => {}
+    }
 }
 
 fn canonical(v: &serde_json::Value, h: &mut Fnv128) {
@@ -788,6 +859,77 @@ mod tests {
         assert_eq!(c.clicks_permitted.len(), 2);
     }
 
+    /// TAP sends a message again when its threat is re-classified; without an `id`, the
+    /// message is GUID + recipient + time, whatever else changed.
+    #[test]
+    fn a_message_without_id_sent_again_reclassified_counts_once() {
+        let first = json!({"GUID": "g1", "recipient": ["x@example.com"], "messageTime": "2026-11-23T09:10:00.000Z",
+                           "threatsInfoMap": [{"classification": "spam", "threatStatus": "active"}]});
+        let again = json!({"GUID": "g1", "recipient": ["x@example.com"], "messageTime": "2026-11-23T09:10:00.000Z",
+                           "threatsInfoMap": [{"classification": "impostor", "threatStatus": "active"}],
+                           "spamScore": 100});
+        let other_recipient = json!({"GUID": "g1", "recipient": ["y@example.com"],
+                                     "messageTime": "2026-11-23T09:10:00.000Z"});
+        let c = counts(json!({"messagesDelivered": [first, again, other_recipient]}));
+        assert_eq!((c.records, c.delivered.len(), c.impostor.len()), (3, 2, 1));
+        // A click without id: GUID + recipient + click time; two clicks are two.
+        let clicks = counts(json!({"clicksPermitted": [
+            {"GUID": "g1", "recipient": "x@example.com", "clickTime": "t1", "url": "http://a", "threatStatus": "active"},
+            {"GUID": "g1", "recipient": "x@example.com", "clickTime": "t1", "url": "http://a", "threatStatus": "cleared"},
+            {"GUID": "g1", "recipient": "x@example.com", "clickTime": "t2", "url": "http://a"}]}));
+        assert_eq!(clicks.clicks_permitted.len(), 2);
+        // The bytes hashed are pinned (identities are stored across runs).
+        let mut h = Fnv128::new();
+        h.write(b"guid\x00g1\x00x@example.com,\x002026-11-23T09:10:00.000Z");
+        assert!(c.delivered.contains(&h.finish()));
+    }
+
+    #[test]
+    fn numbers_where_text_was_expected_are_read_as_text() {
+        let c = counts(json!({"messagesDelivered": [
+            {"id": 12345, "GUID": 678, "recipient": ["x@y"], "threatsInfoMap": [{"classification": 3}]},
+            {"id": "12345", "GUID": "678", "recipient": ["x@y"]}]}));
+        assert_eq!((c.records, c.unreadable, c.delivered.len()), (2, 0, 1), "{c:?}");
+        let mut h = Fnv128::new();
+        h.write(b"id\x0012345\x00678\x00x@y,");
+        assert!(c.delivered.contains(&h.finish()));
+    }
+
+    /// A record kri cannot read is skipped and counted; the window still counts the others.
+    /// Only an answer that is not JSON fails.
+    #[test]
+    fn an_unreadable_record_is_skipped_and_counted_not_failing_the_window() {
+        let text = r#"{"queryEndTime":"x","messagesDelivered":[
+            {"id":"a","GUID":"g"},
+            {"id":{"nested":true},"GUID":"g"},
+            "a string where a record goes",
+            42,
+            {"id":"b","threatsInfoMap":"impostor"},
+            {"id":"c","messageTime":[1]},
+            {"id":"d","threatsInfoMap":[{"classification":"impostor"}]}
+        ],"clicksPermitted":[[1,2],{"id":"e"}]}"#;
+        for size in [1, 7, 4096] {
+            let c = chunked(text.as_bytes(), size).unwrap();
+            assert_eq!(
+                (
+                    c.records,
+                    c.unreadable,
+                    c.delivered.len(),
+                    c.impostor.len(),
+                    c.clicks_permitted.len()
+                ),
+                (9, 6, 2, 1, 1),
+                "chunks of {size}"
+            );
+            let why = c.first_unreadable.unwrap();
+            assert!(
+                why.starts_with("the record at byte ") && why.contains("string or a number"),
+                "{why}"
+            );
+        }
+        assert!(parse(&br#"{"messagesDelivered":[{"id":{"x":}]}"#[..]).is_err());
+    }
+
     #[test]
     fn nulls_missing_arrays_and_odd_types_are_tolerated() {
         let c = counts(json!({"messagesDelivered": null, "clicksPermitted": [{"id": null, "recipient": 5}]}));
@@ -874,6 +1016,7 @@ mod tests {
             assert_eq!(
                 (
                     got.records,
+                    got.unreadable,
                     got.delivered.len(),
                     got.clicks_permitted.len(),
                     got.impostor.len()
@@ -884,23 +1027,45 @@ mod tests {
         }
     }
 
-    /// (records, distinct delivered, distinct clicks permitted, distinct impostor), read the
-    /// simple way: the whole answer as a `Value`, identities as strings.
-    fn reference(text: &str) -> (u64, usize, usize, usize) {
+    /// (records, unreadable, distinct delivered, distinct clicks permitted, distinct impostor),
+    /// read the simple way: the whole answer as a `Value`, identities as strings.
+    fn reference(text: &str) -> (u64, u64, usize, usize, usize) {
         use serde_json::Value;
         let v: Value = serde_json::from_str(text).unwrap();
-        let identity = |r: &Value| -> String {
-            match r.get("id").and_then(Value::as_str).filter(|s| !s.is_empty()) {
-                Some(id) => {
-                    let guid = r.get("GUID").and_then(Value::as_str).unwrap_or("");
-                    let recipients = match r.get("recipient") {
-                        Some(Value::String(s)) => s.clone(),
-                        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(|s| format!("{s},")).collect(),
-                        _ => String::new(),
-                    };
+        // A string, or a number's text; `Err` for what no record holds there.
+        let text = |r: &Value, key: &str| -> Result<Option<String>, ()> {
+            match r.get(key) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(s)) => Ok(Some(s.clone())),
+                Some(Value::Number(n)) => Ok(Some(n.to_string())),
+                Some(_) => Err(()),
+            }
+        };
+        let readable = |r: &Value| {
+            r.is_object()
+                && ["id", "GUID", "messageTime", "clickTime"]
+                    .iter()
+                    .all(|k| text(r, k).is_ok())
+                && match r.get("threatsInfoMap") {
+                    None | Some(Value::Null) => true,
+                    Some(Value::Array(ts)) => ts.iter().all(|t| t.is_object() && text(t, "classification").is_ok()),
+                    Some(_) => false,
+                }
+        };
+        let identity = |r: &Value, time_key: &str| -> String {
+            let nonempty = |k: &str| text(r, k).unwrap().filter(|s| !s.is_empty());
+            let recipients = match r.get("recipient") {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(|s| format!("{s},")).collect(),
+                _ => String::new(),
+            };
+            match (nonempty("id"), nonempty("GUID"), nonempty(time_key)) {
+                (Some(id), _, _) => {
+                    let guid = nonempty("GUID").unwrap_or_default();
                     format!("id\0{id}\0{guid}\0{recipients}")
                 }
-                None => format!("raw\0{r}"),
+                (None, Some(guid), Some(time)) => format!("guid\0{guid}\0{recipients}\0{time}"),
+                _ => format!("raw\0{r}"),
             }
         };
         let impostor = |r: &Value| {
@@ -909,16 +1074,21 @@ mod tests {
                 .into_iter()
                 .flatten()
                 .any(|t| {
-                    t.get("classification")
-                        .and_then(Value::as_str)
+                    text(t, "classification")
+                        .unwrap()
                         .is_some_and(|c| c.trim().eq_ignore_ascii_case("impostor"))
                 })
         };
-        let (mut records, mut delivered, mut clicks, mut bec) = (0, HashSet::new(), HashSet::new(), HashSet::new());
+        let (mut records, mut unreadable) = (0, 0);
+        let (mut delivered, mut clicks, mut bec) = (HashSet::new(), HashSet::new(), HashSet::new());
         for (key, set) in [("messagesDelivered", 0), ("messagesBlocked", 1), ("clicksPermitted", 2)] {
             for r in v.get(key).and_then(Value::as_array).into_iter().flatten() {
                 records += 1;
-                let id = identity(r);
+                if !readable(r) {
+                    unreadable += 1;
+                    continue;
+                }
+                let id = identity(r, if set == 2 { "clickTime" } else { "messageTime" });
                 match set {
                     0 => {
                         if impostor(r) {
@@ -937,7 +1107,7 @@ mod tests {
                 }
             }
         }
-        (records, delivered.len(), clicks.len(), bec.len())
+        (records, unreadable, delivered.len(), clicks.len(), bec.len())
     }
 
     /// A deterministic answer of `n` records per array, varied by `seed`.
@@ -974,10 +1144,18 @@ mod tests {
                 if i > 0 {
                     out.push_str(&format!(",{}", ws(next(4))));
                 }
-                let id = match next(5) {
-                    0 => "null".to_owned(),
-                    1 => "\"\"".to_owned(),
+                let id = match next(12) {
+                    0..=2 => "null".to_owned(),
+                    3 => "\"\"".to_owned(),
+                    4 => format!("{}", next(n / 2 + 1)),
+                    5 if next(4) == 0 => "{\"odd\": [1]}".to_owned(),
                     _ => format!("\"id-{}\"", next(n / 2 + 1)),
+                };
+                let time_key = if ai < 2 { "messageTime" } else { "clickTime" };
+                let time = match next(4) {
+                    0 => "null".to_owned(),
+                    1 => "1700000000".to_owned(),
+                    _ => format!("\"2026-11-23T09:{:02}:00Z\"", next(3)),
                 };
                 let recipient = match next(6) {
                     0 => "null".to_owned(),
@@ -986,11 +1164,11 @@ mod tests {
                     3 => "[\"a@x.com\", null, 3]".to_owned(),
                     _ => format!("[\"r{}@example.com\"]", next(3)),
                 };
-                let class = ["phish", "IMPOSTOR", "Impostor ", "malware", "impostor"][next(5) as usize];
+                let class = ["\"phish\"", "\"IMPOSTOR\"", "\"Impostor \"", "7", "\"impostor\""][next(5) as usize];
                 let threat_key = if next(2) == 0 { "threatID" } else { "threatId" };
                 let threats = match next(4) {
                     0 => "null".to_owned(),
-                    _ => format!("[{{\"{threat_key}\": \"t\\u00e9{i}\", \"classification\": \"{class}\"}}]"),
+                    _ => format!("[{{\"{threat_key}\": \"t\\u00e9{i}\", \"classification\": {class}}}]"),
                 };
                 let subject = [
                     "plain",
@@ -1001,6 +1179,7 @@ mod tests {
                 let fields = [
                     format!("\"id\": {id}"),
                     format!("\"GUID\": \"g{}\"", next(4)),
+                    format!("\"{time_key}\": {time}"),
                     format!("\"recipient\": {recipient}"),
                     format!("\"subject\": \"{subject}\""),
                     format!("\"threatsInfoMap\": {threats}"),

@@ -36,7 +36,8 @@ async fn delivered_24h_reads_24_hourly_windows_and_dedupes_records() {
             when.method(GET)
                 .path("/v2/siem/all")
                 .query_param("format", "json")
-                .query_param("interval", "2026-11-23T09:00:00Z/2026-11-23T10:00:00Z");
+                // The newest window ends a minute before now (never "still current").
+                .query_param("interval", "2026-11-23T09:00:00Z/2026-11-23T09:59:00Z");
             then.status(200).json_body(busy_hour());
         })
         .await;
@@ -66,6 +67,107 @@ async fn delivered_24h_reads_24_hourly_windows_and_dedupes_records() {
     // At 10:00:00 the current slot is empty (under 30 s): 23 full hours + nothing more.
     assert_eq!(others.calls_async().await, 22);
     assert_eq!(r.api_calls, 23);
+}
+
+/// A fake SIEM API answering `windows` (interval, status, body), every other window empty.
+async fn siem_server(windows: &[(&str, u16, String)]) -> MockServer {
+    let server = MockServer::start_async().await;
+    for (interval, status, body) in windows {
+        server
+            .mock_async(|when, then| {
+                when.method(GET).path("/v2/siem/all").query_param("interval", *interval);
+                then.status(*status).body(body);
+            })
+            .await;
+    }
+    server
+        .mock_async(|when, then| {
+            when.method(GET).path("/v2/siem/all").query_param_exists("interval");
+            then.status(204);
+        })
+        .await;
+    server
+}
+
+async fn delivered_24h(server: &MockServer) -> kri_core::KriOutcome {
+    let r = run_selected(
+        "tap",
+        "",
+        &server.base_url(),
+        CREDS,
+        Some(&["pp_malicious_delivered_24h"]),
+    )
+    .await
+    .unwrap();
+    r.kris[0].clone()
+}
+
+/// One integration reports the API answering 400 "The requested interval is still current"
+/// to windows that end at now: that window is asked again, ending a few minutes earlier.
+#[tokio::test]
+async fn a_window_the_api_calls_still_current_is_asked_again_ending_earlier() {
+    const CURRENT: &str = "The requested interval is still current";
+    let server = siem_server(&[
+        ("2026-11-23T09:00:00Z/2026-11-23T09:59:00Z", 400, CURRENT.into()),
+        (
+            "2026-11-23T09:00:00Z/2026-11-23T09:54:00Z",
+            200,
+            busy_hour().to_string(),
+        ),
+    ])
+    .await;
+    let k = delivered_24h(&server).await;
+    assert_eq!((k.value, k.status), (Some(5.0), KriStatus::Ok), "{k:?}");
+}
+
+/// Still current even then: the hour waits for the next run, like a window too short to ask
+/// for; it fails neither the KRI nor any other hour.
+#[tokio::test]
+async fn a_window_still_current_twice_waits_for_the_next_run() {
+    const CURRENT: &str = "The requested interval is still current";
+    let server = siem_server(&[
+        ("2026-11-23T09:00:00Z/2026-11-23T09:59:00Z", 400, CURRENT.into()),
+        ("2026-11-23T09:00:00Z/2026-11-23T09:54:00Z", 400, CURRENT.into()),
+    ])
+    .await;
+    let k = delivered_24h(&server).await;
+    assert_eq!((k.value, k.status), (Some(0.0), KriStatus::Ok), "{k:?}");
+    // Any other 400 is a failure, as before.
+    let server = siem_server(&[(
+        "2026-11-23T09:00:00Z/2026-11-23T09:59:00Z",
+        400,
+        "The requested interval is too long".into(),
+    )])
+    .await;
+    let k = delivered_24h(&server).await;
+    assert_eq!(k.status, KriStatus::Failed, "{k:?}");
+    assert!(k.message.as_deref().unwrap().contains("too long"), "{k:?}");
+}
+
+/// A record of an unexpected shape is skipped and counted in the KRI's message; the hour and
+/// the KRI still count every other record.
+#[tokio::test]
+async fn an_unreadable_record_is_counted_in_the_message_not_failing_the_hour() {
+    let mut hour = busy_hour();
+    hour["messagesDelivered"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"GUID": "g9", "id": {"unexpected": "object"}}));
+    hour["clicksPermitted"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("not a record"));
+    let server = siem_server(&[("2026-11-23T09:00:00Z/2026-11-23T09:59:00Z", 200, hour.to_string())]).await;
+    let k = delivered_24h(&server).await;
+    assert_eq!((k.value, k.status), (Some(5.0), KriStatus::Ok), "{k:?}");
+    assert_eq!(
+        k.message.as_deref(),
+        Some(
+            "2 records of 10 could not be read and were skipped (an unexpected shape from the API; the log names \
+             the first)"
+        ),
+        "{k:?}"
+    );
 }
 
 #[tokio::test]

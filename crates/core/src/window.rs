@@ -36,6 +36,9 @@ pub struct WindowRules {
     pub safety: Duration,
     /// Re-read a slot until it was read at least this long after it ended (late indexing).
     pub lookback: Duration,
+    /// Windows end this long before now: an API may refuse an interval that reaches its
+    /// present ("The requested interval is still current").
+    pub lag: Duration,
 }
 
 /// Floor `t` to the slot boundary.
@@ -59,7 +62,7 @@ impl WindowRules {
     /// readable part is shorter than the minimum (nothing can be read for it yet / any more).
     pub fn window_for(&self, now: DateTime<Utc>, slot: DateTime<Utc>) -> Option<Window> {
         let start = slot.max(self.oldest_start(now));
-        let end = (slot + self.slot).min(now);
+        let end = (slot + self.slot).min(now - self.lag);
         (end - start >= self.min_window).then_some(Window { slot, start, end })
     }
 
@@ -101,6 +104,7 @@ mod tests {
         max_age: Duration::days(7),
         safety: Duration::minutes(15),
         lookback: Duration::minutes(30),
+        lag: Duration::minutes(1),
     };
 
     #[test]
@@ -126,9 +130,11 @@ mod tests {
             Window {
                 slot: at(23, 10, 0, 0),
                 start: at(23, 10, 0, 0),
-                end: now
+                // A minute before now: never an interval the API calls "still current".
+                end: now - Duration::minutes(1)
             }
         );
+        assert_eq!(plan[1].end, at(23, 10, 0, 0), "a past hour is read to its end");
         for w in &plan {
             assert!(w.end - w.start <= Duration::hours(1) && w.end - w.start >= Duration::seconds(30));
             assert!(w.start >= now - Duration::days(7) + Duration::minutes(15), "{w:?}");

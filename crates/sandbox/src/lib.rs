@@ -46,6 +46,10 @@ pub struct Scenario {
     pub people_forbidden: bool,
     /// Calls per rolling 24 h on the shared SIEM pool before it answers 429 (real: 1800).
     pub siem_pool_limit: u32,
+    /// A SIEM `interval` ending less than this before the sandbox's now is refused with 400 "The
+    /// requested interval is still current", as one integration reports the real API doing for
+    /// windows that end at now.
+    pub still_current: std::time::Duration,
     /// The sandbox's "now": the data is placed relative to it and the API's limits are checked
     /// against it. `None`: the wall clock (the demo). Tests fix it, and give kri the same instant.
     pub now: Option<chrono::DateTime<chrono::Utc>>,
@@ -92,6 +96,7 @@ impl Default for Scenario {
             clear: Licence::Licensed,
             people_forbidden: false,
             siem_pool_limit: 1800,
+            still_current: std::time::Duration::from_secs(30),
             now: None,
             latency: std::time::Duration::ZERO,
             busy_hour: None,

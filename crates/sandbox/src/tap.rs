@@ -58,6 +58,14 @@ async fn siem_all(
     if !pool_allows(&s, tenant, "siem", s.scenario.siem_pool_limit) {
         return text(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
     }
+    // Only an explicit interval: `sinceSeconds` ends at now by definition.
+    let settled = s.now() - Duration::from_std(s.scenario.still_current).unwrap_or_default();
+    if q.iter().any(|(k, _)| k == "interval")
+        && let Ok((_, end)) = siem_window(s.now(), &q)
+        && end > settled
+    {
+        return plain(StatusCode::BAD_REQUEST, "The requested interval is still current");
+    }
     if let Some(busy) = &s.scenario.busy_hour
         && let Ok((start, end)) = siem_window(s.now(), &q)
         && busy.answers(start, end)
