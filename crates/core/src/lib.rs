@@ -25,6 +25,7 @@ pub mod single;
 pub mod store;
 pub mod testing;
 pub mod text;
+pub mod tls;
 pub mod window;
 
 pub use async_trait::async_trait;

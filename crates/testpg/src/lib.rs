@@ -34,6 +34,17 @@ impl TestPg {
         {
             return Ok(TestPg { url, cluster: None });
         }
+        Self::cluster(settings, None)
+    }
+
+    /// A new cluster (never `KRI_TEST_DATABASE_URL`) with `ssl = on`, serving `cert_pem` with
+    /// `key_pem`, that accepts TCP connections only over TLS (`hostssl` in pg_hba.conf, and
+    /// `hostnossl … reject`): a client that does not encrypt is refused.
+    pub fn start_tls(cert_pem: &str, key_pem: &str) -> Result<TestPg, String> {
+        Self::cluster(&[("ssl", "on")], Some((cert_pem, key_pem)))
+    }
+
+    fn cluster(settings: &[(&str, &str)], tls: Option<(&str, &str)>) -> Result<TestPg, String> {
         let bin = bin_dir().ok_or(
             "no PostgreSQL server here: install the `postgresql` package (initdb, pg_ctl), or set \
              KRI_TEST_DATABASE_URL to a server the tests may use",
@@ -58,12 +69,25 @@ impl TestPg {
             .arg(&data)
             .args(["-A", "trust", "-U", "kri", "-E", "UTF8", "--locale=C", "--no-sync"]);
         run(&mut init, "initdb")?;
+        let mut settings: Vec<(String, String)> =
+            settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if let Some((cert, key)) = tls {
+            // In the data folder: it belongs to the server's user, and the key must be 0600.
+            let (cert_file, key_file) = (data.join("server.crt"), data.join("server.key"));
+            let hba =
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\nhostnossl all all 127.0.0.1/32 reject\n";
+            for (path, text) in [(&cert_file, cert), (&key_file, key), (&data.join("pg_hba.conf"), hba)] {
+                write_private(path, text, run_as_postgres)?;
+            }
+            settings.push(("ssl_cert_file".into(), format!("'{}'", cert_file.display())));
+            settings.push(("ssl_key_file".into(), format!("'{}'", key_file.display())));
+        }
         let pg_ctl = bin.join("pg_ctl");
         let mut options = format!(
             "-p {port} -c listen_addresses=127.0.0.1 -k {} -c fsync=off -c synchronous_commit=off -c full_page_writes=off",
             dir.path().display()
         );
-        for (key, value) in settings {
+        for (key, value) in &settings {
             options.push_str(&format!(" -c {key}={value}"));
         }
         let mut start = as_user(&pg_ctl, run_as_postgres);
@@ -203,6 +227,24 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     ))
+}
+
+/// Write `text` to `path`, mode 0600, owned by `postgres` when the server runs as that user.
+fn write_private(path: &Path, text: &str, postgres: bool) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    std::fs::write(path, text).map_err(failed)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(failed)?;
+    }
+    if postgres {
+        run(
+            Command::new("chown").args(["postgres:", &path.display().to_string()]),
+            "chown",
+        )?;
+    }
+    Ok(())
 }
 
 fn free_port() -> Result<u16, String> {

@@ -228,7 +228,8 @@ impl Store {
     }
 
     /// Connect to the PostgreSQL store at `url` (`postgres://user:password@host:5432/db`) and run
-    /// pending migrations. Without TLS for now: `sslmode=require` is refused. `?pool_max_size=N`
+    /// pending migrations. TLS as libpq: `sslmode=disable|prefer|require|verify-ca|verify-full`
+    /// (default prefer), `sslrootcert=FILE` (PEM) or `system`. `?pool_max_size=N`
     /// sets how many connections kri keeps at most (8 by default). The password is never shown:
     /// errors name the URL as `postgres://user:***@host:5432/db`.
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
@@ -1603,8 +1604,8 @@ mod tests {
         for (url, says) in [
             (format!("postgres://kri:{password}@127.0.0.1:notaport/kri"), "port"),
             (
-                format!("postgres://kri:{password}@127.0.0.1/kri?sslmode=require"),
-                "sslmode=require is not supported",
+                format!("postgres://kri:{password}@127.0.0.1/kri?sslmode=verify-ca"),
+                "sslmode=verify-ca needs sslrootcert=FILE",
             ),
             (
                 format!("postgres://kri:{password}@127.0.0.1/kri?pool_max_size=0"),

@@ -1,11 +1,13 @@
 //! Connecting to a PostgreSQL store: the URL as people may see it (never its password), the
-//! options kri adds (`pool_max_size`), what it refuses (TLS, for now), and the pool.
+//! options kri adds (`pool_max_size`) or reads itself (`sslmode`, `sslrootcert`: TLS through
+//! rustls, with libpq's meanings), and the pool.
 
 use std::time::Duration;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use tokio_postgres::NoTls;
 use tokio_postgres::config::SslMode;
+
+use crate::tls::{PgTls, PgTrust};
 
 use super::{Backend, Store, StoreError, StoreFailure, schema};
 
@@ -30,6 +32,46 @@ struct Url {
     /// Passwords as written in the URL (maybe percent-encoded), for the scrubber.
     passwords: Vec<String>,
     pool_max_size: Option<String>,
+    /// `sslmode` and `sslrootcert`, read by kri (the driver knows neither `verify-ca`,
+    /// `verify-full` nor root certificates).
+    ssl_mode: Option<String>,
+    ssl_root_cert: Option<String>,
+}
+
+/// What `sslmode` and `sslrootcert` ask for: the driver's mode and how the server is checked.
+fn ssl(mode: Option<&str>, root_cert: Option<&str>) -> Result<(SslMode, PgTrust), String> {
+    let roots =
+        |path: &str| crate::tls::read_ca_file(std::path::Path::new(path)).map_err(|e| format!("sslrootcert: {e}"));
+    let root_cert = root_cert.filter(|r| !r.is_empty());
+    let system = root_cert == Some("system");
+    Ok(match mode.unwrap_or("prefer") {
+        "disable" => (SslMode::Disable, PgTrust::Off),
+        "prefer" | "allow" => (SslMode::Prefer, PgTrust::Encrypt),
+        "require" => match root_cert {
+            // libpq: `require` with a root certificate checks the chain, like verify-ca.
+            Some(path) if !system => (SslMode::Require, PgTrust::Chain(roots(path)?)),
+            _ => (SslMode::Require, PgTrust::Encrypt),
+        },
+        "verify-ca" => match root_cert {
+            Some(path) if !system => (SslMode::Require, PgTrust::Chain(roots(path)?)),
+            _ => {
+                return Err(
+                    "sslmode=verify-ca needs sslrootcert=FILE, the PEM file of the CA that signed the \
+                            server's certificate (or use sslmode=verify-full with sslrootcert=system)"
+                        .into(),
+                );
+            }
+        },
+        "verify-full" => match root_cert {
+            Some(path) if !system => (SslMode::Require, PgTrust::Full(Some(roots(path)?))),
+            _ => (SslMode::Require, PgTrust::Full(None)),
+        },
+        other => {
+            return Err(format!(
+                "sslmode={other} is not a mode: use disable, prefer (the default), require, verify-ca or verify-full"
+            ));
+        }
+    })
 }
 
 pub(super) async fn connect(url: &str, version: usize) -> Result<Store, StoreError> {
@@ -51,13 +93,9 @@ pub(super) async fn connect(url: &str, version: usize) -> Result<Store, StoreErr
     if let Some(p) = config.get_password().and_then(|p| std::str::from_utf8(p).ok()) {
         crate::secret::register(p);
     }
-    if !matches!(config.get_ssl_mode(), SslMode::Disable | SslMode::Prefer) {
-        return Err(config_err(
-            "sslmode=require is not supported yet: kri connects to PostgreSQL without TLS for now; use a server \
-             on this host or a private network (or a TLS tunnel) and leave sslmode out or set sslmode=disable"
-                .into(),
-        ));
-    }
+    let (mode, trust) = ssl(url.ssl_mode.as_deref(), url.ssl_root_cert.as_deref()).map_err(config_err)?;
+    config.ssl_mode(mode);
+    let tls = PgTls::new(&trust).map_err(config_err)?;
     let max_size = match &url.pool_max_size {
         None => POOL_MAX_SIZE,
         Some(n) => n
@@ -78,7 +116,7 @@ pub(super) async fn connect(url: &str, version: usize) -> Result<Store, StoreErr
     }
     let manager = Manager::from_config(
         config,
-        NoTls,
+        tls,
         ManagerConfig {
             recycling_method: RecyclingMethod::Fast,
         },
@@ -90,10 +128,14 @@ pub(super) async fn connect(url: &str, version: usize) -> Result<Store, StoreErr
         .build()
         .map_err(|e| config_err(format!("cannot build the connection pool: {e}")))?;
     let mut client = pool.get().await.map_err(|e| {
-        err(
-            "connecting to PostgreSQL (check [store] url and that the server runs)",
-            StoreFailure::from_pool(e),
-        )
+        let failure = StoreFailure::from_pool(e);
+        let action = if failure.to_string().contains("invalid peer certificate") {
+            "connecting to PostgreSQL over TLS (the server's certificate was refused: name the CA that signed it \
+             with sslrootcert=FILE in [store] url, and connect by a host name the certificate holds)"
+        } else {
+            "connecting to PostgreSQL (check [store] url and that the server runs)"
+        };
+        err(action, failure)
     })?;
     schema::migrate_pg(&mut client, version)
         .await
@@ -129,13 +171,23 @@ fn split_url(prefix: &str, rest: &str) -> Url {
     };
     let (base, query) = after.split_once('?').unwrap_or((after, ""));
     let mut pool_max_size = None;
+    let (mut ssl_mode, mut ssl_root_cert) = (None, None);
     let mut driver_opts = Vec::new();
+    let decoded = |v: &str| percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned();
     for pair in query.split('&').filter(|p| !p.is_empty()) {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match percent_encoding::percent_decode_str(key).decode_utf8_lossy().as_ref() {
+        match decoded(key).as_str() {
             "password" => passwords.push(value.to_owned()),
             "pool_max_size" => {
                 pool_max_size = Some(value.to_owned());
+                continue;
+            }
+            "sslmode" => {
+                ssl_mode = Some(decoded(value));
+                continue;
+            }
+            "sslrootcert" => {
+                ssl_root_cert = Some(decoded(value));
                 continue;
             }
             _ => {}
@@ -168,6 +220,8 @@ fn split_url(prefix: &str, rest: &str) -> Url {
         shown,
         passwords,
         pool_max_size,
+        ssl_mode,
+        ssl_root_cert,
     }
 }
 
@@ -193,6 +247,8 @@ fn shown_tail(tail: &str) -> String {
 fn split_key_values(text: &str) -> Url {
     let mut shown = Vec::new();
     let mut passwords = Vec::new();
+    let mut driver = Vec::new();
+    let (mut ssl_mode, mut ssl_root_cert) = (None, None);
     let mut chars = text.char_indices().peekable();
     let skip_ws = |chars: &mut std::iter::Peekable<std::str::CharIndices<'_>>| {
         while chars.next_if(|(_, c)| c.is_whitespace()).is_some() {}
@@ -225,6 +281,11 @@ fn split_key_values(text: &str) -> Url {
                 c => value.push(c),
             }
         }
+        match key {
+            "sslmode" => ssl_mode = Some(value.clone()),
+            "sslrootcert" => ssl_root_cert = Some(value.clone()),
+            _ => driver.push(format!("{key}='{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))),
+        }
         if key == "password" {
             passwords.push(value.clone());
             shown.push("password=***".to_owned());
@@ -237,16 +298,44 @@ fn split_key_values(text: &str) -> Url {
         }
     }
     Url {
-        driver: text.to_owned(),
+        // Cut short (an unreadable rest): the driver reads the original and says what is wrong.
+        driver: if shown.last().is_some_and(|s| s == "…") {
+            text.to_owned()
+        } else {
+            driver.join(" ")
+        },
         shown: shown.join(" "),
         passwords,
         pool_max_size: None,
+        ssl_mode,
+        ssl_root_cert,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssl_options_are_read_by_kri_and_kept_from_the_driver() {
+        let u = split("postgres://kri:pw@db/kri?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x");
+        assert_eq!(u.driver, "postgres://kri:pw@db/kri?application_name=x");
+        assert_eq!(
+            (u.ssl_mode.as_deref(), u.ssl_root_cert.as_deref()),
+            (Some("verify-full"), Some("/etc/ca.pem"))
+        );
+        assert!(
+            u.shown
+                .ends_with("?sslmode=verify-full&sslrootcert=%2Fetc%2Fca.pem&application_name=x")
+        );
+        let k = split(r"host=db user=kri password='p \'w' sslmode=verify-ca sslrootcert='/etc/my ca.pem'");
+        assert_eq!(k.driver, r"host='db' user='kri' password='p \'w'");
+        assert_eq!(
+            (k.ssl_mode.as_deref(), k.ssl_root_cert.as_deref()),
+            (Some("verify-ca"), Some("/etc/my ca.pem"))
+        );
+        assert!(k.driver.parse::<tokio_postgres::Config>().is_ok());
+    }
 
     #[test]
     fn the_shown_url_has_no_password_and_kris_options_are_taken_out() {
@@ -283,5 +372,78 @@ mod tests {
         assert!(!u.shown.contains("never"), "{}", u.shown);
         let u = split("host=h password");
         assert_eq!(u.shown, "host=h …");
+    }
+}
+
+/// The store against a real PostgreSQL server with `ssl = on`, a certificate for `localhost`
+/// signed by a CA made in the test, and TCP allowed only over TLS.
+#[cfg(test)]
+mod tls_tests {
+    use crate::store::Store;
+
+    fn port(url: &str) -> &str {
+        let after = url.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
+        after.split('/').next().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn the_store_speaks_tls_with_libpqs_modes() {
+        let ca = kri_testtls::TestCa::new("kri test CA");
+        let cert = ca.server(&["localhost"]);
+        let pg = kri_testpg::TestPg::start_tls(&cert.cert_pem, &cert.key_pem).expect("a TLS test server");
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = ca.write(dir.path(), "ca.pem");
+        let other_ca = kri_testtls::TestCa::new("another CA").write(dir.path(), "other.pem");
+        let (ca_file, other_ca) = (ca_file.display().to_string(), other_ca.display().to_string());
+        let port = port(&pg.url);
+        let at = |host: &str, options: &str| format!("postgres://kri@{host}:{port}/postgres?{options}");
+
+        let encrypted = [
+            at("localhost", &format!("sslmode=verify-full&sslrootcert={ca_file}")),
+            // verify-ca checks the chain, not the name (the certificate is for localhost).
+            at("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca_file}")),
+            at("127.0.0.1", &format!("sslmode=require&sslrootcert={ca_file}")),
+            // require without a root, and the default (prefer): encrypted, like libpq.
+            at("127.0.0.1", "sslmode=require"),
+            at("127.0.0.1", ""),
+            format!("host=localhost port={port} user=kri dbname=postgres sslmode=verify-full sslrootcert='{ca_file}'"),
+        ];
+        for url in &encrypted {
+            let store = Store::connect(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+            drop(store);
+        }
+
+        let refused = [
+            // The server refuses a client that does not encrypt: every case above did.
+            (at("127.0.0.1", "sslmode=disable"), "no encryption"),
+            (
+                at("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={ca_file}")),
+                "certificate",
+            ),
+            (
+                at("localhost", &format!("sslmode=verify-full&sslrootcert={other_ca}")),
+                "name the CA that signed it with sslrootcert=FILE",
+            ),
+            (
+                at("localhost", &format!("sslmode=require&sslrootcert={other_ca}")),
+                "certificate",
+            ),
+            // The system's roots do not know the test CA.
+            (at("localhost", "sslmode=verify-full"), "certificate"),
+            (at("localhost", "sslmode=verify-ca"), "needs sslrootcert=FILE"),
+            (
+                at("localhost", "sslmode=verify-full&sslrootcert=/nonexistent/ca.pem"),
+                "sslrootcert: cannot read `/nonexistent/ca.pem`",
+            ),
+            (at("localhost", "sslmode=always"), "sslmode=always is not a mode"),
+        ];
+        for (url, says) in &refused {
+            let e = Store::connect(url)
+                .await
+                .err()
+                .unwrap_or_else(|| panic!("{url} connected"));
+            let text = e.to_string();
+            assert!(text.contains(says), "{url}: {text}");
+        }
     }
 }
