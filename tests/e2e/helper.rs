@@ -88,6 +88,19 @@ impl Kri {
         self.config_with(None, extra)
     }
 
+    /// `kri.toml` like [`Kri::config`], with `base_url` as the API's address (a TLS front).
+    pub fn config_for(&self, base_url: &str, extra: &str) -> PathBuf {
+        let path = self.config(extra);
+        let text = std::fs::read_to_string(&path).expect("read config");
+        let text = text.replacen(
+            &format!("base_url = \"{}\"", self.sandbox.base_url()),
+            &format!("base_url = \"{base_url}\""),
+            1,
+        );
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
     pub fn db(&self) -> PathBuf {
         self.dir.path().join("kri.db")
     }
@@ -131,7 +144,9 @@ pub async fn run_kri(dir: &std::path::Path, args: &[&str], envs: &[(&str, &str)]
         .env_remove("RUST_LOG")
         .env("NO_COLOR", "1");
     for (k, _) in std::env::vars() {
-        if k.starts_with("KRI_") {
+        // The machine's proxy settings are not the test's: tests that want one set it.
+        let proxy = ["https_proxy", "http_proxy", "all_proxy", "no_proxy"].contains(&k.to_ascii_lowercase().as_str());
+        if k.starts_with("KRI_") || proxy {
             cmd.env_remove(k);
         }
     }

@@ -8,6 +8,7 @@ mod ctr;
 mod faults;
 mod first_hour;
 mod helper;
+mod network;
 mod run;
 mod secrets;
 mod serve;

@@ -126,6 +126,8 @@ pub const FRAMEWORK_KEYS: &[&str] = &[
     "connect_timeout",
     "run_timeout",
     "concurrency",
+    "proxy",
+    "ca_file",
 ];
 
 /// Deserialize `table`, written under `[prefix]`, into `T`; errors name `prefix.field`.

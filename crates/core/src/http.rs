@@ -153,6 +153,122 @@ pub struct HttpOptions {
     /// First wait after a 429 on a pool without a daily limit (a per-minute limit clears in
     /// seconds); doubles each attempt, with jitter. A pool with a daily limit stops instead.
     pub throttled_backoff: Duration,
+    /// Where requests go (`proxy`) and what they trust besides the system's roots (`ca_file`).
+    pub network: Network,
+}
+
+/// The framework keys `proxy` and `ca_file` of a connector (or sink).
+#[derive(Clone, Debug, Default)]
+pub struct Network {
+    pub proxy: Proxy,
+    /// Extra trusted CA certificates: a network that inspects TLS with its own CA. Added to the
+    /// system's roots, never replacing them; there is no switch that trusts anything.
+    pub ca: Option<CaFile>,
+}
+
+/// Through which proxy requests go.
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub enum Proxy {
+    /// `HTTPS_PROXY` / `HTTP_PROXY` / `ALL_PROXY` and `NO_PROXY` from the environment (either
+    /// case), as curl reads them; none set: direct.
+    #[default]
+    Environment,
+    /// `proxy = "none"`: direct, whatever the environment says.
+    Direct,
+    /// `proxy = "http://[user:password@]host:port"`: every request through it. Its password is
+    /// known to the scrubber and never shown.
+    Url(String),
+}
+
+impl Proxy {
+    /// Read a `proxy` value: `none`, or an `http://` / `https://` URL with a host.
+    pub fn parse(text: &str) -> Result<Proxy, String> {
+        let text = text.trim();
+        if text.eq_ignore_ascii_case("none") {
+            return Ok(Proxy::Direct);
+        }
+        let shown = crate::text::visible(&redact_userinfo(text)).into_owned();
+        let url = Url::parse(text).map_err(|e| {
+            format!("`{shown}` is not a proxy URL ({e}): write it like http://proxy.example:3128, or \"none\"")
+        })?;
+        match url.scheme() {
+            "http" | "https" => {}
+            other => {
+                return Err(format!(
+                    "`{shown}`: a {other}:// proxy is not supported; kri speaks to HTTP proxies (http:// or \
+                     https://, with CONNECT for HTTPS)"
+                ));
+            }
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("`{shown}` names no proxy host"));
+        }
+        if let Some(password) = url.password() {
+            crate::secret::register(password);
+            if let Ok(decoded) = percent_encoding::percent_decode_str(password).decode_utf8() {
+                crate::secret::register(&decoded);
+            }
+        }
+        Ok(Proxy::Url(text.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proxy::Environment => f.write_str("Environment"),
+            Proxy::Direct => f.write_str("Direct"),
+            Proxy::Url(u) => write!(f, "Url({})", redact_userinfo(u)),
+        }
+    }
+}
+
+impl std::fmt::Display for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Proxy::Environment => f.write_str("from the environment"),
+            Proxy::Direct => f.write_str("none"),
+            Proxy::Url(u) => f.write_str(&redact_userinfo(u)),
+        }
+    }
+}
+
+/// `scheme://user:***@host…`: a URL's password never shows.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => {
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:***@{}", &rest[at + 1..])
+        }
+        None => url.to_owned(),
+    }
+}
+
+/// The certificates of a `ca_file`, with the file they came from.
+#[derive(Clone)]
+pub struct CaFile {
+    pub path: std::path::PathBuf,
+    pub certs: Arc<Vec<rustls::pki_types::CertificateDer<'static>>>,
+}
+
+impl CaFile {
+    /// Read `path` (PEM); the error names the file and what is wrong, never its content.
+    pub fn read(path: &std::path::Path) -> Result<CaFile, String> {
+        Ok(CaFile {
+            path: path.to_owned(),
+            certs: Arc::new(crate::tls::read_ca_file(path)?),
+        })
+    }
+}
+
+impl std::fmt::Debug for CaFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CaFile({}, {} certificates)", self.path.display(), self.certs.len())
+    }
 }
 
 impl Default for HttpOptions {
@@ -164,6 +280,7 @@ impl Default for HttpOptions {
             backoff: Duration::from_millis(500),
             retry_window: Duration::from_secs(120),
             throttled_backoff: Duration::from_secs(20),
+            network: Network::default(),
         }
     }
 }
@@ -184,30 +301,57 @@ pub struct HttpClient {
     meter: Option<(Budget, Pool)>,
 }
 
-/// One reqwest client per pair of time-outs, shared by every `HttpClient` of the process.
-/// Building one loads the TLS roots (milliseconds each: a thousand tenants' connectors would
-/// take seconds to load), and a shared one keeps its connections to an API host alive across
-/// tenants. Credentials are per request, never per client, so sharing is safe.
-fn shared_client(timeout: Duration, connect_timeout: Duration) -> Result<reqwest::Client, String> {
-    type Clients = std::collections::HashMap<(Duration, Duration), reqwest::Client>;
-    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<Clients>> = std::sync::OnceLock::new();
+/// One reqwest client per set of time-outs and network settings, shared by every `HttpClient`
+/// of the process. Building one loads the TLS roots (milliseconds each: a thousand tenants'
+/// connectors would take seconds to load), and a shared one keeps its connections to an API
+/// host alive across tenants. Credentials are per request, never per client, so sharing is
+/// safe.
+fn shared_client(opts: &HttpOptions) -> Result<reqwest::Client, String> {
+    type Key = (Duration, Duration, Proxy, Option<std::path::PathBuf>);
+    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Key, reqwest::Client>>> =
+        std::sync::OnceLock::new();
+    let network = &opts.network;
+    let key: Key = (
+        opts.timeout,
+        opts.connect_timeout,
+        network.proxy.clone(),
+        network.ca.as_ref().map(|c| c.path.clone()),
+    );
     let mut clients = CLIENTS
         .get_or_init(Default::default)
         .lock()
         .unwrap_or_else(|p| p.into_inner());
-    if let Some(c) = clients.get(&(timeout, connect_timeout)) {
+    if let Some(c) = clients.get(&key) {
         return Ok(c.clone());
     }
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .user_agent(concat!("kri/", env!("CARGO_PKG_VERSION")))
-        .timeout(timeout)
-        .connect_timeout(connect_timeout)
+        .timeout(opts.timeout)
+        .connect_timeout(opts.connect_timeout)
         // Redirects are followed by `send`, same origin only: a 307 to another host would
         // otherwise carry the form body (a client secret) there.
-        .redirect(reqwest::redirect::Policy::none())
+        .redirect(reqwest::redirect::Policy::none());
+    builder = match &network.proxy {
+        Proxy::Environment => builder,
+        Proxy::Direct => builder.no_proxy(),
+        Proxy::Url(url) => builder.proxy(
+            reqwest::Proxy::all(url.as_str())
+                .map_err(|e| format!("proxy {}: {}", network.proxy, scrub(&e.to_string())))?,
+        ),
+    };
+    if let Some(ca) = &network.ca {
+        let certs = ca
+            .certs
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("ca_file `{}`: {e}", ca.path.display()))?;
+        builder = builder.tls_certs_merge(certs);
+    }
+    let client = builder
         .build()
-        .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-    clients.insert((timeout, connect_timeout), client.clone());
+        .map_err(|e| format!("cannot build the HTTP client: {}", scrub(&error_chain(&e))))?;
+    clients.insert(key, client.clone());
     Ok(client)
 }
 
@@ -226,7 +370,7 @@ impl HttpClient {
                 "`{base}` must start with https:// (or http:// for a local test server)"
             ));
         }
-        let client = shared_client(opts.timeout, opts.connect_timeout)?;
+        let client = shared_client(&opts)?;
         Ok(Self {
             client,
             base,
@@ -507,10 +651,14 @@ impl HttpClient {
                 seconds: self.opts.timeout.as_secs(),
             };
         }
-        HttpError::Transport {
-            endpoint,
-            detail: scrub(&error_chain(&e.without_url())),
+        let mut detail = scrub(&error_chain(&e.without_url()));
+        if detail.contains("invalid peer certificate") {
+            detail.push_str(
+                " (the API's certificate is not signed by a CA this machine trusts: if your network inspects TLS \
+                 with its own CA, name that CA's PEM file with ca_file in the connector's table)",
+            );
         }
+        HttpError::Transport { endpoint, detail }
     }
 }
 
@@ -592,6 +740,29 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_is_none_or_an_http_url_and_its_password_never_shows() {
+        assert_eq!(Proxy::parse(" NONE ").unwrap(), Proxy::Direct);
+        let p = Proxy::parse("http://kri:pr0xy-pw-4431@proxy.example:3128").unwrap();
+        assert_eq!(
+            format!("{p} | {p:?}"),
+            "http://kri:***@proxy.example:3128 | Url(http://kri:***@proxy.example:3128)"
+        );
+        assert!(
+            !scrub("proxy said pr0xy-pw-4431").contains("pr0xy-pw-4431"),
+            "the scrubber knows it"
+        );
+        for (bad, says) in [
+            ("socks5://kri:pr0xy-pw-4431@h:1080", "socks5:// proxy is not supported"),
+            ("proxy.example:3128", "not supported"),
+            ("not a url", "is not a proxy URL"),
+            ("http://", "is not a proxy URL"),
+        ] {
+            let e = Proxy::parse(bad).unwrap_err();
+            assert!(e.contains(says) && !e.contains("pr0xy-pw-4431"), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn backoff_doubles_with_jitter() {

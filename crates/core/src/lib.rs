@@ -42,7 +42,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{ConfigError, ConnectorSettings};
 pub use connector::{Connector, Feed, FeedItem, KriResult, Measurement, PlannedCalls, Probe, RunContext};
 pub use error::{HttpError, KriError};
-pub use http::{Answer, HttpClient, HttpOptions, Method, Request};
+pub use http::{Answer, CaFile, HttpClient, HttpOptions, Method, Network, Proxy, Request};
 pub use kri::{Band, Direction, Kri, KriOutcome, KriSpec, KriStatus, Thresholds, Unit};
 pub use lease::{Lease, LeaseError};
 pub use registry::{Family, Registration};

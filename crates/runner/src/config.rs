@@ -14,7 +14,7 @@ use kri_core::config::{
 };
 use kri_core::registry::{self, Registration};
 use kri_core::secret::lenient_string;
-use kri_core::{Connector, HttpOptions, Thresholds};
+use kri_core::{CaFile, Connector, HttpOptions, Network, Proxy, Thresholds};
 use serde::Deserialize;
 
 use crate::Failure;
@@ -776,6 +776,12 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
     // [FAMILY] tables: only registered ones, each checked on its own.
     let families = registry::families();
     let mut shared: BTreeMap<&'static str, Dict> = BTreeMap::new();
+    let mut shared_network: BTreeMap<&'static str, NetworkKeys> = BTreeMap::new();
+    let folder_of = |key: &str| {
+        let md = sources.figment.find_metadata(key)?;
+        let file = md.source.as_ref()?.file_path()?;
+        Some(file.parent().unwrap_or(Path::new("")).to_owned())
+    };
     for (key, value) in top.families {
         let Some(family) = families.iter().find(|f| f.key == key) else {
             let accepted: Vec<&str> = FRAMEWORK_TABLES
@@ -787,7 +793,14 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
             continue;
         };
         match table_of(&key, Some(value)) {
-            Ok(table) => {
+            Ok(mut table) => {
+                // `proxy` and `ca_file` are the framework's: the default of the family's connectors.
+                match NetworkKeys::take(&mut table, &key, &folder_of) {
+                    Ok(net) => {
+                        shared_network.insert(family.key, net);
+                    }
+                    Err(e) => keep(Err(e)),
+                }
                 keep((family.check)(&table));
                 shared.insert(family.key, table);
             }
@@ -873,7 +886,11 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
         let family = reg
             .family
             .map(|key| (key, shared.get(key).cloned().unwrap_or_default()));
-        let common = match Common::take(reg, table, family) {
+        let inherited = reg
+            .family
+            .and_then(|key| shared_network.get(key).cloned())
+            .unwrap_or_default();
+        let common = match Common::take(reg, table, family, &folder_of, &inherited) {
             Ok(c) => c,
             Err(e) => {
                 keep(Err(e));
@@ -957,10 +974,16 @@ pub const MAX_CONCURRENCY: usize = 16;
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl Common {
+    /// `folder_of(key)`: the folder of the file that set `key` (a relative `ca_file` is read
+    /// from there), `None` when it came from the environment (read from the working folder).
+    /// `inherited`: `proxy` / `ca_file` of the connector's family table, used where the
+    /// connector's own table sets none.
     pub fn take(
         reg: &'static Registration,
         mut table: Dict,
         family: Option<(&'static str, Dict)>,
+        folder_of: &dyn Fn(&str) -> Option<PathBuf>,
+        inherited: &NetworkKeys,
     ) -> Result<Self, ConfigError> {
         let key = |k: &str| format!("connectors.{}.{k}", reg.module);
         let enabled = take(&mut table, "enabled", key("enabled"), Value::deserialize::<Text>)?
@@ -990,12 +1013,19 @@ impl Common {
                 .map(|Text(t)| parse_bounded(&t, min, max).map_err(|m| ConfigError::invalid(key(field), m)))
                 .transpose()
         };
+        let timeout = duration("timeout", 1, 3600)?.unwrap_or(defaults.timeout);
+        let connect_timeout = duration("connect_timeout", 1, 300)?.unwrap_or(defaults.connect_timeout);
+        let run_timeout = duration("run_timeout", 1, 86_400)?.unwrap_or(DEFAULT_RUN_TIMEOUT);
+        let own = NetworkKeys::take(&mut table, &format!("connectors.{}", reg.module), folder_of)?;
         let http = HttpOptions {
-            timeout: duration("timeout", 1, 3600)?.unwrap_or(defaults.timeout),
-            connect_timeout: duration("connect_timeout", 1, 300)?.unwrap_or(defaults.connect_timeout),
+            timeout,
+            connect_timeout,
+            network: Network {
+                proxy: own.proxy.or_else(|| inherited.proxy.clone()).unwrap_or_default(),
+                ca: own.ca.or_else(|| inherited.ca.clone()),
+            },
             ..defaults
         };
-        let run_timeout = duration("run_timeout", 1, 86_400)?.unwrap_or(DEFAULT_RUN_TIMEOUT);
         let concurrency = take(
             &mut table,
             "concurrency",
@@ -1028,6 +1058,43 @@ impl Common {
             run_timeout,
             settings,
         })
+    }
+}
+
+/// The network keys of one table (a connector's, or its family's): `proxy` and `ca_file`.
+#[derive(Debug, Default, Clone)]
+pub struct NetworkKeys {
+    pub proxy: Option<Proxy>,
+    pub ca: Option<CaFile>,
+}
+
+impl NetworkKeys {
+    /// Take `proxy` and `ca_file` out of `table` (written under `[prefix]`), checked: the proxy
+    /// URL's shape, the CA file read (relative to the folder of the file that set it).
+    pub fn take(
+        table: &mut Dict,
+        prefix: &str,
+        folder_of: &dyn Fn(&str) -> Option<PathBuf>,
+    ) -> Result<NetworkKeys, ConfigError> {
+        let key = |k: &str| format!("{prefix}.{k}");
+        let proxy = take(table, "proxy", key("proxy"), Value::deserialize::<String>)?
+            .map(|text| Proxy::parse(&text).map_err(|m| ConfigError::invalid(key("proxy"), m)))
+            .transpose()?;
+        let ca = take(table, "ca_file", key("ca_file"), Value::deserialize::<PathBuf>)?
+            .map(|path| {
+                let path = match folder_of(&key("ca_file")) {
+                    Some(folder) if path.is_relative() => folder.join(path),
+                    _ => path,
+                };
+                CaFile::read(&path).map_err(|m| {
+                    ConfigError::invalid(
+                        key("ca_file"),
+                        format!("{m} (ca_file names a PEM file of CA certificates to trust besides the system's)"),
+                    )
+                })
+            })
+            .transpose()?;
+        Ok(NetworkKeys { proxy, ca })
     }
 }
 
