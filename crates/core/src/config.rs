@@ -22,6 +22,8 @@ pub struct ConfigError {
     /// True when something required is absent (rather than present and wrong). The runner
     /// tolerates missing settings for disabled connectors, never wrong ones.
     pub missing: bool,
+    /// The other errors of the same table, found at once (a table with two bad keys says both).
+    pub more: Vec<ConfigError>,
 }
 
 impl ConfigError {
@@ -30,6 +32,7 @@ impl ConfigError {
             key: key.into(),
             message: message.into(),
             missing: false,
+            more: Vec::new(),
         }
     }
     pub fn missing(key: impl Into<String>, message: impl Into<String>) -> Self {
@@ -37,6 +40,7 @@ impl ConfigError {
             key: key.into(),
             message: message.into(),
             missing: true,
+            more: Vec::new(),
         }
     }
 }
@@ -135,9 +139,31 @@ pub fn parse_table<T: DeserializeOwned>(table: &Dict, prefix: &str) -> Result<T,
     parse_keys(table, prefix, &[])
 }
 
-/// [`parse_table`], where `also` are keys accepted there too (taken out before).
+/// [`parse_table`], where `also` are keys accepted there too (taken out before). Every bad key
+/// of the table is reported, not only the first serde meets: each key is then tried alone
+/// (absent keys take their defaults; a required key missing is said once, by the first error).
 fn parse_keys<T: DeserializeOwned>(table: &Dict, prefix: &str, also: &[&str]) -> Result<T, ConfigError> {
-    Figment::from(Serialized::defaults(table)).extract::<T>().map_err(|e| {
+    let extract = |t: &Dict| Figment::from(Serialized::defaults(t)).extract::<T>().map_err(Box::new);
+    let mut first = match extract(table) {
+        Ok(v) => return Ok(v),
+        Err(e) => key_error(&e, prefix, also),
+    };
+    for (k, v) in table {
+        let alone: Dict = [(k.clone(), v.clone())].into_iter().collect();
+        if let Err(e) = extract(&alone)
+            && !matches!(e.kind, figment::error::Kind::MissingField(_))
+        {
+            let e = key_error(&e, prefix, also);
+            if e.key != first.key && !first.more.iter().any(|m| m.key == e.key) {
+                first.more.push(e);
+            }
+        }
+    }
+    Err(first)
+}
+
+fn key_error(e: &figment::Error, prefix: &str, also: &[&str]) -> ConfigError {
+    {
         let field = e.path.join(".");
         let (key, message) = match &e.kind {
             figment::error::Kind::UnknownField(unknown, expected) => {
@@ -151,11 +177,21 @@ fn parse_keys<T: DeserializeOwned>(table: &Dict, prefix: &str, also: &[&str]) ->
                     ),
                 )
             }
-            _ if field.is_empty() => (prefix.to_owned(), describe(&e)),
-            _ => (format!("{prefix}.{field}"), describe(&e)),
+            _ if field.is_empty() => (prefix.to_owned(), describe(e)),
+            _ => (format!("{prefix}.{field}"), describe(e)),
         };
         ConfigError::invalid(key, message)
-    })
+    }
+}
+
+impl ConfigError {
+    /// This error and the others of its table, one by one.
+    pub fn all(mut self) -> Vec<ConfigError> {
+        let more = std::mem::take(&mut self.more);
+        std::iter::once(self)
+            .chain(more.into_iter().flat_map(ConfigError::all))
+            .collect()
+    }
 }
 
 /// ` (did you mean `schedule`?)` for a near miss of one of `candidates`, else nothing.

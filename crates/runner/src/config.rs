@@ -516,7 +516,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
     let mut errors: Vec<String> = Vec::new();
     let mut keep = |r: Result<(), ConfigError>| {
         if let Err(e) = r {
-            errors.push(sources.describe_error(&e));
+            errors.extend(e.all().iter().map(|e| sources.describe_error(e)));
         }
     };
     let store: StoreSection = match table_of("store", top.store).and_then(|t| parse_table(&t, "store")) {
@@ -767,10 +767,10 @@ struct TenantLoad {
 
 /// Validate one tenant's tables and build its enabled connectors.
 fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> TenantLoad {
-    let mut errors: Vec<ConfigError> = Vec::new();
-    let mut keep = |r: Result<(), ConfigError>| {
+    let errors = std::cell::RefCell::new(Errors::default());
+    let keep = |r: Result<(), ConfigError>| {
         if let Err(e) = r {
-            errors.push(e);
+            errors.borrow_mut().add(e, None);
         }
     };
     // [FAMILY] tables: only registered ones, each checked on its own.
@@ -914,7 +914,8 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
                         .push_str(&format!(" (the `{}` connector needs it too)", reg.module)),
                     None => missing_credentials.push(e),
                 },
-                Err(e) => keep(Err(e)),
+                // A shared setting (`[proofpoint] base_url`) wrong for several connectors: said once.
+                Err(e) => errors.borrow_mut().add(e, Some(reg.module)),
             }
         }
         let enabled_key = format!("connectors.{}.enabled", reg.module);
@@ -940,8 +941,46 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
             modules,
             thresholds,
         },
-        errors,
+        errors: errors.into_inner().finish(),
         missing: missing_credentials,
+    }
+}
+
+/// A tenant's config errors, each said once: every error of a table (not only the first), and
+/// an error several connectors share (a family's key) once, naming them.
+#[derive(Default)]
+struct Errors {
+    list: Vec<(ConfigError, Vec<&'static str>)>,
+}
+
+impl Errors {
+    fn add(&mut self, e: ConfigError, module: Option<&'static str>) {
+        for e in e.all() {
+            match self
+                .list
+                .iter_mut()
+                .find(|(x, _)| x.key == e.key && x.message == e.message)
+            {
+                Some((_, modules)) => modules.extend(module),
+                None => self.list.push((e, module.into_iter().collect())),
+            }
+        }
+    }
+
+    fn finish(self) -> Vec<ConfigError> {
+        self.list
+            .into_iter()
+            .map(|(mut e, mut modules)| {
+                modules.dedup();
+                if modules.len() > 1 {
+                    let names: Vec<String> = modules.iter().map(|m| format!("`{m}`")).collect();
+                    let (last, rest) = names.split_last().expect("two or more");
+                    e.message
+                        .push_str(&format!(" (for the {} and {last} connectors)", rest.join(", ")));
+                }
+                e
+            })
+            .collect()
     }
 }
 
@@ -1491,6 +1530,23 @@ mod tests {
         );
         assert!(m.contains("\"daily\"") && !m.contains("expected number at 0"), "{m}");
         assert!(m.contains("a number") && !m.contains("f64"), "{m}");
+    }
+
+    /// A shared key wrong for three connectors is one error naming them; a table with two bad
+    /// values says both, not only the first serde meets.
+    #[test]
+    fn a_shared_error_is_said_once_and_every_bad_key_of_a_table_is_said() {
+        let m = message_of("[proofpoint]\nbase_url = \"ftp://tap.example\"\ncredentials = \"svc:pw\"\n");
+        assert_eq!(m.matches("proofpoint.base_url").count(), 1, "{m}");
+        assert!(m.contains("(for the `clear`, `efd` and `tap` connectors)"), "{m}");
+        let m = message_of(
+            "[proofpoint]\ncredentials = \"svc:pw\"\n[connectors.tap]\nlookback_minutes = -5\n\
+             siem_timeout_seconds = \"ten\"\n",
+        );
+        assert!(m.starts_with("2 config errors:"), "{m}");
+        for key in ["connectors.tap.lookback_minutes", "connectors.tap.siem_timeout_seconds"] {
+            assert_eq!(m.matches(&format!("- {key}")).count(), 1, "{key} in {m}");
+        }
     }
 
     #[test]
