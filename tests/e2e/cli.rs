@@ -128,3 +128,31 @@ async fn daemon_runs_each_connector_then_stops_cleanly_on_sigterm() {
     let runs = history.json()["runs"].as_array().unwrap().len();
     assert_eq!(runs, 3, "{history:?}");
 }
+
+/// `kri … | head`: a reader that closed the pipe ends kri quietly, never with a panic
+/// (exit 101). The read end is closed before kri starts, so every write meets the closed pipe.
+#[test]
+fn a_closed_stdout_ends_output_quietly() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    for args in [
+        &["completions", "zsh"][..],
+        &["man"],
+        &["kris", "--output", "json"],
+        &["kris"],
+    ] {
+        let mut fds = [0; 2];
+        // SAFETY: pipe(2) fills both descriptors; each is owned exactly once below.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        drop(read);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_kri"))
+            .args(args)
+            .stdout(std::process::Stdio::from(write))
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .expect("kri runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "kri {args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "kri {args:?}: {stderr}");
+    }
+}

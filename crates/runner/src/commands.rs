@@ -47,7 +47,10 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         Command::Init { force } => setup::init(cli.config.as_deref(), force),
         Command::Config(ConfigCommand::Check) => setup::check(&sources()?, cli.output),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut crate::cli(), "kri", &mut std::io::stdout());
+            // Into a buffer first: clap_complete panics when its writer fails (`| head`).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut crate::cli(), "kri", &mut script);
+            crate::term::out_bytes(&script);
             Ok(0)
         }
         Command::Man => {

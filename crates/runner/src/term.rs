@@ -23,6 +23,19 @@ pub fn out_line(text: &str) {
     }
 }
 
+/// Bytes to stdout as they are (a generated script); a closed stdout (`| head`) is ignored.
+pub fn out_bytes(bytes: &[u8]) {
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+    }
+}
+
 /// One message for people on stderr, its control characters made visible (line breaks kept: a
 /// message may have several lines; a value from outside inside it is made visible whole where
 /// it is written). A closed stderr is ignored.
