@@ -109,6 +109,31 @@ pub fn from_value_or_file(
             format!("set either {key} or {file_key}, not both"),
         )),
         (Some(v), None) => Ok(Some(v)),
+        (None, file) => from_value_or_file_checked(None, file, key, file_key, |_| Ok(())),
+    }
+}
+
+/// [`from_value_or_file`], the secret checked by `check` BEFORE it is known to the scrubber:
+/// a secret too short to be one ("short") must not be scrubbed out of the very message that
+/// says so. `check`'s message must not quote the secret.
+pub fn from_value_or_file_checked(
+    value: Option<String>,
+    file: Option<&std::path::Path>,
+    key: &str,
+    file_key: &str,
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Option<Secret>, crate::config::ConfigError> {
+    use crate::config::ConfigError;
+    if let Some(v) = &value {
+        check(v).map_err(|m| ConfigError::invalid(key, m))?;
+    }
+    let value = value.map(Secret::new);
+    match (value, file) {
+        (Some(_), Some(_)) => Err(ConfigError::invalid(
+            file_key,
+            format!("set either {key} or {file_key}, not both"),
+        )),
+        (Some(v), None) => Ok(Some(v)),
         (None, None) => Ok(None),
         (None, Some(path)) => {
             let text = std::fs::read_to_string(path)
@@ -120,6 +145,7 @@ pub fn from_value_or_file(
                     format!("`{}` is empty: it should hold the secret", path.display()),
                 ));
             }
+            check(text).map_err(|m| ConfigError::invalid(file_key, m))?;
             Ok(Some(Secret::new(text)))
         }
     }

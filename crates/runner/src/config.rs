@@ -151,24 +151,24 @@ impl ServeSection {
     fn settle(self) -> Result<ServeSettings, ConfigError> {
         let listen_text = self.listen.unwrap_or_else(|| DEFAULT_LISTEN.into());
         let listen = parse_listen(&listen_text).map_err(|m| ConfigError::invalid("serve.listen", m))?;
-        let given = self
-            .token
-            .map(|t| t.trim().to_owned())
-            .filter(|t| !t.is_empty())
-            .map(kri_core::Secret::new);
-        let token =
-            kri_core::secret::from_value_or_file(given, self.token_file.as_deref(), "serve.token", "serve.token_file")?;
-        if token
-            .as_ref()
-            .is_some_and(|t| t.expose().chars().count() < MIN_TOKEN_CHARS)
-        {
-            return Err(ConfigError::invalid(
-                "serve.token",
-                format!(
-                    "the token is too short: use at least {MIN_TOKEN_CHARS} random characters, e.g. the output of `openssl rand -hex 24`"
-                ),
-            ));
-        }
+        let given = self.token.map(|t| t.trim().to_owned()).filter(|t| !t.is_empty());
+        // Checked before the token is known to the scrubber: a too-short token ("short") must
+        // not be scrubbed out of the message that says so.
+        let token = kri_core::secret::from_value_or_file_checked(
+            given,
+            self.token_file.as_deref(),
+            "serve.token",
+            "serve.token_file",
+            |t| {
+                if t.chars().count() < MIN_TOKEN_CHARS {
+                    return Err(format!(
+                        "the token is too short: use at least {MIN_TOKEN_CHARS} random characters, e.g. the output of \
+                         `openssl rand -hex 24`"
+                    ));
+                }
+                Ok(())
+            },
+        )?;
         let grace = match self.grace {
             Some(t) => parse_bounded(&t, 0, 3600).map_err(|m| ConfigError::invalid("serve.grace", m))?,
             None => DEFAULT_GRACE,
@@ -1546,6 +1546,22 @@ mod tests {
         assert!(m.starts_with("2 config errors:"), "{m}");
         for key in ["connectors.tap.lookback_minutes", "connectors.tap.siem_timeout_seconds"] {
             assert_eq!(m.matches(&format!("- {key}")).count(), 1, "{key} in {m}");
+        }
+    }
+
+    /// The check runs before the token is a secret: "short" stays a word of the message.
+    #[test]
+    fn a_short_token_is_said_too_short_in_plain_words() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "short\n").unwrap();
+        for serve in [
+            "token = \"short\"".to_owned(),
+            format!("token_file = \"{}\"", file.display()),
+        ] {
+            let m = message_of(&format!("{OK}[serve]\n{serve}\n"));
+            let shown = kri_core::secret::scrub(&m);
+            assert!(shown.contains("the token is too short: use at least"), "{shown}");
         }
     }
 
