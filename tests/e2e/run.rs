@@ -270,3 +270,72 @@ async fn test_reports_the_vap_count_and_unlicensed_modules() {
     assert_eq!(out.code, 1);
     assert!(out.stdout.contains("HTTP 401"), "{out:?}");
 }
+
+/// Small words that were wrong: a run's values show their previous value in `kri history
+/// --run` as in `kri values`; one call is "1 API call"; a plan within the CTR rate limit says
+/// it fits in a minute, not "at least 0 min".
+#[tokio::test(flavor = "multi_thread")]
+async fn a_runs_values_show_their_previous_value_and_counts_read_right() {
+    let k = Kri::default().await;
+    let cfg = k.config("[connectors.tap]\nenabled = false\n[connectors.clear]\nenabled = false\n");
+    let cfg = cfg.to_str().unwrap();
+    for _ in 0..2 {
+        assert_eq!(k.run(&["--config", cfg, "run"], &[]).await.code, 0);
+        k.advance(chrono::Duration::hours(1));
+    }
+    let history = k
+        .run(&["--config", cfg, "history", "--output", "json"], &[])
+        .await
+        .json();
+    let newest = history["runs"][0]["run_id"].as_str().unwrap().to_owned();
+    let one = k
+        .run(&["--config", cfg, "history", "--run", &newest, "--output", "json"], &[])
+        .await
+        .json();
+    let value = &one["values"][0];
+    assert_eq!(value["previous"], value["value"], "{one}");
+    assert!(!value["previous"].is_null(), "{one}");
+    let table = k.run(&["--config", cfg, "history", "--run", &newest], &[]).await;
+    let calls = one["runs"][0]["api_calls"].as_u64().unwrap();
+    let words = if calls == 1 {
+        "1 API call\n".to_owned()
+    } else {
+        format!("{calls} API calls\n")
+    };
+    assert!(table.stdout.contains(&words), "{table:?}");
+    let previous = format!("{}", value["previous"]);
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.contains(value["slug"].as_str().unwrap()))
+        .unwrap();
+    assert_eq!(row.matches(previous.as_str()).count(), 2, "value and previous: {row}");
+
+    let ctr = format!(
+        "[connectors.ctr]\nenabled = true\nbase_url = \"{0}\"\ntoken_url = \"{0}/v1/token\"\nclient_id = \"{1}\"\n\
+         client_secret = \"{2}\"\n",
+        k.sandbox.base_url(),
+        kri_sandbox::ctr::DEMO_CLIENT_ID,
+        kri_sandbox::ctr::DEMO_CLIENT_SECRET
+    );
+    let cfg = k.config(&ctr);
+    let plan = k
+        .run(
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "run",
+                "--plan",
+                "--only",
+                "ctr",
+                "--output",
+                "json",
+            ],
+            &[],
+        )
+        .await;
+    assert!(
+        plan.stdout.contains("fit in one minute, no waiting") && !plan.stdout.contains("at least 0 min"),
+        "{plan:?}"
+    );
+}

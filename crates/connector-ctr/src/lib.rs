@@ -521,11 +521,13 @@ impl Connector for Ctr {
             detail.push(format!("{}: {what}", kri.slug()));
         }
         if self.config.rate_limit_per_minute > 0 {
-            detail.push(format!(
-                "client-side limit {} calls/min: at least {} min",
-                self.config.rate_limit_per_minute,
-                calls.div_ceil(self.config.rate_limit_per_minute).saturating_sub(1)
-            ));
+            let limit = self.config.rate_limit_per_minute;
+            let waits = calls.div_ceil(limit).saturating_sub(1);
+            detail.push(if waits == 0 {
+                format!("client-side limit {limit} calls/min: the {calls} calls fit in one minute, no waiting")
+            } else {
+                format!("client-side limit {limit} calls/min: at least {waits} min of waiting for the {calls} calls")
+            });
         }
         Ok(vec![
             PlannedCalls {

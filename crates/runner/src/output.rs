@@ -416,11 +416,11 @@ pub fn one_run(rows: &[RunRow], values_of_run: &[ValueRow], out: Output) {
         outln!("  started   {}", r.started_at);
         outln!("  finished  {}", r.finished_at);
         outln!(
-            "  status    {}: {} written, {} skipped, {} API calls",
+            "  status    {}: {} written, {} skipped, {}",
             r.status,
             r.rows_written,
             r.rows_skipped,
-            r.api_calls
+            api_calls(r.api_calls)
         );
         if let Some(e) = &r.error {
             outln!("  error     {}", visible(e));

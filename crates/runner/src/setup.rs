@@ -110,18 +110,41 @@ fn secret_key(line: &str) -> Option<&'static str> {
     SECRET_KEYS.iter().find(|k| **k == key).copied()
 }
 
-/// The sample with its secret lines commented out.
+/// The sample with its secret lines commented out, each with one comment: the variable that
+/// should carry it (the sample's own comment on that line is replaced, not doubled).
 fn without_secrets(sample: &str) -> String {
-    sample
-        .lines()
-        .map(|line| match secret_key(line.trim()) {
-            Some(_) => format!(
-                "# {}   # set it in the environment instead (top of this file)\n",
-                line.trim()
-            ),
-            None => format!("{line}\n"),
-        })
-        .collect()
+    let mut table = String::new();
+    let mut out = String::new();
+    for line in sample.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            table = name.to_owned();
+        }
+        match secret_key(t) {
+            Some(key) => {
+                let var = format!("KRI_{}__{}", table.replace('.', "__"), key).to_uppercase();
+                out.push_str(&format!("# {}   # set {var} in the environment instead\n", code_of(t)));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
+
+/// A TOML line without its comment: up to the first `#` outside a string.
+fn code_of(line: &str) -> &str {
+    let mut quoted = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            '#' if !quoted => return line[..i].trim_end(),
+            _ => {}
+        }
+    }
+    line.trim_end()
 }
 
 /// Every key set (file or environment), flattened, with its value (secrets redacted).
@@ -293,5 +316,33 @@ pub fn scenario(clock: &dyn Clock) -> Scenario {
     Scenario {
         now: fixed.then(|| clock.now()),
         ..Scenario::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A secret line of the written config carries one comment, naming its variable; the
+    /// sample's own "better: …" comment is not doubled after it.
+    #[test]
+    fn kri_init_comments_each_secret_line_once() {
+        let text = sample_config();
+        let secret_lines: Vec<&str> = text
+            .lines()
+            .filter(|l| l.contains("in the environment instead"))
+            .collect();
+        assert!(secret_lines.len() >= 2, "{text}");
+        for line in secret_lines {
+            assert_eq!(line.matches('#').count(), 2, "{line}");
+            assert!(!line.contains("better:"), "{line}");
+        }
+        assert!(
+            text.contains(
+                "# credentials = \"principal:secret\"   # set KRI_PROOFPOINT__CREDENTIALS in the environment instead\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(code_of(r#"a = "x # y"   # note"#), r#"a = "x # y""#);
     }
 }
