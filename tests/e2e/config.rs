@@ -118,3 +118,61 @@ async fn a_missing_explicit_config_file_is_exit_2() {
         "{out:?}"
     );
 }
+
+/// Relative paths are relative to the config file, everywhere; a read command without any
+/// config says so (exit 2), and with one names the config and store it read.
+#[tokio::test(flavor = "multi_thread")]
+async fn relative_paths_follow_the_config_file_and_read_commands_say_what_they_read() {
+    let k = Kri::default().await;
+    let conf = k.dir.path().join("conf");
+    std::fs::create_dir_all(conf.join("secrets")).unwrap();
+    std::fs::write(conf.join("secrets/pp"), format!("{}\n", k.sandbox.credentials())).unwrap();
+    let cfg = conf.join("kri.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[store]\npath = \"data/kri.db\"\n[proofpoint]\nbase_url = \"{}\"\ncredentials_file = \"secrets/pp\"\n\
+             [connectors.efd]\nenabled = false\n[connectors.clear]\nenabled = false\n",
+            k.sandbox.base_url()
+        ),
+    )
+    .unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let now = k.now().to_rfc3339();
+    let envs = [("KRI_TEST_NOW", now.as_str())];
+    let at = |dir: &std::path::Path, args: &[&str]| {
+        let (dir, args) = (dir.to_owned(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>());
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_kri(&dir, &args, &envs).await
+        }
+    };
+
+    // Nothing collected yet: the message names the store and the config it came from.
+    let out = at(elsewhere.path(), &["--config", cfg, "values"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(
+        out.stdout.contains("No values stored yet in")
+            && out.stdout.contains(&conf.join("data/kri.db").display().to_string())
+            && out.stdout.contains(cfg),
+        "{out:?}"
+    );
+    // The run, from another folder, writes the store beside the config and reads the secret file there.
+    let out = at(elsewhere.path(), &["--config", cfg, "run", "--only", "tap"]).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(conf.join("data/kri.db").exists() && !elsewhere.path().join("data").exists());
+    let out = at(elsewhere.path(), &["--config", cfg, "values", "pp_vap_count"]).await;
+    assert!(out.stdout.contains("pp_vap_count"), "{out:?}");
+
+    // No config at all: a read command says there is nothing to read from (exit 2).
+    let empty = tempfile::tempdir().unwrap();
+    for args in [&["values"][..], &["history"]] {
+        let out = at(empty.path(), args).await;
+        assert_eq!(out.code, 2, "{args:?}: {out:?}");
+        assert!(
+            out.stderr.contains("no config") && out.stderr.contains("--config FILE"),
+            "{out:?}"
+        );
+    }
+}

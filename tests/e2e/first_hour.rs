@@ -229,8 +229,10 @@ async fn read_only_commands_create_no_file_and_no_folder() {
         );
     }
     let empty = tempfile::tempdir().expect("dir");
+    // Without any config there is nothing to read: said (exit 2), and still nothing created.
     let out = run_kri(empty.path(), &["history"], &[]).await;
-    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(out.stderr.contains("no config"), "{out:?}");
     assert!(!empty.path().join("kri.db").exists(), "kri history created kri.db");
 }
 

@@ -109,6 +109,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         }
         Command::History { limit, module, run } => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
+            needs_config(&loaded, "history")?;
             if let Some(m) = &module {
                 check_module(&loaded, m)?;
             }
@@ -116,10 +117,10 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
                 if let Some(id) = run {
                     return Err(Failure::runtime(format!(
                         "no run `{id}`: there is no store yet at {}",
-                        loaded.store_path.display()
+                        loaded.store_and_config()
                     )));
                 }
-                output::history(&[], cli.output);
+                output::history(&[], cli.output, &loaded.store_and_config());
                 return Ok(0);
             };
             let read = |e: kri_core::store::StoreError| Failure::runtime(e.to_string());
@@ -128,7 +129,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
                 return one_run(&store, id.trim(), cli.output).await;
             }
             let rows = store.history(limit, module).await.map_err(read)?;
-            output::history(&rows, cli.output);
+            output::history(&rows, cli.output, &loaded.store_and_config());
             Ok(0)
         }
         Command::Values {
@@ -139,13 +140,14 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             all,
         } => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
+            needs_config(&loaded, "values")?;
             if let Some(s) = &slug
                 && kri_core::registry::find_kri(s).is_none()
             {
                 return Err(Failure::config(format!("unknown KRI `{s}`: `kri kris` lists the KRIs")));
             }
             let Some(store) = open_existing(&loaded).await? else {
-                output::values(&[], None, cli.output);
+                output::ValuesOut::start(cli.output, loaded.store_and_config()).finish(None);
                 return Ok(0);
             };
             let store = store.scoped(loaded.tenant_filter().as_deref());
@@ -158,7 +160,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
                 limit: if all { ALL_PAGE } else { limit },
                 cursor,
             };
-            let mut out = output::ValuesOut::start(cli.output);
+            let mut out = output::ValuesOut::start(cli.output, loaded.store_and_config());
             loop {
                 let page = store
                     .values_page(&q)
@@ -320,6 +322,18 @@ fn store_failure(path: &std::path::Path, e: kri_core::store::StoreError) -> Fail
         ));
     }
     Failure::runtime(e.to_string())
+}
+
+/// A read command without any config (no file, no `KRI_…` setting) has no store to read: it
+/// says so (exit 2) rather than "nothing stored yet", which reads like an empty store.
+fn needs_config(loaded: &Loaded, command: &str) -> Result<(), Failure> {
+    if loaded.configured {
+        return Ok(());
+    }
+    Err(Failure::config(format!(
+        "no config: there is no `kri.toml` here and no KRI_… setting in the environment, so `kri {command}` has \
+         no store to read. Pass --config FILE (or KRI_CONFIG), or run it in the folder of your kri.toml"
+    )))
 }
 
 /// The store, when it exists; read-only commands create no file and no folder (a PostgreSQL

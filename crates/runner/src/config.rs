@@ -282,6 +282,11 @@ pub struct Loaded {
     pub tenants: Vec<Tenant>,
     /// Whether the config has `[tenants]` (output then names tenants).
     pub multi_tenant: bool,
+    /// Whether anything configured kri: a config file, or a `KRI_…` setting. Without either, a
+    /// read command has nothing to read and says so.
+    pub configured: bool,
+    /// The config file read, when one was found.
+    pub config_file: Option<PathBuf>,
 }
 
 /// The passwords a database URL carries: after `user:` and in a `password=` option, as
@@ -332,6 +337,14 @@ pub fn redact_url(url: &str) -> String {
 
 impl Loaded {
     /// Where the store is, for people: the file, or the PostgreSQL URL without its password.
+    /// `kri.db (config conf/kri.toml)`: where a read command looked, for "nothing here yet".
+    pub fn store_and_config(&self) -> String {
+        match &self.config_file {
+            Some(f) => format!("{} (config {})", self.store_description(), f.display()),
+            None => format!("{} (settings from the environment)", self.store_description()),
+        }
+    }
+
     pub fn store_description(&self) -> String {
         match &self.store_url {
             Some(url) => redact_url(url),
@@ -646,10 +659,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             tenants.push(one.tenant);
         }
         Some(dir) => {
-            let dir = match (&sources.file, sources.file_found) {
-                (Some(f), true) if dir.is_relative() => f.parent().unwrap_or(Path::new("")).join(dir),
-                _ => dir,
-            };
+            // Relative to the config file when set there (see `resolve_paths`).
             let (files, list_errors) = tenants::list(&dir, "tenants.dir");
             errors.extend(list_errors);
             {
@@ -716,6 +726,8 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             serve,
             tenants,
             multi_tenant,
+            configured: !nothing_set,
+            config_file: sources.file.clone().filter(|_| sources.file_found),
         }),
         1 => Err(Failure::config(format!("config error: {}", errors.remove(0)))),
         n => {
@@ -735,11 +747,55 @@ fn tenants_section_set(sources: &Sources) -> bool {
 
 /// The top level of `sources`, or the error naming what is wrong.
 fn extract(sources: &Sources) -> Result<Top, Failure> {
-    sources.figment.extract().map_err(|e| {
+    let mut top: Top = sources.figment.extract().map_err(|e| {
         let key = e.path.join(".");
         let key = if key.is_empty() { "(top level)".to_owned() } else { key };
         sources.error(ConfigError::invalid(key, describe(&e)))
-    })
+    })?;
+    for (key, table) in [
+        ("store", &mut top.store),
+        ("connectors", &mut top.connectors),
+        ("serve", &mut top.serve),
+        ("tenants", &mut top.tenants),
+    ] {
+        if let Some(v) = table {
+            resolve_paths(sources, key, v);
+        }
+    }
+    for (key, v) in top.families.iter_mut() {
+        resolve_paths(sources, key, v);
+    }
+    Ok(top)
+}
+
+/// Whether `key` names a file or folder: `path`, `dir`, `ca_file`, `…_file`.
+fn is_path_key(key: &str) -> bool {
+    key == "path" || key == "dir" || key.ends_with("_file")
+}
+
+/// Relative paths are relative to the file that sets them, everywhere: a path key set in a
+/// config or tenant file is joined to that file's folder (one set by an environment variable,
+/// or a default, stays relative to the working folder).
+fn resolve_paths(sources: &Sources, key: &str, value: &mut Value) {
+    match value {
+        Value::Dict(_, dict) => {
+            for (k, v) in dict.iter_mut() {
+                resolve_paths(sources, &format!("{key}.{k}"), v);
+            }
+        }
+        Value::String(tag, text) if is_path_key(key.rsplit('.').next().unwrap_or(key)) => {
+            let path = Path::new(text.as_str());
+            if path.is_relative()
+                && !text.is_empty()
+                && let Some(md) = sources.figment.find_metadata(key)
+                && let Some(file) = md.source.as_ref().and_then(|s| s.file_path())
+            {
+                let joined = file.parent().unwrap_or(Path::new("")).join(path);
+                *value = Value::String(*tag, joined.display().to_string());
+            }
+        }
+        _ => {}
+    }
 }
 
 fn table_of(key: &str, v: Option<Value>) -> Result<Dict, ConfigError> {
@@ -777,11 +833,6 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
     let families = registry::families();
     let mut shared: BTreeMap<&'static str, Dict> = BTreeMap::new();
     let mut shared_network: BTreeMap<&'static str, NetworkKeys> = BTreeMap::new();
-    let folder_of = |key: &str| {
-        let md = sources.figment.find_metadata(key)?;
-        let file = md.source.as_ref()?.file_path()?;
-        Some(file.parent().unwrap_or(Path::new("")).to_owned())
-    };
     for (key, value) in top.families {
         let Some(family) = families.iter().find(|f| f.key == key) else {
             let accepted: Vec<&str> = FRAMEWORK_TABLES
@@ -795,7 +846,7 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
         match table_of(&key, Some(value)) {
             Ok(mut table) => {
                 // `proxy` and `ca_file` are the framework's: the default of the family's connectors.
-                match NetworkKeys::take(&mut table, &key, &folder_of) {
+                match NetworkKeys::take(&mut table, &key) {
                     Ok(net) => {
                         shared_network.insert(family.key, net);
                     }
@@ -890,7 +941,7 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
             .family
             .and_then(|key| shared_network.get(key).cloned())
             .unwrap_or_default();
-        let common = match Common::take(reg, table, family, &folder_of, &inherited) {
+        let common = match Common::take(reg, table, family, &inherited) {
             Ok(c) => c,
             Err(e) => {
                 keep(Err(e));
@@ -1013,15 +1064,12 @@ pub const MAX_CONCURRENCY: usize = 16;
 pub const DEFAULT_RUN_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 impl Common {
-    /// `folder_of(key)`: the folder of the file that set `key` (a relative `ca_file` is read
-    /// from there), `None` when it came from the environment (read from the working folder).
     /// `inherited`: `proxy` / `ca_file` of the connector's family table, used where the
     /// connector's own table sets none.
     pub fn take(
         reg: &'static Registration,
         mut table: Dict,
         family: Option<(&'static str, Dict)>,
-        folder_of: &dyn Fn(&str) -> Option<PathBuf>,
         inherited: &NetworkKeys,
     ) -> Result<Self, ConfigError> {
         let key = |k: &str| format!("connectors.{}.{k}", reg.module);
@@ -1055,7 +1103,7 @@ impl Common {
         let timeout = duration("timeout", 1, 3600)?.unwrap_or(defaults.timeout);
         let connect_timeout = duration("connect_timeout", 1, 300)?.unwrap_or(defaults.connect_timeout);
         let run_timeout = duration("run_timeout", 1, 86_400)?.unwrap_or(DEFAULT_RUN_TIMEOUT);
-        let own = NetworkKeys::take(&mut table, &format!("connectors.{}", reg.module), folder_of)?;
+        let own = NetworkKeys::take(&mut table, &format!("connectors.{}", reg.module))?;
         let http = HttpOptions {
             timeout,
             connect_timeout,
@@ -1109,22 +1157,15 @@ pub struct NetworkKeys {
 
 impl NetworkKeys {
     /// Take `proxy` and `ca_file` out of `table` (written under `[prefix]`), checked: the proxy
-    /// URL's shape, the CA file read (relative to the folder of the file that set it).
-    pub fn take(
-        table: &mut Dict,
-        prefix: &str,
-        folder_of: &dyn Fn(&str) -> Option<PathBuf>,
-    ) -> Result<NetworkKeys, ConfigError> {
+    /// URL's shape, the CA file read (a relative path was made relative to the file that set
+    /// it when the config was read).
+    pub fn take(table: &mut Dict, prefix: &str) -> Result<NetworkKeys, ConfigError> {
         let key = |k: &str| format!("{prefix}.{k}");
         let proxy = take(table, "proxy", key("proxy"), Value::deserialize::<String>)?
             .map(|text| Proxy::parse(&text).map_err(|m| ConfigError::invalid(key("proxy"), m)))
             .transpose()?;
         let ca = take(table, "ca_file", key("ca_file"), Value::deserialize::<PathBuf>)?
             .map(|path| {
-                let path = match folder_of(&key("ca_file")) {
-                    Some(folder) if path.is_relative() => folder.join(path),
-                    _ => path,
-                };
                 CaFile::read(&path).map_err(|m| {
                     ConfigError::invalid(
                         key("ca_file"),

@@ -337,7 +337,8 @@ const HISTORY_CSV: [&str; 11] = [
     "tenant",
 ];
 
-pub fn history(rows: &[RunRow], out: Output) {
+/// `store`: where the runs were read (said when there are none).
+pub fn history(rows: &[RunRow], out: Output, store: &str) {
     match out {
         Output::Json => return print_json(&json!({ "runs": rows })),
         Output::Csv => {
@@ -364,7 +365,7 @@ pub fn history(rows: &[RunRow], out: Output) {
         Output::Table => {}
     }
     if rows.is_empty() {
-        outln!("No runs stored yet: `kri run` makes the first one.");
+        outln!("No runs stored yet in {store}: `kri run` makes the first one.");
         return;
     }
     let columns = [
@@ -402,7 +403,7 @@ pub fn one_run(rows: &[RunRow], values_of_run: &[ValueRow], out: Output) {
     match out {
         Output::Json => return print_json(&json!({ "runs": rows, "values": values_of_run })),
         // The run's connector rows, as `kri history --output csv` prints them.
-        Output::Csv => return history(rows, out),
+        Output::Csv => return history(rows, out, ""),
         Output::Table => {}
     }
     let values = values_of_run;
@@ -454,10 +455,12 @@ pub struct ValuesOut {
     printed: usize,
     /// JSON: the last row, printed once it is known whether a comma follows it.
     pending: Option<String>,
+    /// Where the values are read (said when there are none).
+    store: String,
 }
 
 impl ValuesOut {
-    pub fn start(out: Output) -> ValuesOut {
+    pub fn start(out: Output, store: String) -> ValuesOut {
         if out == Output::Csv {
             print_csv(&VALUES_CSV, &[]);
         }
@@ -465,6 +468,7 @@ impl ValuesOut {
             out,
             printed: 0,
             pending: None,
+            store,
         }
     }
 
@@ -504,7 +508,7 @@ impl ValuesOut {
             }
             Output::Table => {
                 if self.printed == 0 {
-                    outln!("No values stored yet: `kri run` collects them.");
+                    outln!("No values stored yet in {}: `kri run` collects them.", self.store);
                 } else if let Some(c) = next {
                     outln!("More values: add --cursor {c} for the next page, or --all for every one.");
                 }
@@ -514,12 +518,6 @@ impl ValuesOut {
 }
 
 /// One page of values (and where the next starts), printed at once.
-pub fn values(rows: &[ValueRow], next: Option<&str>, out: Output) {
-    let mut o = ValuesOut::start(out);
-    o.page(rows);
-    o.finish(next);
-}
-
 fn value_csv(r: &ValueRow) -> Vec<String> {
     let num = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     vec![
