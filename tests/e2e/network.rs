@@ -138,3 +138,34 @@ async fn requests_go_through_the_named_proxy_or_the_environments() {
         assert!(!out.all().contains(secret), "{out:?}");
     }
 }
+
+/// A host name that does not resolve: the error names the host and the key that set it, says
+/// what to try, is not retried, stops the pool at once, and the log has a line or two, not
+/// dozens.
+#[tokio::test]
+async fn a_host_that_does_not_resolve_is_named_with_its_key_and_not_retried() {
+    let k = Kri::default().await;
+    let cfg = k.config_for(
+        "https://tap-api.no-such-host.invalid",
+        "[connectors.efd]\nenabled = false\n[connectors.clear]\nenabled = false\n",
+    );
+    let out = k.run_only(&cfg, "tap", &[]).await;
+    assert_eq!(out.code, 1, "{out:?}");
+    let run = out.json();
+    let tap = crate::helper::connector(&run, "tap");
+    let vap = crate::helper::kri(&run, "pp_vap_count")["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        vap.contains("`tap-api.no-such-host.invalid`")
+            && vap.contains("proofpoint.base_url")
+            && vap.contains("does not resolve"),
+        "{vap}"
+    );
+    // Each pool tried at most as many requests as it had in flight, none retried.
+    assert!(tap["api_calls"].as_u64().unwrap() <= 12, "{tap}");
+    assert!(!out.stderr.contains("retrying"), "{}", out.stderr);
+    let warnings = out.stderr.lines().filter(|l| l.contains("WARN")).count();
+    assert!(warnings <= 6, "{warnings} WARN lines:\n{}", out.stderr);
+}

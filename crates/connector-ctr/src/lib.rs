@@ -264,9 +264,11 @@ impl Ctr {
             TOKEN_POOL,
             CLIENT_CREDENTIALS_HINT,
         )
-        .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.token_url"), m))?;
+        .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.token_url"), m))?
+        .from_key(format!("connectors.{MODULE}.token_url"));
         let http = HttpClient::new(&config.base_url, Arc::new(tokens), config.http.clone())
-            .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.base_url"), m))?;
+            .map_err(|m| ConfigError::invalid(format!("connectors.{MODULE}.base_url"), m))?
+            .from_key(format!("connectors.{MODULE}.base_url"));
         Ok(Self {
             pool: CTR_POOL.per_minute(config.rate_limit_per_minute),
             config,

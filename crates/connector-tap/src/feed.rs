@@ -176,7 +176,8 @@ impl Siem {
                     facts.insert(w.slot, f);
                 }
                 Err(e) => {
-                    tracing::warn!(slot = %fmt_time(&w.slot), "SIEM window not read: {e}");
+                    // The KRI's message says how many windows failed and why; each one under -v.
+                    tracing::debug!(slot = %fmt_time(&w.slot), "SIEM window not read: {e}");
                     failed.insert(w.slot, e);
                 }
             }

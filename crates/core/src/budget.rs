@@ -139,9 +139,18 @@ impl Budget {
         self.with_pool(pool, |p| p.stopped.is_some())
     }
 
+    /// Stop `pool` for this run, saying why once (requests in flight may stop it again).
     fn stop(&self, pool: &Pool, why: String) {
-        tracing::warn!(pool = pool.name, "{why}");
-        self.with_pool(pool, |p| p.stopped = Some(why));
+        let first = self.with_pool(pool, |p| {
+            let first = p.stopped.is_none();
+            if first {
+                p.stopped = Some(why.clone());
+            }
+            first
+        });
+        if first {
+            tracing::warn!(pool = pool.name, "{why}");
+        }
     }
 
     /// Let one request go on the wire: refused when the pool is stopped or its 24 h budget is
@@ -232,6 +241,15 @@ impl Budget {
                 endpoint: endpoint.clone(),
                 detail,
             });
+        }
+        // The host does not resolve, or its certificate is refused: the next call would fail the
+        // same way, so none is made.
+        if let HttpError::Unreachable { detail, .. } = &e {
+            self.stop(
+                pool,
+                format!("kri stopped calling the `{}` pool for this run: {detail}", pool.name),
+            );
+            return Err(e);
         }
         let Some(kind) = e.kind() else {
             if !matches!(e, HttpError::NotCalled { .. }) {

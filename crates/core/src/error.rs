@@ -27,6 +27,10 @@ pub enum HttpError {
     Timeout { endpoint: String, seconds: u64 },
     #[error("could not reach {endpoint}: {detail}")]
     Transport { endpoint: String, detail: String },
+    /// The API cannot be reached and trying again in a moment will not change that: its host
+    /// name does not resolve, or its certificate is refused. Never retried.
+    #[error("could not reach {endpoint}: {detail}")]
+    Unreachable { endpoint: String, detail: String },
     /// The answer began but its body stopped short (the connection closed): nothing of it counts.
     #[error("the answer of {endpoint} was cut off before it was complete, so nothing of it was counted: {detail}")]
     Cut { endpoint: String, detail: String },
@@ -83,6 +87,7 @@ impl HttpError {
             | HttpError::Status { endpoint, .. }
             | HttpError::Timeout { endpoint, .. }
             | HttpError::Transport { endpoint, .. }
+            | HttpError::Unreachable { endpoint, .. }
             | HttpError::Cut { endpoint, .. }
             | HttpError::Decode { endpoint, .. }
             | HttpError::Redirect { endpoint, .. }
@@ -98,6 +103,7 @@ impl HttpError {
             HttpError::NotFound { .. } | HttpError::NotCalled { .. } => None,
             HttpError::Timeout { .. } => Some("time-out".into()),
             HttpError::Transport { .. } => Some("connection failure".into()),
+            HttpError::Unreachable { .. } => Some("unreachable".into()),
             HttpError::Cut { .. } => Some("answer cut off".into()),
             HttpError::Decode { .. } => Some("unreadable answer".into()),
             HttpError::Redirect { .. } => Some("redirect to another origin".into()),

@@ -299,6 +299,8 @@ pub struct HttpClient {
     auth: Arc<dyn Auth>,
     opts: HttpOptions,
     meter: Option<(Budget, Pool)>,
+    /// The config key the address came from (`proofpoint.base_url`), for network errors.
+    origin_key: Option<String>,
 }
 
 /// One reqwest client per set of time-outs and network settings, shared by every `HttpClient`
@@ -378,7 +380,16 @@ impl HttpClient {
             auth,
             opts,
             meter: None,
+            origin_key: None,
         })
+    }
+
+    /// The same client, its network errors naming `key` as where its address is set.
+    pub fn from_key(self, key: impl Into<String>) -> Self {
+        Self {
+            origin_key: Some(key.into()),
+            ..self
+        }
     }
 
     /// The same client, admitting and counting every request it sends in `pool` of `budget`
@@ -478,7 +489,12 @@ impl HttpClient {
                     if stopped || started.elapsed() + wait > self.opts.retry_window {
                         return Err(e);
                     }
-                    tracing::warn!(%endpoint, error = %e, retry_in_ms = wait.as_millis() as u64, "retrying");
+                    // One line per request at the default level; every further attempt under -v.
+                    if attempt == 0 {
+                        tracing::warn!("{endpoint} failed, retrying: {e}");
+                    } else {
+                        tracing::debug!(%endpoint, error = %e, retry_in_ms = wait.as_millis() as u64, "retrying");
+                    }
                     tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
@@ -651,14 +667,41 @@ impl HttpClient {
                 seconds: self.opts.timeout.as_secs(),
             };
         }
-        let mut detail = scrub(&error_chain(&e.without_url()));
-        if detail.contains("invalid peer certificate") {
-            detail.push_str(
-                " (the API's certificate is not signed by a CA this machine trusts: if your network inspects TLS \
-                 with its own CA, name that CA's PEM file with ca_file in the connector's table)",
-            );
+        let chain = scrub(&error_chain(&e.without_url()));
+        let host = Url::parse(&self.origin)
+            .ok()
+            .and_then(|u| {
+                let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+                u.host_str().map(|h| format!("{h}{port}"))
+            })
+            .unwrap_or_default();
+        let set_in = match &self.origin_key {
+            Some(key) => format!(" (the address is {key})"),
+            None => String::new(),
+        };
+        let lower = chain.to_ascii_lowercase();
+        if lower.contains("dns error") || lower.contains("failed to lookup address") {
+            return HttpError::Unreachable {
+                endpoint,
+                detail: format!(
+                    "the host name `{host}`{set_in} does not resolve ({chain}): check the address for a typo, then \
+                     this machine's DNS; behind a proxy, set proxy (or HTTPS_PROXY)"
+                ),
+            };
         }
-        HttpError::Transport { endpoint, detail }
+        if lower.contains("invalid peer certificate") || lower.contains("certificate") && lower.contains("tls") {
+            return HttpError::Unreachable {
+                endpoint,
+                detail: format!(
+                    "`{host}`{set_in} presented a certificate this machine does not trust ({chain}): if your network \
+                     inspects TLS with its own CA, name that CA's PEM file with ca_file in the connector's table"
+                ),
+            };
+        }
+        HttpError::Transport {
+            endpoint,
+            detail: format!("`{host}`{set_in}: {chain}"),
+        }
     }
 }
 

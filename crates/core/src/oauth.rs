@@ -81,6 +81,14 @@ fn fresh_until(now: Instant, lifetime: Duration) -> Instant {
 impl ClientCredentials {
     /// `token_url` is the full URL of the token endpoint (e.g. `https://auth.example.com/v1/token`);
     /// token requests are counted in `pool`; `hint` is what a 401 should tell the user to check.
+    /// The same token client, its network errors naming `key` as where the token URL is set.
+    pub fn from_key(self, key: impl Into<String>) -> Self {
+        Self {
+            http: self.http.from_key(key),
+            ..self
+        }
+    }
+
     pub fn new(
         token_url: &str,
         client_id: &str,

@@ -96,7 +96,9 @@ pub fn client(
         (None, None) => (DEFAULT_BASE_URL, format!("{FAMILY}.base_url")),
     };
     let auth = BasicAuth::new(credentials, UNAUTHORIZED_HINT).with_forbidden_hint(FORBIDDEN_HINT);
-    HttpClient::new(base, Arc::new(auth), opts).map_err(|m| ConfigError::invalid(base_key, m))
+    HttpClient::new(base, Arc::new(auth), opts)
+        .map(|c| c.from_key(base_key.clone()))
+        .map_err(|m| ConfigError::invalid(base_key, m))
 }
 
 /// Helpers for the TAP-host connectors' tests: their settings with a `[proofpoint]` table.
