@@ -852,3 +852,33 @@ async fn slow_clients_neither_starve_the_others_nor_stay_for_ever() {
     let closed = tokio::time::timeout(Duration::from_secs(20), first.read(&mut buf)).await;
     assert!(closed.is_ok(), "a half request is still open after 20 s");
 }
+
+/// `kri healthcheck` (a container's HEALTHCHECK): exit 0 from a serving kri's /healthz, 1 with
+/// why when nothing answers; never through the environment's proxy.
+#[tokio::test]
+async fn healthcheck_asks_a_serving_kri_and_fails_when_none_answers() {
+    let k = Kri::default().await;
+    let cfg = k.config("");
+    let s = k.start(&cfg, &["serve", "--listen", "127.0.0.1:0"], &[]).await;
+    let url = format!("{}/healthz", s.base);
+    let dead_proxy = [
+        ("HTTP_PROXY", "http://127.0.0.1:9"),
+        ("http_proxy", "http://127.0.0.1:9"),
+    ];
+    let out = k.run(&["healthcheck", "--url", &url], &dead_proxy).await;
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("healthy"), "{out:?}");
+    drop(s);
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = k
+        .run(&["healthcheck", "--url", &format!("http://{free}/healthz")], &[])
+        .await;
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("unhealthy") && out.stderr.contains(&free.to_string()),
+        "{out:?}"
+    );
+}

@@ -53,6 +53,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             crate::term::out_bytes(&script);
             Ok(0)
         }
+        Command::Healthcheck { url } => healthcheck(&url).await,
         Command::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(crate::cli())
@@ -322,6 +323,44 @@ fn store_failure(path: &std::path::Path, e: kri_core::store::StoreError) -> Fail
         ));
     }
     Failure::runtime(e.to_string())
+}
+
+/// `kri healthcheck`: GET `url` (direct, never through a proxy), 5 s at most, no retry.
+async fn healthcheck(url: &str) -> Result<u8, Failure> {
+    let url = url.trim();
+    let (base, path) = match url.split_once("://") {
+        Some((scheme, rest)) => match rest.find('/') {
+            Some(i) => (format!("{scheme}://{}", &rest[..i]), rest[i..].to_owned()),
+            None => (url.to_owned(), "/healthz".to_owned()),
+        },
+        None => {
+            return Err(Failure::config(format!(
+                "--url `{url}` is not a URL: write it like http://127.0.0.1:9741/healthz"
+            )));
+        }
+    };
+    let opts = kri_core::HttpOptions {
+        timeout: std::time::Duration::from_secs(5),
+        connect_timeout: std::time::Duration::from_secs(3),
+        retries: 0,
+        network: kri_core::Network {
+            proxy: kri_core::Proxy::Direct,
+            ca: None,
+        },
+        ..Default::default()
+    };
+    let client = kri_core::HttpClient::new(&base, std::sync::Arc::new(kri_core::NoAuth), opts)
+        .map_err(|m| Failure::config(format!("--url: {m}")))?;
+    match client.stream(kri_core::Request::get(path)).await {
+        Ok(_) => {
+            outln!("healthy: {url} answered 200");
+            Ok(0)
+        }
+        Err(e) => {
+            errln!("unhealthy: {e}");
+            Ok(1)
+        }
+    }
 }
 
 /// A read command without any config (no file, no `KRI_…` setting) has no store to read: it

@@ -581,7 +581,13 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             )));
             None
         }
-        Some(_) if sources.figment.find_value("store.path").is_ok() => {
+        // An empty path counts as unset: `KRI_STORE__PATH=` clears a path a container sets.
+        Some(_)
+            if sources
+                .figment
+                .find_value("store.path")
+                .is_ok_and(|v| v.as_str().is_none_or(|p| !p.trim().is_empty())) =>
+        {
             keep(Err(ConfigError::invalid(
                 "store.path",
                 "set [store] path (an SQLite file) or [store] url (PostgreSQL), not both",
@@ -720,7 +726,11 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
     let multi_tenant = tenants_section_set(sources);
     match errors.len() {
         0 => Ok(Loaded {
-            store_path: store.path,
+            store_path: if store.path.as_os_str().is_empty() {
+                default_store_path()
+            } else {
+                store.path
+            },
             store_url,
             keep_days,
             serve,

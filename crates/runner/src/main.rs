@@ -274,6 +274,17 @@ enum Command {
     /// Print the man page (roff), generated from this command line's definition.
     #[command(after_help = examples!("kri man > kri.1 && man ./kri.1"))]
     Man,
+    /// Ask a running `kri serve` whether it is alive: GET its /healthz. Exit 0 when it answers
+    /// 200, 1 otherwise (with why on stderr). Needs no config; for a container's HEALTHCHECK.
+    #[command(after_help = examples!(
+        "kri healthcheck",
+        "kri healthcheck --url http://127.0.0.1:9741/healthz"
+    ))]
+    Healthcheck {
+        /// The address of /healthz (kri serve's default listen address).
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9741/healthz")]
+        url: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
