@@ -882,3 +882,123 @@ async fn healthcheck_asks_a_serving_kri_and_fails_when_none_answers() {
         "{out:?}"
     );
 }
+
+/// /metrics as Prometheus's own tools read it: `promtool check metrics` passes on the classic
+/// format (what a plain GET gets), OpenMetrics when asked; build and process metrics; each
+/// KRI's direction; a last success of 0 for a connector that never had one; the same order at
+/// every scrape; and the thresholds each band was computed with, as stored with its value.
+#[tokio::test]
+async fn metrics_pass_promtool_negotiate_and_export_what_each_value_was_banded_with() {
+    let k = Kri::default().await;
+    let cfg = k.config(&k.ctr_table("wrong-secret", "enabled = true\n"));
+    let mut s = k.start(&cfg, &["serve", "--listen", "127.0.0.1:0"], &[]).await;
+    s.runs_of(&["tap", "ctr"]).await;
+    // Then a `kri run` on the same store with other thresholds: VAP 12 is red at 5/6.
+    let strict = k.dir.path().join("strict.toml");
+    std::fs::write(
+        &strict,
+        std::fs::read_to_string(&cfg).unwrap() + "[thresholds.pp_vap_count]\namber = 5\nred = 6\n",
+    )
+    .unwrap();
+    assert_eq!(k.run_only(&strict, "tap", &[]).await.code, 0);
+
+    let (code, text) = s.get("/metrics").await;
+    assert_eq!(code, 200);
+    let promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is not installed: apt-get install prometheus (Debian), as .ci/run does");
+    use std::io::Write;
+    promtool.stdin.as_ref().unwrap().write_all(text.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "promtool check metrics: {}{}\n{text}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    let plain = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap();
+    assert!(
+        plain.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let open = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .header(
+            "Accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        open.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
+    assert!(open.text().await.unwrap().ends_with("# EOF\n"));
+
+    // The same order at every scrape (the process's own numbers aside).
+    let steady = |t: &str| {
+        t.lines()
+            .filter(|l| !l.contains("process_"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(steady(&text), steady(&s.get("/metrics").await.1));
+
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let find = |metric: &str, pairs: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|m| m.metric == metric && pairs.iter().all(|(k, v)| m.labels.get(k) == Some(*v)))
+            .map(|m| match m.value {
+                prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no {metric} {pairs:?}:\n{text}"))
+    };
+    assert_eq!(find("kri_build_info", &[("version", env!("CARGO_PKG_VERSION"))]), 1.0);
+    assert!(find("process_resident_memory_bytes", &[]) > 0.0);
+    assert!(find("process_open_fds", &[]) > 0.0);
+    assert_eq!(
+        find(
+            "kri_value",
+            &[("slug", "pp_dmarc_enforcement_pct"), ("direction", "lower_is_worse")]
+        ),
+        60.0
+    );
+    assert_eq!(
+        find(
+            "kri_value",
+            &[("slug", "pp_vap_count"), ("direction", "higher_is_worse")]
+        ),
+        12.0
+    );
+    assert_eq!(find("kri_last_success_timestamp_seconds", &[("module", "ctr")]), 0.0);
+    // The newest VAP value was banded red at 5/6 by that run, while the service's config says
+    // 10/25: the thresholds exported are those the band was computed with.
+    assert_eq!(
+        find("kri_band", &[("slug", "pp_vap_count"), ("band", "red")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        find("kri_threshold", &[("slug", "pp_vap_count"), ("level", "amber")]),
+        5.0
+    );
+    assert_eq!(
+        find("kri_threshold", &[("slug", "pp_vap_count"), ("level", "red")]),
+        6.0
+    );
+}

@@ -173,6 +173,9 @@ pub struct KriOutcome {
     pub status: KriStatus,
     pub band: Option<Band>,
     pub message: Option<String>,
+    /// The thresholds `band` was computed with, stored with the value (not in the JSON).
+    #[serde(skip)]
+    pub thresholds: Option<Thresholds>,
 }
 
 /// Whole numbers print as JSON integers (`12`, not `12.0`); others as they are.
@@ -242,8 +245,10 @@ mod tests {
             status: KriStatus::Ok,
             band: Some(Band::Green),
             message: None,
+            thresholds: Some(Thresholds { amber: 10.0, red: 25.0 }),
         };
         let j = serde_json::to_string(&o).unwrap();
+        assert!(!j.contains("amber"), "the thresholds are not in the run's JSON: {j}");
         assert!(j.contains(r#""value":12,"#), "{j}");
         let o = KriOutcome {
             value: Some(66.67),

@@ -25,6 +25,7 @@ pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Th
                 status: KriStatus::Ok,
                 band: m.banded.then(|| Band::of(m.value, kri.direction(), thresholds)),
                 message: m.warning,
+                thresholds: Some(thresholds),
             }
         }
         Err(e) => match (e.status(), kri.licensed_module()) {
@@ -43,6 +44,7 @@ pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Th
                     status: KriStatus::Unlicensed,
                     band: None,
                     message: Some(message),
+                    thresholds: Some(thresholds),
                 }
             }
             _ => {
@@ -55,6 +57,7 @@ pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Th
                     status: KriStatus::Failed,
                     band: None,
                     message: Some(message),
+                    thresholds: Some(thresholds),
                 }
             }
         },

@@ -96,6 +96,12 @@ pub struct ValueRow {
     /// `value − previous`, when both exist.
     #[serde(serialize_with = "serialize_value")]
     pub delta: Option<f64>,
+    /// The thresholds the value was banded with (`None` for values stored before they were
+    /// kept). Not in the JSON contract yet.
+    #[serde(skip)]
+    pub amber: Option<f64>,
+    #[serde(skip)]
+    pub red: Option<f64>,
 }
 
 pub(crate) fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

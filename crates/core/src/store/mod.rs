@@ -417,6 +417,7 @@ mod tests {
                     status,
                     band: value.map(|_| Band::Green),
                     message: None,
+                    thresholds: value.map(|_| crate::kri::Thresholds { amber: 20.0, red: 30.0 }),
                 }],
                 started_at: t(1),
                 finished_at: t(2),
@@ -581,6 +582,8 @@ mod tests {
         s.write_run(&report("r2", None)).await.unwrap();
         let good = s.last_good("pp_vap_count").await.unwrap().unwrap();
         assert_eq!((good.run_id.as_str(), good.value), ("r1", Some(12.0)));
+        // The thresholds it was banded with are kept with it.
+        assert_eq!((good.amber, good.red), (Some(20.0), Some(30.0)));
         assert_eq!(s.values(Some("pp_vap_count".into()), 10).await.unwrap().len(), 2);
         assert_eq!(s.history(10, None).await.unwrap().len(), 2);
     }

@@ -17,10 +17,10 @@ const RUN_COLUMNS: &str = "tenant, run_id, connector, module, started_at, finish
 /// A value, with the previous good value of its tenant's KRI (from the read model, before this
 /// value updates it).
 const INSERT_VALUE: &str = "INSERT INTO kri_values (tenant, run_id, connector, slug, measured_at, value, unit, status,
-                                                    band, message, previous_value)
+                                                    band, message, previous_value, amber, red)
      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10,
              (SELECT g.value FROM kri_latest l JOIN kri_values g ON g.id = l.good_id
-              WHERE l.tenant = ?1 AND l.slug = ?4))";
+              WHERE l.tenant = ?1 AND l.slug = ?4), ?11, ?12)";
 
 /// The read model of one KRI after the value just inserted: it becomes the newest (unless a
 /// newer one is stored), the newest good one when it has a value, and the band's start moves
@@ -146,7 +146,9 @@ impl Store {
                         k.unit,
                         k.status.as_str(),
                         k.band.map(|b| b.as_str()),
-                        k.message.as_deref().map(scrub)
+                        k.message.as_deref().map(scrub),
+                        k.thresholds.map(|t| t.amber),
+                        k.thresholds.map(|t| t.red)
                     ],
                 ));
                 if let Some(v) = k.value {

@@ -222,6 +222,10 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;",
         fill_read_model!()
     ),
+    // 7: the thresholds each value was banded with: what is shown and exported with a value
+    // (kri_threshold) agrees with its band, whatever the config says now.
+    "ALTER TABLE kri_values ADD COLUMN amber REAL;
+    ALTER TABLE kri_values ADD COLUMN red REAL;",
 ];
 
 /// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
@@ -380,6 +384,8 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         fill_read_model!(),
         "ANALYZE kri_values; ANALYZE runs;"
     ),
+    // 7: the thresholds each value was banded with, as in SQLite.
+    "ALTER TABLE kri_values ADD COLUMN amber DOUBLE PRECISION, ADD COLUMN red DOUBLE PRECISION;",
 ];
 
 /// The key of the advisory lock under which a PostgreSQL store is migrated ("kri_sche").

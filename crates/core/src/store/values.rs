@@ -13,10 +13,10 @@ use crate::report::ValueRow;
 
 /// The columns [`value_row`] reads.
 pub(super) const VALUE_COLUMNS: &str =
-    "tenant, slug, connector, run_id, measured_at, value, unit, status, band, message, previous_value, id";
+    "tenant, slug, connector, run_id, measured_at, value, unit, status, band, message, previous_value, id, amber, red";
 /// [`VALUE_COLUMNS`] of `kri_values v` in a join.
 pub(super) const V_COLUMNS: &str = "v.tenant, v.slug, v.connector, v.run_id, v.measured_at, v.value, v.unit, v.status, v.band, \
-                         v.message, v.previous_value, v.id";
+                         v.message, v.previous_value, v.id, v.amber, v.red";
 
 /// Most values one page of [`Store::values_page`] holds.
 pub const MAX_PAGE: u32 = 10_000;
@@ -406,6 +406,8 @@ pub(super) fn value_row(r: &Row) -> Result<ValueRow, StoreFailure> {
         message: r.opt_text(9)?,
         previous,
         delta: value.zip(previous).map(|(v, p)| v - p),
+        amber: r.opt_real(12)?,
+        red: r.opt_real(13)?,
     })
 }
 

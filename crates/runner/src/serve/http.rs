@@ -215,13 +215,18 @@ async fn kri_page(State(app): Shared, Path(slug): Path<String>, Query(q): Query<
     }
 }
 
-async fn metrics(State(app): Shared) -> Response {
-    let text = super::metrics::render(&app.loaded, &app.store, app.clock.as_ref(), &app.scheduler.slots()).await;
-    answer(
-        StatusCode::OK,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        &text,
+async fn metrics(State(app): Shared, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = super::metrics::Format::negotiate(accept);
+    let text = super::metrics::render(
+        &app.loaded,
+        &app.store,
+        app.clock.as_ref(),
+        &app.scheduler.slots(),
+        format,
     )
+    .await;
+    answer(StatusCode::OK, format.content_type(), &text)
 }
 
 async fn healthz() -> Response {

@@ -40,8 +40,35 @@ fn set(family: &G, labels: Labels, v: f64) {
     family.get_or_create(&labels).set(v);
 }
 
-/// The exposition text (OpenMetrics 1.0, which Prometheus reads).
-pub async fn render(loaded: &Loaded, store: &Store, clock: &dyn Clock, slots: &[SlotView]) -> String {
+/// The two text formats Prometheus reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenMetrics 1.0: what Prometheus asks for first.
+    OpenMetrics,
+    /// The classic text format 0.0.4: for anything that does not ask for OpenMetrics (curl,
+    /// `promtool check metrics`, older scrapers).
+    Text,
+}
+
+impl Format {
+    /// OpenMetrics when the `Accept` header names it, else the classic format.
+    pub fn negotiate(accept: Option<&str>) -> Format {
+        match accept {
+            Some(a) if a.to_ascii_lowercase().contains("application/openmetrics-text") => Format::OpenMetrics,
+            _ => Format::Text,
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+        }
+    }
+}
+
+/// The exposition text in `format`, its series in a stable order (sorted within each metric).
+pub async fn render(loaded: &Loaded, store: &Store, clock: &dyn Clock, slots: &[SlotView], format: Format) -> String {
     let mut registry = Registry::default();
     let up = Gauge::<f64, AtomicU64>::default();
     registry.register(
@@ -49,6 +76,21 @@ pub async fn render(loaded: &Loaded, store: &Store, clock: &dyn Clock, slots: &[
         "1 when the store answered this scrape, 0 when it did not (the other kri_ metrics are then missing)",
         up.clone(),
     );
+    let build = Family::<Labels, Gauge<f64, AtomicU64>>::default();
+    registry.register(
+        "kri_build_info",
+        "The kri build serving these metrics: version and commit labels, value 1",
+        build.clone(),
+    );
+    set(
+        &build,
+        vec![
+            ("version", env!("CARGO_PKG_VERSION").to_owned()),
+            ("commit", env!("BUILD_COMMIT").to_owned()),
+        ],
+        1.0,
+    );
+    process_metrics(&mut registry);
     let ok = fill(&mut registry, loaded, store, clock, slots).await;
     if let Err(e) = &ok {
         tracing::error!("/metrics: {e}");
@@ -58,7 +100,154 @@ pub async fn render(loaded: &Loaded, store: &Store, clock: &dyn Clock, slots: &[
     if let Err(e) = encode(&mut text, &registry) {
         tracing::error!("/metrics: cannot encode: {e}");
     }
-    text
+    reshape(&text, format)
+}
+
+/// OpenMetrics as the client encodes it, each metric's series sorted (the client keeps them in
+/// a hash map, so their order changed at every scrape); for [`Format::Text`], the classic
+/// format: no `# UNIT` or `# EOF`, a counter's HELP and TYPE named with its `_total`.
+fn reshape(open_metrics: &str, format: Format) -> String {
+    let mut out = String::with_capacity(open_metrics.len());
+    let mut header: Vec<String> = Vec::new();
+    let mut samples: Vec<&str> = Vec::new();
+    let flush = |out: &mut String, header: &mut Vec<String>, samples: &mut Vec<&str>| {
+        samples.sort_unstable();
+        for line in header.drain(..) {
+            out.push_str(&line);
+            out.push('\n');
+        }
+        for line in samples.drain(..) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    };
+    let mut counter_help: Option<String> = None;
+    for line in open_metrics.lines() {
+        if line.starts_with("# HELP ") {
+            flush(&mut out, &mut header, &mut samples);
+            counter_help = None;
+            if format == Format::Text {
+                // Held until TYPE says whether the name takes `_total`.
+                counter_help = Some(line.to_owned());
+                continue;
+            }
+            header.push(line.to_owned());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            if format == Format::OpenMetrics {
+                header.push(line.to_owned());
+                continue;
+            }
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
+            let help = counter_help.take().unwrap_or_default();
+            let help_text = help.splitn(4, ' ').nth(3).unwrap_or_default();
+            let name = if kind == "counter" && !name.ends_with("_total") {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            };
+            let kind = if kind == "info" { "gauge" } else { kind };
+            header.push(format!("# HELP {name} {help_text}"));
+            header.push(format!("# TYPE {name} {kind}"));
+        } else if line.starts_with("# UNIT ") || line == "# EOF" {
+            if format == Format::OpenMetrics {
+                if line == "# EOF" {
+                    flush(&mut out, &mut header, &mut samples);
+                }
+                header.push(line.to_owned());
+            }
+        } else if !line.is_empty() {
+            samples.push(line);
+        }
+    }
+    flush(&mut out, &mut header, &mut samples);
+    out
+}
+
+/// `process_*` metrics of this process, as Prometheus's own clients export them, read from
+/// /proc (Linux; elsewhere they are absent).
+fn process_metrics(registry: &mut Registry) {
+    let Some(p) = ProcessStats::read() else { return };
+    let mut g = |name: &str, help: &str, unit: Option<Unit>, v: f64| {
+        let gauge = Gauge::<f64, AtomicU64>::default();
+        gauge.set(v);
+        match unit {
+            Some(u) => registry.register_with_unit(name, help, u, gauge),
+            None => registry.register(name, help, gauge),
+        }
+    };
+    g(
+        "process_resident_memory",
+        "Resident memory size",
+        Some(Unit::Bytes),
+        p.resident_bytes,
+    );
+    g(
+        "process_virtual_memory",
+        "Virtual memory size",
+        Some(Unit::Bytes),
+        p.virtual_bytes,
+    );
+    g(
+        "process_start_time",
+        "Start time of the process since the Unix epoch",
+        Some(Unit::Seconds),
+        p.start_time,
+    );
+    g("process_open_fds", "Open file descriptors", None, p.open_fds);
+    g("process_max_fds", "The limit of open file descriptors", None, p.max_fds);
+    let cpu = Counter::<f64, AtomicU64>::default();
+    cpu.inc_by(p.cpu_seconds);
+    registry.register_with_unit("process_cpu", "User and system CPU time spent", Unit::Seconds, cpu);
+}
+
+#[derive(Debug, Default)]
+struct ProcessStats {
+    cpu_seconds: f64,
+    resident_bytes: f64,
+    virtual_bytes: f64,
+    start_time: f64,
+    open_fds: f64,
+    max_fds: f64,
+}
+
+impl ProcessStats {
+    #[cfg(target_os = "linux")]
+    fn read() -> Option<ProcessStats> {
+        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After the command name in parentheses (which may hold spaces): field 3 onwards.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<f64>().ok());
+        // SAFETY: sysconf only reads configuration values.
+        let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
+        let (ticks, page) = (ticks.max(1) as f64, page.max(1) as f64);
+        let boot = std::fs::read_to_string("/proc/stat")
+            .ok()?
+            .lines()
+            .find_map(|l| l.strip_prefix("btime ")?.trim().parse::<f64>().ok())?;
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes the struct we own.
+        let max_fds = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
+            limit.rlim_cur as f64
+        } else {
+            0.0
+        };
+        Some(ProcessStats {
+            cpu_seconds: (field(14)? + field(15)?) / ticks,
+            start_time: boot + field(22)? / ticks,
+            virtual_bytes: field(23)?,
+            resident_bytes: field(24)? * page,
+            open_fds: std::fs::read_dir("/proc/self/fd").ok()?.count() as f64,
+            max_fds,
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn read() -> Option<ProcessStats> {
+        None
+    }
 }
 
 async fn fill(
@@ -109,12 +298,23 @@ async fn fill(
         .collect();
     for tenant in &loaded.tenants {
         for (m, k) in selected(tenant) {
+            let direction = match k.direction() {
+                kri_core::Direction::HigherIsWorse => "higher_is_worse",
+                kri_core::Direction::LowerIsWorse => "lower_is_worse",
+            };
             let base = || {
                 vec![
                     ("tenant", tenant.name.clone()),
                     ("slug", k.slug().to_owned()),
                     ("module", m.reg.module.to_owned()),
                 ]
+            };
+            // The KRI's series carry its direction, so PromQL can tell "past red" either way.
+            let with_direction = |key: &'static str, v: &str| {
+                let mut l = base();
+                l.push(("direction", direction.to_owned()));
+                l.push((key, v.to_owned()));
+                l
             };
             let with = |key: &'static str, v: &str| {
                 let mut l = base();
@@ -124,22 +324,28 @@ async fn fill(
             let unit = k.unit().as_str();
             let key = (tenant.name.as_str(), k.slug());
             if let Some(good) = good.get(&key) {
-                set(&value, with("unit", unit), good.value.unwrap_or(f64::NAN));
+                set(&value, with_direction("unit", unit), good.value.unwrap_or(f64::NAN));
                 if let Some(t) = parse_time(&good.measured_at) {
                     set(&measured, base(), seconds(&t));
                 }
             }
-            let t = tenant.thresholds_for(k);
-            let mut amber = with("unit", unit);
-            amber.push(("level", "amber".into()));
-            set(&threshold, amber, t.amber);
-            let mut red = with("unit", unit);
-            red.push(("level", "red".into()));
-            set(&threshold, red, t.red);
+            // The thresholds the newest band was computed with, as stored with its value; the
+            // config's only for a value stored before they were kept (or none yet).
             let newest = newest.get(&key);
+            let configured = tenant.thresholds_for(k);
+            let (amber_at, red_at) = match newest.and_then(|v| v.amber.zip(v.red)) {
+                Some(stored) => stored,
+                None => (configured.amber, configured.red),
+            };
+            let mut amber = with_direction("unit", unit);
+            amber.push(("level", "amber".into()));
+            set(&threshold, amber, amber_at);
+            let mut red = with_direction("unit", unit);
+            red.push(("level", "red".into()));
+            set(&threshold, red, red_at);
             for b in ["green", "amber", "red"] {
                 let on = newest.and_then(|v| v.band.as_deref()) == Some(b);
-                set(&band, with("band", b), f64::from(u8::from(on)));
+                set(&band, with_direction("band", b), f64::from(u8::from(on)));
             }
             for s in ["ok", "unlicensed", "failed"] {
                 let on = newest.map(|v| v.status.as_str()) == Some(s);
@@ -151,7 +357,7 @@ async fn fill(
     let last_success = gauge(
         registry,
         "kri_last_success_timestamp",
-        "When the newest run of each connector with status ok finished (Unix time)",
+        "When the newest run of each connector with status ok finished (Unix time; 0 when none has)",
         Some(Unit::Seconds),
     );
     let duration = gauge(
@@ -166,7 +372,24 @@ async fn fill(
         "Connector runs recorded, by module and status (ok, partial, failed); pruning old runs does not lower it",
         runs.clone(),
     );
-    for s in store.run_summary().await? {
+    let summaries = store.run_summary().await?;
+    // Every enabled connector has a last success: 0 until it has one, so an alert on its age
+    // fires for a connector that never succeeded too.
+    for t in &loaded.tenants {
+        for m in t.modules.iter().filter(|m| m.connector.is_some()) {
+            let done = summaries
+                .iter()
+                .any(|s| s.tenant == t.name && s.module == m.reg.module && s.last_success.is_some());
+            if !done {
+                set(
+                    &last_success,
+                    vec![("tenant", t.name.clone()), ("module", m.reg.module.to_owned())],
+                    0.0,
+                );
+            }
+        }
+    }
+    for s in summaries {
         for (st, n) in &s.by_status {
             runs.get_or_create(&vec![
                 ("tenant", s.tenant.clone()),
