@@ -630,5 +630,35 @@ async fn a_kept_demo_and_the_sandbox_let_every_command_be_tried_without_an_accou
         values["values"].as_array().is_some_and(|v| v.len() >= 20),
         "two runs stored: {values}"
     );
+
+    // The README's [tenants] walkthrough on the sandbox, run as written.
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).expect("README");
+    let start = readme
+        .find("```sh\ncd demo && mkdir tenants.d")
+        .expect("the walkthrough in README.md");
+    let block = &readme[start + 6..];
+    let block = &block[..block.find("```").expect("end of the block")];
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_kri"))
+        .parent()
+        .expect("bin dir");
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let walk = tokio::process::Command::new("sh")
+        .args(["-ec", block])
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("KRI_TEST_NOW", &now)
+        .env("NO_COLOR", "1")
+        .output()
+        .await
+        .expect("sh runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&walk.stdout),
+        String::from_utf8_lossy(&walk.stderr),
+    );
+    assert!(
+        walk.status.success(),
+        "the walkthrough failed:\n{block}\n{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("globex") && stdout.contains("pp_vap_count"), "{stdout}");
     let _ = sandbox.kill().await;
 }

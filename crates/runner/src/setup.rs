@@ -306,6 +306,18 @@ pub async fn sandbox(listen: &str, latency: std::time::Duration, clock: Arc<dyn 
         sandbox.description(),
         sandbox.credentials()
     );
+    let tenants: Vec<String> = (1..=SANDBOX_TENANTS)
+        .map(|i| {
+            let ((principal, secret), (client, client_secret)) =
+                (kri_sandbox::tenant_credentials(i), kri_sandbox::tenant_ctr_client(i));
+            format!("credentials \"{principal}:{secret}\" and CTR client {client} / {client_secret}")
+        })
+        .collect();
+    errln!(
+        "For a [tenants] walkthrough, {} more fake tenants, each with its own pools: {}",
+        SANDBOX_TENANTS,
+        tenants.join("; ")
+    );
     crate::serve::until_signal().await;
     Ok(0)
 }
@@ -315,9 +327,16 @@ pub fn scenario(clock: &dyn Clock) -> Scenario {
     let fixed = cfg!(debug_assertions) && std::env::var_os("KRI_TEST_NOW").is_some();
     Scenario {
         now: fixed.then(|| clock.now()),
+        // Two more fake tenants with credentials of their own, for the README's [tenants]
+        // walkthrough: tenants sharing one credential would share (and exhaust) its pools, as
+        // on the real API.
+        tenants: SANDBOX_TENANTS,
         ..Scenario::default()
     }
 }
+
+/// Fake tenants the sandbox serves besides its own (`tenant-0001`, `tenant-0002`).
+const SANDBOX_TENANTS: u32 = 2;
 
 #[cfg(test)]
 mod tests {
