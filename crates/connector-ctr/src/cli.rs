@@ -273,6 +273,15 @@ fn cell(v: &Value) -> String {
     }
 }
 
+/// A time for people: `2026-11-23 09:20Z` (to the minute, UTC), short enough to leave the
+/// title room on a 100-column terminal; the JSON keeps the API's own text.
+fn when(v: &Value) -> String {
+    match v.as_str().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()) {
+        Some(t) => t.to_utc().format("%Y-%m-%d %H:%MZ").to_string(),
+        None => cell(v),
+    }
+}
+
 /// The types of the incident's sources (`sourcesData[].type`), deduplicated.
 fn types(inc: &Value) -> String {
     let mut out: Vec<String> = Vec::new();
@@ -298,11 +307,12 @@ fn incident_table(incidents: &[Value]) -> Table {
         "Title",
         "Source Types",
     ])
-    .with_free_text(&["Type", "Assigned Team Name", "Title", "Source Types"]);
+    // The title tells most: it gives way last.
+    .with_free_text(&["Source Types", "Assigned Team Name", "Type", "Title"]);
     for i in incidents {
         t.row(vec![
             cell(&i["id"]),
-            cell(&i["createdAt"]),
+            when(&i["createdAt"]),
             types(i),
             cell(&i["state"]),
             cell(&i["messageCount"]),
@@ -326,7 +336,7 @@ fn detail_blocks(inc: &Value) -> Vec<Block> {
     .with_free_text(&["Assigned Team Name", "Title"]);
     t.row(vec![
         cell(&inc["id"]),
-        cell(&inc["createdAt"]),
+        when(&inc["createdAt"]),
         cell(&inc["state"]),
         cell(&inc["messageCount"]),
         cell(&inc["assignedTeamName"]),

@@ -138,7 +138,7 @@ impl CtrClient {
 pub use kri_core::ids::is_uuid;
 
 /// The list row enriched with the details of `get`: summary fields win, comments and
-/// activities are added. Arrays the API sent as null become empty.
+/// activities are added, each exactly as the API sent it (a null stays null).
 pub fn merge_details(row: &Value, details: &Value) -> Value {
     let mut merged = row.as_object().cloned().unwrap_or_default();
     if let Some(summary) = details.get("summary").and_then(Value::as_object) {
@@ -147,12 +147,9 @@ pub fn merge_details(row: &Value, details: &Value) -> Value {
         }
     }
     for key in ["comments", "activities"] {
-        let v = details
-            .get(key)
-            .cloned()
-            .filter(|v| !v.is_null())
-            .unwrap_or(Value::Array(vec![]));
-        merged.insert(key.into(), v);
+        if let Some(v) = details.get(key) {
+            merged.insert(key.into(), v.clone());
+        }
     }
     Value::Object(merged)
 }
@@ -163,14 +160,16 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn details_enrich_the_row_and_nulls_become_empty() {
+    fn details_enrich_the_row_as_sent() {
         let row = json!({"id": "a", "title": "t", "assignedUserName": "u"});
         let details = json!({"summary": {"id": "a", "title": "t2", "openedAt": "x"}, "comments": null});
         let m = merge_details(&row, &details);
         assert_eq!(m["title"], "t2");
         assert_eq!(m["assignedUserName"], "u");
         assert_eq!(m["openedAt"], "x");
-        assert_eq!((m["comments"].clone(), m["activities"].clone()), (json!([]), json!([])));
+        // As the API sent them: a null comment list stays null, absent activities stay absent.
+        assert_eq!(m["comments"], Value::Null);
+        assert!(m.get("comments").is_some() && m.get("activities").is_none(), "{m}");
     }
 
     #[test]

@@ -65,7 +65,8 @@ pub struct Table {
     pub header: Vec<String>,
     pub rows: Vec<Vec<String>>,
     /// The headers of free-text columns (titles, names): they wrap, and are the first to go
-    /// when a terminal is too narrow. Other columns (ids, times) are always shown whole.
+    /// when a terminal is too narrow, in this order (the first listed gives way first; list the
+    /// most telling one last). Other columns (ids, times) are always shown whole.
     pub free_text: Vec<String>,
 }
 
@@ -78,7 +79,7 @@ impl Table {
         }
     }
 
-    /// Mark these headers as free text (see [`Table::free_text`]).
+    /// Mark these headers as free text, the first to give way first (see [`Table::free_text`]).
     pub fn with_free_text(mut self, headers: &[&str]) -> Self {
         self.free_text = headers.iter().map(|h| (*h).to_owned()).collect();
         self

@@ -69,16 +69,14 @@ pub fn command(out: &kri_core::command::Output, format: Output) {
         match block {
             kri_core::command::Block::Line(line) => outln!("{}", visible(line)),
             kri_core::command::Block::Table(t) => {
-                let n = t.header.len();
                 let columns: Vec<Column> = t
                     .header
                     .iter()
-                    .enumerate()
-                    .map(|(i, h)| {
-                        let (fit, drop) = if t.free_text.contains(h) {
-                            (Fit::Wrap { min: 12 }, u8::try_from(n - i).unwrap_or(u8::MAX))
-                        } else {
-                            (Fit::Whole, 0)
+                    .map(|h| {
+                        // Free text gives way in the order the connector listed it.
+                        let (fit, drop) = match t.free_text.iter().position(|f| f == h) {
+                            Some(i) => (Fit::Wrap { min: 12 }, u8::try_from(i + 1).unwrap_or(u8::MAX)),
+                            None => (Fit::Whole, 0),
                         };
                         Column {
                             header: h.clone().into(),
