@@ -150,6 +150,35 @@ async fn init_writes_a_config_that_config_check_validates_without_calling_anythi
         cred["from"], "environment variable KRI_PROOFPOINT__CREDENTIALS",
         "{cred}"
     );
+    // Every value in force is listed, the defaults too, each with where it came from.
+    let setting = |key: &str| {
+        check["settings"]
+            .as_array()
+            .and_then(|s| s.iter().find(|s| s["key"] == key))
+            .unwrap_or_else(|| panic!("{key} not listed: {check}"))
+            .clone()
+    };
+    assert!(
+        setting("connectors.tap.lookback_minutes")["from"]
+            .as_str()
+            .unwrap()
+            .ends_with("kri.toml")
+    );
+    for (key, value) in [
+        ("connectors.tap.timeout", "\"1m\""),
+        ("connectors.tap.run_timeout", "\"15m\""),
+        ("serve.listen", "\"127.0.0.1:9741\""),
+        ("connectors.tap.concurrency", "4"),
+        ("connectors.tap.proxy", "\"from the environment\""),
+        ("store.keep_days", "400"),
+    ] {
+        let s = setting(key);
+        assert_eq!(
+            (s["value"].as_str(), s["from"].as_str()),
+            (Some(value), Some("default")),
+            "{s}"
+        );
+    }
     let base = check["settings"]
         .as_array()
         .and_then(|s| s.iter().find(|s| s["key"] == "proofpoint.base_url"))

@@ -32,7 +32,7 @@ pub static KRIS: &[&dyn Kri] = &[&FN_RATE];
 /// CLEAR calls: no published daily limit; counted and guarded all the same.
 pub const CLEAR_POOL: Pool = Pool::unlimited("clear");
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct ClearConfig {
     base_url: Option<String>,

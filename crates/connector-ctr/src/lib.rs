@@ -85,7 +85,7 @@ const MTTC_MAX_ROWS: u32 = 1000;
 pub const FETCH_STATES: &[&str] = &["open_incidents", "closed_incidents"];
 
 /// `[connectors.ctr]`, less the common keys the runner owns.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default = "default_base_url")]

@@ -33,7 +33,7 @@ pub static KRIS: &[&dyn Kri] = &[&DMARC_ENFORCEMENT];
 /// EFD calls: no published daily limit; counted and guarded all the same.
 pub const EFD_POOL: Pool = Pool::unlimited("efd");
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct EfdConfig {
     base_url: Option<String>,

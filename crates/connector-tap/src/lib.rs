@@ -87,7 +87,7 @@ pub const CAMPAIGN_POOL: Pool = Pool::unlimited("campaign");
 const VAP_PATH: &str = "/v2/people/vap";
 
 /// `[connectors.tap]`, less the common keys the runner owns.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct TapConfig {
     /// Overrides `[proofpoint] base_url`.

@@ -55,6 +55,9 @@ pub struct ConnectorSettings {
     family: Option<(&'static str, Dict)>,
     http: HttpOptions,
     concurrency: usize,
+    /// Every key the connector read, with the value in force (defaults included), as its
+    /// parsed config serializes: what `kri config check` lists.
+    effective: std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>,
 }
 
 impl ConnectorSettings {
@@ -65,6 +68,28 @@ impl ConnectorSettings {
             family: None,
             http: HttpOptions::default(),
             concurrency: 1,
+            effective: Default::default(),
+        }
+    }
+
+    /// The keys the connector read (its own and its family's) with the values in force,
+    /// defaults included; secrets as a placeholder. Filled by [`ConnectorSettings::parse`] and
+    /// [`ConnectorSettings::parse_family`].
+    pub fn effective(&self) -> Vec<(String, String)> {
+        self.effective.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    fn note_effective(&self, prefix: &str, parsed: &impl serde::Serialize) {
+        let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(parsed) else {
+            return;
+        };
+        let mut effective = self.effective.lock().unwrap_or_else(|p| p.into_inner());
+        for (k, v) in fields {
+            let key = format!("{prefix}.{k}");
+            if v.is_null() || effective.iter().any(|(e, _)| *e == key) {
+                continue;
+            }
+            effective.push((key, v.to_string()));
         }
     }
 
@@ -106,16 +131,23 @@ impl ConnectorSettings {
 
     /// Deserialize the table into `T` (declare it `#[serde(deny_unknown_fields)]` with
     /// defaults). Errors name the key and what is accepted; the runner adds where it was set.
-    pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        parse_keys(&self.table, &format!("connectors.{}", self.module), FRAMEWORK_KEYS)
+    /// `T` also serializes: the values it holds (defaults included) are what `kri config check`
+    /// shows in force. Secrets serialize as a placeholder.
+    pub fn parse<T: DeserializeOwned + serde::Serialize>(&self) -> Result<T, ConfigError> {
+        let prefix = format!("connectors.{}", self.module);
+        let parsed: T = parse_keys(&self.table, &prefix, FRAMEWORK_KEYS)?;
+        self.note_effective(&prefix, &parsed);
+        Ok(parsed)
     }
 
     /// Deserialize the family's shared table into `T` (an empty table when it is absent).
-    pub fn parse_family<T: DeserializeOwned>(&self) -> Result<T, ConfigError> {
-        match &self.family {
-            Some((key, table)) => parse_table(table, key),
-            None => parse_table(&Dict::new(), "(family)"),
-        }
+    pub fn parse_family<T: DeserializeOwned + serde::Serialize>(&self) -> Result<T, ConfigError> {
+        let (key, parsed) = match &self.family {
+            Some((key, table)) => (*key, parse_table::<T>(table, key)?),
+            None => return parse_table(&Dict::new(), "(family)"),
+        };
+        self.note_effective(key, &parsed);
+        Ok(parsed)
     }
 }
 
@@ -354,7 +386,7 @@ pub fn lenient_opt_f64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<
 mod tests {
     use super::*;
 
-    #[derive(Debug, serde::Deserialize)]
+    #[derive(Debug, serde::Deserialize, serde::Serialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Own {
@@ -364,6 +396,38 @@ mod tests {
 
     fn settings(table: Dict) -> ConnectorSettings {
         ConnectorSettings::new("efd", table)
+    }
+
+    /// What a connector read is listed with the values in force, defaults included, its
+    /// secrets as a placeholder.
+    #[test]
+    fn the_values_in_force_are_noted_defaults_and_secrets_included() {
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
+        #[serde(deny_unknown_fields)]
+        struct Cfg {
+            #[serde(default = "ten")]
+            max: u32,
+            token: Option<crate::Secret>,
+            url: Option<String>,
+        }
+        fn ten() -> u32 {
+            10
+        }
+        let mut t = Dict::new();
+        t.insert("token".into(), "tok-4471-secret".into());
+        let s = settings(t);
+        let _: Cfg = s.parse().unwrap();
+        let effective = s.effective();
+        assert_eq!(
+            effective,
+            vec![
+                ("connectors.efd.max".to_owned(), "10".to_owned()),
+                (
+                    "connectors.efd.token".to_owned(),
+                    format!("\"{}\"", crate::secret::SECRET_SHOWN)
+                ),
+            ]
+        );
     }
 
     #[test]
@@ -378,7 +442,7 @@ mod tests {
 
     #[test]
     fn the_family_table_is_parsed_with_its_own_key_names() {
-        #[derive(Debug, serde::Deserialize)]
+        #[derive(Debug, serde::Deserialize, serde::Serialize)]
         #[serde(deny_unknown_fields)]
         #[allow(dead_code)]
         struct Shared {

@@ -42,6 +42,17 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// A secret serializes as a placeholder, never its value (`kri config check` lists the settings
+/// in force, secrets included, by serializing the connectors' parsed configs).
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(SECRET_SHOWN)
+    }
+}
+
+/// What a secret is shown as.
+pub const SECRET_SHOWN: &str = "(secret: set, not shown)";
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         deserializer.deserialize_any(LenientString).map(Secret::new)

@@ -26,7 +26,7 @@ pub const FORBIDDEN_HINT: &str = "the credential is valid but may not call this 
      to the service credential (Settings → Connected Applications)";
 
 /// `[proofpoint]`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct Shared {
     base_url: Option<String>,
