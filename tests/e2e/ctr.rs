@@ -255,14 +255,38 @@ async fn a_100_column_list_keeps_the_titles_and_json_has_the_tables_total() {
     let cfg = k.config(&k.ctr_table(DEMO_CLIENT_SECRET, ""));
     let cfg = cfg.to_str().unwrap();
     let table = k
-        .run(&["--config", cfg, "ctr", "incidents", "list", "--limit", "3"], &[("COLUMNS", "100")])
+        .run(
+            &["--config", cfg, "ctr", "incidents", "list", "--limit", "3"],
+            &[("COLUMNS", "100")],
+        )
         .await;
     assert_eq!(table.code, 0, "{table:?}");
-    assert!(table.stdout.lines().next().is_some_and(|h| h.contains("Title")), "{}", table.stdout);
+    assert!(
+        table.stdout.lines().next().is_some_and(|h| h.contains("Title")),
+        "{}",
+        table.stdout
+    );
     let json = k
-        .run(&["--config", cfg, "ctr", "incidents", "list", "--limit", "3", "--output", "json"], &[])
+        .run(
+            &[
+                "--config",
+                cfg,
+                "ctr",
+                "incidents",
+                "list",
+                "--limit",
+                "3",
+                "--output",
+                "json",
+            ],
+            &[],
+        )
         .await
         .json();
     let total = json["total"].as_u64().expect("a total");
-    assert!(table.stdout.contains(&format!("3 incidents shown of {total} matching")), "{}", table.stdout);
+    assert!(
+        table.stdout.contains(&format!("3 incidents shown of {total} matching")),
+        "{}",
+        table.stdout
+    );
 }
