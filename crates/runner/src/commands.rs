@@ -446,7 +446,7 @@ pub async fn connector_command(
             Ok(out.exit_code)
         }
         Err(CommandError::Usage(m)) => Err(Failure::config(m)),
-        Err(CommandError::Config(e)) => Err(sources.error(e)),
+        Err(CommandError::Config(e)) => Err(sources.error(e).into()),
         Err(CommandError::Failed(m)) => Err(Failure::runtime(m)),
     }
 }

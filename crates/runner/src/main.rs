@@ -5,15 +5,16 @@
 #[macro_use]
 mod term;
 mod commands;
-mod config;
 mod connectors;
 mod output;
 mod serve;
 mod setup;
 mod table;
-mod tenants;
 
 use std::path::PathBuf;
+
+/// The configuration (its own crate): `crate::config::…` reads as before.
+use kri_config as config;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -319,6 +320,13 @@ impl Failure {
             code: 1,
             message: message.into(),
         }
+    }
+}
+
+/// A config that cannot be used is a usage error: exit 2.
+impl From<kri_config::LoadError> for Failure {
+    fn from(e: kri_config::LoadError) -> Self {
+        Failure::config(e.message)
     }
 }
 

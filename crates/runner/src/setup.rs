@@ -5,8 +5,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use figment::Provider;
-use figment::value::{Dict, Value};
 use kri_core::Clock;
 use kri_core::registry;
 use kri_sandbox::{Sandbox, Scenario};
@@ -17,16 +15,7 @@ use crate::output::{text, whole};
 use crate::table::{self, Cell, Tone};
 use crate::{Failure, Output};
 
-/// Keys whose values are secrets: never printed, only whether they are set.
-const SECRET_KEYS: &[&str] = &[
-    "credentials",
-    "client_secret",
-    "token",
-    "secret",
-    "password",
-    "api_key",
-    "url",
-];
+use kri_config::SECRET_KEYS;
 
 /// `kri init`: write a commented kri.toml (or the `--config` path).
 pub fn init(path: Option<&Path>, force: bool) -> Result<u8, Failure> {
@@ -147,90 +136,11 @@ fn code_of(line: &str) -> &str {
     line.trim_end()
 }
 
-/// Every key set (file or environment), flattened, with its value (secrets redacted).
-fn flatten(prefix: &str, dict: &Dict, out: &mut Vec<(String, String)>) {
-    for (k, v) in dict {
-        let key = if prefix.is_empty() {
-            k.clone()
-        } else {
-            format!("{prefix}.{k}")
-        };
-        match v {
-            Value::Dict(_, inner) => flatten(&key, inner, out),
-            _ if SECRET_KEYS.contains(&k.as_str()) => out.push((key, "(secret: set, not shown)".into())),
-            other => out.push((key, serde_json::to_string(other).unwrap_or_else(|_| "?".into()))),
-        }
-    }
-}
-
-/// The values in force that kri reads, defaults included (JSON-written, secrets as a
-/// placeholder): the store, the service, and for the first tenant's connectors the framework's
-/// keys and every key the connector read.
-fn in_force(loaded: &crate::config::Loaded) -> Vec<(String, String)> {
-    let text = |v: &str| serde_json::to_string(v).unwrap_or_default();
-    let secs = |d: std::time::Duration| text(&humantime::format_duration(d).to_string());
-    let mut out = Vec::new();
-    match &loaded.store_url {
-        Some(_) => out.push(("store.url".into(), text(&loaded.store_description()))),
-        None => out.push(("store.path".into(), text(&loaded.store_path.display().to_string()))),
-    }
-    out.push(("store.keep_days".into(), loaded.keep_days.to_string()));
-    let serve = &loaded.serve;
-    out.push(("serve.listen".into(), text(&serve.listen.to_string())));
-    out.push(("serve.grace".into(), secs(serve.grace)));
-    out.push(("serve.runs_at_once".into(), serve.runs_at_once.to_string()));
-    out.push(("serve.public_read_only".into(), serve.public_read_only.to_string()));
-    let Some(tenant) = loaded.tenants.first() else {
-        return out;
-    };
-    for m in &tenant.modules {
-        let key = |k: &str| format!("connectors.{}.{k}", m.reg.module);
-        out.push((key("enabled"), m.enabled.to_string()));
-        if m.connector.is_none() {
-            continue;
-        }
-        let http = m.settings.http_options();
-        out.push((key("schedule"), text(&m.schedule_text)));
-        out.push((key("kris"), serde_json::to_string(&m.selected).unwrap_or_default()));
-        out.push((key("timeout"), secs(http.timeout)));
-        out.push((key("connect_timeout"), secs(http.connect_timeout)));
-        out.push((key("run_timeout"), secs(m.run_timeout)));
-        out.push((key("concurrency"), m.settings.concurrency().to_string()));
-        out.push((key("proxy"), text(&http.network.proxy.to_string())));
-        if let Some(ca) = &http.network.ca {
-            out.push((key("ca_file"), text(&ca.path.display().to_string())));
-        }
-        out.extend(m.settings.effective());
-    }
-    out
-}
-
 /// `kri config check`: load and validate everything (no network call), then print the
 /// effective settings and where each came from. Exit 0, or 2 with every error.
 pub fn check(sources: &Sources, out: Output) -> Result<u8, Failure> {
     let loaded = load(sources, Need::Credentials)?;
-    let data = sources
-        .figment
-        .data()
-        .map_err(|e| Failure::config(format!("config error: {e}")))?;
-    let mut set = Vec::new();
-    if let Some(dict) = data.get(&figment::Profile::Default) {
-        flatten("", dict, &mut set);
-    }
-    // Every value in force: the defaults kri applied, then what was set (file or variable) as
-    // written, each with where it came from.
-    let mut all: std::collections::BTreeMap<String, (String, String)> = in_force(&loaded)
-        .into_iter()
-        .map(|(k, v)| {
-            let from = sources.exact_origin(&k).unwrap_or_else(|| "default".into());
-            (k, (v, from))
-        })
-        .collect();
-    for (k, v) in set {
-        let from = sources.exact_origin(&k).unwrap_or_else(|| sources.origin(&k));
-        all.insert(k, (v, from));
-    }
-    let settings: Vec<(String, String, String)> = all.into_iter().map(|(k, (v, from))| (k, v, from)).collect();
+    let settings = loaded.settings(sources)?;
     let modules_of = |t: &crate::config::Tenant| -> Vec<serde_json::Value> {
         t.modules
             .iter()

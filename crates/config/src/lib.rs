@@ -1,6 +1,10 @@
-//! Loading `kri.toml` + `KRI_…` environment overrides, and validating ALL of it before any
-//! network call: unknown keys, bad values and malformed credentials are exit 2 with a message
-//! that names the key, where it was set, and the fix.
+//! kri's configuration: `kri.toml` + `KRI_…` environment overrides + `tenants.d`, loaded and
+//! validated ALL at once before any network call, into typed settings (the connectors built
+//! through the registry) with the origin of every value. Unknown keys, bad values and malformed
+//! credentials are a [`LoadError`] (the CLI's exit 2) whose message names each key, where it was
+//! set, and the fix. Nothing here does anything but read files and the environment.
+
+pub mod tenants;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,8 +21,28 @@ use kri_core::secret::lenient_string;
 use kri_core::{CaFile, Connector, HttpOptions, Network, Proxy, Thresholds};
 use serde::Deserialize;
 
-use crate::Failure;
-use crate::tenants;
+/// A config that cannot be used: every error, each naming its key, where it was set and the
+/// fix (the CLI exits 2 with it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
+    pub message: String,
+}
+
+impl LoadError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for LoadError {}
 
 /// The config file's top level: the framework's tables, and the tables of the registered
 /// families (shared settings of a vendor's connectors), checked against the registry.
@@ -353,7 +377,7 @@ impl Loaded {
     }
 
     /// Keep only tenant `name` (`--tenant`); `None` keeps all.
-    pub fn select_tenant(&mut self, name: Option<&str>) -> Result<(), Failure> {
+    pub fn select_tenant(&mut self, name: Option<&str>) -> Result<(), LoadError> {
         let Some(name) = name.map(str::trim) else { return Ok(()) };
         if !self.tenants.iter().any(|t| t.name == name) {
             let names: Vec<&str> = self.tenants.iter().map(|t| t.name.as_str()).collect();
@@ -362,7 +386,7 @@ impl Loaded {
             } else {
                 names.join(", ")
             };
-            return Err(Failure::config(format!(
+            return Err(LoadError::new(format!(
                 "--tenant `{name}`: no such tenant{}; the tenants are: {listed}",
                 did_you_mean(name, &names)
             )));
@@ -404,14 +428,14 @@ pub struct Sources {
 
 impl Sources {
     /// `path` (explicit `--config` or `$KRI_CONFIG`) or `kri.toml`, merged with `KRI_…` variables.
-    pub fn from_file_and_env(path: Option<&Path>) -> Result<Sources, Failure> {
+    pub fn from_file_and_env(path: Option<&Path>) -> Result<Sources, LoadError> {
         let (file, explicit) = match path {
             Some(p) => (p.to_owned(), true),
             None => (PathBuf::from("kri.toml"), false),
         };
         let file_found = file.is_file();
         if explicit && !file_found {
-            return Err(Failure::config(format!(
+            return Err(LoadError::new(format!(
                 "config file `{}` not found: check --config / KRI_CONFIG, or write one with `kri init` (it writes the --config path)",
                 file.display()
             )));
@@ -486,8 +510,8 @@ impl Sources {
         }
     }
 
-    pub fn error(&self, e: ConfigError) -> Failure {
-        Failure::config(format!("config error: {}", self.describe_error(&e)))
+    pub fn error(&self, e: ConfigError) -> LoadError {
+        LoadError::new(format!("config error: {}", self.describe_error(&e)))
     }
 
     /// `key: message (set in …)`; a missing key is not said to be set anywhere.
@@ -522,8 +546,105 @@ fn describe_source(md: &Metadata, key: &str, env_prefix: &str) -> String {
     }
 }
 
+/// Keys whose values are secrets: never shown, only whether they are set.
+pub const SECRET_KEYS: &[&str] = &[
+    "credentials",
+    "client_secret",
+    "token",
+    "secret",
+    "password",
+    "api_key",
+    "url",
+];
+
+impl Loaded {
+    /// Every value in force, sorted by key, with where it came from: the defaults kri applied
+    /// (`default`), then what was set (file or variable) as written. Values are JSON-written,
+    /// secrets as a placeholder.
+    pub fn settings(&self, sources: &Sources) -> Result<Vec<(String, String, String)>, LoadError> {
+        let data = sources
+            .figment
+            .data()
+            .map_err(|e| LoadError::new(format!("config error: {e}")))?;
+        let mut set = Vec::new();
+        if let Some(dict) = data.get(&Profile::Default) {
+            flatten("", dict, &mut set);
+        }
+        let mut all: BTreeMap<String, (String, String)> = in_force(self)
+            .into_iter()
+            .map(|(k, v)| {
+                let from = sources.exact_origin(&k).unwrap_or_else(|| "default".into());
+                (k, (v, from))
+            })
+            .collect();
+        for (k, v) in set {
+            let from = sources.exact_origin(&k).unwrap_or_else(|| sources.origin(&k));
+            all.insert(k, (v, from));
+        }
+        Ok(all.into_iter().map(|(k, (v, from))| (k, v, from)).collect())
+    }
+}
+
+/// Every key set (file or environment), flattened, with its value (secrets redacted).
+fn flatten(prefix: &str, dict: &Dict, out: &mut Vec<(String, String)>) {
+    for (k, v) in dict {
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
+        match v {
+            Value::Dict(_, inner) => flatten(&key, inner, out),
+            _ if SECRET_KEYS.contains(&k.as_str()) => out.push((key, kri_core::secret::SECRET_SHOWN.into())),
+            other => out.push((key, serde_json::to_string(other).unwrap_or_else(|_| "?".into()))),
+        }
+    }
+}
+
+/// The values in force that kri reads, defaults included (JSON-written, secrets as a
+/// placeholder): the store, the service, and for the first tenant's connectors the framework's
+/// keys and every key the connector read.
+fn in_force(loaded: &Loaded) -> Vec<(String, String)> {
+    let text = |v: &str| serde_json::to_string(v).unwrap_or_default();
+    let secs = |d: std::time::Duration| text(&humantime::format_duration(d).to_string());
+    let mut out = Vec::new();
+    match &loaded.store_url {
+        Some(_) => out.push(("store.url".into(), text(&loaded.store_description()))),
+        None => out.push(("store.path".into(), text(&loaded.store_path.display().to_string()))),
+    }
+    out.push(("store.keep_days".into(), loaded.keep_days.to_string()));
+    let serve = &loaded.serve;
+    out.push(("serve.listen".into(), text(&serve.listen.to_string())));
+    out.push(("serve.grace".into(), secs(serve.grace)));
+    out.push(("serve.runs_at_once".into(), serve.runs_at_once.to_string()));
+    out.push(("serve.public_read_only".into(), serve.public_read_only.to_string()));
+    let Some(tenant) = loaded.tenants.first() else {
+        return out;
+    };
+    for m in &tenant.modules {
+        let key = |k: &str| format!("connectors.{}.{k}", m.reg.module);
+        out.push((key("enabled"), m.enabled.to_string()));
+        if m.connector.is_none() {
+            continue;
+        }
+        let http = m.settings.http_options();
+        out.push((key("schedule"), text(&m.schedule_text)));
+        out.push((key("kris"), serde_json::to_string(&m.selected).unwrap_or_default()));
+        out.push((key("timeout"), secs(http.timeout)));
+        out.push((key("connect_timeout"), secs(http.connect_timeout)));
+        out.push((key("run_timeout"), secs(m.run_timeout)));
+        out.push((key("concurrency"), m.settings.concurrency().to_string()));
+        out.push((key("proxy"), text(&http.network.proxy.to_string())));
+        if let Some(ca) = &http.network.ca {
+            out.push((key("ca_file"), text(&ca.path.display().to_string())));
+        }
+        out.extend(m.settings.effective());
+    }
+    out
+}
+
 /// Load and validate everything; build the enabled connectors of every tenant.
-pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
+pub fn load(sources: &Sources, need: Need) -> Result<Loaded, LoadError> {
     let top = extract(sources)?;
     let nothing_set = !sources.file_found && top.store.is_none() && top.connectors.is_none() && top.families.is_empty();
     let mut errors: Vec<String> = Vec::new();
@@ -649,7 +770,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             let mut one = load_tenant(sources, DEFAULT_TENANT, sections, need);
             if nothing_set && one.errors.is_empty() && errors.is_empty() && !one.missing.is_empty() {
                 let file = sources.file.as_deref().unwrap_or(Path::new("kri.toml"));
-                return Err(Failure::config(format!(
+                return Err(LoadError::new(format!(
                     "no config: there is no `{}` here and no KRI_… setting in the environment. Run `kri init` to write a \
                      commented kri.toml to fill in, pass --config FILE, or try kri without an account: `kri demo`",
                     file.display()
@@ -739,14 +860,14 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, Failure> {
             configured: !nothing_set,
             config_file: sources.file.clone().filter(|_| sources.file_found),
         }),
-        1 => Err(Failure::config(format!("config error: {}", errors.remove(0)))),
+        1 => Err(LoadError::new(format!("config error: {}", errors.remove(0)))),
         n => {
             const SHOWN: usize = 100;
             let mut lines: Vec<String> = errors.iter().take(SHOWN).map(|e| format!("  - {e}")).collect();
             if n > SHOWN {
                 lines.push(format!("  … and {} more", n - SHOWN));
             }
-            Err(Failure::config(format!("{n} config errors:\n{}", lines.join("\n"))))
+            Err(LoadError::new(format!("{n} config errors:\n{}", lines.join("\n"))))
         }
     }
 }
@@ -756,7 +877,7 @@ fn tenants_section_set(sources: &Sources) -> bool {
 }
 
 /// The top level of `sources`, or the error naming what is wrong.
-fn extract(sources: &Sources) -> Result<Top, Failure> {
+fn extract(sources: &Sources) -> Result<Top, LoadError> {
     let mut top: Top = sources.figment.extract().map_err(|e| {
         let key = e.path.join(".");
         let key = if key.is_empty() { "(top level)".to_owned() } else { key };
@@ -1351,18 +1472,20 @@ fn select(reg: &Registration, list: &[String]) -> Result<Vec<&'static str>, Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+    // The connectors the registry is checked against, linked as the binary links them.
+    use kri_connector_clear as _;
+    use kri_connector_ctr as _;
+    use kri_connector_efd as _;
+    use kri_connector_tap as _;
 
-    fn load_toml(text: &str) -> Result<Loaded, Failure> {
+    fn load_toml(text: &str) -> Result<Loaded, LoadError> {
         load(&Sources::from_toml(text), Need::Credentials)
     }
 
-    fn message(r: Result<Loaded, Failure>) -> String {
+    fn message(r: Result<Loaded, LoadError>) -> String {
         match r {
             Ok(_) => panic!("config accepted"),
-            Err(f) => {
-                assert_eq!(f.code, 2);
-                f.message
-            }
+            Err(f) => f.message,
         }
     }
 
