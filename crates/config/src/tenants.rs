@@ -12,7 +12,7 @@ use figment::providers::Format;
 use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider, Source};
 
-use crate::{Sources, lossless, merge};
+use crate::sources::{Sources, lossless, merge};
 
 /// The prefix of every tenant's own environment variables.
 pub const ENV_PREFIX: &str = "KRI_TENANT_";
