@@ -1,20 +1,17 @@
 //! One function per command. Data to stdout, logs to stderr.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use kri_core::license::settle_probe;
-use kri_core::report::{ConnectorReport, ConnectorStatus, RunReport};
-use kri_core::run::run_connector;
-use kri_core::{Clock, KriStatus, Lease, RunContext, Store, Thresholds};
+use kri_agent::{RunHow, check_module, exit_code, open_store, probe, run_once};
+use kri_core::report::RunReport;
+use kri_core::{Clock, KriStatus, Store};
 use kri_sandbox::{Sandbox, Scenario};
+use kri_service::{ServeHow, report_html, serve};
 
-use crate::config::{Loaded, Module, Need, Sources, load};
+use crate::config::{Loaded, Need, Sources, load};
 use crate::output;
-use crate::serve::{ServeHow, report_html, serve};
 use crate::{Command, ConfigCommand, FailOn, Failure, Global, Output, setup};
 
 pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, tick: Duration) -> Result<u8, Failure> {
@@ -76,11 +73,13 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
                     Some(s) => s,
                     None => Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
                 };
-                return dry_run(&loaded, &only, &store, clock, cli.output).await;
+                let rows = kri_agent::plan(&loaded, &only, &store, clock).await?;
+                output::plan(&rows, cli.output);
+                return Ok(0);
             }
             let store = open_store(&loaded).await?;
             let how = RunHow::once(wait, "kri run");
-            let report = run_once(&loaded, &only, &store, clock, cli.output, &how).await?;
+            let report = run_once(&loaded, &only, &store, clock, interactive(cli.output), &how).await?;
             output::run(&report, cli.output);
             let code = exit_code(&report);
             Ok(match fail_on {
@@ -180,23 +179,13 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         Command::Serve { listen } => {
             let loaded = load(&sources()?, Need::Credentials)?;
             let store = open_store(&loaded).await?;
-            let how = ServeHow {
-                out: cli.output,
-                listen,
-                http: true,
-                tick,
-            };
+            let how = serve_how(cli.output, listen, true, tick);
             serve(loaded, store, clock, how).await
         }
         Command::Daemon => {
             let loaded = load(&sources()?, Need::Credentials)?;
             let store = open_store(&loaded).await?;
-            let how = ServeHow {
-                out: cli.output,
-                listen: None,
-                http: false,
-                tick,
-            };
+            let how = serve_how(cli.output, None, false, tick);
             serve(loaded, store, clock, how).await
         }
         Command::Report { html } => {
@@ -304,27 +293,6 @@ fn write_file(path: &std::path::Path, text: &str) -> Result<(), Failure> {
     })
 }
 
-/// The configured store: `[store] url` (PostgreSQL) or `[store] path` (SQLite).
-pub async fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
-    match &loaded.store_url {
-        Some(url) => Store::connect(url)
-            .await
-            .map_err(|e| Failure::runtime(format!("{e}; check [store] url"))),
-        None => Store::open(&loaded.store_path).map_err(|e| store_failure(&loaded.store_path, e)),
-    }
-}
-
-/// A store that is not one is a config error (exit 2): `[store] path` points at the wrong file.
-fn store_failure(path: &std::path::Path, e: kri_core::store::StoreError) -> Failure {
-    if e.is_not_a_database() {
-        return Failure::config(format!(
-            "{e}: `{}` is not a kri store (not an SQLite database); point [store] path at a new or existing kri store",
-            path.display()
-        ));
-    }
-    Failure::runtime(e.to_string())
-}
-
 /// `kri healthcheck`: GET `url` (direct, never through a proxy), 5 s at most, no retry.
 async fn healthcheck(url: &str) -> Result<u8, Failure> {
     let url = url.trim();
@@ -363,6 +331,23 @@ async fn healthcheck(url: &str) -> Result<u8, Failure> {
     }
 }
 
+/// Progress bars: for people on a terminal.
+fn interactive(out: Output) -> bool {
+    out == Output::Table && std::io::stderr().is_terminal()
+}
+
+/// How `kri serve` (`http`) or `kri daemon` runs: its events on this terminal.
+fn serve_how(out: Output, listen: Option<String>, http: bool, tick: Duration) -> ServeHow {
+    ServeHow {
+        json: out == Output::Json,
+        lines: Arc::new(crate::term::Terminal),
+        listen,
+        http,
+        tick,
+        commit: env!("BUILD_COMMIT"),
+    }
+}
+
 /// A read command without any config (no file, no `KRI_…` setting) has no store to read: it
 /// says so (exit 2) rather than "nothing stored yet", which reads like an empty store.
 fn needs_config(loaded: &Loaded, command: &str) -> Result<(), Failure> {
@@ -382,17 +367,6 @@ async fn open_existing(loaded: &Loaded) -> Result<Option<Store>, Failure> {
         return Ok(None);
     }
     open_store(loaded).await.map(Some)
-}
-
-fn check_module(_loaded: &Loaded, module: &str) -> Result<(), Failure> {
-    let known: Vec<&str> = kri_core::registry::registrations().iter().map(|r| r.module).collect();
-    if known.contains(&module) {
-        return Ok(());
-    }
-    Err(Failure::config(format!(
-        "unknown module `{module}`; the modules are: {}",
-        known.join(", ")
-    )))
 }
 
 /// `kri KEY …`: a subcommand a connector contributed. It gets the connector's settings (whether
@@ -452,262 +426,6 @@ pub async fn connector_command(
 }
 
 /// 0 when every connector is ok (unlicensed KRIs count as ok); 1 otherwise.
-pub fn exit_code(report: &RunReport) -> u8 {
-    u8::from(report.connectors.iter().any(|c| c.status != ConnectorStatus::Ok))
-}
-
-/// Who runs (for the lease holder's description) and how long to wait for a connector that
-/// another process is running (`None`: up to the connector's `run_timeout`).
-pub struct RunHow {
-    pub wait: Option<Duration>,
-    pub what: &'static str,
-    /// The run's id, when the caller handed it out already (a service's Run now).
-    pub run_id: Option<String>,
-    /// Stops the run now (a service after its grace period): recorded as failed.
-    pub cancel: kri_core::CancellationToken,
-    /// Only this tenant (a service runs each tenant's connectors on their own slots).
-    pub tenant: Option<String>,
-    /// The caller holds the connector's lease already (a service's slot run).
-    pub leased: bool,
-    /// The slot this run makes, written with the run in one transaction: (lease name, slot).
-    pub mark: Option<(String, String)>,
-}
-
-impl RunHow {
-    /// A one-shot command's run: waits `wait` for a connector another process runs.
-    pub fn once(wait: Duration, what: &'static str) -> Self {
-        Self {
-            wait: Some(wait),
-            what,
-            run_id: None,
-            cancel: kri_core::CancellationToken::new(),
-            tenant: None,
-            leased: false,
-            mark: None,
-        }
-    }
-}
-
-/// Run the enabled connectors (or the `only` ones) once, all at the same time (one hung API
-/// delays no other), and write the run in one transaction. Each connector runs under its lease:
-/// one held by another process is waited for up to `how.wait`, then reported as failed, naming
-/// the holder, without being run.
-pub async fn run_once(
-    loaded: &Loaded,
-    only: &[String],
-    store: &Store,
-    clock: Arc<dyn Clock>,
-    out: Output,
-    how: &RunHow,
-) -> Result<RunReport, Failure> {
-    for m in only {
-        check_module(loaded, m)?;
-        let modules = || {
-            loaded
-                .tenants
-                .iter()
-                .filter_map(|t| t.modules.iter().find(|x| x.reg.module == m))
-        };
-        if modules().all(|x| !x.enabled) {
-            let origin = modules().find_map(|x| x.enabled_from.clone());
-            return Err(Failure::config(match origin {
-                Some(from) => {
-                    format!("--only {m}: the `{m}` connector is disabled by {from}; set it to true there to run it")
-                }
-                None => format!(
-                    "--only {m}: the `{m}` connector is off by default; set [connectors.{m}] enabled = true \
-                     (or KRI_CONNECTORS__{}__ENABLED=true) to run it",
-                    m.to_ascii_uppercase()
-                ),
-            }));
-        }
-    }
-    let interactive = out == Output::Table && std::io::stderr().is_terminal() && loaded.tenants.len() == 1;
-    let started_at = clock.now();
-    // Plain loops, not iterator closures: the run is a task of a service, so its future must
-    // be `Send` for every lifetime, which closures over borrowed tenants do not prove.
-    let mut jobs = Vec::new();
-    for t in &loaded.tenants {
-        if how.tenant.as_ref().is_some_and(|name| *name != t.name) {
-            continue;
-        }
-        for m in &t.modules {
-            let Some(c) = m.connector.as_deref() else { continue };
-            if !only.is_empty() && !only.iter().any(|o| o == m.reg.module) {
-                continue;
-            }
-            let job = Job {
-                leased: how.leased,
-                tenant: &t.name,
-                module: m,
-                connector: c,
-                wait: how.wait.unwrap_or(m.run_timeout),
-                what: how.what,
-                cancel: how.cancel.clone(),
-            };
-            jobs.push(Box::pin(job.run(store, clock.clone(), interactive, &t.thresholds)));
-        }
-    }
-    // Tenants run side by side, a bounded number at a time; each tenant's connectors at once.
-    let connectors: Vec<ConnectorReport> = futures_util::stream::iter(jobs)
-        .buffered(loaded.serve.runs_at_once)
-        .collect()
-        .await;
-    if connectors.is_empty() {
-        let modules: Vec<&str> = kri_core::registry::registrations().iter().map(|r| r.module).collect();
-        return Err(Failure::config(format!(
-            "no connector is enabled: set enabled = true in the [connectors.KEY] table of one of: {}",
-            modules.join(", ")
-        )));
-    }
-    let report = RunReport {
-        run_id: how.run_id.clone().unwrap_or_else(|| uuid::Uuid::new_v4().to_string()),
-        started_at,
-        finished_at: clock.now(),
-        connectors,
-    };
-    let marks: Vec<(String, String)> = how.mark.iter().cloned().collect();
-    store.write_run_marked(&report, &marks).await.map_err(|e| {
-        Failure::runtime(format!(
-            "{e}: the run's values were NOT stored; the last good values are unchanged"
-        ))
-    })?;
-    // At most once an hour per store, whichever process gets there first, in short batches.
-    let now = clock.now();
-    let horizon = chrono::Duration::days(i64::from(loaded.keep_days));
-    if let Some(before) = now.checked_sub_signed(horizon) {
-        match store.prune_if_due(now, before).await {
-            Ok(None) => {}
-            Ok(Some(p)) if p.runs + p.values == 0 => {}
-            Ok(Some(p)) => tracing::info!(
-                runs = p.runs,
-                values = p.values,
-                batches = p.batches,
-                longest_batch_ms = p.longest_batch.as_millis() as u64,
-                keep_days = loaded.keep_days,
-                "pruned old runs and values"
-            ),
-            Err(e) => tracing::warn!("could not prune old runs and values ([store] keep_days): {e}"),
-        }
-    }
-    Ok(report)
-}
-
-/// One connector's part of a run.
-struct Job<'a> {
-    /// The caller holds the lease (it is not taken again).
-    leased: bool,
-    tenant: &'a str,
-    module: &'a Module,
-    connector: &'a dyn kri_core::Connector,
-    wait: Duration,
-    what: &'static str,
-    cancel: kri_core::CancellationToken,
-}
-
-impl Job<'_> {
-    /// Run under the connector's lease; a lease held elsewhere is a failed, not-run connector.
-    async fn run(
-        self,
-        store: &Store,
-        clock: Arc<dyn Clock>,
-        interactive: bool,
-        thresholds: &HashMap<String, Thresholds>,
-    ) -> ConnectorReport {
-        let m = self.module;
-        let started_at = clock.now();
-        let name = kri_core::store::namespace(self.tenant, m.reg.module);
-        let acquired = if self.leased {
-            Ok(None)
-        } else {
-            let acquire = Lease::acquire(store, &name, self.what, clock.clone(), self.wait);
-            tokio::select! {
-                r = acquire => r.map(Some).map_err(|e| e.to_string()),
-                () = self.cancel.cancelled() => Err("kri was stopping before another process let go of the connector".to_owned()),
-            }
-        };
-        let lease = match acquired {
-            Ok(lease) => lease,
-            Err(e) => {
-                tracing::error!(tenant = self.tenant, module = m.reg.module, "{e}");
-                return ConnectorReport {
-                    tenant: self.tenant.to_owned(),
-                    connector: m.reg.id.to_owned(),
-                    module: m.reg.module.to_owned(),
-                    status: ConnectorStatus::Failed,
-                    rows_written: 0,
-                    rows_skipped: 0,
-                    api_calls: 0,
-                    error: Some(format!("not run: {e}")),
-                    kris: Vec::new(),
-                    started_at,
-                    finished_at: clock.now(),
-                };
-            }
-        };
-        let ctx = RunContext::for_tenant(clock, store, self.tenant, m.reg.module, interactive).with_cancel(self.cancel);
-        let report = run_connector(m.reg, self.connector, &ctx, &m.selected, thresholds, m.run_timeout).await;
-        if let Some(lease) = lease {
-            lease.release().await;
-        }
-        report
-    }
-}
-
-/// `kri run --plan`: what a run would call now, per pool, against the rolling-24 h budgets.
-async fn dry_run(
-    loaded: &Loaded,
-    only: &[String],
-    store: &Store,
-    clock: Arc<dyn Clock>,
-    out: Output,
-) -> Result<u8, Failure> {
-    for m in only {
-        check_module(loaded, m)?;
-    }
-    let mut rows = Vec::new();
-    for (t, m) in loaded
-        .tenants
-        .iter()
-        .flat_map(|t| t.modules.iter().map(move |m| (t, m)))
-    {
-        let Some(connector) = &m.connector else { continue };
-        if !only.is_empty() && !only.iter().any(|o| o == m.reg.module) {
-            continue;
-        }
-        let ctx = RunContext::for_tenant(clock.clone(), store, &t.name, m.reg.module, false);
-        let planned = connector
-            .plan(&ctx, &m.selected)
-            .await
-            .map_err(|e| Failure::runtime(format!("{}: {e}", m.reg.module)))?;
-        for p in planned {
-            // Every request sent in the last 24 h, retries and redirect hops included.
-            let used = Some(
-                ctx.budget
-                    .used_24h(&kri_core::Pool::unlimited(p.pool))
-                    .await
-                    .map_err(|e| Failure::runtime(e.to_string()))?,
-            );
-            rows.push(output::PlanRow {
-                tenant: t.name.clone(),
-                module: m.reg.module,
-                connector: m.reg.id,
-                pool: p.pool,
-                calls: p.calls,
-                used_24h: used,
-                limit: p.limit,
-                remaining_after: p
-                    .limit
-                    .zip(used)
-                    .map(|(l, u)| i64::from(l) - i64::from(u) - i64::from(p.calls)),
-                detail: p.detail,
-            });
-        }
-    }
-    output::plan(&rows, out);
-    Ok(0)
-}
-
 async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out: Output) -> Result<u8, Failure> {
     if let Some(m) = module {
         check_module(loaded, m)?;
@@ -740,33 +458,6 @@ async fn test(loaded: &Loaded, module: Option<&str>, clock: Arc<dyn Clock>, out:
     }
     output::probes(&probes, out);
     Ok(u8::from(probes.iter().any(|p| p.status == KriStatus::Failed)))
-}
-
-/// One connector's connectivity probe, bounded by its `run_timeout`.
-pub async fn probe(
-    tenant: &str,
-    m: &Module,
-    connector: &dyn kri_core::Connector,
-    store: &Store,
-    clock: Arc<dyn Clock>,
-) -> output::ProbeRow {
-    let ctx = RunContext::for_tenant(clock, store, tenant, m.reg.module, false);
-    let probe = match tokio::time::timeout(m.run_timeout, connector.probe(&ctx)).await {
-        Ok(result) => result,
-        Err(_) => Err(kri_core::KriError::Other(format!(
-            "no answer within {} (the connector's run_timeout)",
-            humantime::format_duration(m.run_timeout)
-        ))),
-    };
-    let outcome = settle_probe(m.reg.kris, probe);
-    output::ProbeRow {
-        tenant: tenant.to_owned(),
-        connector: m.reg.id,
-        module: m.reg.module,
-        status: outcome.status,
-        message: outcome.message,
-        api_calls: ctx.calls.get(),
-    }
 }
 
 async fn demo(out: Output, clock: Arc<dyn Clock>, keep: Option<&std::path::Path>) -> Result<u8, Failure> {
@@ -807,7 +498,7 @@ async fn demo(out: Output, clock: Arc<dyn Clock>, keep: Option<&std::path::Path>
         );
     }
     let how = RunHow::once(Duration::ZERO, "kri demo");
-    let report = run_once(&loaded, &[], &store, clock, out, &how).await?;
+    let report = run_once(&loaded, &[], &store, clock, interactive(out), &how).await?;
     output::run(&report, out);
     if out == Output::Table {
         match keep {

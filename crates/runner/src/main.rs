@@ -7,7 +7,6 @@ mod term;
 mod commands;
 mod connectors;
 mod output;
-mod serve;
 mod setup;
 mod table;
 
@@ -299,36 +298,9 @@ enum ConfigCommand {
 /// Where `kri sandbox` listens by default (and `kri demo --keep` points its config).
 pub const DEFAULT_SANDBOX: &str = "127.0.0.1:9740";
 
-/// A command that did not succeed: the message to print and the exit code.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    /// Usage or config error: exit 2.
-    pub fn config(message: impl Into<String>) -> Self {
-        Self {
-            code: 2,
-            message: message.into(),
-        }
-    }
-    /// Something failed at run time: exit 1.
-    pub fn runtime(message: impl Into<String>) -> Self {
-        Self {
-            code: 1,
-            message: message.into(),
-        }
-    }
-}
-
-/// A config that cannot be used is a usage error: exit 2.
-impl From<kri_config::LoadError> for Failure {
-    fn from(e: kri_config::LoadError) -> Self {
-        Failure::config(e.message)
-    }
-}
+/// What a command that did not succeed says, and its exit code (the agent's, shared by the
+/// service and this CLI).
+pub use kri_agent::Failure;
 
 /// The wall clock, and how often a waiting scheduler reads it. A debug build (the tests') takes
 /// a fixed "now" from `KRI_TEST_NOW` (RFC 3339), so end-to-end tests can assert exact values, or

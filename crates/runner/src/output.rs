@@ -1,6 +1,5 @@
 //! Rendering: `table` for people, `json` (stable) for machines. Always to stdout.
 
-use kri_core::KriStatus;
 use kri_core::report::{RunReport, RunRow, ValueRow};
 use kri_core::text::visible;
 use serde::Serialize;
@@ -9,6 +8,7 @@ use serde_json::json;
 use crate::Output;
 use crate::config::Loaded;
 use crate::table::{self, Cell, Column, Fit, Tone, band_tone, status_tone};
+use kri_agent::api_calls;
 
 pub use crate::term::err_line;
 
@@ -221,46 +221,15 @@ pub fn run(report: &RunReport, out: Output) {
     }
 }
 
-/// `1 API call`, `27 API calls`.
-pub fn api_calls(n: u64) -> String {
-    format!("{n} API call{}", if n == 1 { "" } else { "s" })
-}
-
 /// `kri kris --output json` (and `GET /api/v1/kris`).
 pub fn kris_json(loaded: &Loaded) -> serde_json::Value {
     match loaded.tenants.first() {
-        Some(t) => kris_json_of(t),
+        Some(t) => kri_agent::kris_json(t),
         None => json!({ "connectors": [] }),
     }
 }
 
 /// `kri kris --output json` of one tenant: its selections and thresholds.
-pub fn kris_json_of(tenant: &crate::config::Tenant) -> serde_json::Value {
-    let connectors: Vec<_> = tenant
-        .modules
-        .iter()
-        .map(|m| {
-            let kris: Vec<_> = m
-                .reg
-                .kris
-                .iter()
-                .map(|k| {
-                    let t = tenant.thresholds_for(*k);
-                    json!({
-                        "slug": k.slug(), "meaning": k.meaning(), "unit": k.unit(), "direction": k.direction(),
-                        "amber": t.amber, "red": t.red, "how": k.how(),
-                        "licensed_module": k.licensed_module(),
-                        "selected": m.enabled && m.selected.contains(&k.slug()),
-                    })
-                })
-                .collect();
-            json!({"connector": m.reg.id, "module": m.reg.module, "enabled": m.enabled,
-                   "schedule": m.schedule_text, "description": m.reg.description, "kris": kris})
-        })
-        .collect();
-    json!({ "tenant": tenant.name, "connectors": connectors })
-}
-
 pub fn kris(loaded: &Loaded, out: Output) {
     if out == Output::Json {
         return print_json(&kris_json(loaded));
@@ -576,18 +545,7 @@ fn values_table(rows: &[ValueRow]) {
     print_table(&columns, &rows);
 }
 
-/// One line of `kri test`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProbeRow {
-    pub tenant: String,
-    pub connector: &'static str,
-    pub module: &'static str,
-    pub status: KriStatus,
-    pub message: String,
-    pub api_calls: u64,
-}
-
-pub fn probes(rows: &[ProbeRow], out: Output) {
+pub fn probes(rows: &[kri_agent::ProbeRow], out: Output) {
     if out != Output::Table {
         return print_json(&json!({ "probes": rows }));
     }
@@ -606,22 +564,7 @@ pub fn probes(rows: &[ProbeRow], out: Output) {
     print_table(&columns, &rows);
 }
 
-/// One line of `kri run --plan`.
-#[derive(Debug, Serialize)]
-pub struct PlanRow {
-    pub tenant: String,
-    pub module: &'static str,
-    pub connector: &'static str,
-    pub pool: &'static str,
-    pub calls: u32,
-    pub used_24h: Option<u32>,
-    pub limit: Option<u32>,
-    /// Budget left after the planned calls (negative: the run would be throttled).
-    pub remaining_after: Option<i64>,
-    pub detail: Vec<String>,
-}
-
-pub fn plan(rows: &[PlanRow], out: Output) {
+pub fn plan(rows: &[kri_agent::PlanRow], out: Output) {
     if out != Output::Table {
         return print_json(&json!({ "plan": rows }));
     }

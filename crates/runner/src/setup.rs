@@ -277,7 +277,7 @@ pub async fn sandbox(listen: &str, latency: std::time::Duration, clock: Arc<dyn 
         SANDBOX_TENANTS,
         tenants.join("; ")
     );
-    crate::serve::until_signal().await;
+    kri_service::until_signal(std::sync::Arc::new(crate::term::Terminal)).await;
     Ok(0)
 }
 

@@ -89,3 +89,16 @@ impl Drop for EventBuffer {
         let _ = writeln!(std::io::stderr().lock(), "{}", visible(line));
     }
 }
+
+/// The agent's and the service's lines, written like every other: scrubbed, quiet on a closed
+/// pipe.
+pub struct Terminal;
+
+impl kri_agent::Lines for Terminal {
+    fn out(&self, line: &str) {
+        out_line(line);
+    }
+    fn err(&self, line: &str) {
+        err_line(line);
+    }
+}

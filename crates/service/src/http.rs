@@ -14,10 +14,9 @@ use kri_core::store::{Cursor, ValuesQuery};
 use kri_core::{Clock, Secret, Store};
 use serde_json::{Value, json};
 
-use super::pages;
-use super::scheduler::{Refusal, Scheduler, schedule_json};
-use crate::config::Loaded;
-use crate::output;
+use crate::pages;
+use kri_agent::scheduler::{Refusal, Scheduler, schedule_json};
+use kri_config::Loaded;
 
 /// Everything a request handler reads.
 pub struct App {
@@ -28,6 +27,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     pub scheduler: Arc<Scheduler>,
     pub token: Option<Secret>,
+    /// The build's commit, for `kri_build_info`.
+    pub commit: &'static str,
 }
 
 type Shared = State<Arc<App>>;
@@ -176,7 +177,7 @@ async fn dashboard(State(app): Shared, Query(q): Query<HashMap<String, String>>)
 }
 
 /// The tenant a page is about (`?tenant=`, else the first), or the page saying there is none.
-fn page_tenant<'a>(app: &'a App, q: &HashMap<String, String>) -> Result<&'a crate::config::Tenant, Box<Response>> {
+fn page_tenant<'a>(app: &'a App, q: &HashMap<String, String>) -> Result<&'a kri_config::Tenant, Box<Response>> {
     pages::pick_tenant(&app.loaded, tenant_param(q).as_deref()).map_err(|m| {
         Box::new(html(
             StatusCode::NOT_FOUND,
@@ -217,13 +218,14 @@ async fn kri_page(State(app): Shared, Path(slug): Path<String>, Query(q): Query<
 
 async fn metrics(State(app): Shared, headers: axum::http::HeaderMap) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
-    let format = super::metrics::Format::negotiate(accept);
-    let text = super::metrics::render(
+    let format = crate::metrics::Format::negotiate(accept);
+    let text = crate::metrics::render(
         &app.loaded,
         &app.store,
         app.clock.as_ref(),
         &app.scheduler.slots(),
         format,
+        app.commit,
     )
     .await;
     answer(StatusCode::OK, format.content_type(), &text)
@@ -260,7 +262,7 @@ async fn readyz(State(app): Shared) -> Response {
 
 async fn kris(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
     match pages::pick_tenant(&app.loaded, tenant_param(&q).as_deref()) {
-        Ok(t) => json_answer(StatusCode::OK, &output::kris_json_of(t)),
+        Ok(t) => json_answer(StatusCode::OK, &kri_agent::kris_json(t)),
         Err(m) => error(StatusCode::NOT_FOUND, m),
     }
 }

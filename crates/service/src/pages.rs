@@ -10,8 +10,8 @@ use kri_core::store::{SeriesPoint, StoreError};
 use kri_core::{Clock, Direction, Kri, RunContext, Store};
 use kri_dashboard as page;
 
-use super::scheduler::SlotView;
-use crate::config::{Loaded, Module, Tenant};
+use kri_agent::scheduler::SlotView;
+use kri_config::{Loaded, Module, Tenant};
 
 /// Days of history on a tile's sparkline.
 pub const SPARK_DAYS: i64 = 30;

@@ -12,36 +12,58 @@ use kri_core::report::RunReport;
 use kri_core::store::fmt_time;
 use serde_json::{Value, json};
 
-use super::scheduler::LastRun;
-use crate::Output;
-use crate::output::ProbeRow;
+use crate::run::{ProbeRow, api_calls};
+
+/// Where the agent's lines go. The CLI writes them to stdout (`out`, the NDJSON events) and
+/// stderr (`err`, lines for people), through its secret scrubber, quiet on a closed pipe.
+pub trait Lines: Send + Sync {
+    fn out(&self, line: &str);
+    fn err(&self, line: &str);
+}
+
+/// The newest run of a connector this process made (what a failed run's event says, and what
+/// the scheduler shows of each slot).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct LastRun {
+    pub run_id: String,
+    pub status: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub error: Option<String>,
+}
 
 #[derive(Clone)]
 pub struct Events {
-    out: Output,
+    /// One JSON object per line on `out`; else one line for people on `err`.
+    json: bool,
     clock: Arc<dyn Clock>,
+    lines: Arc<dyn Lines>,
 }
 
 impl Events {
-    pub fn new(out: Output, clock: Arc<dyn Clock>) -> Self {
-        Self { out, clock }
+    pub fn new(json: bool, clock: Arc<dyn Clock>, lines: Arc<dyn Lines>) -> Self {
+        Self { json, clock, lines }
+    }
+
+    /// Where these events write (for the lines of the service around them).
+    pub fn lines(&self) -> Arc<dyn Lines> {
+        self.lines.clone()
     }
 
     fn emit(&self, event: &str, mut fields: Value, line: impl FnOnce() -> String) {
         let at = fmt_time(&self.clock.now());
-        match self.out {
-            Output::Json => {
-                if let Value::Object(map) = &mut fields {
-                    map.insert("event".into(), event.into());
-                    map.insert("at".into(), at.into());
-                }
-                match serde_json::to_string(&fields) {
-                    Ok(text) => outln!("{text}"),
-                    Err(e) => errln!("error: cannot encode the {event} event: {e}"),
-                }
+        if self.json {
+            if let Value::Object(map) = &mut fields {
+                map.insert("event".into(), event.into());
+                map.insert("at".into(), at.into());
             }
+            match serde_json::to_string(&fields) {
+                Ok(text) => self.lines.out(&text),
+                Err(e) => self.lines.err(&format!("error: cannot encode the {event} event: {e}")),
+            }
+        } else {
             // One line: text from outside in it (an API's error) is written out whole.
-            Output::Table | Output::Csv => errln!("{at} {}", kri_core::text::visible(&line())),
+            self.lines.err(&format!("{at} {}", kri_core::text::visible(&line())));
         }
     }
 
@@ -103,10 +125,10 @@ impl Events {
                 .map(|c| {
                     let mut t = format!(
                         "{} {}: {} written, {}",
-                        super::scheduler::label(&c.tenant, &c.module),
+                        kri_core::store::namespace(&c.tenant, &c.module),
                         c.status.as_str(),
                         c.rows_written,
-                        crate::output::api_calls(c.api_calls)
+                        api_calls(c.api_calls)
                     );
                     if let Some(e) = &c.error {
                         t.push_str(&format!(" ({e})"));
@@ -134,7 +156,7 @@ impl Events {
                 format!(
                     "run {} {} failed: {}; next (retry) {}",
                     last.run_id,
-                    super::scheduler::label(tenant, module),
+                    kri_core::store::namespace(tenant, module),
                     last.error.as_deref().unwrap_or("unknown error"),
                     fmt_time(&next)
                 )
@@ -150,7 +172,7 @@ impl Events {
             || {
                 format!(
                     "{} {slot}: already run (by this store's other worker, or before a restart); next {}",
-                    super::scheduler::label(tenant, module),
+                    kri_core::store::namespace(tenant, module),
                     fmt_time(&next)
                 )
             },
@@ -161,7 +183,7 @@ impl Events {
         self.emit("test", json!({"test_id": test_id, "probe": row}), || {
             format!(
                 "test {test_id} {}: {} ({})",
-                super::scheduler::label(&row.tenant, row.module),
+                kri_core::store::namespace(&row.tenant, row.module),
                 row.status.as_str(),
                 row.message
             )

@@ -16,9 +16,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Registry, Unit};
 
-use super::pages::{parse_time, selected};
-use super::scheduler::SlotView;
-use crate::config::Loaded;
+use crate::pages::{parse_time, selected};
+use kri_agent::scheduler::SlotView;
+use kri_config::Loaded;
 
 type Labels = Vec<(&'static str, String)>;
 type G = Family<Labels, Gauge<f64, AtomicU64>>;
@@ -68,7 +68,15 @@ impl Format {
 }
 
 /// The exposition text in `format`, its series in a stable order (sorted within each metric).
-pub async fn render(loaded: &Loaded, store: &Store, clock: &dyn Clock, slots: &[SlotView], format: Format) -> String {
+/// `commit`: the build's commit, for `kri_build_info` (the binary knows it).
+pub async fn render(
+    loaded: &Loaded,
+    store: &Store,
+    clock: &dyn Clock,
+    slots: &[SlotView],
+    format: Format,
+    commit: &str,
+) -> String {
     let mut registry = Registry::default();
     let up = Gauge::<f64, AtomicU64>::default();
     registry.register(
@@ -86,7 +94,7 @@ pub async fn render(loaded: &Loaded, store: &Store, clock: &dyn Clock, slots: &[
         &build,
         vec![
             ("version", env!("CARGO_PKG_VERSION").to_owned()),
-            ("commit", env!("BUILD_COMMIT").to_owned()),
+            ("commit", commit.to_owned()),
         ],
         1.0,
     );
@@ -140,10 +148,10 @@ fn reshape(open_metrics: &str, format: Format) -> String {
             let (name, kind) = rest.split_once(' ').unwrap_or((rest, "untyped"));
             let help = counter_help.take().unwrap_or_default();
             let help_text = help.splitn(4, ' ').nth(3).unwrap_or_default();
-            let name = if kind == "counter" && !name.ends_with("_total") {
-                format!("{name}_total")
-            } else {
-                name.to_owned()
+            let name = match kind {
+                "counter" if !name.ends_with("_total") => format!("{name}_total"),
+                "info" if !name.ends_with("_info") => format!("{name}_info"),
+                _ => name.to_owned(),
             };
             let kind = if kind == "info" { "gauge" } else { kind };
             header.push(format!("# HELP {name} {help_text}"));
@@ -472,4 +480,42 @@ async fn fill(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openmetrics_only_when_the_scraper_asks_for_it() {
+        let prometheus = "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+        assert_eq!(Format::negotiate(Some(prometheus)), Format::OpenMetrics);
+        for other in [None, Some("*/*"), Some("text/plain")] {
+            assert_eq!(Format::negotiate(other), Format::Text, "{other:?}");
+        }
+    }
+
+    /// The classic format: a counter's HELP and TYPE carry `_total`, no UNIT or EOF, an info
+    /// metric is a gauge; each metric's series sorted, in both formats.
+    #[test]
+    fn reshaped_for_the_classic_format_and_sorted() {
+        let om = "# HELP kri_runs Runs.\n# TYPE kri_runs counter\nkri_runs_total{m=\"b\"} 2\nkri_runs_total{m=\"a\"} 1\n\
+                  # HELP kri_age Age.\n# TYPE kri_age gauge\n# UNIT kri_age seconds\nkri_age 3\n\
+                  # HELP kri_build Build.\n# TYPE kri_build info\nkri_build_info{v=\"1\"} 1\n# EOF\n";
+        assert_eq!(
+            reshape(om, Format::Text),
+            "# HELP kri_runs_total Runs.\n# TYPE kri_runs_total counter\nkri_runs_total{m=\"a\"} 1\n\
+             kri_runs_total{m=\"b\"} 2\n# HELP kri_age Age.\n# TYPE kri_age gauge\nkri_age 3\n\
+             # HELP kri_build_info Build.\n# TYPE kri_build_info gauge\nkri_build_info{v=\"1\"} 1\n"
+        );
+        let open = reshape(om, Format::OpenMetrics);
+        assert!(
+            open.contains("kri_runs_total{m=\"a\"} 1\nkri_runs_total{m=\"b\"} 2\n"),
+            "{open}"
+        );
+        assert!(
+            open.ends_with("# EOF\n") && open.contains("# UNIT kri_age seconds\n"),
+            "{open}"
+        );
+    }
 }

@@ -17,12 +17,10 @@ use serde_json::json;
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use super::events::Events;
-use super::schedule::{after_run, jitter, next_slot, prev_slot};
-use crate::Output;
-use crate::commands::{RunHow, exit_code, probe, run_once};
-use crate::config::Loaded;
-use crate::output::ProbeRow;
+use crate::events::Events;
+use crate::run::{ProbeRow, RunHow, exit_code, probe, run_once};
+use crate::schedule::{after_run, jitter, next_slot, prev_slot};
+use kri_config::Loaded;
 
 /// How long cancelled runs get to record themselves as failed before the process goes.
 const CANCEL_BOUND: Duration = Duration::from_secs(15);
@@ -51,15 +49,7 @@ struct Slot {
     last: Option<LastRun>,
 }
 
-/// The newest run of a connector this process made.
-#[derive(Debug, Clone, Serialize)]
-pub struct LastRun {
-    pub run_id: String,
-    pub status: String,
-    pub started_at: String,
-    pub finished_at: String,
-    pub error: Option<String>,
-}
+pub use crate::events::LastRun;
 
 /// What the API, the page and `/metrics` show of a connector's schedule.
 #[derive(Debug, Clone, Serialize)]
@@ -471,8 +461,8 @@ impl Scheduler {
         };
         let started = self.clock.now();
         let only = [module.to_owned()];
-        // Output::Json: never a progress bar on a service's terminal.
-        let run = run_once(&self.loaded, &only, &self.store, self.clock.clone(), Output::Json, &how);
+        // Never a progress bar on a service's terminal.
+        let run = run_once(&self.loaded, &only, &self.store, self.clock.clone(), false, &how);
         let result = match unless_panic(run).await {
             Ok(result) => result,
             Err(why) => Err(crate::Failure::runtime(format!(

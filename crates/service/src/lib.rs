@@ -1,13 +1,12 @@
-//! `kri serve` (the scheduler and an HTTP server in one process) and `kri daemon` (the same
-//! scheduler without HTTP), and `kri report --html`.
+//! The service: `kri serve` (the agent's scheduler and an HTTP server in one process: routes,
+//! pages, Prometheus metrics, the JSON API and the token checks) and `kri daemon` (the same
+//! scheduler without HTTP), and `kri report --html`. It depends on the agent and the dashboard,
+//! never the other way round.
 
-mod events;
 mod http;
 mod listen;
 mod metrics;
 mod pages;
-pub mod schedule;
-mod scheduler;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,20 +14,23 @@ use std::time::Duration;
 
 use kri_core::{CancellationToken, Clock, Store};
 
-use crate::config::Loaded;
-use crate::{Failure, Output};
-
-pub use events::Events;
+use kri_agent::{Events, Failure, Lines, scheduler};
+use kri_config::Loaded;
 
 /// How `kri serve` / `kri daemon` was started.
 pub struct ServeHow {
-    pub out: Output,
+    /// Events as one JSON object per line (`--output json`), else lines for people.
+    pub json: bool,
+    /// Where the events and the service's own lines are written.
+    pub lines: Arc<dyn Lines>,
     /// `--listen`, overriding `[serve] listen`; ignored without HTTP.
     pub listen: Option<String>,
     /// `false`: `kri daemon`, the scheduler alone.
     pub http: bool,
     /// How often the scheduler looks at the clock while it waits.
     pub tick: Duration,
+    /// The build's commit, for `kri_build_info`.
+    pub commit: &'static str,
 }
 
 /// Run until SIGTERM/SIGINT: exit 0 after a clean stop, whatever the runs did.
@@ -47,7 +49,7 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
     }
     let listener = if how.http {
         let addr = match &how.listen {
-            Some(text) => crate::config::parse_listen(text).map_err(|m| Failure::config(format!("--listen: {m}")))?,
+            Some(text) => kri_config::parse_listen(text).map_err(|m| Failure::config(format!("--listen: {m}")))?,
             None => loaded.serve.listen,
         };
         check_exposure(addr, &loaded)?;
@@ -73,11 +75,11 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
         );
     }
 
-    let events = Events::new(how.out, clock.clone());
+    let events = Events::new(how.json, clock.clone(), how.lines.clone());
     let loaded = Arc::new(loaded);
     let scheduler = scheduler::Scheduler::new(loaded.clone(), store.clone(), clock.clone(), events.clone(), how.tick);
     // Installed once, before anything runs: a signal at any moment is seen.
-    listen_for_signals(scheduler.stop.clone())?;
+    listen_for_signals(scheduler.stop.clone(), how.lines.clone())?;
     let what = if how.http { "kri serve" } else { "kri daemon" };
     events.started(
         what,
@@ -95,6 +97,7 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
             store: store.clone(),
             clock: clock.clone(),
             scheduler: scheduler.clone(),
+            commit: how.commit,
         });
         let stop = server_stop.clone();
         listen::raise_file_limit();
@@ -127,7 +130,7 @@ fn check_exposure(addr: SocketAddr, loaded: &Loaded) -> Result<(), Failure> {
 }
 
 /// The first SIGTERM/SIGINT stops scheduling (`stop`); a second one exits at once.
-fn listen_for_signals(stop: CancellationToken) -> Result<(), Failure> {
+fn listen_for_signals(stop: CancellationToken, lines: Arc<dyn Lines>) -> Result<(), Failure> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
@@ -145,7 +148,7 @@ fn listen_for_signals(stop: CancellationToken) -> Result<(), Failure> {
                 if seen == 1 {
                     stop.cancel();
                 } else {
-                    errln!("second signal: exiting now, without waiting for the running runs");
+                    lines.err("second signal: exiting now, without waiting for the running runs");
                     std::process::exit(128 + signo);
                 }
             }
@@ -167,9 +170,9 @@ fn listen_for_signals(stop: CancellationToken) -> Result<(), Failure> {
 }
 
 /// Until SIGTERM or Ctrl-C (for `kri sandbox`).
-pub async fn until_signal() {
+pub async fn until_signal(lines: Arc<dyn Lines>) {
     let stop = CancellationToken::new();
-    if listen_for_signals(stop.clone()).is_err() {
+    if listen_for_signals(stop.clone(), lines).is_err() {
         let _ = tokio::signal::ctrl_c().await;
         return;
     }
