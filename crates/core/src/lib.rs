@@ -11,6 +11,7 @@ pub mod command;
 pub mod config;
 pub mod connector;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod ids;
 pub mod kri;

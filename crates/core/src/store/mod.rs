@@ -16,6 +16,7 @@
 
 pub mod calls;
 pub mod leases;
+mod outbox;
 mod postgres;
 pub mod prune;
 pub mod runs;
@@ -460,6 +461,70 @@ mod tests {
         hot_reads_use_their_index,
         a_long_chart_reads_days_before_and_values_after,
     );
+    on_both_engines!(a_runs_events_are_written_with_it_once_each);
+
+    /// Band changes against the last good band (a first green value is none), and failures
+    /// that reach three in a row, then the recovery: each once, in the run's transaction.
+    async fn a_runs_events_are_written_with_it_once_each(s: TestStore) {
+        let run = |id: &str, h: u32, value: Option<f64>, band: Option<Band>| {
+            let mut r = at(report(id, value), h);
+            r.connectors[0].kris[0].band = band;
+            r
+        };
+        s.write_run(&run("r1", 1, Some(12.0), Some(Band::Green))).await.unwrap();
+        assert!(
+            s.outbox(0, 100).await.unwrap().is_empty(),
+            "a first green value is no change"
+        );
+        s.write_run(&run("r2", 2, Some(22.0), Some(Band::Amber))).await.unwrap();
+        s.write_run(&run("r3", 3, Some(23.0), Some(Band::Amber))).await.unwrap();
+        s.write_run(&run("r4", 4, Some(31.0), Some(Band::Red))).await.unwrap();
+        for (id, h) in [("r5", 5), ("r6", 6), ("r7", 7)] {
+            s.write_run(&run(id, h, None, None)).await.unwrap();
+        }
+        s.write_run(&run("r8", 8, Some(32.0), Some(Band::Red))).await.unwrap();
+        // The same run again fails as a whole: no event of it is left behind.
+        assert!(s.write_run(&run("r8", 9, Some(1.0), Some(Band::Green))).await.is_err());
+
+        let events = s.outbox(0, 100).await.unwrap();
+        let kinds: Vec<(&str, &str)> = events
+            .iter()
+            .map(|(_, e)| (e["type"].as_str().unwrap(), e["run_id"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            kinds,
+            vec![
+                ("kri.band_changed", "r2"),
+                ("kri.band_changed", "r4"),
+                ("connector.failed", "r7"),
+                ("kri.failed", "r7"),
+                ("kri.recovered", "r8"),
+            ]
+        );
+        let amber = &events[0].1;
+        assert_eq!(amber["kri"]["from"], "green");
+        assert_eq!(amber["kri"]["to"], "amber");
+        assert_eq!(
+            (amber["kri"]["value"].as_f64(), amber["kri"]["previous_value"].as_f64()),
+            (Some(22.0), Some(12.0))
+        );
+        assert_eq!(
+            (amber["kri"]["amber"].as_f64(), amber["kri"]["red"].as_f64()),
+            (Some(20.0), Some(30.0))
+        );
+        assert_eq!(
+            (amber["severity"].as_str(), amber["tenant"].as_str()),
+            (Some("warning"), Some(DEFAULT_TENANT))
+        );
+        assert_eq!(amber["kri"]["slug"], "pp_vap_count");
+        assert_eq!(events[1].1["severity"], "critical");
+        let ids: std::collections::HashSet<&str> = events.iter().map(|(_, e)| e["id"].as_str().unwrap()).collect();
+        assert_eq!(ids.len(), events.len(), "every event has its own id");
+        // Read on from a position: nothing is read twice.
+        let rest = s.outbox(events[1].0, 100).await.unwrap();
+        assert_eq!(rest.len(), 3);
+    }
+
     on_both_engines!(
         engine: a_store_from_before_tenants_keeps_its_rows_as_the_default_tenants,
         a_store_with_history_gains_its_read_model_in_place

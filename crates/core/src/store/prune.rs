@@ -107,6 +107,16 @@ impl Store {
                 Table::Days => done.days = work.deleted,
             }
         }
+        // Events as old as the values they were about (a few a day: one statement).
+        let mut events = Filter::default();
+        events.eq("tenant", self.tenant_filter());
+        events.and("time < {}", vec![before.clone().into()]);
+        self.execute(
+            "pruning old events",
+            &format!("DELETE FROM outbox{}", events.sql()),
+            events.params,
+        )
+        .await?;
         if done.values + done.runs > 0 {
             self.optimize().await?;
         }

@@ -93,7 +93,10 @@ impl Store {
     /// the (tenant, connector) `name` is run (see [`Store::slot_done`]). A mark never moves back.
     /// The read model is updated in the same transaction.
     pub async fn write_run_marked(&self, run: &RunReport, marks: &[(String, String)]) -> Result<(), StoreError> {
-        let mut statements: Vec<Statement> = Vec::new();
+        // The run's events, from the store as it is before the run (one writer per tenant and
+        // connector: its lease), written in the same transaction as the run.
+        let events = self.events_of(run).await?;
+        let mut statements: Vec<Statement> = super::outbox::statements(&events);
         for (name, slot) in marks {
             statements.push((
                 "INSERT INTO slots (name, slot) VALUES (?1, ?2)

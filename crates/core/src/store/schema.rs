@@ -226,6 +226,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // (kri_threshold) agrees with its band, whatever the config says now.
     "ALTER TABLE kri_values ADD COLUMN amber REAL;
     ALTER TABLE kri_values ADD COLUMN red REAL;",
+    // 8: the outbox: the events each run produces, written in the run's transaction, in order
+    // (`seq`), each with a stable id; sinks deliver from here.
+    "CREATE TABLE outbox (
+        seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+        id      TEXT NOT NULL UNIQUE,
+        tenant  TEXT NOT NULL,
+        type    TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        time    TEXT NOT NULL,
+        run_id  TEXT NOT NULL,
+        body    TEXT NOT NULL
+    );
+    CREATE INDEX outbox_time ON outbox (time);",
 ];
 
 /// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
@@ -386,6 +399,18 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
     ),
     // 7: the thresholds each value was banded with, as in SQLite.
     "ALTER TABLE kri_values ADD COLUMN amber DOUBLE PRECISION, ADD COLUMN red DOUBLE PRECISION;",
+    // 8: the outbox, as in SQLite.
+    r#"CREATE TABLE outbox (
+        seq     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id      TEXT COLLATE "C" NOT NULL UNIQUE,
+        tenant  TEXT COLLATE "C" NOT NULL,
+        type    TEXT COLLATE "C" NOT NULL,
+        subject TEXT COLLATE "C" NOT NULL,
+        time    TEXT COLLATE "C" NOT NULL,
+        run_id  TEXT COLLATE "C" NOT NULL,
+        body    TEXT NOT NULL
+    );
+    CREATE INDEX outbox_time ON outbox (time);"#,
 ];
 
 /// The key of the advisory lock under which a PostgreSQL store is migrated ("kri_sche").

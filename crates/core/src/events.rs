@@ -1,0 +1,106 @@
+//! What kri tells the world: one vocabulary of events, vendor-neutral, produced by the framework
+//! when a run is stored and written in the same transaction as its values (the store's outbox),
+//! so an event exists exactly when its run does. Sinks (webhooks, Alertmanager, syslog, …)
+//! deliver them from there.
+//!
+//! Event JSON: `{"id", "type", "time", "tenant", "severity", "kri": {"slug", "title", "module",
+//! "value", "previous_value", "from", "to", "amber", "red", "direction", "owner", "action"} |
+//! null, "incident": {…} | null, "run_id"}`.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::kri::{Band, Direction};
+
+/// Runs in a row a KRI (or a connector) must fail before `kri.failed` (`connector.failed`).
+pub const FAILED_AFTER: usize = 3;
+
+/// The kinds of events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum EventType {
+    /// A KRI's band differs from its previous stored band (the first amber or red value is a
+    /// change from no band).
+    #[serde(rename = "kri.band_changed")]
+    BandChanged,
+    /// A KRI failed [`FAILED_AFTER`] runs in a row.
+    #[serde(rename = "kri.failed")]
+    KriFailed,
+    /// A KRI measured again after `kri.failed`.
+    #[serde(rename = "kri.recovered")]
+    KriRecovered,
+    /// A connector failed [`FAILED_AFTER`] runs in a row.
+    #[serde(rename = "connector.failed")]
+    ConnectorFailed,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::BandChanged => "kri.band_changed",
+            EventType::KriFailed => "kri.failed",
+            EventType::KriRecovered => "kri.recovered",
+            EventType::ConnectorFailed => "connector.failed",
+        }
+    }
+}
+
+/// The KRI an event is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KriPart {
+    pub slug: String,
+    pub title: String,
+    pub module: String,
+    pub value: Option<f64>,
+    pub previous_value: Option<f64>,
+    pub from: Option<Band>,
+    pub to: Option<Band>,
+    pub amber: Option<f64>,
+    pub red: Option<f64>,
+    pub direction: Option<Direction>,
+    /// Who owns the KRI and what to do (configured per KRI; null until then).
+    pub owner: Option<String>,
+    pub action: Option<String>,
+}
+
+/// One event. `id` is stable: written once with the run, the same on every delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub id: String,
+    pub kind: EventType,
+    /// RFC 3339, when the run that produced it finished.
+    pub time: String,
+    pub tenant: String,
+    /// What the event is about, for ordering per sink: a KRI's slug or a connector's module.
+    pub subject: String,
+    pub kri: Option<KriPart>,
+    /// The connector an event about a connector is for, and why it failed.
+    pub connector: Option<(String, Option<String>)>,
+    pub run_id: String,
+}
+
+impl Event {
+    /// `critical` (red, or a failure), `warning` (amber), `info` (green, recovered).
+    pub fn severity(&self) -> &'static str {
+        match self.kind {
+            EventType::KriFailed | EventType::ConnectorFailed => "critical",
+            EventType::KriRecovered => "info",
+            EventType::BandChanged => match self.kri.as_ref().and_then(|k| k.to) {
+                Some(Band::Red) => "critical",
+                Some(Band::Amber) => "warning",
+                _ => "info",
+            },
+        }
+    }
+
+    /// The event as sinks send it.
+    pub fn to_json(&self) -> Value {
+        let mut v = json!({
+            "id": self.id, "type": self.kind.as_str(), "time": self.time, "tenant": self.tenant,
+            "severity": self.severity(), "kri": self.kri, "incident": null, "run_id": self.run_id,
+        });
+        if let Some((module, error)) = &self.connector {
+            v["connector"] = json!({"module": module, "error": error});
+        }
+        v
+    }
+}

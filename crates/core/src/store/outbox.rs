@@ -1,0 +1,162 @@
+//! The outbox: the events a run produces ([`crate::events`]), computed from what the store
+//! knew before the run and written in the run's own transaction, so an event exists exactly
+//! when its run does; sinks deliver from here.
+
+use serde_json::Value;
+
+use super::sql::{Statement, vals};
+use super::{Store, StoreError, fmt_time};
+use crate::events::{Event, EventType, FAILED_AFTER, KriPart};
+use crate::kri::{Band, KriStatus};
+use crate::report::{ConnectorStatus, RunReport};
+
+pub(super) const INSERT_EVENT: &str =
+    "INSERT INTO outbox (id, tenant, type, subject, time, run_id, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+
+fn band(text: Option<String>) -> Option<Band> {
+    match text.as_deref() {
+        Some("green") => Some(Band::Green),
+        Some("amber") => Some(Band::Amber),
+        Some("red") => Some(Band::Red),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// The events `run` produces, from the store as it is before `run` is written: band changes
+    /// against each KRI's last good band, and failures that reach [`FAILED_AFTER`] in a row (or
+    /// end after it). Reads a few rows per KRI and connector of the run.
+    pub(super) async fn events_of(&self, run: &RunReport) -> Result<Vec<Event>, StoreError> {
+        let mut events = Vec::new();
+        for c in &run.connectors {
+            let time = fmt_time(&c.finished_at);
+            let event = |kind: EventType, subject: &str, kri: Option<KriPart>, connector| Event {
+                id: uuid::Uuid::new_v4().to_string(),
+                kind,
+                time: time.clone(),
+                tenant: c.tenant.clone(),
+                subject: subject.to_owned(),
+                kri,
+                connector,
+                run_id: run.run_id.clone(),
+            };
+            let statuses = self
+                .query(
+                    "reading a connector's last runs",
+                    "SELECT status FROM runs WHERE tenant = ?1 AND module = ?2 ORDER BY started_at DESC LIMIT ?3",
+                    vals![&c.tenant, &c.module, FAILED_AFTER as i64],
+                )
+                .await?;
+            let failed_before = statuses
+                .iter()
+                .take_while(|r| r.text(0).is_ok_and(|s| s == "failed"))
+                .count();
+            if c.status == ConnectorStatus::Failed && failed_before + 1 == FAILED_AFTER {
+                events.push(event(
+                    EventType::ConnectorFailed,
+                    &c.module,
+                    None,
+                    Some((c.module.clone(), c.error.clone())),
+                ));
+            }
+            for k in &c.kris {
+                let known = crate::registry::find_kri(k.slug).map(|(_, kri)| kri);
+                let before = self
+                    .query(
+                        "reading a KRI's last good band",
+                        "SELECT l.good_band, g.value FROM kri_latest l LEFT JOIN kri_values g ON g.id = l.good_id
+                         WHERE l.tenant = ?1 AND l.slug = ?2",
+                        vals![&c.tenant, k.slug],
+                    )
+                    .await?;
+                let (from, previous_value) = match before.first() {
+                    Some(r) => (
+                        band(r.opt_text(0).map_err(|e| self.error("reading a band", e))?),
+                        r.opt_real(1).unwrap_or(None),
+                    ),
+                    None => (None, None),
+                };
+                let part = |from: Option<Band>, to: Option<Band>| KriPart {
+                    slug: k.slug.to_owned(),
+                    title: known.map(|x| x.meaning().to_owned()).unwrap_or_default(),
+                    module: c.module.clone(),
+                    value: k.value,
+                    previous_value,
+                    from,
+                    to,
+                    amber: k.thresholds.map(|t| t.amber),
+                    red: k.thresholds.map(|t| t.red),
+                    direction: known.map(|x| x.direction()),
+                    owner: None,
+                    action: None,
+                };
+                // A change of band: against the last good band; a first green value is none.
+                if let Some(to) = k.band
+                    && Some(to) != from
+                    && !(from.is_none() && to == Band::Green)
+                {
+                    events.push(event(EventType::BandChanged, k.slug, Some(part(from, Some(to))), None));
+                }
+                let statuses = self
+                    .query(
+                        "reading a KRI's last statuses",
+                        "SELECT status FROM kri_values WHERE tenant = ?1 AND slug = ?2 ORDER BY id DESC LIMIT ?3",
+                        vals![&c.tenant, k.slug, FAILED_AFTER as i64],
+                    )
+                    .await?;
+                let failed_before = statuses
+                    .iter()
+                    .take_while(|r| r.text(0).is_ok_and(|s| s == "failed"))
+                    .count();
+                match k.status {
+                    KriStatus::Failed if failed_before + 1 == FAILED_AFTER => {
+                        let mut p = part(from, None);
+                        p.value = None;
+                        events.push(event(EventType::KriFailed, k.slug, Some(p), None));
+                    }
+                    KriStatus::Ok if failed_before >= FAILED_AFTER => {
+                        events.push(event(EventType::KriRecovered, k.slug, Some(part(from, k.band)), None));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Events in the order they were written, after `after` (a position this returned; 0 for
+    /// the first), at most `limit`: (position, event JSON).
+    pub async fn outbox(&self, after: i64, limit: u32) -> Result<Vec<(i64, Value)>, StoreError> {
+        self.query_map(
+            "reading the outbox",
+            "SELECT seq, body FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            vals![after, i64::from(limit)],
+            |r| {
+                let body = r.text(1)?;
+                Ok((r.int(0)?, serde_json::from_str(&body).unwrap_or(Value::Null)))
+            },
+        )
+        .await
+    }
+}
+
+/// The statements that write `events` (in the run's transaction).
+pub(super) fn statements(events: &[Event]) -> Vec<Statement> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                INSERT_EVENT,
+                vals![
+                    &e.id,
+                    &e.tenant,
+                    e.kind.as_str(),
+                    &e.subject,
+                    &e.time,
+                    &e.run_id,
+                    crate::secret::scrub(&e.to_json().to_string())
+                ],
+            )
+        })
+        .collect()
+}
