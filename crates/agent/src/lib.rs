@@ -5,11 +5,13 @@
 //! knows the configuration (`kri-config`) and the connectors through the registry, nothing of
 //! the command line or HTTP.
 
+pub mod deliver;
 pub mod events;
 mod run;
 pub mod schedule;
 pub mod scheduler;
 
+pub use deliver::{Delivered, deliver};
 pub use events::{Events, Lines};
 pub use run::{
     PlanRow, ProbeRow, RunHow, api_calls, check_module, exit_code, kris_json, open_store, plan, probe, run_once,

@@ -174,7 +174,7 @@ pub fn parse_table<T: DeserializeOwned>(table: &Dict, prefix: &str) -> Result<T,
 /// [`parse_table`], where `also` are keys accepted there too (taken out before). Every bad key
 /// of the table is reported, not only the first serde meets: each key is then tried alone
 /// (absent keys take their defaults; a required key missing is said once, by the first error).
-fn parse_keys<T: DeserializeOwned>(table: &Dict, prefix: &str, also: &[&str]) -> Result<T, ConfigError> {
+pub(crate) fn parse_keys<T: DeserializeOwned>(table: &Dict, prefix: &str, also: &[&str]) -> Result<T, ConfigError> {
     let extract = |t: &Dict| Figment::from(Serialized::defaults(t)).extract::<T>().map_err(Box::new);
     let mut first = match extract(table) {
         Ok(v) => return Ok(v),

@@ -23,6 +23,7 @@ pub mod report;
 pub mod run;
 pub mod secret;
 pub mod single;
+pub mod sink;
 pub mod store;
 pub mod testing;
 pub mod text;

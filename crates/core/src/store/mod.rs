@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
+pub use outbox::SinkProgress;
 pub use prune::Pruned;
 pub use runs::ModuleRuns;
 pub use state::{StateHandle, StateValue};

@@ -140,6 +140,111 @@ impl Store {
     }
 }
 
+/// Where a sink is in the outbox.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct SinkProgress {
+    /// Every event up to this position is delivered, dead or not for this sink.
+    pub done_to: i64,
+    pub delivered: i64,
+    /// Failed attempts at the current batch, and when the next may start.
+    pub attempts: i64,
+    pub next_at: Option<String>,
+    pub last_error: Option<String>,
+    /// Events given up on.
+    pub dead: i64,
+}
+
+impl Store {
+    pub async fn sink_progress(&self, sink: &str) -> Result<SinkProgress, StoreError> {
+        let rows = self
+            .query(
+                "reading a sink's progress",
+                "SELECT done_to, delivered, attempts, next_at, last_error,
+                        (SELECT COUNT(*) FROM sink_dead d WHERE d.sink = ?1)
+                 FROM sink_progress WHERE sink = ?1",
+                vals![sink],
+            )
+            .await?;
+        let dead = || async {
+            self.query_map(
+                "counting a sink's dead events",
+                "SELECT COUNT(*) FROM sink_dead WHERE sink = ?1",
+                vals![sink],
+                |r| r.int(0),
+            )
+            .await
+        };
+        let Some(r) = rows.first() else {
+            return Ok(SinkProgress {
+                dead: dead().await?.first().copied().unwrap_or(0),
+                ..SinkProgress::default()
+            });
+        };
+        let read = |e| self.error("reading a sink's progress", e);
+        Ok(SinkProgress {
+            done_to: r.int(0).map_err(read)?,
+            delivered: r.int(1).map_err(read)?,
+            attempts: r.int(2).map_err(read)?,
+            next_at: r.opt_text(3).map_err(read)?,
+            last_error: r.opt_text(4).map_err(read)?,
+            dead: r.int(5).map_err(read)?,
+        })
+    }
+
+    /// The sink is done up to `to`, `delivered` more of them delivered; its failure (if any) is over.
+    pub async fn sink_done(&self, sink: &str, to: i64, delivered: i64) -> Result<(), StoreError> {
+        self.execute(
+            "recording a sink's delivery",
+            "INSERT INTO sink_progress (sink, done_to, delivered, attempts, next_at, last_error)
+             VALUES (?1, ?2, ?3, 0, NULL, NULL)
+             ON CONFLICT (sink) DO UPDATE SET done_to = excluded.done_to,
+                 delivered = sink_progress.delivered + excluded.delivered, attempts = 0, next_at = NULL,
+                 last_error = NULL",
+            vals![sink, to, delivered],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// A failed attempt: tried again at `next_at`.
+    pub async fn sink_failed(&self, sink: &str, attempts: i64, next_at: &str, error: &str) -> Result<(), StoreError> {
+        self.execute(
+            "recording a sink's failure",
+            "INSERT INTO sink_progress (sink, done_to, delivered, attempts, next_at, last_error)
+             VALUES (?1, 0, 0, ?2, ?3, ?4)
+             ON CONFLICT (sink) DO UPDATE SET attempts = excluded.attempts, next_at = excluded.next_at,
+                 last_error = excluded.last_error",
+            vals![sink, attempts, next_at, crate::secret::scrub(error)],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Give up on the events at `seqs` (with why), and go on after `to`.
+    pub async fn sink_dead(&self, sink: &str, seqs: &[i64], error: &str, at: &str, to: i64) -> Result<(), StoreError> {
+        let error = crate::secret::scrub(error);
+        let mut statements: Vec<Statement> = seqs
+            .iter()
+            .map(|seq| {
+                (
+                    "INSERT INTO sink_dead (sink, seq, error, at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                    vals![sink, *seq, &error, at],
+                )
+            })
+            .collect();
+        statements.push((
+            "INSERT INTO sink_progress (sink, done_to, delivered, attempts, next_at, last_error)
+             VALUES (?1, ?2, 0, 0, NULL, ?3)
+             ON CONFLICT (sink) DO UPDATE SET done_to = excluded.done_to, attempts = 0, next_at = NULL,
+                 last_error = excluded.last_error",
+            vals![sink, to, &error],
+        ));
+        self.transaction("recording a sink's dead events", statements)
+            .await
+            .map(|_| ())
+    }
+}
+
 /// The statements that write `events` (in the run's transaction).
 pub(super) fn statements(events: &[Event]) -> Vec<Statement> {
     events

@@ -239,6 +239,23 @@ pub(super) const MIGRATIONS: &[&str] = &[
         body    TEXT NOT NULL
     );
     CREATE INDEX outbox_time ON outbox (time);",
+    // 9: each sink's progress through the outbox (delivered up to `done_to`, the current
+    // failure's attempts and next try) and the events it gave up on.
+    "CREATE TABLE sink_progress (
+        sink       TEXT PRIMARY KEY,
+        done_to    INTEGER NOT NULL,
+        delivered  INTEGER NOT NULL,
+        attempts   INTEGER NOT NULL,
+        next_at    TEXT,
+        last_error TEXT
+    );
+    CREATE TABLE sink_dead (
+        sink  TEXT NOT NULL,
+        seq   INTEGER NOT NULL,
+        error TEXT NOT NULL,
+        at    TEXT NOT NULL,
+        PRIMARY KEY (sink, seq)
+    );",
 ];
 
 /// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
@@ -411,6 +428,22 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         body    TEXT NOT NULL
     );
     CREATE INDEX outbox_time ON outbox (time);"#,
+    // 9: sink progress and dead letters, as in SQLite.
+    r#"CREATE TABLE sink_progress (
+        sink       TEXT COLLATE "C" PRIMARY KEY,
+        done_to    BIGINT NOT NULL,
+        delivered  BIGINT NOT NULL,
+        attempts   BIGINT NOT NULL,
+        next_at    TEXT COLLATE "C",
+        last_error TEXT
+    );
+    CREATE TABLE sink_dead (
+        sink  TEXT COLLATE "C" NOT NULL,
+        seq   BIGINT NOT NULL,
+        error TEXT NOT NULL,
+        at    TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (sink, seq)
+    );"#,
 ];
 
 /// The key of the advisory lock under which a PostgreSQL store is migrated ("kri_sche").
