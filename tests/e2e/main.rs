@@ -13,6 +13,7 @@ mod network;
 mod run;
 mod secrets;
 mod serve;
+mod sinks;
 mod tap;
 mod tenants;
 mod workers;

@@ -36,13 +36,15 @@ struct Top {
     #[serde(default)]
     serve: Option<Value>,
     #[serde(default)]
+    sinks: Option<Value>,
+    #[serde(default)]
     tenants: Option<Value>,
     #[serde(flatten)]
     families: BTreeMap<String, Value>,
 }
 
 /// The framework's own top-level tables.
-const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds", "serve", "tenants"];
+const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds", "serve", "tenants", "sinks"];
 
 /// The framework's tables a tenant file may have (besides the families').
 const TENANT_TABLES: &[&str] = &["connectors", "thresholds"];
@@ -280,6 +282,8 @@ pub struct Loaded {
     pub store_url: Option<String>,
     /// Runs and values older than this many days are pruned after each run.
     pub keep_days: u32,
+    /// `[sinks.NAME]`: where events go.
+    pub sinks: Vec<kri_core::sink::SinkConfig>,
     pub serve: ServeSettings,
     /// At least one; exactly one, `default`, without `[tenants]`.
     pub tenants: Vec<Tenant>,
@@ -391,6 +395,90 @@ impl Tenant {
             .copied()
             .unwrap_or_else(|| kri.default_thresholds())
     }
+}
+
+/// `[sinks.NAME]`: the framework's keys (`type`, `events`, `min_band`, `tenants`, `kris`,
+/// `max_age`, `timeout`), then the sink type's own, built by its plugin.
+fn sink(name: &str, mut table: Dict) -> Result<kri_core::sink::SinkConfig, ConfigError> {
+    use kri_core::sink::{DEFAULT_EVENTS, EVENT_TYPES, EventFilter, SinkConfig, SinkSettings, sink_types};
+    let key = |k: &str| format!("sinks.{name}.{k}");
+    let types = sink_types();
+    let names: Vec<&str> = types.iter().map(|t| t.kind).collect();
+    let kind = take(&mut table, "type", key("type"), Value::deserialize::<String>)?.ok_or_else(|| {
+        ConfigError::invalid(
+            key("type"),
+            format!("missing: say which kind of sink, one of: {}", names.join(", ")),
+        )
+    })?;
+    let reg = types.iter().find(|t| t.kind == kind.trim()).ok_or_else(|| {
+        ConfigError::invalid(
+            key("type"),
+            format!(
+                "unknown sink type `{kind}`{}; the types are: {}",
+                did_you_mean(&kind, &names),
+                names.join(", ")
+            ),
+        )
+    })?;
+    let events = match take(&mut table, "events", key("events"), Value::deserialize::<Vec<String>>)? {
+        None => DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect(),
+        Some(list) => {
+            for e in &list {
+                if !EVENT_TYPES.contains(&e.as_str()) {
+                    return Err(ConfigError::invalid(
+                        key("events"),
+                        format!(
+                            "unknown event `{e}`{}; the events are: {}",
+                            did_you_mean(e, EVENT_TYPES),
+                            EVENT_TYPES.join(", ")
+                        ),
+                    ));
+                }
+            }
+            list
+        }
+    };
+    let min_band = match take(&mut table, "min_band", key("min_band"), Value::deserialize::<String>)?.as_deref() {
+        None | Some("amber") => kri_core::Band::Amber,
+        Some("red") => kri_core::Band::Red,
+        Some("green") => kri_core::Band::Green,
+        Some(other) => {
+            return Err(ConfigError::invalid(
+                key("min_band"),
+                format!("`{other}` is not green, amber or red"),
+            ));
+        }
+    };
+    let tenants = take(&mut table, "tenants", key("tenants"), Value::deserialize::<Vec<String>>)?;
+    let kris = take(&mut table, "kris", key("kris"), Value::deserialize::<Vec<String>>)?;
+    if let Some(bad) = kris.iter().flatten().find(|k| registry::find_kri(k).is_none()) {
+        return Err(ConfigError::invalid(
+            key("kris"),
+            format!("unknown KRI `{bad}`: `kri kris` lists the KRIs"),
+        ));
+    }
+    let mut duration = |field: &str, default: Duration, min: u64, max: u64| -> Result<Duration, ConfigError> {
+        Ok(take(&mut table, field, key(field), Value::deserialize::<Text>)?
+            .map(|Text(t)| parse_bounded(&t, min, max).map_err(|m| ConfigError::invalid(key(field), m)))
+            .transpose()?
+            .unwrap_or(default))
+    };
+    let max_age = duration("max_age", Duration::from_secs(24 * 3600), 60, 30 * 86_400)?;
+    let timeout = duration("timeout", Duration::from_secs(10), 1, 300)?;
+    let settings = SinkSettings::new(name, table, timeout);
+    Ok(SinkConfig {
+        name: name.to_owned(),
+        kind: reg.kind,
+        filter: EventFilter {
+            events,
+            min_band,
+            tenants,
+            kris,
+        },
+        max_age,
+        timeout,
+        sink: (reg.build)(&settings)?,
+    })
 }
 
 /// Keys whose values are secrets: never shown, only whether they are set.
@@ -587,6 +675,18 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, LoadError> {
             ServeSection::default().settle().map_err(|e| sources.error(e))?
         }
     };
+    let mut sinks = Vec::new();
+    match table_of("sinks", top.sinks) {
+        Ok(all) => {
+            for (name, value) in all {
+                match table_of(&format!("sinks.{name}"), Some(value)).and_then(|t| sink(&name, t)) {
+                    Ok(s) => sinks.push(s),
+                    Err(e) => keep(Err(e)),
+                }
+            }
+        }
+        Err(e) => keep(Err(e)),
+    }
     let tenants_section =
         match table_of("tenants", top.tenants).and_then(|t| parse_table::<TenantsSection>(&t, "tenants")) {
             Ok(t) => t,
@@ -701,6 +801,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, LoadError> {
             },
             store_url,
             keep_days,
+            sinks,
             serve,
             tenants,
             multi_tenant,

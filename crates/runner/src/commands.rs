@@ -51,6 +51,40 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             Ok(0)
         }
         Command::Healthcheck { url } => healthcheck(&url).await,
+        Command::Sinks => {
+            let loaded = load(&sources()?, Need::NoCredentials)?;
+            needs_config(&loaded, "sinks")?;
+            let store = match open_existing(&loaded).await? {
+                Some(s) => s,
+                None => Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
+            };
+            let mut rows = Vec::new();
+            for s in &loaded.sinks {
+                let p = store
+                    .sink_progress(&s.name)
+                    .await
+                    .map_err(|e| Failure::runtime(e.to_string()))?;
+                let waiting = store
+                    .outbox(p.done_to, 10_000)
+                    .await
+                    .map_err(|e| Failure::runtime(e.to_string()))?
+                    .iter()
+                    .filter(|(_, e)| s.filter.matches(e))
+                    .count();
+                rows.push(output::SinkRow {
+                    name: s.name.clone(),
+                    kind: s.kind,
+                    delivered: p.delivered,
+                    waiting: waiting as i64,
+                    dead: p.dead,
+                    attempts: p.attempts,
+                    next_at: p.next_at,
+                    last_error: p.last_error,
+                });
+            }
+            output::sinks(&rows, cli.output);
+            Ok(0)
+        }
         Command::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(crate::cli())
@@ -79,8 +113,18 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             }
             let store = open_store(&loaded).await?;
             let how = RunHow::once(wait, "kri run");
-            let report = run_once(&loaded, &only, &store, clock, interactive(cli.output), &how).await?;
+            let report = run_once(&loaded, &only, &store, clock.clone(), interactive(cli.output), &how).await?;
             output::run(&report, cli.output);
+            // What the run has for the sinks goes before kri exits, bounded; what is left waits
+            // for the next run or a service.
+            for d in kri_agent::deliver(&loaded.sinks, &store, clock, SINK_BUDGET).await {
+                if let Some(why) = d.failing {
+                    errln!(
+                        "sink {}: events wait: {why} (`kri sinks` shows them; the next run or kri serve tries again)",
+                        d.sink
+                    );
+                }
+            }
             let code = exit_code(&report);
             Ok(match fail_on {
                 Some(level) if code == 0 && past(&report, level) => {
@@ -210,6 +254,9 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
 
 /// Values per page of `kri values --all`.
 const ALL_PAGE: u32 = 1000;
+
+/// How long `kri run` delivers to its sinks before it exits.
+const SINK_BUDGET: Duration = Duration::from_secs(10);
 
 /// `--only "tap, EFD"` is `tap` and `efd`.
 fn normalize_only(only: &[String]) -> Vec<String> {

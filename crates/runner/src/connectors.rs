@@ -6,6 +6,8 @@ use kri_connector_clear as _;
 use kri_connector_ctr as _;
 use kri_connector_efd as _;
 use kri_connector_tap as _;
+// The sinks, the same way: one line each.
+use kri_sink_file as _;
 
 #[cfg(test)]
 mod tests {
@@ -23,6 +25,12 @@ mod tests {
                 ("tap", "proofpoint-tap")
             ]
         );
+    }
+
+    #[test]
+    fn every_sink_crate_is_registered() {
+        let kinds: Vec<&str> = kri_core::sink::sink_types().iter().map(|s| s.kind).collect();
+        assert_eq!(kinds, vec!["file"]);
     }
 
     #[test]

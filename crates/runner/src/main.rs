@@ -271,6 +271,10 @@ enum Command {
         "kri completions fish > ~/.config/fish/completions/kri.fish",
     ))]
     Completions { shell: clap_complete::Shell },
+    /// Where events go: each `[sinks.NAME]` with what it delivered, what waits and what it gave
+    /// up on (dead), and its last error.
+    #[command(after_help = examples!("kri sinks", "kri sinks --output json"))]
+    Sinks,
     /// Print the man page (roff), generated from this command line's definition.
     #[command(after_help = examples!("kri man > kri.1 && man ./kri.1"))]
     Man,

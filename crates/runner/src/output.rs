@@ -606,3 +606,51 @@ pub fn plan(rows: &[kri_agent::PlanRow], out: Output) {
     print_table(&columns, &table_rows);
     outln!("Nothing was called. `--output json` lists every planned call.");
 }
+
+/// One line of `kri sinks`.
+#[derive(Debug, Serialize)]
+pub struct SinkRow {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub delivered: i64,
+    /// Events it wants that are not delivered yet (counted up to 10,000).
+    pub waiting: i64,
+    pub dead: i64,
+    /// Failed attempts at the waiting batch, and when the next starts.
+    pub attempts: i64,
+    pub next_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+pub fn sinks(rows: &[SinkRow], out: Output) {
+    if out != Output::Table {
+        return print_json(&json!({ "sinks": rows }));
+    }
+    if rows.is_empty() {
+        outln!("No sinks: add a [sinks.NAME] table with a type (file) to send events somewhere.");
+        return;
+    }
+    let columns = [
+        whole("SINK", 0),
+        whole("TYPE", 0),
+        number("DELIVERED", 0),
+        number("WAITING", 0),
+        number("DEAD", 0),
+        text("LAST ERROR", 16, 1),
+    ];
+    let rows: Vec<Vec<Cell>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                Cell::from(r.name.as_str()),
+                Cell::from(r.kind),
+                Cell::from(r.delivered.to_string()),
+                Cell::from(r.waiting.to_string()),
+                Cell::from(r.dead.to_string()),
+                Cell::from(r.last_error.as_deref().map(visible).unwrap_or_default().into_owned()),
+            ]
+        })
+        .collect();
+    print_table(&columns, &rows);
+}

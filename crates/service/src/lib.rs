@@ -17,6 +17,9 @@ use kri_core::{CancellationToken, Clock, Store};
 use kri_agent::{Events, Failure, Lines, scheduler};
 use kri_config::Loaded;
 
+/// One delivery pass to the sinks at most.
+const DELIVERY_PASS: Duration = Duration::from_secs(5);
+
 /// How `kri serve` / `kri daemon` was started.
 pub struct ServeHow {
     /// Events as one JSON object per line (`--output json`), else lines for people.
@@ -104,7 +107,23 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
         tokio::spawn(listen::serve(listener, http::router(app), stop))
     });
 
+    // Events reach the sinks continuously: a pass every second, while the service runs.
+    let delivery = {
+        let (loaded, store, clock, stop) = (loaded.clone(), store.clone(), clock.clone(), scheduler.stop.clone());
+        tokio::spawn(async move {
+            while !loaded.sinks.is_empty() {
+                kri_agent::deliver(&loaded.sinks, &store, clock.clone(), DELIVERY_PASS).await;
+                tokio::select! {
+                    () = stop.cancelled() => break,
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+        })
+    };
     scheduler.clone().run(loaded.serve.grace).await;
+    // The runs are settled: what they produced gets one last, bounded pass.
+    delivery.abort();
+    kri_agent::deliver(&loaded.sinks, &store, clock.clone(), DELIVERY_PASS).await;
     // The pages and the health answers stay up until the runs are settled.
     server_stop.cancel();
     if let Some(server) = server

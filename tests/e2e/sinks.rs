@@ -1,0 +1,138 @@
+//! Events leave kri: a `file` sink gets each band change once, from the run that made it; a
+//! sink that fails keeps its events waiting and tries again; past `max_age` they are dead.
+
+use serde_json::Value;
+
+use crate::helper::Kri;
+
+fn lines(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_band_change_reaches_a_file_sink_once() {
+    let k = Kri::default().await;
+    // VAP 12 is amber at the default 10 / 25: a first amber value is a change from no band.
+    let cfg = k.config("[sinks.audit]\ntype = \"file\"\npath = \"events.ndjson\"\n");
+    let cfg = cfg.to_str().unwrap();
+    let file = k.dir.path().join("events.ndjson");
+    assert_eq!(k.run(&["--config", cfg, "run", "--only", "tap"], &[]).await.code, 0);
+    let got = lines(&file);
+    let vap: Vec<&Value> = got.iter().filter(|e| e["kri"]["slug"] == "pp_vap_count").collect();
+    assert_eq!(vap.len(), 1, "{got:?}");
+    assert_eq!(vap[0]["type"], "kri.band_changed");
+    assert_eq!(
+        (vap[0]["kri"]["from"].clone(), vap[0]["kri"]["to"].clone()),
+        (Value::Null, "amber".into())
+    );
+    assert_eq!(vap[0]["kri"]["value"], 12.0);
+    assert!(vap[0]["id"].as_str().is_some_and(|id| id.len() == 36), "{}", vap[0]);
+    // The same values again: no change, nothing more; nothing is sent twice.
+    k.advance(chrono::Duration::hours(1));
+    assert_eq!(k.run(&["--config", cfg, "run", "--only", "tap"], &[]).await.code, 0);
+    assert_eq!(lines(&file).len(), got.len());
+    let sinks = k.run(&["--config", cfg, "sinks", "--output", "json"], &[]).await.json();
+    let audit = &sinks["sinks"][0];
+    assert_eq!(
+        (audit["name"].as_str(), audit["type"].as_str()),
+        (Some("audit"), Some("file"))
+    );
+    assert_eq!(
+        (
+            audit["delivered"].as_i64(),
+            audit["waiting"].as_i64(),
+            audit["dead"].as_i64()
+        ),
+        (Some(got.len() as i64), Some(0), Some(0))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_sink_keeps_its_events_then_gives_up_after_max_age() {
+    let k = Kri::default().await;
+    // A folder where the file should be: every append fails.
+    std::fs::create_dir(k.dir.path().join("events.ndjson")).unwrap();
+    let cfg = k.config("[sinks.audit]\ntype = \"file\"\npath = \"events.ndjson\"\nmax_age = \"2h\"\n");
+    let cfg = cfg.to_str().unwrap();
+    let run = k.run(&["--config", cfg, "run", "--only", "tap"], &[]).await;
+    assert_eq!(run.code, 0, "a sink that fails does not fail the run: {run:?}");
+    assert!(
+        run.stderr.contains("sink audit: events wait") && run.stderr.contains("cannot append"),
+        "{run:?}"
+    );
+    let sinks = k.run(&["--config", cfg, "sinks", "--output", "json"], &[]).await.json();
+    let audit = &sinks["sinks"][0];
+    assert!(
+        audit["waiting"].as_i64().unwrap() >= 1 && audit["attempts"] == 1,
+        "{audit}"
+    );
+    assert_eq!(audit["dead"], 0);
+    let first = audit["waiting"].as_i64().unwrap();
+    // Three hours later, still failing, a run makes a new change (VAP 12 is red at 5 / 6):
+    // the events past max_age are dead, with why; the new one waits.
+    k.advance(chrono::Duration::hours(3));
+    let strict = k.dir.path().join("strict.toml");
+    std::fs::write(
+        &strict,
+        std::fs::read_to_string(cfg).unwrap() + "[thresholds.pp_vap_count]\namber = 5\nred = 6\n",
+    )
+    .unwrap();
+    let strict = strict.to_str().unwrap();
+    assert_eq!(k.run(&["--config", strict, "run", "--only", "tap"], &[]).await.code, 0);
+    let sinks = k
+        .run(&["--config", strict, "sinks", "--output", "json"], &[])
+        .await
+        .json();
+    let audit = &sinks["sinks"][0];
+    assert_eq!(
+        (audit["dead"].as_i64(), audit["waiting"].as_i64()),
+        (Some(first), Some(1)),
+        "{audit}"
+    );
+    assert!(
+        audit["last_error"].as_str().unwrap().contains("cannot append"),
+        "{audit}"
+    );
+    // The file can be written again: the new change arrives, alone.
+    std::fs::remove_dir(k.dir.path().join("events.ndjson")).unwrap();
+    k.advance(chrono::Duration::hours(1));
+    assert_eq!(k.run(&["--config", strict, "run", "--only", "efd"], &[]).await.code, 0);
+    let got = lines(&k.dir.path().join("events.ndjson"));
+    let vap: Vec<&Value> = got.iter().filter(|e| e["kri"]["slug"] == "pp_vap_count").collect();
+    assert_eq!(vap.len(), 1, "{got:?}");
+    assert_eq!(
+        (vap[0]["kri"]["from"].as_str(), vap[0]["kri"]["to"].as_str()),
+        (Some("amber"), Some("red"))
+    );
+    // A bad sink table is a config error naming the key, before any call.
+    let bad = k.config("[sinks.audit]\ntype = \"fax\"\n");
+    let out = k.run(&["--config", bad.to_str().unwrap(), "run"], &[]).await;
+    assert_eq!(out.code, 2, "{out:?}");
+    assert!(
+        out.stderr.contains("sinks.audit.type") && out.stderr.contains("unknown sink type `fax`"),
+        "{out:?}"
+    );
+}
+
+/// `kri serve` delivers continuously: a band change is in the file within seconds of its run.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_delivers_a_band_change_within_seconds_of_its_run() {
+    let k = Kri::default().await;
+    let cfg = k.config("[sinks.audit]\ntype = \"file\"\npath = \"events.ndjson\"\nevents = [\"kri.band_changed\"]\n");
+    let mut s = k.start(&cfg, &["serve", "--listen", "127.0.0.1:0"], &[]).await;
+    s.runs_of(&["tap"]).await;
+    let file = k.dir.path().join("events.ndjson");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !lines(&file).iter().any(|e| e["kri"]["slug"] == "pp_vap_count") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no band change delivered within 10 s"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(lines(&file).iter().all(|e| e["type"] == "kri.band_changed"));
+}
