@@ -136,3 +136,45 @@ async fn a_service_delivers_a_band_change_within_seconds_of_its_run() {
     }
     assert!(lines(&file).iter().all(|e| e["type"] == "kri.band_changed"));
 }
+
+/// A webhook gets the batch as `{"events": […]}` with an `Idempotency-Key`, once; its URL (a
+/// credential) shows nowhere.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_gets_each_band_change_once_with_an_idempotency_key() {
+    let k = Kri::default().await;
+    let receiver = kri_sandbox::faults::Recorder::start().await.unwrap();
+    let url = format!("{}/hooks/kri-s3cret-path", receiver.base_url());
+    let cfg = k.config(&format!("[sinks.soc]\ntype = \"webhook\"\nurl = \"{url}\"\n"));
+    let cfg = cfg.to_str().unwrap();
+    let run = k.run(&["--config", cfg, "run", "--only", "tap"], &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let posts = receiver.requests();
+    assert_eq!(posts.len(), 1, "one POST for the run's batch: {posts:?}");
+    assert_eq!(
+        (posts[0].method.as_str(), posts[0].path.as_str()),
+        ("POST", "/hooks/kri-s3cret-path")
+    );
+    assert!(
+        posts[0]
+            .header("idempotency-key")
+            .is_some_and(|k| k.starts_with("kri-"))
+    );
+    let body: Value = serde_json::from_str(&posts[0].body).unwrap();
+    let events = body["events"].as_array().unwrap();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "kri.band_changed" && e["kri"]["slug"] == "pp_vap_count"),
+        "{body}"
+    );
+    k.advance(chrono::Duration::hours(1));
+    assert_eq!(k.run(&["--config", cfg, "run", "--only", "tap"], &[]).await.code, 0);
+    assert_eq!(receiver.count(), 1, "nothing new, nothing twice");
+    let check = k
+        .run(&["--config", cfg, "config", "check", "--output", "json"], &[])
+        .await;
+    assert!(
+        !check.all().contains("kri-s3cret-path") && !run.all().contains("kri-s3cret-path"),
+        "{check:?}"
+    );
+}

@@ -48,6 +48,8 @@ pub struct Request {
     body: Payload,
     /// The most bytes of an answer read whole ([`HttpClient::call_json`]).
     max_answer: usize,
+    /// Extra headers (an `Idempotency-Key`).
+    headers: Vec<(String, String)>,
 }
 
 /// The most an answer read whole may hold, unless its request says less: a JSON answer, not a
@@ -78,7 +80,14 @@ impl Request {
             query: Vec::new(),
             body: Payload::None,
             max_answer: MAX_ANSWER_BYTES,
+            headers: Vec::new(),
         }
+    }
+
+    /// An extra header (never a credential: those are the client's [`Auth`]'s).
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// Read at most `bytes` of the answer (less than [`MAX_ANSWER_BYTES`] for small answers,
@@ -522,6 +531,9 @@ impl HttpClient {
         let mut builder = self.client.request(request.method.as_reqwest(), url);
         if !request.query.is_empty() {
             builder = builder.query(&request.query);
+        }
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
         }
         builder = match &request.body {
             Payload::None => builder,
