@@ -97,6 +97,13 @@ async fn a_failing_sink_keeps_its_events_then_gives_up_after_max_age() {
         audit["last_error"].as_str().unwrap().contains("cannot append"),
         "{audit}"
     );
+    // A test event says what happens now.
+    let test = k.run(&["--config", strict, "sinks", "test", "audit"], &[]).await;
+    assert_eq!(test.code, 1, "{test:?}");
+    assert!(
+        test.stderr.contains("0 delivered, 1 not") && test.stderr.contains("cannot append"),
+        "{test:?}"
+    );
     // The file can be written again: the new change arrives, alone.
     std::fs::remove_dir(k.dir.path().join("events.ndjson")).unwrap();
     k.advance(chrono::Duration::hours(1));
@@ -108,6 +115,22 @@ async fn a_failing_sink_keeps_its_events_then_gives_up_after_max_age() {
         (vap[0]["kri"]["from"].as_str(), vap[0]["kri"]["to"].as_str()),
         (Some("amber"), Some("red"))
     );
+    // The dead ones, tried again by hand, arrive and leave the dead list; a test event too.
+    let retry = k.run(&["--config", strict, "sinks", "retry", "audit"], &[]).await;
+    assert_eq!(retry.code, 0, "{retry:?}");
+    assert!(retry.stdout.contains(&format!("{first} delivered")), "{retry:?}");
+    let sinks = k
+        .run(&["--config", strict, "sinks", "--output", "json"], &[])
+        .await
+        .json();
+    assert_eq!(sinks["sinks"][0]["dead"], 0, "{sinks}");
+    assert_eq!(
+        k.run(&["--config", strict, "sinks", "test", "audit"], &[]).await.code,
+        0
+    );
+    let all = lines(&k.dir.path().join("events.ndjson"));
+    assert_eq!(all.len() as i64, got.len() as i64 + first + 1, "{all:?}");
+    assert_eq!(all.last().unwrap()["type"], "sink.test");
     // A bad sink table is a config error naming the key, before any call.
     let bad = k.config("[sinks.audit]\ntype = \"fax\"\n");
     let out = k.run(&["--config", bad.to_str().unwrap(), "run"], &[]).await;

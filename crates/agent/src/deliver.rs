@@ -147,3 +147,39 @@ async fn one_sink(
 fn parse(t: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc())
 }
+
+/// Send `events` to `sink` now, outside the outbox (a test event), within its timeout.
+pub async fn deliver_now(sink: &SinkConfig, events: &[serde_json::Value]) -> Result<(), String> {
+    match tokio::time::timeout(sink.timeout, sink.sink.deliver(events)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(e.message),
+        Err(_) => Err(format!("no answer within {}", humantime::format_duration(sink.timeout))),
+    }
+}
+
+/// Try `sink`'s dead events again now, a batch at a time (behind the sink's cursor, so the
+/// deliverer never sends them): those that arrive
+/// leave the dead list. (delivered, still dead, the last error).
+pub async fn retry_dead(
+    sink: &SinkConfig,
+    store: &Store,
+) -> Result<(usize, usize, Option<String>), kri_core::store::StoreError> {
+    let dead = store.sink_dead_events(&sink.name).await?;
+    let mut delivered = 0;
+    let mut error = None;
+    for batch in dead.chunks(BATCH as usize) {
+        let events: Vec<serde_json::Value> = batch.iter().map(|(_, e)| e.clone()).collect();
+        match deliver_now(sink, &events).await {
+            Ok(()) => {
+                let seqs: Vec<i64> = batch.iter().map(|(seq, _)| *seq).collect();
+                store.sink_undead(&sink.name, &seqs).await?;
+                delivered += seqs.len();
+            }
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    Ok((delivered, dead.len() - delivered, error))
+}

@@ -51,7 +51,12 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             Ok(0)
         }
         Command::Healthcheck { url } => healthcheck(&url).await,
-        Command::Sinks => {
+        Command::Sinks { action: Some(action) } => {
+            let loaded = load(&sources()?, Need::NoCredentials)?;
+            needs_config(&loaded, "sinks")?;
+            sinks_action(&loaded, action, clock, cli.output).await
+        }
+        Command::Sinks { action: None } => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
             needs_config(&loaded, "sinks")?;
             let store = match open_existing(&loaded).await? {
@@ -254,6 +259,63 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
 
 /// Values per page of `kri values --all`.
 const ALL_PAGE: u32 = 1000;
+
+/// `kri sinks test NAME` / `kri sinks retry NAME`.
+async fn sinks_action(
+    loaded: &Loaded,
+    action: crate::SinksAction,
+    clock: Arc<dyn Clock>,
+    out: Output,
+) -> Result<u8, Failure> {
+    let name = match &action {
+        crate::SinksAction::Test { name } | crate::SinksAction::Retry { name } => name.trim(),
+    };
+    let Some(sink) = loaded.sinks.iter().find(|s| s.name == name) else {
+        let names: Vec<&str> = loaded.sinks.iter().map(|s| s.name.as_str()).collect();
+        return Err(Failure::config(format!(
+            "no sink `{name}`; the sinks are: {}",
+            if names.is_empty() {
+                "none (add a [sinks.NAME] table)".to_owned()
+            } else {
+                names.join(", ")
+            }
+        )));
+    };
+    let (sent, failed, error) = match action {
+        crate::SinksAction::Test { .. } => {
+            let event = serde_json::json!({
+                "id": uuid::Uuid::new_v4().to_string(), "type": "sink.test", "time": kri_core::store::fmt_time(&clock.now()),
+                "tenant": crate::config::DEFAULT_TENANT, "severity": "info", "kri": null, "incident": null, "run_id": null,
+            });
+            match kri_agent::deliver_now(sink, &[event]).await {
+                Ok(()) => (1, 0, None),
+                Err(e) => (0, 1, Some(e)),
+            }
+        }
+        crate::SinksAction::Retry { .. } => {
+            let store = open_store(loaded).await?;
+            let r = kri_agent::retry_dead(sink, &store)
+                .await
+                .map_err(|e| Failure::runtime(e.to_string()))?;
+            (r.0, r.1, r.2)
+        }
+    };
+    if out == Output::Table {
+        match &error {
+            None => outln!("sink {name} ({}): {sent} delivered", sink.kind),
+            Some(e) => errln!(
+                "sink {name} ({}): {sent} delivered, {failed} not: {}",
+                sink.kind,
+                kri_core::text::visible(e)
+            ),
+        }
+    } else {
+        output::print_json(
+            &serde_json::json!({"sink": name, "type": sink.kind, "delivered": sent, "failed": failed, "error": error}),
+        );
+    }
+    Ok(u8::from(failed > 0))
+}
 
 /// How long `kri run` delivers to its sinks before it exits.
 const SINK_BUDGET: Duration = Duration::from_secs(10);

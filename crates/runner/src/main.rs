@@ -273,8 +273,16 @@ enum Command {
     Completions { shell: clap_complete::Shell },
     /// Where events go: each `[sinks.NAME]` with what it delivered, what waits and what it gave
     /// up on (dead), and its last error.
-    #[command(after_help = examples!("kri sinks", "kri sinks --output json"))]
-    Sinks,
+    #[command(after_help = examples!(
+        "kri sinks",
+        "kri sinks --output json",
+        "kri sinks test soc",
+        "kri sinks retry soc"
+    ))]
+    Sinks {
+        #[command(subcommand)]
+        action: Option<SinksAction>,
+    },
     /// Print the man page (roff), generated from this command line's definition.
     #[command(after_help = examples!("kri man > kri.1 && man ./kri.1"))]
     Man,
@@ -289,6 +297,16 @@ enum Command {
         #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:9741/healthz")]
         url: String,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum SinksAction {
+    /// Send one test event (`type` "sink.test") to sink NAME now and say what happened: exit 0
+    /// when it arrived, 1 with the error.
+    Test { name: String },
+    /// Try the events sink NAME gave up on (dead) again now: those that arrive leave the dead
+    /// list; exit 1 when some are still dead.
+    Retry { name: String },
 }
 
 #[derive(Debug, Subcommand)]

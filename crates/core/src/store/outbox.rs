@@ -245,6 +245,34 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The events `sink` gave up on, oldest first (at most 10,000).
+    pub async fn sink_dead_events(&self, sink: &str) -> Result<Vec<(i64, Value)>, StoreError> {
+        self.query_map(
+            "reading a sink's dead events",
+            "SELECT o.seq, o.body FROM sink_dead d JOIN outbox o ON o.seq = d.seq WHERE d.sink = ?1 ORDER BY o.seq
+             LIMIT 10000",
+            vals![sink],
+            |r| {
+                let body = r.text(1)?;
+                Ok((r.int(0)?, serde_json::from_str(&body).unwrap_or(Value::Null)))
+            },
+        )
+        .await
+    }
+
+    /// These dead events of `sink` arrived after all: off the dead list.
+    pub async fn sink_undead(&self, sink: &str, seqs: &[i64]) -> Result<(), StoreError> {
+        let statements: Vec<Statement> = seqs
+            .iter()
+            .map(|seq| ("DELETE FROM sink_dead WHERE sink = ?1 AND seq = ?2", vals![sink, *seq]))
+            .collect();
+        self.transaction("taking events off a sink's dead list", statements)
+            .await
+            .map(|_| ())
+    }
+}
+
 /// The statements that write `events` (in the run's transaction).
 pub(super) fn statements(events: &[Event]) -> Vec<Statement> {
     events
