@@ -201,3 +201,41 @@ async fn a_webhook_gets_each_band_change_once_with_an_idempotency_key() {
         "{check:?}"
     );
 }
+
+/// Splunk's HTTP Event Collector gets the batch in its own format, with the token, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn splunk_hec_gets_the_batch_in_its_format_with_the_token() {
+    let k = Kri::default().await;
+    let hec = kri_sandbox::faults::Recorder::start().await.unwrap();
+    let token = "hec-t0ken-5ecret";
+    let cfg = k.config(&format!(
+        "[sinks.splunk]\ntype = \"splunk_hec\"\nurl = \"{}\"\ntoken = \"{token}\"\nindex = \"security\"\n",
+        hec.base_url()
+    ));
+    let run = k
+        .run(&["--config", cfg.to_str().unwrap(), "run", "--only", "tap"], &[])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let posts = hec.requests();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].path, "/services/collector/event");
+    assert_eq!(
+        posts[0].header("authorization"),
+        Some(format!("Splunk {token}").as_str())
+    );
+    let objects: Vec<Value> = posts[0]
+        .body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        objects
+            .iter()
+            .all(|o| o["index"] == "security" && o["sourcetype"] == "kri:event" && o["time"].is_number())
+    );
+    assert!(
+        objects.iter().any(|o| o["event"]["kri"]["slug"] == "pp_vap_count"),
+        "{objects:?}"
+    );
+    assert!(!run.all().contains(token));
+}

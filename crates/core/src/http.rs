@@ -62,6 +62,8 @@ enum Payload {
     None,
     Json(serde_json::Value),
     Form(Vec<(String, String)>),
+    /// A body as it is, with its content type (a receiver's own batch format).
+    Text(String, &'static str),
 }
 
 impl Request {
@@ -111,6 +113,12 @@ impl Request {
     }
 
     /// A form body (`application/x-www-form-urlencoded`).
+    /// A body sent as it is, with `content_type`.
+    pub fn text(mut self, body: String, content_type: &'static str) -> Self {
+        self.body = Payload::Text(body, content_type);
+        self
+    }
+
     pub fn form(mut self, pairs: &[(&str, &str)]) -> Self {
         self.body = Payload::Form(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect());
         self
@@ -539,6 +547,9 @@ impl HttpClient {
             Payload::None => builder,
             Payload::Json(v) => builder.json(v),
             Payload::Form(f) => builder.form(f),
+            Payload::Text(body, content_type) => builder
+                .header(reqwest::header::CONTENT_TYPE, *content_type)
+                .body(body.clone()),
         };
         let mut req = builder
             .build()
