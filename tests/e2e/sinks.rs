@@ -158,6 +158,39 @@ async fn a_service_delivers_a_band_change_within_seconds_of_its_run() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(lines(&file).iter().all(|e| e["type"] == "kri.band_changed"));
+    // /metrics says so, per sink.
+    let (_, metrics) = s.get("/metrics").await;
+    let scrape = prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let value = |name: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|m| m.metric == name && m.labels.get("sink") == Some("audit"))
+            .map(|m| match m.value {
+                prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) => v,
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no {name}:\n{metrics}"))
+    };
+    assert!(value("kri_sink_events_delivered_total") >= 1.0);
+    assert_eq!(value("kri_sink_events_dead"), 0.0);
+    assert_eq!(value("kri_sink_oldest_waiting_age_seconds"), 0.0);
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is not installed: apt-get install prometheus (Debian), as .ci/run does");
+    use std::io::Write;
+    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
 }
 
 /// A webhook gets the batch as `{"events": […]}` with an `Idempotency-Key`, once; its URL (a

@@ -479,6 +479,52 @@ async fn fill(
             }
         }
     }
+
+    // The sinks: what each delivered, what waits (and for how long), what it gave up on.
+    let delivered = Family::<Labels, Counter>::default();
+    registry.register(
+        "kri_sink_events_delivered",
+        "Events each sink delivered since the store was made",
+        delivered.clone(),
+    );
+    let dead = gauge(
+        registry,
+        "kri_sink_events_dead",
+        "Events each sink gave up on (dead)",
+        None,
+    );
+    let waiting = gauge(
+        registry,
+        "kri_sink_events_waiting",
+        "Events each sink wants that are not delivered yet (counted up to 10,000)",
+        None,
+    );
+    let oldest = gauge(
+        registry,
+        "kri_sink_oldest_waiting_age",
+        "How old the oldest event waiting for each sink is (0 when none waits)",
+        Some(Unit::Seconds),
+    );
+    for sink in &loaded.sinks {
+        let labels = || vec![("sink", sink.name.clone()), ("type", sink.kind.to_owned())];
+        let p = store.sink_progress(&sink.name).await?;
+        let wanted: Vec<_> = store
+            .outbox(p.done_to, 10_000)
+            .await?
+            .into_iter()
+            .filter(|(_, e)| sink.filter.matches(e))
+            .collect();
+        delivered
+            .get_or_create(&labels())
+            .inc_by(u64::try_from(p.delivered).unwrap_or(0));
+        set(&dead, labels(), p.dead as f64);
+        set(&waiting, labels(), wanted.len() as f64);
+        let age = wanted
+            .first()
+            .and_then(|(_, e)| e["time"].as_str().and_then(parse_time))
+            .map_or(0.0, |t| (clock.now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+        set(&oldest, labels(), age);
+    }
     Ok(())
 }
 
