@@ -904,22 +904,7 @@ async fn metrics_pass_promtool_negotiate_and_export_what_each_value_was_banded_w
 
     let (code, text) = s.get("/metrics").await;
     assert_eq!(code, 200);
-    let promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is not installed: apt-get install prometheus (Debian), as .ci/run does");
-    use std::io::Write;
-    promtool.stdin.as_ref().unwrap().write_all(text.as_bytes()).unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
-        "promtool check metrics: {}{}\n{text}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    crate::helper::promtool_check_metrics(&text);
     let plain = s.http.get(format!("{}/metrics", s.base)).send().await.unwrap();
     assert!(
         plain.headers()["content-type"]

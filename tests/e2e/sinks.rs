@@ -175,22 +175,7 @@ async fn a_service_delivers_a_band_change_within_seconds_of_its_run() {
     assert!(value("kri_sink_events_delivered_total") >= 1.0);
     assert_eq!(value("kri_sink_events_dead"), 0.0);
     assert_eq!(value("kri_sink_oldest_waiting_age_seconds"), 0.0);
-    let mut promtool = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("promtool is not installed: apt-get install prometheus (Debian), as .ci/run does");
-    use std::io::Write;
-    promtool.stdin.take().unwrap().write_all(metrics.as_bytes()).unwrap();
-    let checked = promtool.wait_with_output().unwrap();
-    assert!(
-        checked.status.success() && checked.stdout.is_empty() && checked.stderr.is_empty(),
-        "{}{}",
-        String::from_utf8_lossy(&checked.stdout),
-        String::from_utf8_lossy(&checked.stderr)
-    );
+    crate::helper::promtool_check_metrics(&metrics);
 }
 
 /// A webhook gets the batch as `{"events": […]}` with an `Idempotency-Key`, once; its URL (a

@@ -85,6 +85,18 @@ impl SinkError {
             permanent: true,
         }
     }
+
+    /// An HTTP sink's failure: a 4xx other than 408 and 429, or a redirect to another origin,
+    /// will not change by trying again; anything else may.
+    pub fn from_http(e: crate::HttpError) -> Self {
+        let permanent = matches!(e, crate::HttpError::Redirect { .. })
+            || e.status()
+                .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429);
+        Self {
+            message: e.to_string(),
+            permanent,
+        }
+    }
 }
 
 /// A place events go.

@@ -111,15 +111,7 @@ impl Sink for Hec {
     async fn deliver(&self, events: &[Value]) -> Result<(), SinkError> {
         let body = batch(events, self.index.as_deref(), &self.sourcetype);
         let request = Request::post(PATH).text(body, "application/json");
-        self.http.stream(request).await.map(drop).map_err(|e| {
-            let permanent = matches!(e, HttpError::Redirect { .. })
-                || e.status()
-                    .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429);
-            SinkError {
-                message: e.to_string(),
-                permanent,
-            }
-        })
+        self.http.stream(request).await.map(drop).map_err(SinkError::from_http)
     }
 }
 

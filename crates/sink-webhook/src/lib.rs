@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use kri_core::config::ConfigError;
 use kri_core::sink::{Sink, SinkError, SinkRegistration, SinkSettings};
-use kri_core::{HttpClient, HttpError, HttpOptions, NoAuth, Request, Secret};
+use kri_core::{HttpClient, HttpOptions, NoAuth, Request, Secret};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -145,26 +145,16 @@ impl Sink for Webhook {
         let request = Request::post("")
             .header("Idempotency-Key", &idempotency_key(events))
             .json(body(self.format, events));
-        let answer = self.http.stream(request).await.map_err(refusal)?;
+        let answer = self.http.stream(request).await.map_err(SinkError::from_http)?;
         drop(answer);
         Ok(())
-    }
-}
-
-/// A 4xx other than 408 and 429, or a redirect elsewhere, will not change by trying again.
-fn refusal(e: HttpError) -> SinkError {
-    let permanent = matches!(e, HttpError::Redirect { .. })
-        || e.status()
-            .is_some_and(|s| (400..500).contains(&s) && s != 408 && s != 429);
-    SinkError {
-        message: e.to_string(),
-        permanent,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kri_core::HttpError;
 
     #[test]
     fn the_same_batch_has_the_same_key_and_people_get_a_line_each() {
@@ -197,12 +187,12 @@ mod tests {
             endpoint: "POST /".into(),
             excerpt: String::new(),
         };
-        assert!(refusal(bad).permanent);
-        assert!(!refusal(e(503)).permanent && !refusal(e(408)).permanent);
+        assert!(SinkError::from_http(bad).permanent);
+        assert!(!SinkError::from_http(e(503)).permanent && !SinkError::from_http(e(408)).permanent);
         let throttled = HttpError::Throttled {
             endpoint: "POST /".into(),
             detail: String::new(),
         };
-        assert!(!refusal(throttled).permanent);
+        assert!(!SinkError::from_http(throttled).permanent);
     }
 }
