@@ -421,7 +421,12 @@ fn sink(name: &str, mut table: Dict) -> Result<kri_core::sink::SinkConfig, Confi
         )
     })?;
     let events = match take(&mut table, "events", key("events"), Value::deserialize::<Vec<String>>)? {
-        None => DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect(),
+        None => reg
+            .default_events
+            .unwrap_or(DEFAULT_EVENTS)
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
         Some(list) => {
             for e in &list {
                 if !EVENT_TYPES.contains(&e.as_str()) {

@@ -153,7 +153,7 @@ async fn dispatch(call: Invocation<'_>) -> Result<Output, CommandError> {
             let (incidents, total) = within(call.run_timeout, "the list", ctr.list(&ctx, &filters, args.limit))
                 .await?
                 .map_err(failed)?;
-            crate::fetch::store_incidents(&ctx.state, ctx.clock.now(), &incidents)
+            crate::fetch::store_incidents(&ctx.state, &ctx.tenant, ctx.clock.now(), &incidents)
                 .await
                 .map_err(failed)?;
             let summary = format!(

@@ -7,6 +7,7 @@
 //! cycle re-queries from the cursor second INCLUSIVE and skips the ids it already has. Ties in
 //! the API's order therefore cannot hide or repeat an incident.
 
+use kri_core::events::FeedChange;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -81,6 +82,7 @@ pub fn incident_key(id: &str) -> String {
 pub async fn cycle(
     client: &CtrClient,
     state: &StateHandle,
+    tenant: &str,
     s: &FeedSettings,
     now: DateTime<Utc>,
 ) -> Result<Cycle, KriError> {
@@ -179,7 +181,7 @@ pub async fn cycle(
     }
 
     // Store (latest version per id, merged into an existing row), then move the cursor.
-    let stored = store_incidents(state, now, &fresh).await?;
+    let stored = store_incidents(state, tenant, now, &fresh).await?;
     for inc in &fresh {
         let v = View(inc);
         if let Some(id) = v.id() {
@@ -228,18 +230,24 @@ fn truncate_to_second(t: DateTime<Utc>) -> DateTime<Utc> {
 }
 
 /// Merge each incident into its stored row (`incident/{uuid}`) and write them in one
-/// transaction. Returns the merged rows.
+/// transaction, with an `incident.created` event for each incident not stored before and an
+/// `incident.updated` one for each whose state, dispositions or close changed (the framework's
+/// feed interface). Returns the merged rows.
 pub async fn store_incidents(
     state: &StateHandle,
+    tenant: &str,
     now: DateTime<Utc>,
     incidents: &[Value],
 ) -> Result<Vec<Value>, KriError> {
     let mut rows: Vec<(String, StoredIncident)> = Vec::new();
+    let mut changes = Vec::new();
     for inc in incidents {
         let Some(id) = View(inc).id() else { continue };
         let key = incident_key(id);
-        let merged = match state.get::<StoredIncident>(&key).await?.map(|s| s.0) {
-            Some(Value::Object(mut old)) => {
+        let before = state.get::<StoredIncident>(&key).await?.map(|s| s.0);
+        let merged = match &before {
+            Some(Value::Object(old)) => {
+                let mut old = old.clone();
                 if let Value::Object(new) = inc {
                     for (k, v) in new {
                         old.insert(k.clone(), v.clone());
@@ -249,10 +257,53 @@ pub async fn store_incidents(
             }
             _ => inc.clone(),
         };
+        let changed = |b: &Value| {
+            ["state", "dispositions", "closedAt"]
+                .iter()
+                .any(|k| b.get(k) != merged.get(k))
+        };
+        let created = before.is_none();
+        if created || before.as_ref().is_some_and(changed) {
+            changes.push(FeedChange {
+                id: id.to_owned(),
+                created,
+                severity: severity(&merged),
+                module: "ctr".into(),
+                item: summary(&merged),
+            });
+        }
         rows.push((key, StoredIncident(merged)));
     }
-    state.put_many(now, &rows).await?;
+    state.put_feed(now, tenant, &rows, changes).await?;
     Ok(rows.into_iter().map(|(_, v)| v.0).collect())
+}
+
+/// An event's severity from the incident's `priority`.
+fn severity(incident: &Value) -> &'static str {
+    match View(incident).str("priority").map(str::to_ascii_lowercase).as_deref() {
+        Some("critical" | "high") => "critical",
+        Some("medium") => "warning",
+        _ => "info",
+    }
+}
+
+/// What an incident event carries: the facts a SOC case needs, bounded (the title is the API's
+/// defanged one, never `titlePII`).
+fn summary(incident: &Value) -> Value {
+    let v = View(incident);
+    let text = |k: &str| v.str(k).map(|s| kri_core::text::truncate(s, 500));
+    serde_json::json!({
+        "display_id": incident.get("displayId").filter(|d| d.is_number() || d.is_string()),
+        "title": text("title"),
+        "state": text("state"),
+        "priority": text("priority"),
+        "dispositions": incident.get("dispositions").filter(|d| d.is_array()),
+        "assigned_team": text("assignedTeamName"),
+        "message_count": incident.get("messageCount").filter(|d| d.is_number()),
+        "created_at": text("createdAt"),
+        "updated_at": text("updatedAt"),
+        "closed_at": text("closedAt"),
+    })
 }
 
 /// One GET per incident, at most `concurrency` at a time, under the client's rate limit. A

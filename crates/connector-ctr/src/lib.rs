@@ -303,6 +303,7 @@ impl Ctr {
         fetch::cycle(
             &self.client(&ctx.budget),
             &ctx.state,
+            &ctx.tenant,
             &self.feed_settings(),
             ctx.clock.now(),
         )
@@ -336,7 +337,7 @@ impl Ctr {
             let r = match client.get(id).await {
                 Ok(details) => {
                     let row = client::merge_details(&serde_json::json!({"id": id}), &details);
-                    fetch::store_incidents(&ctx.state, ctx.clock.now(), std::slice::from_ref(&row))
+                    fetch::store_incidents(&ctx.state, &ctx.tenant, ctx.clock.now(), std::slice::from_ref(&row))
                         .await
                         .map(|mut v| v.pop().unwrap_or(row))
                 }

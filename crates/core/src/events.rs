@@ -5,7 +5,7 @@
 //!
 //! Event JSON: `{"id", "type", "time", "tenant", "severity", "kri": {"slug", "title", "module",
 //! "value", "previous_value", "from", "to", "amber", "red", "direction", "owner", "action"} |
-//! null, "incident": {…} | null, "run_id"}`.
+//! null, "incident": {"id", "module", …the feed's summary} | null, "run_id" | null}`.
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -31,6 +31,15 @@ pub enum EventType {
     /// A connector failed [`FAILED_AFTER`] runs in a row.
     #[serde(rename = "connector.failed")]
     ConnectorFailed,
+    /// A KRI's value was stored (only written when a sink asks for `kri.value`).
+    #[serde(rename = "kri.value")]
+    KriValue,
+    /// A connector's feed stored an item it had not seen (a CTR incident).
+    #[serde(rename = "incident.created")]
+    IncidentCreated,
+    /// A feed item changed what matters about it (an incident's state, disposition or close).
+    #[serde(rename = "incident.updated")]
+    IncidentUpdated,
 }
 
 impl EventType {
@@ -40,6 +49,9 @@ impl EventType {
             EventType::KriFailed => "kri.failed",
             EventType::KriRecovered => "kri.recovered",
             EventType::ConnectorFailed => "connector.failed",
+            EventType::KriValue => "kri.value",
+            EventType::IncidentCreated => "incident.created",
+            EventType::IncidentUpdated => "incident.updated",
         }
     }
 }
@@ -75,7 +87,26 @@ pub struct Event {
     pub kri: Option<KriPart>,
     /// The connector an event about a connector is for, and why it failed.
     pub connector: Option<(String, Option<String>)>,
+    /// The feed item an `incident.*` event is about, as its connector describes it.
+    pub incident: Option<FeedChange>,
     pub run_id: String,
+}
+
+/// What a connector's feed tells the framework about one item it stored (the feed interface:
+/// the connector says what the item is and whether it is new or changed; the framework makes
+/// the event and writes it with the item, in one transaction).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedChange {
+    /// The item's id at the vendor (an incident's UUID).
+    pub id: String,
+    /// `true`: first seen now (`incident.created`); `false`: changed (`incident.updated`).
+    pub created: bool,
+    /// `critical`, `warning` or `info`, as the connector maps the vendor's own severity.
+    pub severity: &'static str,
+    /// The module whose feed it is.
+    pub module: String,
+    /// A bounded summary: title, state, disposition, times, a link; whatever the feed keeps.
+    pub item: Value,
 }
 
 impl Event {
@@ -84,7 +115,10 @@ impl Event {
         match self.kind {
             EventType::KriFailed | EventType::ConnectorFailed => "critical",
             EventType::KriRecovered => "info",
-            EventType::BandChanged => match self.kri.as_ref().and_then(|k| k.to) {
+            EventType::IncidentCreated | EventType::IncidentUpdated => {
+                self.incident.as_ref().map(|i| i.severity).unwrap_or("info")
+            }
+            EventType::BandChanged | EventType::KriValue => match self.kri.as_ref().and_then(|k| k.to) {
                 Some(Band::Red) => "critical",
                 Some(Band::Amber) => "warning",
                 _ => "info",
@@ -94,9 +128,18 @@ impl Event {
 
     /// The event as sinks send it.
     pub fn to_json(&self) -> Value {
+        let incident = self.incident.as_ref().map(|i| {
+            let mut item = i.item.clone();
+            if let Value::Object(m) = &mut item {
+                m.insert("id".into(), Value::from(i.id.as_str()));
+                m.insert("module".into(), Value::from(i.module.as_str()));
+            }
+            item
+        });
+        let run_id = (!self.run_id.is_empty()).then_some(self.run_id.as_str());
         let mut v = json!({
             "id": self.id, "type": self.kind.as_str(), "time": self.time, "tenant": self.tenant,
-            "severity": self.severity(), "kri": self.kri, "incident": null, "run_id": self.run_id,
+            "severity": self.severity(), "kri": self.kri, "incident": incident, "run_id": run_id,
         });
         if let Some((module, error)) = &self.connector {
             v["connector"] = json!({"module": module, "error": error});

@@ -795,8 +795,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// `base × 2^attempt`, scaled by a random factor in [0.5, 1.5).
-fn backoff(base: Duration, attempt: u32) -> Duration {
+/// `base × 2^attempt`, scaled by a random factor in [0.5, 1.5) (the jitter that keeps many
+/// clients from retrying in step); an HTTP retry's wait and a sink's.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
     use std::hash::{BuildHasher, Hasher};
     let random = std::collections::hash_map::RandomState::new().build_hasher().finish();
     let factor = 0.5 + (random % 1000) as f64 / 1000.0;

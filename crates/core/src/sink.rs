@@ -20,6 +20,9 @@ pub struct SinkRegistration {
     pub description: &'static str,
     /// Build the sink from its table (the framework's keys taken out). No network call.
     pub build: fn(&SinkSettings) -> Result<Box<dyn Sink>, ConfigError>,
+    /// The events this type gets when its table has no `events`; `None`: [`DEFAULT_EVENTS`].
+    /// (Alertmanager, say, also wants `kri.value`, to keep a breach firing and to resolve it.)
+    pub default_events: Option<&'static [&'static str]>,
 }
 
 inventory::collect!(SinkRegistration);

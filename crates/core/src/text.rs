@@ -36,6 +36,15 @@ pub fn visible(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// At most `max_chars` characters of `text`, with `…` when it was cut (a bound at the edge for
+/// text from outside that goes on somewhere: an event, a message).
+pub fn truncate(text: &str, max_chars: usize) -> String {
+    match text.char_indices().nth(max_chars) {
+        None => text.to_owned(),
+        Some((at, _)) => format!("{}…", &text[..at]),
+    }
+}
+
 /// [`visible`], except line breaks: for a message of several lines written by kri itself, with
 /// text from outside inside it.
 pub fn visible_lines(text: &str) -> Cow<'_, str> {
@@ -48,6 +57,13 @@ pub fn visible_lines(text: &str) -> Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn truncate_cuts_at_a_character_and_says_so() {
+        assert_eq!(truncate("héllo", 10), "héllo");
+        assert_eq!(truncate("héllo", 2), "hé…");
+        assert_eq!(truncate("", 0), "");
+    }
 
     #[test]
     fn control_characters_are_written_out_and_the_rest_is_untouched() {

@@ -14,6 +14,7 @@ kri_core::inventory::submit! {
         kind: "file",
         description: "events appended to a file as NDJSON, synced per batch",
         build,
+        default_events: None,
     }
 }
 

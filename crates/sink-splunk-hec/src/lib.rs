@@ -18,6 +18,7 @@ kri_core::inventory::submit! {
         kind: "splunk_hec",
         description: "events batched to Splunk's HTTP Event Collector",
         build,
+        default_events: None,
     }
 }
 

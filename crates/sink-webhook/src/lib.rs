@@ -17,6 +17,7 @@ kri_core::inventory::submit! {
         kind: "webhook",
         description: "events POSTed as JSON, or as Slack or Teams messages",
         build,
+        default_events: None,
     }
 }
 

@@ -156,6 +156,8 @@ pub struct Store {
     backend: Backend,
     /// The tenant every read is limited to (`None`: all).
     tenant: Option<Arc<str>>,
+    /// Write a `kri.value` event for every stored value (a sink asked for them).
+    value_events: bool,
 }
 
 #[derive(Clone)]
@@ -212,6 +214,7 @@ impl Store {
                 path: path.to_owned(),
             },
             tenant: None,
+            value_events: false,
         })
     }
 
@@ -226,6 +229,7 @@ impl Store {
                 path: PathBuf::from(":memory:"),
             },
             tenant: None,
+            value_events: false,
         })
     }
 
@@ -244,7 +248,15 @@ impl Store {
         Store {
             backend: self.backend.clone(),
             tenant: tenant.map(Arc::from),
+            value_events: self.value_events,
         }
+    }
+
+    /// The same store, writing a `kri.value` event into the outbox for every value it stores
+    /// (when a sink wants them; off by default, as most sinks do not).
+    pub fn with_value_events(mut self, on: bool) -> Store {
+        self.value_events = on;
+        self
     }
 
     /// The tenant this handle's reads are limited to, if any.

@@ -38,6 +38,7 @@ impl Store {
                 subject: subject.to_owned(),
                 kri,
                 connector,
+                incident: None,
                 run_id: run.run_id.clone(),
             };
             let statuses = self
@@ -118,6 +119,9 @@ impl Store {
                         events.push(event(EventType::KriRecovered, k.slug, Some(part(from, k.band)), None));
                     }
                     _ => {}
+                }
+                if self.value_events && k.value.is_some() {
+                    events.push(event(EventType::KriValue, k.slug, Some(part(from, k.band)), None));
                 }
             }
         }
@@ -273,8 +277,25 @@ impl Store {
     }
 }
 
-/// The statements that write `events` (in the run's transaction).
-pub(super) fn statements(events: &[Event]) -> Vec<Statement> {
+/// On PostgreSQL, transactions that write events take turns (a lock held to their commit), so
+/// positions in the outbox are given in commit order: a deliverer that has read up to position
+/// N never sees a lower one commit later and skip it. (SQLite has one writer at a time anyway.)
+const OUTBOX_TURN: &str = "SELECT pg_advisory_xact_lock(7_052_001)";
+
+impl Store {
+    /// The statements that write `events`, last in a transaction (so the turn is held briefly).
+    pub(super) fn outbox_statements(&self, events: &[Event]) -> Vec<Statement> {
+        let mut out = Vec::with_capacity(events.len() + 1);
+        if !events.is_empty() && matches!(self.backend, super::Backend::Postgres { .. }) {
+            out.push((OUTBOX_TURN, vals![]));
+        }
+        out.extend(statements(events));
+        out
+    }
+}
+
+/// The statements that write `events`.
+fn statements(events: &[Event]) -> Vec<Statement> {
     events
         .iter()
         .map(|e| {

@@ -144,6 +144,7 @@ pub(super) async fn connect(url: &str, version: usize) -> Result<Store, StoreErr
     Ok(Store {
         backend: Backend::Postgres { pool, shown: url.shown },
         tenant: None,
+        value_events: false,
     })
 }
 

@@ -96,7 +96,7 @@ impl Store {
         // The run's events, from the store as it is before the run (one writer per tenant and
         // connector: its lease), written in the same transaction as the run.
         let events = self.events_of(run).await?;
-        let mut statements: Vec<Statement> = super::outbox::statements(&events);
+        let mut statements: Vec<Statement> = Vec::new();
         for (name, slot) in marks {
             statements.push((
                 "INSERT INTO slots (name, slot) VALUES (?1, ?2)
@@ -174,6 +174,7 @@ impl Store {
                 ));
             }
         }
+        statements.extend(self.outbox_statements(&events));
         self.transaction("writing the run", statements).await.map(|_| ())
     }
 

@@ -65,15 +65,60 @@ impl StateHandle {
         self.write(now, rows, T::VERSION).await
     }
 
+    /// The feed interface: write a feed's items (as [`put_many`](Self::put_many)) and, in the
+    /// same transaction, an `incident.created` or `incident.updated` event for each item the
+    /// connector says is new or changed, so an item is stored exactly when its event is.
+    pub async fn put_feed<T: StateValue>(
+        &self,
+        now: DateTime<Utc>,
+        tenant: &str,
+        entries: &[(String, T)],
+        changes: Vec<crate::events::FeedChange>,
+    ) -> Result<(), KriError> {
+        use crate::events::{Event, EventType};
+        let rows = entries
+            .iter()
+            .map(|(k, v)| encode(&self.store, v).map(|j| (k.clone(), j)))
+            .collect::<Result<_, _>>()?;
+        let time = fmt_time(&now);
+        let events: Vec<Event> = changes
+            .into_iter()
+            .map(|c| Event {
+                id: uuid::Uuid::new_v4().to_string(),
+                kind: if c.created {
+                    EventType::IncidentCreated
+                } else {
+                    EventType::IncidentUpdated
+                },
+                time: time.clone(),
+                tenant: tenant.to_owned(),
+                subject: format!("{}/{}", c.module, c.id),
+                kri: None,
+                connector: None,
+                incident: Some(c),
+                run_id: String::new(),
+            })
+            .collect();
+        let mut statements = self.statements(now, rows, T::VERSION);
+        statements.extend(self.store.outbox_statements(&events));
+        self.store.transaction("writing connector state", statements).await?;
+        Ok(())
+    }
+
     pub async fn put<T: StateValue>(&self, now: DateTime<Utc>, key: &str, value: &T) -> Result<(), KriError> {
         self.write(now, vec![(key.to_owned(), encode(&self.store, value)?)], T::VERSION)
             .await
     }
 
     async fn write(&self, now: DateTime<Utc>, rows: Vec<(String, String)>, version: u32) -> Result<(), KriError> {
+        let statements = self.statements(now, rows, version);
+        self.store.transaction("writing connector state", statements).await?;
+        Ok(())
+    }
+
+    fn statements(&self, now: DateTime<Utc>, rows: Vec<(String, String)>, version: u32) -> Vec<super::sql::Statement> {
         let at = fmt_time(&now);
-        let statements = rows
-            .into_iter()
+        rows.into_iter()
             .map(|(k, v)| {
                 (
                     "INSERT INTO state (namespace, key, value, updated_at, version) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -82,9 +127,7 @@ impl StateHandle {
                     vals![&self.namespace, k, v, &at, version],
                 )
             })
-            .collect();
-        self.store.transaction("writing connector state", statements).await?;
-        Ok(())
+            .collect()
     }
 
     /// Every readable key under `prefix`, in key order (unreadable rows are dropped).
