@@ -257,3 +257,80 @@ async fn splunk_hec_gets_the_batch_in_its_format_with_the_token() {
     );
     assert!(!run.all().contains(token));
 }
+
+/// `for = 2`: a band is sent once it has held two runs; `repeat_every = "2h"`: an amber band is
+/// sent again two hours later while it holds. Both are made from each run's values.
+#[tokio::test(flavor = "multi_thread")]
+async fn for_and_repeat_every_shape_what_a_sink_gets() {
+    let k = Kri::default().await;
+    let bad = k.config("[sinks.steady]\ntype = \"file\"\npath = \"s.ndjson\"\nfor = 0\n");
+    let check = k
+        .run(&["--config", bad.to_str().unwrap(), "config", "check"], &[])
+        .await;
+    assert_eq!(check.code, 2, "{check:?}");
+    assert!(check.stderr.contains("sinks.steady.for"), "{check:?}");
+    let cfg = k.config(
+        "[sinks.steady]\ntype = \"file\"\npath = \"steady.ndjson\"\nfor = 2\n\n\
+         [sinks.remind]\ntype = \"file\"\npath = \"remind.ndjson\"\nrepeat_every = \"2h\"\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let vap = |name: &str| -> Vec<(Value, Value, Value)> {
+        lines(&k.dir.path().join(name))
+            .into_iter()
+            .filter(|e| e["kri"]["slug"] == "pp_vap_count")
+            .map(|e| (e["kri"]["from"].clone(), e["kri"]["to"].clone(), e["repeat"].clone()))
+            .collect()
+    };
+    let run = || async {
+        let r = k.run(&["--config", cfg, "run", "--only", "tap"], &[]).await;
+        assert_eq!(r.code, 0, "{r:?}");
+        k.advance(chrono::Duration::hours(1));
+    };
+    run().await;
+    assert_eq!(vap("steady.ndjson"), vec![], "one amber run is not two");
+    let first = (Value::Null, Value::from("amber"), Value::from(false));
+    assert_eq!(vap("remind.ndjson"), vec![first.clone()]);
+    run().await;
+    assert_eq!(vap("steady.ndjson"), vec![first.clone()]);
+    assert_eq!(vap("remind.ndjson"), vec![first.clone()], "an hour is not two");
+    run().await;
+    assert_eq!(vap("steady.ndjson"), vec![first.clone()], "sent once");
+    assert_eq!(
+        vap("remind.ndjson"),
+        vec![first, ("amber".into(), "amber".into(), true.into())],
+        "two hours later, again"
+    );
+}
+
+/// New CTR incidents leave kri as `incident.created`, once each, with the tenant and a summary.
+#[tokio::test(flavor = "multi_thread")]
+async fn new_incidents_reach_a_sink_once() {
+    let k = Kri::default().await;
+    let cfg = k.config(&format!(
+        "{}\n[sinks.soc]\ntype = \"file\"\npath = \"incidents.ndjson\"\nevents = [\"incident.created\"]\n",
+        k.ctr_table(kri_sandbox::ctr::DEMO_CLIENT_SECRET, "enabled = true\n")
+    ));
+    let cfg = cfg.to_str().unwrap();
+    let run = k.run(&["--config", cfg, "run", "--only", "ctr"], &[]).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let got = lines(&k.dir.path().join("incidents.ndjson"));
+    assert!(!got.is_empty(), "the sandbox holds incidents");
+    assert!(
+        got.iter().all(|e| e["type"] == "incident.created"
+            && e["incident"]["module"] == "ctr"
+            && e["incident"]["id"].as_str().is_some_and(|id| id.len() == 36)),
+        "{got:#?}"
+    );
+    let ids: std::collections::HashSet<&str> = got.iter().map(|e| e["incident"]["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), got.len(), "each incident once");
+    k.advance(chrono::Duration::hours(1));
+    assert_eq!(k.run(&["--config", cfg, "run", "--only", "ctr"], &[]).await.code, 0);
+    let all = lines(&k.dir.path().join("incidents.ndjson"));
+    let ids: std::collections::HashSet<&str> = all.iter().map(|e| e["incident"]["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids.len(),
+        all.len(),
+        "no incident twice: {:?}",
+        &all[got.len()..].iter().take(2).collect::<Vec<_>>()
+    );
+}

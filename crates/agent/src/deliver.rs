@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kri_core::sink::SinkConfig;
-use kri_core::store::fmt_time;
+use kri_core::store::{Notice, Notices, fmt_time};
 use kri_core::{Clock, Lease, Store};
+use serde_json::Value;
 
 /// Events read from the outbox at once (a batch holds those of them the sink wants).
 const BATCH: u32 = 100;
@@ -74,13 +75,19 @@ async fn one_sink(
             done.failing = progress.last_error;
             return Ok(());
         }
-        let batch = store.outbox(progress.done_to, BATCH).await?;
+        let batch = whole_runs(store.outbox(progress.done_to, BATCH).await?);
         let Some(last) = batch.last().map(|(seq, _)| *seq) else {
             return Ok(());
         };
-        let wanted: Vec<(i64, serde_json::Value)> = batch.into_iter().filter(|(_, e)| s.filter.matches(e)).collect();
+        let mut notices = if s.shapes_changes() {
+            store.sink_notices(&s.name).await?
+        } else {
+            Notices::new()
+        };
+        let before = notices.clone();
+        let wanted = shape(s, batch.clone(), &mut notices);
         if wanted.is_empty() {
-            store.sink_done(&s.name, last, 0).await?;
+            store.sink_done(&s.name, last, 0, &notices).await?;
             continue;
         }
         let events: Vec<serde_json::Value> = wanted.iter().map(|(_, e)| e.clone()).collect();
@@ -93,7 +100,7 @@ async fn one_sink(
         };
         match result {
             Ok(()) => {
-                store.sink_done(&s.name, last, events.len() as i64).await?;
+                store.sink_done(&s.name, last, events.len() as i64, &notices).await?;
                 done.delivered += events.len();
             }
             Err(e) => {
@@ -122,15 +129,25 @@ async fn one_sink(
                             newest_dead,
                         )
                     };
-                    store.sink_dead(&s.name, &dead, &why, &fmt_time(&now), to).await?;
+                    // Done up to `to`: the sink has learnt from the events up to there, no further
+                    // (the rest of the batch is read again).
+                    if to != last {
+                        notices = before;
+                        shape(
+                            s,
+                            batch.into_iter().filter(|(seq, _)| *seq <= to).collect(),
+                            &mut notices,
+                        );
+                    }
+                    store
+                        .sink_dead(&s.name, &dead, &why, &fmt_time(&now), to, &notices)
+                        .await?;
                     tracing::warn!(sink = %s.name, "{} events dead: {why}", dead.len());
                     done.dead += dead.len();
                     continue;
                 }
                 let attempts = progress.attempts + 1;
-                let wait = FIRST_WAIT
-                    .saturating_mul(1 << attempts.clamp(0, 16) as u32)
-                    .min(MAX_WAIT);
+                let wait = kri_core::http::backoff(FIRST_WAIT, attempts.clamp(0, 16) as u32).min(MAX_WAIT);
                 let next = now + chrono::Duration::from_std(wait).unwrap_or_default();
                 store
                     .sink_failed(&s.name, attempts, &fmt_time(&next), &e.message)
@@ -142,6 +159,108 @@ async fn one_sink(
         }
     }
     Ok(())
+}
+
+/// A full batch ends before the last run it holds began, so one run's events go out together
+/// (one message per run); a run with more events than a batch is cut where it must be.
+fn whole_runs(mut batch: Vec<(i64, Value)>) -> Vec<(i64, Value)> {
+    if batch.len() < BATCH as usize {
+        return batch;
+    }
+    let run = |e: &Value| e["run_id"].as_str().map(str::to_owned);
+    let Some(last) = batch.last().and_then(|(_, e)| run(e)) else {
+        return batch;
+    };
+    let keep = batch.iter().rposition(|(_, e)| run(e).as_deref() != Some(&last));
+    if let Some(i) = keep {
+        batch.truncate(i + 1);
+    }
+    batch
+}
+
+/// The events of `batch` the sink gets. With `for` or `repeat_every`, band changes are made here
+/// from each run's `kri.value` events and what the sink saw before (`notices`, updated): a band
+/// is sent once it has held `for` runs, and an amber or red one again every `repeat_every`.
+fn shape(s: &SinkConfig, batch: Vec<(i64, Value)>, notices: &mut Notices) -> Vec<(i64, Value)> {
+    if !s.shapes_changes() {
+        return batch.into_iter().filter(|(_, e)| s.filter.matches(e)).collect();
+    }
+    let mut out = Vec::new();
+    for (seq, e) in batch {
+        match e["type"].as_str() {
+            Some("kri.band_changed") => {}
+            Some("kri.value") => {
+                if let Some(change) = notice(s, &e, notices)
+                    && s.filter.matches(&change)
+                {
+                    out.push((seq, change));
+                }
+                if s.filter.matches(&e) {
+                    out.push((seq, e));
+                }
+            }
+            _ if s.filter.matches(&e) => out.push((seq, e)),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// One value through the sink's memory of its KRI: the band change (or reminder) to send, if any.
+fn notice(s: &SinkConfig, value: &Value, notices: &mut Notices) -> Option<Value> {
+    let k = &value["kri"];
+    let band = k["to"].as_str()?.to_owned();
+    let key = (value["tenant"].as_str()?.to_owned(), k["slug"].as_str()?.to_owned());
+    let time = value["time"].as_str()?;
+    let n = notices.entry(key).or_insert_with(Notice::default);
+    if n.band == band {
+        n.runs += 1;
+    } else {
+        n.band = band.clone();
+        n.runs = 1;
+    }
+    let breach = band == "amber" || band == "red";
+    let (repeat, send) = if n.runs >= i64::from(s.hold) && n.sent.as_deref() != Some(band.as_str()) {
+        // The first green value of a KRI is no change.
+        (false, n.sent.is_some() || breach)
+    } else if n.sent.as_deref() == Some(band.as_str()) && breach {
+        let due = s.repeat_every.is_some_and(|every| {
+            let since = n.sent_at.as_deref().and_then(parse).zip(parse(time));
+            since.is_some_and(|(at, now)| (now - at).to_std().unwrap_or_default() >= every)
+        });
+        (true, due)
+    } else {
+        (false, false)
+    };
+    if !send {
+        return None;
+    }
+    let from = if repeat {
+        Value::from(band.as_str())
+    } else {
+        n.sent.clone().map_or(Value::Null, Value::from)
+    };
+    n.sent = Some(band.clone());
+    n.sent_at = Some(time.to_owned());
+    let mut change = value.clone();
+    change["type"] = Value::from("kri.band_changed");
+    change["id"] = Value::from(derived_id(value["id"].as_str().unwrap_or_default()));
+    change["kri"]["from"] = from;
+    change["severity"] = Value::from(match band.as_str() {
+        "red" => "critical",
+        "amber" => "warning",
+        _ => "info",
+    });
+    change["repeat"] = Value::from(repeat);
+    Some(change)
+}
+
+/// The id of the band change made from the value event `id`: the same on every attempt.
+fn derived_id(id: &str) -> String {
+    let bits = uuid::Uuid::parse_str(id).map(|u| u.as_u128()).unwrap_or_default();
+    uuid::Builder::from_random_bytes((bits ^ 0x6b72_695f_6368_616e_6765_0000_0000_0001).to_be_bytes())
+        .into_uuid()
+        .to_string()
 }
 
 fn parse(t: &str) -> Option<DateTime<Utc>> {
@@ -182,4 +301,143 @@ pub async fn retry_dead(
         }
     }
     Ok((delivered, dead.len() - delivered, error))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kri_core::sink::{EventFilter, Sink, SinkError};
+    use serde_json::json;
+
+    struct Nowhere;
+
+    #[kri_core::async_trait]
+    impl Sink for Nowhere {
+        async fn deliver(&self, _: &[Value]) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    fn sink(hold: u32, repeat_every: Option<Duration>) -> SinkConfig {
+        SinkConfig {
+            name: "t".into(),
+            kind: "file",
+            filter: EventFilter {
+                events: kri_core::sink::DEFAULT_EVENTS.iter().map(|s| s.to_string()).collect(),
+                min_band: kri_core::Band::Amber,
+                tenants: None,
+                kris: None,
+            },
+            max_age: Duration::from_secs(86_400),
+            timeout: Duration::from_secs(10),
+            hold,
+            repeat_every,
+            sink: Box::new(Nowhere),
+        }
+    }
+
+    /// A run's `kri.value` event at `minute` minutes past 10:00, in `band`.
+    fn value(minute: u32, band: &str) -> Value {
+        json!({
+            "id": uuid::Uuid::new_v4().to_string(), "type": "kri.value", "tenant": "acme",
+            "time": format!("2026-11-23T{:02}:{:02}:00Z", 10 + minute / 60, minute % 60),
+            "kri": {"slug": "pp_vap_count", "from": null, "to": band}, "run_id": format!("r{minute}"),
+        })
+    }
+
+    /// The band changes `bands` (one run each, an hour apart) make: (from, to, repeat).
+    fn changes(s: &SinkConfig, bands: &[&str]) -> Vec<(Value, String, bool)> {
+        let mut notices = Notices::new();
+        let batch: Vec<(i64, Value)> = bands
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as i64, value(i as u32 * 60, b)))
+            .collect();
+        shape(s, batch, &mut notices)
+            .into_iter()
+            .map(|(_, e)| {
+                assert_eq!(e["type"], "kri.band_changed");
+                (
+                    e["kri"]["from"].clone(),
+                    e["kri"]["to"].as_str().unwrap().to_owned(),
+                    e["repeat"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn with_for_a_band_is_sent_once_it_has_held_that_many_runs() {
+        let s = sink(3, None);
+        let got = changes(
+            &s,
+            &[
+                "green", "amber", "amber", "amber", "red", "amber", "green", "green", "green",
+            ],
+        );
+        assert_eq!(
+            got,
+            vec![
+                (Value::Null, "amber".into(), false),
+                (json!("amber"), "green".into(), false)
+            ],
+            "a first green is no change; one red run between ambers is not sent"
+        );
+    }
+
+    #[test]
+    fn with_repeat_every_a_breach_is_sent_again_while_it_holds() {
+        let s = sink(1, Some(Duration::from_secs(2 * 3600)));
+        let got = changes(&s, &["red", "red", "red", "red", "amber", "green"]);
+        assert_eq!(
+            got,
+            vec![
+                (Value::Null, "red".into(), false),
+                (json!("red"), "red".into(), true),
+                (json!("red"), "amber".into(), false),
+                (json!("amber"), "green".into(), false)
+            ],
+            "red at 10:00, again at 12:00 (two hours), then the changes"
+        );
+    }
+
+    #[test]
+    fn what_a_sink_learnt_carries_over_batches_and_ids_are_stable() {
+        let s = sink(2, None);
+        let mut notices = Notices::new();
+        let first = value(0, "red");
+        assert!(
+            shape(&s, vec![(1, first.clone())], &mut notices).is_empty(),
+            "one run is not two"
+        );
+        let second = value(60, "red");
+        let sent = shape(&s, vec![(2, second.clone())], &mut notices);
+        assert_eq!(sent.len(), 1);
+        let again = shape(
+            &s,
+            vec![(2, second.clone())],
+            &mut Notices::from([(
+                ("acme".into(), "pp_vap_count".into()),
+                Notice {
+                    band: "red".into(),
+                    runs: 1,
+                    sent: None,
+                    sent_at: None,
+                },
+            )]),
+        );
+        assert_eq!(again[0].1["id"], sent[0].1["id"], "a retry sends the same id");
+        assert_ne!(sent[0].1["id"], second["id"]);
+    }
+
+    #[test]
+    fn a_full_batch_keeps_its_last_run_for_the_next() {
+        let event = |seq: i64, run: &str| (seq, json!({"run_id": run}));
+        let mut batch: Vec<(i64, Value)> = (0..97).map(|i| event(i, "r1")).collect();
+        batch.extend((97..100).map(|i| event(i, "r2")));
+        assert_eq!(whole_runs(batch).len(), 97);
+        let one_run: Vec<(i64, Value)> = (0..100).map(|i| event(i, "r1")).collect();
+        assert_eq!(whole_runs(one_run).len(), 100, "a run bigger than a batch is cut");
+        assert_eq!(whole_runs(vec![event(0, "r1"), event(1, "r2")]).len(), 2);
+    }
 }

@@ -88,12 +88,13 @@ pub fn check_module(_loaded: &Loaded, module: &str) -> Result<(), Failure> {
 
 /// The configured store: `[store] url` (PostgreSQL) or `[store] path` (SQLite).
 pub async fn open_store(loaded: &Loaded) -> Result<Store, Failure> {
-    match &loaded.store_url {
+    let store = match &loaded.store_url {
         Some(url) => Store::connect(url)
             .await
-            .map_err(|e| Failure::runtime(format!("{e}; check [store] url"))),
-        None => Store::open(&loaded.store_path).map_err(|e| store_failure(&loaded.store_path, e)),
-    }
+            .map_err(|e| Failure::runtime(format!("{e}; check [store] url")))?,
+        None => Store::open(&loaded.store_path).map_err(|e| store_failure(&loaded.store_path, e))?,
+    };
+    Ok(store.with_value_events(loaded.sinks.iter().any(|s| s.wants_values())))
 }
 
 /// A store that is not one is a config error (exit 2): `[store] path` points at the wrong file.

@@ -470,6 +470,24 @@ fn sink(name: &str, mut table: Dict) -> Result<kri_core::sink::SinkConfig, Confi
     };
     let max_age = duration("max_age", Duration::from_secs(24 * 3600), 60, 30 * 86_400)?;
     let timeout = duration("timeout", Duration::from_secs(10), 1, 300)?;
+    let repeat_every = take(
+        &mut table,
+        "repeat_every",
+        key("repeat_every"),
+        Value::deserialize::<Text>,
+    )?
+    .map(|Text(t)| parse_bounded(&t, 60, 365 * 86_400).map_err(|m| ConfigError::invalid(key("repeat_every"), m)))
+    .transpose()?;
+    let hold = match take(&mut table, "for", key("for"), Value::deserialize::<i64>)? {
+        None => 1,
+        Some(n @ 1..=1000) => n as u32,
+        Some(n) => {
+            return Err(ConfigError::invalid(
+                key("for"),
+                format!("{n} runs: say how many runs in a row a band must hold before it is sent, 1 to 1000"),
+            ));
+        }
+    };
     let settings = SinkSettings::new(name, table, timeout);
     Ok(SinkConfig {
         name: name.to_owned(),
@@ -482,6 +500,8 @@ fn sink(name: &str, mut table: Dict) -> Result<kri_core::sink::SinkConfig, Confi
         },
         max_age,
         timeout,
+        hold,
+        repeat_every,
         sink: (reg.build)(&settings)?,
     })
 }

@@ -732,3 +732,40 @@ async fn an_incident_id_that_is_not_a_uuid_is_skipped_and_never_asked_for() {
     details.assert_calls_async(1).await;
     elsewhere.assert_calls_async(0).await;
 }
+
+/// The feed tells the framework which incidents are new and which changed what a SOC tracks
+/// (state, dispositions, close): one `incident.created` per new incident, one
+/// `incident.updated` per change, none when nothing that matters moved.
+#[tokio::test]
+async fn stored_incidents_make_created_and_updated_events_once() {
+    let store = kri_core::Store::in_memory().unwrap();
+    let ctx = RunContext::for_tenant(Arc::new(ManualClock::new(fixed_now())), &store, "acme", "ctr", false);
+    let now = fixed_now();
+    let mut inc = incident(1, "2026-11-23T09:00:00Z");
+    inc["priority"] = json!("high");
+    let store_one = |v: Value| {
+        let ctx = &ctx;
+        async move {
+            kri_connector_ctr::fetch::store_incidents(&ctx.state, &ctx.tenant, now, &[v])
+                .await
+                .unwrap()
+        }
+    };
+    store_one(inc.clone()).await;
+    store_one(json!({"id": inc["id"], "messageCount": 7})).await;
+    store_one(json!({"id": inc["id"], "state": "closed", "closedAt": "2026-11-23T10:00:00Z"})).await;
+    let events: Vec<Value> = store.outbox(0, 10).await.unwrap().into_iter().map(|(_, e)| e).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["incident.created", "incident.updated"], "{events:#?}");
+    assert_eq!(
+        (events[0]["tenant"].as_str(), events[0]["severity"].as_str()),
+        (Some("acme"), Some("critical"))
+    );
+    assert_eq!(events[0]["incident"]["id"], inc["id"]);
+    assert_eq!(events[1]["incident"]["state"], "closed");
+    assert_eq!(events[1]["incident"]["message_count"], 7, "the merged row");
+    assert!(
+        events.iter().all(|e| e["incident"].get("titlePII").is_none()),
+        "never the title with personal data"
+    );
+}

@@ -35,7 +35,17 @@ pub fn sink_types() -> Vec<&'static SinkRegistration> {
 }
 
 /// The keys every `[sinks.NAME]` table takes, owned by the framework.
-pub const SINK_KEYS: &[&str] = &["type", "events", "min_band", "tenants", "kris", "max_age", "timeout"];
+pub const SINK_KEYS: &[&str] = &[
+    "type",
+    "events",
+    "min_band",
+    "tenants",
+    "kris",
+    "max_age",
+    "timeout",
+    "for",
+    "repeat_every",
+];
 
 /// A sink's own table and the framework's settings it runs under.
 #[derive(Debug, Clone)]
@@ -186,7 +196,24 @@ pub struct SinkConfig {
     pub max_age: Duration,
     /// One delivery attempt at most.
     pub timeout: Duration,
+    /// `for`: runs in a row a KRI must hold a band before its change is sent (1: at once).
+    pub hold: u32,
+    /// `repeat_every`: send an amber or red band again while it holds, this often.
+    pub repeat_every: Option<Duration>,
     pub sink: Box<dyn Sink>,
+}
+
+impl SinkConfig {
+    /// Band changes are made by the deliverer from each run's values (`for`, `repeat_every`),
+    /// not taken from the outbox as written.
+    pub fn shapes_changes(&self) -> bool {
+        self.hold > 1 || self.repeat_every.is_some()
+    }
+
+    /// The sink needs a `kri.value` event for every stored value.
+    pub fn wants_values(&self) -> bool {
+        self.shapes_changes() || self.filter.events.iter().any(|e| e == "kri.value")
+    }
 }
 
 #[cfg(test)]

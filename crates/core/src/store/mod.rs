@@ -34,7 +34,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
-pub use outbox::SinkProgress;
+pub use outbox::{Notice, Notices, SinkProgress};
 pub use prune::Pruned;
 pub use runs::ModuleRuns;
 pub use state::{StateHandle, StateValue};
@@ -474,7 +474,77 @@ mod tests {
         hot_reads_use_their_index,
         a_long_chart_reads_days_before_and_values_after,
     );
-    on_both_engines!(a_runs_events_are_written_with_it_once_each);
+    on_both_engines!(
+        a_runs_events_are_written_with_it_once_each,
+        value_events_and_feed_items_are_written_with_what_they_describe
+    );
+
+    /// `kri.value` events only when asked for; a feed's items and their `incident.*` events in
+    /// one transaction.
+    async fn value_events_and_feed_items_are_written_with_what_they_describe(s: TestStore) {
+        s.write_run(&at(report("r1", Some(12.0)), 1)).await.unwrap();
+        assert!(s.outbox(0, 100).await.unwrap().is_empty());
+        let valued = (*s).clone().with_value_events(true);
+        valued.write_run(&at(report("r2", Some(13.0)), 2)).await.unwrap();
+        let events = s.outbox(0, 100).await.unwrap();
+        assert_eq!(events.len(), 1, "{events:?}");
+        let v = &events[0].1;
+        assert_eq!(
+            (
+                v["type"].as_str(),
+                v["kri"]["value"].as_f64(),
+                v["kri"]["previous_value"].as_f64()
+            ),
+            (Some("kri.value"), Some(13.0), Some(12.0))
+        );
+
+        let feed = s.state("acme/ctr");
+        let change = |id: &str, created| crate::events::FeedChange {
+            id: id.into(),
+            created,
+            severity: "critical",
+            module: "ctr".into(),
+            item: serde_json::json!({"title": "phish", "state": "open"}),
+        };
+        feed.put_feed(
+            t(3),
+            "acme",
+            &[("incident/a".to_owned(), "A".to_owned())],
+            vec![change("a", true)],
+        )
+        .await
+        .unwrap();
+        feed.put_feed(
+            t(4),
+            "acme",
+            &[("incident/a".to_owned(), "A2".to_owned())],
+            vec![change("a", false)],
+        )
+        .await
+        .unwrap();
+        let events = s.outbox(events[0].0, 100).await.unwrap();
+        let got: Vec<(&str, &str, &str, &str)> = events
+            .iter()
+            .map(|(_, e)| {
+                (
+                    e["type"].as_str().unwrap(),
+                    e["incident"]["id"].as_str().unwrap(),
+                    e["tenant"].as_str().unwrap(),
+                    e["severity"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("incident.created", "a", "acme", "critical"),
+                ("incident.updated", "a", "acme", "critical")
+            ]
+        );
+        assert_eq!(events[0].1["incident"]["module"], "ctr");
+        assert!(events[0].1["run_id"].is_null() && events[0].1["kri"].is_null());
+        assert_eq!(feed.get::<String>("incident/a").await.unwrap().as_deref(), Some("A2"));
+    }
 
     /// Band changes against the last good band (a first green value is none), and failures
     /// that reach three in a row, then the recovery: each once, in the run's transaction.

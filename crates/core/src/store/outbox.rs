@@ -144,6 +144,42 @@ impl Store {
     }
 }
 
+/// What a sink with `for` or `repeat_every` knows of one KRI: the band it is in and for how
+/// many runs in a row, the band last sent and when.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Notice {
+    pub band: String,
+    pub runs: i64,
+    pub sent: Option<String>,
+    pub sent_at: Option<String>,
+}
+
+/// [`Notice`]s by (tenant, slug).
+pub type Notices = std::collections::HashMap<(String, String), Notice>;
+
+fn notice_statements(sink: &str, notices: &Notices) -> Vec<Statement> {
+    notices
+        .iter()
+        .map(|((tenant, slug), n)| {
+            (
+                "INSERT INTO sink_kri (sink, tenant, slug, band, runs, sent, sent_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (sink, tenant, slug) DO UPDATE SET band = excluded.band, runs = excluded.runs,
+                     sent = excluded.sent, sent_at = excluded.sent_at",
+                vals![
+                    sink,
+                    tenant,
+                    slug,
+                    &n.band,
+                    n.runs,
+                    n.sent.as_deref(),
+                    n.sent_at.as_deref()
+                ],
+            )
+        })
+        .collect()
+}
+
 /// Where a sink is in the outbox.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct SinkProgress {
@@ -195,19 +231,44 @@ impl Store {
         })
     }
 
-    /// The sink is done up to `to`, `delivered` more of them delivered; its failure (if any) is over.
-    pub async fn sink_done(&self, sink: &str, to: i64, delivered: i64) -> Result<(), StoreError> {
-        self.execute(
-            "recording a sink's delivery",
+    /// The sink is done up to `to`, `delivered` more of them delivered; its failure (if any) is
+    /// over. `notices`: what it now knows per KRI, written with the cursor (one transaction).
+    pub async fn sink_done(&self, sink: &str, to: i64, delivered: i64, notices: &Notices) -> Result<(), StoreError> {
+        let mut statements = vec![(
             "INSERT INTO sink_progress (sink, done_to, delivered, attempts, next_at, last_error)
              VALUES (?1, ?2, ?3, 0, NULL, NULL)
              ON CONFLICT (sink) DO UPDATE SET done_to = excluded.done_to,
                  delivered = sink_progress.delivered + excluded.delivered, attempts = 0, next_at = NULL,
                  last_error = NULL",
             vals![sink, to, delivered],
-        )
-        .await
-        .map(|_| ())
+        )];
+        statements.extend(notice_statements(sink, notices));
+        self.transaction("recording a sink's delivery", statements)
+            .await
+            .map(|_| ())
+    }
+
+    /// What `sink` knows per KRI (for `for` and `repeat_every`), by (tenant, slug).
+    pub async fn sink_notices(&self, sink: &str) -> Result<Notices, StoreError> {
+        let rows = self
+            .query_map(
+                "reading what a sink sent per KRI",
+                "SELECT tenant, slug, band, runs, sent, sent_at FROM sink_kri WHERE sink = ?1",
+                vals![sink],
+                |r| {
+                    Ok((
+                        (r.text(0)?, r.text(1)?),
+                        Notice {
+                            band: r.text(2)?,
+                            runs: r.int(3)?,
+                            sent: r.opt_text(4)?,
+                            sent_at: r.opt_text(5)?,
+                        },
+                    ))
+                },
+            )
+            .await?;
+        Ok(rows.into_iter().collect())
     }
 
     /// A failed attempt: tried again at `next_at`.
@@ -224,8 +285,17 @@ impl Store {
         .map(|_| ())
     }
 
-    /// Give up on the events at `seqs` (with why), and go on after `to`.
-    pub async fn sink_dead(&self, sink: &str, seqs: &[i64], error: &str, at: &str, to: i64) -> Result<(), StoreError> {
+    /// Give up on the events at `seqs` (with why), and go on after `to` (with what the sink now
+    /// knows per KRI).
+    pub async fn sink_dead(
+        &self,
+        sink: &str,
+        seqs: &[i64],
+        error: &str,
+        at: &str,
+        to: i64,
+        notices: &Notices,
+    ) -> Result<(), StoreError> {
         let error = crate::secret::scrub(error);
         let mut statements: Vec<Statement> = seqs
             .iter()
@@ -243,6 +313,7 @@ impl Store {
                  last_error = excluded.last_error",
             vals![sink, to, &error],
         ));
+        statements.extend(notice_statements(sink, notices));
         self.transaction("recording a sink's dead events", statements)
             .await
             .map(|_| ())
@@ -280,7 +351,7 @@ impl Store {
 /// On PostgreSQL, transactions that write events take turns (a lock held to their commit), so
 /// positions in the outbox are given in commit order: a deliverer that has read up to position
 /// N never sees a lower one commit later and skip it. (SQLite has one writer at a time anyway.)
-const OUTBOX_TURN: &str = "SELECT pg_advisory_xact_lock(7_052_001)";
+const OUTBOX_TURN: &str = "SELECT pg_advisory_xact_lock(7742113351227683938)"; // "kri_outb"
 
 impl Store {
     /// The statements that write `events`, last in a transaction (so the turn is held briefly).

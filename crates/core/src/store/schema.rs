@@ -256,6 +256,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
         at    TEXT NOT NULL,
         PRIMARY KEY (sink, seq)
     );",
+    // 10: per sink and KRI, what a sink with `for` or `repeat_every` last saw and sent: the band
+    // the KRI is in and for how many runs, the band last notified and when.
+    "CREATE TABLE sink_kri (
+        sink    TEXT NOT NULL,
+        tenant  TEXT NOT NULL,
+        slug    TEXT NOT NULL,
+        band    TEXT NOT NULL,
+        runs    INTEGER NOT NULL,
+        sent    TEXT,
+        sent_at TEXT,
+        PRIMARY KEY (sink, tenant, slug)
+    );",
 ];
 
 /// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
@@ -443,6 +455,17 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         error TEXT NOT NULL,
         at    TEXT COLLATE "C" NOT NULL,
         PRIMARY KEY (sink, seq)
+    );"#,
+    // 10: what a sink with `for` or `repeat_every` saw and sent, per KRI, as in SQLite.
+    r#"CREATE TABLE sink_kri (
+        sink    TEXT COLLATE "C" NOT NULL,
+        tenant  TEXT COLLATE "C" NOT NULL,
+        slug    TEXT COLLATE "C" NOT NULL,
+        band    TEXT COLLATE "C" NOT NULL,
+        runs    BIGINT NOT NULL,
+        sent    TEXT COLLATE "C",
+        sent_at TEXT COLLATE "C",
+        PRIMARY KEY (sink, tenant, slug)
     );"#,
 ];
 
