@@ -5,6 +5,7 @@ mod browser;
 mod cli;
 mod config;
 mod ctr;
+mod delivery;
 mod deploy;
 mod faults;
 mod first_hour;

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 pub mod busy;
 pub mod ctr;
 pub mod faults;
+pub mod receiver;
 pub mod tap;
 
 pub use faults::{Fault, FaultRule, RecordedRequest, Recorder};
