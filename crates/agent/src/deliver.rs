@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use kri_core::sink::SinkConfig;
-use kri_core::store::{Notice, Notices, fmt_time};
+use kri_core::store::{Notices, fmt_time};
 use kri_core::{Clock, Lease, Store};
 use serde_json::Value;
 
@@ -27,6 +27,8 @@ pub struct Delivered {
     pub dead: usize,
     /// The failure that left events waiting, if any.
     pub failing: Option<String>,
+    /// The pass's time ran out with events left to send: go on at once.
+    pub more: bool,
 }
 
 /// Deliver what each sink has waiting, for at most `budget`: what `kri run` does before it
@@ -66,7 +68,11 @@ async fn one_sink(
     deadline: tokio::time::Instant,
     done: &mut Delivered,
 ) -> Result<(), kri_core::store::StoreError> {
-    while tokio::time::Instant::now() < deadline {
+    loop {
+        if tokio::time::Instant::now() >= deadline {
+            done.more = true;
+            return Ok(());
+        }
         let now = clock.now();
         let progress = store.sink_progress(&s.name).await?;
         if let Some(next) = progress.next_at.as_deref().and_then(parse)
@@ -158,7 +164,6 @@ async fn one_sink(
             }
         }
     }
-    Ok(())
 }
 
 /// A full batch ends before the last run it holds began, so one run's events go out together
@@ -212,7 +217,7 @@ fn notice(s: &SinkConfig, value: &Value, notices: &mut Notices) -> Option<Value>
     let band = k["to"].as_str()?.to_owned();
     let key = (value["tenant"].as_str()?.to_owned(), k["slug"].as_str()?.to_owned());
     let time = value["time"].as_str()?;
-    let n = notices.entry(key).or_insert_with(Notice::default);
+    let n = notices.entry(key).or_default();
     if n.band == band {
         n.runs += 1;
     } else {
@@ -307,6 +312,7 @@ pub async fn retry_dead(
 mod tests {
     use super::*;
     use kri_core::sink::{EventFilter, Sink, SinkError};
+    use kri_core::store::Notice;
     use serde_json::json;
 
     struct Nowhere;

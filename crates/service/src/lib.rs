@@ -112,7 +112,11 @@ pub async fn serve(loaded: Loaded, store: Store, clock: Arc<dyn Clock>, how: Ser
         let (loaded, store, clock, stop) = (loaded.clone(), store.clone(), clock.clone(), scheduler.stop.clone());
         tokio::spawn(async move {
             while !loaded.sinks.is_empty() {
-                kri_agent::deliver(&loaded.sinks, &store, clock.clone(), DELIVERY_PASS).await;
+                let passes = kri_agent::deliver(&loaded.sinks, &store, clock.clone(), DELIVERY_PASS).await;
+                // A backlog goes on at once; otherwise look again in a second.
+                if passes.iter().any(|d| d.more) && !stop.is_cancelled() {
+                    continue;
+                }
                 tokio::select! {
                     () = stop.cancelled() => break,
                     () = tokio::time::sleep(Duration::from_secs(1)) => {}

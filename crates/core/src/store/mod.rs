@@ -165,6 +165,10 @@ enum Backend {
     Sqlite {
         conn: Arc<Mutex<Connection>>,
         path: PathBuf,
+        /// A second, read-only connection with a small cache for long sequential reads (a
+        /// sink draining the outbox), so they never evict the pages the pages and the API
+        /// keep hot in the main connection's cache. `None` in memory (one connection only).
+        scan: Option<Arc<Mutex<Connection>>>,
     },
     Postgres {
         pool: deadpool_postgres::Pool,
@@ -208,10 +212,20 @@ impl Store {
         conn.pragma_update(None, "cache_size", -65_536)
             .map_err(|e| err("configuring", e.into()))?;
         schema::migrate(&mut conn, version).map_err(|e| err("migrating the schema", e))?;
+        let scan = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| err("opening for reading", e.into()))?;
+        scan.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| err("configuring", e.into()))?;
+        scan.pragma_update(None, "cache_size", -2_048)
+            .map_err(|e| err("configuring", e.into()))?;
         Ok(Store {
             backend: Backend::Sqlite {
                 conn: Arc::new(Mutex::new(conn)),
                 path: path.to_owned(),
+                scan: Some(Arc::new(Mutex::new(scan))),
             },
             tenant: None,
             value_events: false,
@@ -227,6 +241,7 @@ impl Store {
             backend: Backend::Sqlite {
                 conn: Arc::new(Mutex::new(conn)),
                 path: PathBuf::from(":memory:"),
+                scan: None,
             },
             tenant: None,
             value_events: false,

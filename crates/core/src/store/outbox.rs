@@ -131,7 +131,7 @@ impl Store {
     /// Events in the order they were written, after `after` (a position this returned; 0 for
     /// the first), at most `limit`: (position, event JSON).
     pub async fn outbox(&self, after: i64, limit: u32) -> Result<Vec<(i64, Value)>, StoreError> {
-        self.query_map(
+        self.scan_map(
             "reading the outbox",
             "SELECT seq, body FROM outbox WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             vals![after, i64::from(limit)],

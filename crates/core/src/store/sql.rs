@@ -361,6 +361,26 @@ impl Store {
         rows.iter().map(|r| f(r).map_err(|e| self.error(action, e))).collect()
     }
 
+    /// [`Store::query_map`] for a long sequential read (the outbox): on SQLite through the
+    /// store's scan connection, so its pages do not evict the hot ones.
+    pub(crate) async fn scan_map<T>(
+        &self,
+        action: &'static str,
+        sql: &str,
+        params: Vec<Val>,
+        f: impl Fn(&Row) -> Result<T, StoreFailure>,
+    ) -> Result<Vec<T>, StoreError> {
+        let rows = match &self.backend {
+            Backend::Sqlite { scan: Some(scan), .. } => {
+                let sql = sql.to_owned();
+                self.on_sqlite(scan, action, move |c| sqlite_query(c, &sql, &params))
+                    .await?
+            }
+            _ => self.query(action, sql, params).await?,
+        };
+        rows.iter().map(|r| f(r).map_err(|e| self.error(action, e))).collect()
+    }
+
     /// The first row of [`Store::query`], made into a `T` by `f`.
     pub(crate) async fn query_opt<T>(
         &self,
