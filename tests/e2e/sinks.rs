@@ -176,6 +176,14 @@ async fn a_service_delivers_a_band_change_within_seconds_of_its_run() {
     assert_eq!(value("kri_sink_events_dead"), 0.0);
     assert_eq!(value("kri_sink_oldest_waiting_age_seconds"), 0.0);
     crate::helper::promtool_check_metrics(&metrics);
+    // The dashboard says where events go.
+    let (code, page) = s.get("/").await;
+    assert_eq!(code, 200);
+    let section = &page[page.find("id=\"sinks\"").expect("a Notifications section")..];
+    assert!(
+        section.contains("<code>audit</code>") && section.contains("file"),
+        "{section}"
+    );
 }
 
 /// A webhook gets the batch as `{"events": […]}` with an `Idempotency-Key`, once; its URL (a

@@ -272,6 +272,57 @@ fn parse(t: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t).ok().map(|t| t.to_utc())
 }
 
+/// One sink as `kri sinks`, the dashboard and `/metrics` show it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SinkStatus {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub delivered: i64,
+    /// Events it wants that are not delivered yet (counted up to 10,000).
+    pub waiting: i64,
+    pub dead: i64,
+    /// When the oldest waiting event happened (RFC 3339).
+    pub oldest_waiting: Option<String>,
+    /// Failed attempts at the waiting batch, and when the next starts.
+    pub attempts: i64,
+    pub next_at: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Where each sink stands.
+pub async fn sink_status(sinks: &[SinkConfig], store: &Store) -> Result<Vec<SinkStatus>, kri_core::store::StoreError> {
+    let mut out = Vec::with_capacity(sinks.len());
+    for s in sinks {
+        let p = store.sink_progress(&s.name).await?;
+        let wanted: Vec<(i64, Value)> = shape_preview(s, store.outbox(p.done_to, 10_000).await?);
+        out.push(SinkStatus {
+            name: s.name.clone(),
+            kind: s.kind,
+            delivered: p.delivered,
+            waiting: wanted.len() as i64,
+            dead: p.dead,
+            oldest_waiting: wanted.first().and_then(|(_, e)| e["time"].as_str().map(str::to_owned)),
+            attempts: p.attempts,
+            next_at: p.next_at,
+            last_error: p.last_error,
+        });
+    }
+    Ok(out)
+}
+
+/// The waiting events a sink wants, as far as can be said without its memory of each KRI: with
+/// `for` or `repeat_every`, the values it will look at.
+fn shape_preview(s: &SinkConfig, batch: Vec<(i64, Value)>) -> Vec<(i64, Value)> {
+    if !s.shapes_changes() {
+        return batch.into_iter().filter(|(_, e)| s.filter.matches(e)).collect();
+    }
+    batch
+        .into_iter()
+        .filter(|(_, e)| e["type"] == "kri.value" || (e["type"] != "kri.band_changed" && s.filter.matches(e)))
+        .collect()
+}
+
 /// Send `events` to `sink` now, outside the outbox (a test event), within its timeout.
 pub async fn deliver_now(sink: &SinkConfig, events: &[serde_json::Value]) -> Result<(), String> {
     match tokio::time::timeout(sink.timeout, sink.sink.deliver(events)).await {

@@ -11,7 +11,7 @@ mod run;
 pub mod schedule;
 pub mod scheduler;
 
-pub use deliver::{Delivered, deliver, deliver_now, retry_dead};
+pub use deliver::{Delivered, SinkStatus, deliver, deliver_now, retry_dead, sink_status};
 pub use events::{Events, Lines};
 pub use run::{
     PlanRow, ProbeRow, RunHow, api_calls, check_module, exit_code, kris_json, open_store, plan, probe, run_once,

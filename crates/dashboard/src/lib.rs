@@ -29,6 +29,9 @@ pub struct Dashboard {
     pub runs: Vec<RunRow>,
     /// Lists of recent upstream items (e.g. newest CTR incidents); the section is left out when empty.
     pub feeds: Vec<Feed>,
+    /// Where events go (`[sinks.NAME]`) and how delivery stands; the section is left out when
+    /// empty, and from a static report.
+    pub sinks: Vec<SinkRow>,
     /// Whether the page offers Run now / Test buttons, and whether it is live at all.
     pub actions: Actions,
     /// `None`: a single-tenant install (no tenant anywhere on the page). `Some(name)`: one tenant
@@ -111,6 +114,21 @@ pub struct ConnectorRow {
     pub last_run: Option<LastRun>,
     /// Next scheduled run; `None`: not scheduled (e.g. static report).
     pub next_run: Option<DateTime<Utc>>,
+}
+
+/// One sink: where kri's events go, and how delivery stands.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SinkRow {
+    pub name: String,
+    /// `webhook`, `splunk_hec`, …
+    pub kind: String,
+    pub delivered: i64,
+    pub waiting: i64,
+    pub dead: i64,
+    /// When the oldest waiting event happened.
+    pub oldest_waiting: Option<String>,
+    /// Why events wait or died, one line (secrets already scrubbed).
+    pub last_error: Option<String>,
 }
 
 /// The last finished run of a connector.

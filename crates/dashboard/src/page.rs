@@ -5,7 +5,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use crate::chart::{chart, sparkline};
 use crate::format::{NONE, band, opt_num, path_segment, status, tenant_query, time, time_str, unit_suffix, with_unit};
-use crate::{Actions, ConnectorRow, Dashboard, Feed, KriPage, Latest, RunRow, Tile, ValueRow};
+use crate::{Actions, ConnectorRow, Dashboard, Feed, KriPage, Latest, RunRow, SinkRow, Tile, ValueRow};
 
 /// All the CSS; inlined into every page.
 const CSS: &str = include_str!("style.css");
@@ -73,6 +73,9 @@ pub fn dashboard(d: &Dashboard) -> String {
                     @if !d.feeds.is_empty() {
                         li { a href="#feeds" { "Feeds" } }
                     }
+                    @if live && !d.sinks.is_empty() {
+                        li { a href="#sinks" { "Notifications" } }
+                    }
                 }
             }
         }
@@ -95,6 +98,8 @@ pub fn dashboard(d: &Dashboard) -> String {
                     @for f in &d.feeds { (feed(f)) }
                 }
             }
+            // How delivery stands now: live pages only, never a report.
+            @if live && !d.sinks.is_empty() { (sinks(&d.sinks)) }
         }
         @if matches!(d.actions, Actions::Enabled) {
             script { (PreEscaped(SCRIPT)) }
@@ -317,6 +322,44 @@ fn runs(rows: &[RunRow]) -> Markup {
                     }
                 }))
             }
+        }
+    }
+}
+
+/// Where events go: per sink, delivered, waiting (since when), dead, and why.
+fn sinks(rows: &[SinkRow]) -> Markup {
+    html! {
+        section #sinks aria-labelledby="sinks-h" {
+            h2 #sinks-h { "Notifications" }
+            (table_wrap("Notifications table", html! {
+                table {
+                    caption { "Where events go; `kri sinks retry NAME` sends dead ones again" }
+                    thead {
+                        tr {
+                            th scope="col" { "Sink" }
+                            th scope="col" { "Type" }
+                            th scope="col" { "Delivered" }
+                            th scope="col" { "Waiting" }
+                            th scope="col" { "Oldest waiting" }
+                            th scope="col" { "Dead" }
+                            th scope="col" { "Last error" }
+                        }
+                    }
+                    tbody {
+                        @for r in rows {
+                            tr {
+                                th scope="row" { code { (r.name) } }
+                                td { (r.kind) }
+                                td.num { (r.delivered) }
+                                td.num { (r.waiting) }
+                                td { @if let Some(t) = &r.oldest_waiting { (time_str(t)) } }
+                                td.num { @if r.dead > 0 { span.error { (r.dead) } } @else { (r.dead) } }
+                                td { @if let Some(e) = &r.last_error { span.error { (e) } } }
+                            }
+                        }
+                    }
+                }
+            }))
         }
     }
 }

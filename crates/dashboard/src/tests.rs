@@ -112,6 +112,15 @@ fn sample(actions: Actions) -> Dashboard {
                 fields: vec![("state".into(), "open".into()), ("score".into(), "87".into())],
             }],
         }],
+        sinks: vec![SinkRow {
+            name: "soc".into(),
+            kind: "webhook".into(),
+            delivered: 41,
+            waiting: 3,
+            dead: 2,
+            oldest_waiting: Some("2026-11-20T06:05:00Z".into()),
+            last_error: Some("HTTP 500 from <soc.example>".into()),
+        }],
         actions,
         tenant: None,
     }
@@ -346,6 +355,7 @@ fn empty_dashboard_leaves_out_feeds() {
         connectors: vec![],
         runs: vec![],
         feeds: vec![],
+        sinks: vec![],
         actions: Actions::Enabled,
         tenant: None,
     };
@@ -810,4 +820,28 @@ fn write_samples() -> std::io::Result<()> {
     )?;
     println!("samples in {}", dir.display());
     Ok(())
+}
+
+#[test]
+fn the_notifications_section_says_where_events_go_and_what_waits() {
+    let html = dashboard(&sample(Actions::Enabled));
+    let section = &html[html.find("id=\"sinks\"").expect("a notifications section")..];
+    for want in [
+        "Notifications",
+        "soc",
+        "webhook",
+        "41",
+        "2026-11-20 06:05 UTC",
+        "HTTP 500 from &lt;soc.example&gt;",
+    ] {
+        assert!(section.contains(want), "{want} in {section}");
+    }
+    assert!(html.contains("href=\"#sinks\""), "linked from the header");
+    let none = dashboard(&Dashboard {
+        sinks: vec![],
+        ..sample(Actions::Enabled)
+    });
+    assert!(!none.contains("id=\"sinks\"") && !none.contains("#sinks"));
+    let report = dashboard(&sample(Actions::Static));
+    assert!(!report.contains("id=\"sinks\""), "live only, never in a report");
 }

@@ -63,30 +63,9 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
                 Some(s) => s,
                 None => Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
             };
-            let mut rows = Vec::new();
-            for s in &loaded.sinks {
-                let p = store
-                    .sink_progress(&s.name)
-                    .await
-                    .map_err(|e| Failure::runtime(e.to_string()))?;
-                let waiting = store
-                    .outbox(p.done_to, 10_000)
-                    .await
-                    .map_err(|e| Failure::runtime(e.to_string()))?
-                    .iter()
-                    .filter(|(_, e)| s.filter.matches(e))
-                    .count();
-                rows.push(output::SinkRow {
-                    name: s.name.clone(),
-                    kind: s.kind,
-                    delivered: p.delivered,
-                    waiting: waiting as i64,
-                    dead: p.dead,
-                    attempts: p.attempts,
-                    next_at: p.next_at,
-                    last_error: p.last_error,
-                });
-            }
+            let rows = kri_agent::sink_status(&loaded.sinks, &store)
+                .await
+                .map_err(|e| Failure::runtime(e.to_string()))?;
             output::sinks(&rows, cli.output);
             Ok(0)
         }

@@ -607,23 +607,7 @@ pub fn plan(rows: &[kri_agent::PlanRow], out: Output) {
     outln!("Nothing was called. `--output json` lists every planned call.");
 }
 
-/// One line of `kri sinks`.
-#[derive(Debug, Serialize)]
-pub struct SinkRow {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub delivered: i64,
-    /// Events it wants that are not delivered yet (counted up to 10,000).
-    pub waiting: i64,
-    pub dead: i64,
-    /// Failed attempts at the waiting batch, and when the next starts.
-    pub attempts: i64,
-    pub next_at: Option<String>,
-    pub last_error: Option<String>,
-}
-
-pub fn sinks(rows: &[SinkRow], out: Output) {
+pub fn sinks(rows: &[kri_agent::SinkStatus], out: Output) {
     if out != Output::Table {
         return print_json(&json!({ "sinks": rows }));
     }

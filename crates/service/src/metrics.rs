@@ -505,23 +505,17 @@ async fn fill(
         "How old the oldest event waiting for each sink is (0 when none waits)",
         Some(Unit::Seconds),
     );
-    for sink in &loaded.sinks {
+    for sink in kri_agent::sink_status(&loaded.sinks, store).await? {
         let labels = || vec![("sink", sink.name.clone()), ("type", sink.kind.to_owned())];
-        let p = store.sink_progress(&sink.name).await?;
-        let wanted: Vec<_> = store
-            .outbox(p.done_to, 10_000)
-            .await?
-            .into_iter()
-            .filter(|(_, e)| sink.filter.matches(e))
-            .collect();
         delivered
             .get_or_create(&labels())
-            .inc_by(u64::try_from(p.delivered).unwrap_or(0));
-        set(&dead, labels(), p.dead as f64);
-        set(&waiting, labels(), wanted.len() as f64);
-        let age = wanted
-            .first()
-            .and_then(|(_, e)| e["time"].as_str().and_then(parse_time))
+            .inc_by(u64::try_from(sink.delivered).unwrap_or(0));
+        set(&dead, labels(), sink.dead as f64);
+        set(&waiting, labels(), sink.waiting as f64);
+        let age = sink
+            .oldest_waiting
+            .as_deref()
+            .and_then(parse_time)
             .map_or(0.0, |t| (clock.now() - t).num_milliseconds().max(0) as f64 / 1000.0);
         set(&oldest, labels(), age);
     }

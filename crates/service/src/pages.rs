@@ -176,6 +176,24 @@ pub async fn dashboard(
             }
         }
     }
+    // Sinks serve every tenant: shown on the page of a single-tenant install or of all tenants.
+    let sinks = if shown(loaded, tenant).is_none() && !matches!(actions, page::Actions::Static) {
+        kri_agent::sink_status(&loaded.sinks, store)
+            .await?
+            .into_iter()
+            .map(|s| page::SinkRow {
+                name: s.name,
+                kind: s.kind.to_owned(),
+                delivered: s.delivered,
+                waiting: s.waiting,
+                dead: s.dead,
+                oldest_waiting: s.oldest_waiting,
+                last_error: s.last_error,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let runs = store
         .history(RECENT_RUNS, None)
         .await?
@@ -198,6 +216,7 @@ pub async fn dashboard(
         connectors,
         runs,
         feeds,
+        sinks,
         actions,
     })
 }
