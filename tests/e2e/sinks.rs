@@ -342,3 +342,54 @@ async fn new_incidents_reach_a_sink_once() {
         &all[got.len()..].iter().take(2).collect::<Vec<_>>()
     );
 }
+
+/// The `alertmanager` sink against a real Alertmanager: a red KRI is an alert in its API with
+/// kri's labels, sent again while red; back in green it resolves.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_breach_is_an_alert_in_alertmanager_until_it_clears() {
+    // Alertmanager lives in real time: so do these runs, an hour ago and now (an alert from
+    // the fixed test date would have ended long ago).
+    let now = chrono::Utc::now() - chrono::Duration::hours(1);
+    let k = Kri::new(kri_sandbox::Scenario {
+        now: Some(now),
+        ..Default::default()
+    })
+    .await;
+    let am = kri_testtls::Alertmanager::start().unwrap_or_else(|e| panic!("{e}"));
+    let sink = format!(
+        "[sinks.oncall]\ntype = \"alertmanager\"\nurl = \"{}\"\nlabels = {{ team = \"risk\" }}\n",
+        am.url()
+    );
+    let red = k.config(&format!("{sink}[thresholds.pp_vap_count]\namber = 1\nred = 2\n"));
+    let run = k
+        .run(&["--config", red.to_str().unwrap(), "run", "--only", "tap"], &[])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let breaches = |am: &kri_testtls::Alertmanager| -> Vec<Value> {
+        let all: Vec<Value> = serde_json::from_str(&am.get("/api/v2/alerts").unwrap()).unwrap();
+        all.into_iter()
+            .filter(|a| a["labels"]["alertname"] == "KriBreach" && a["labels"]["slug"] == "pp_vap_count")
+            .collect()
+    };
+    let firing = breaches(&am);
+    assert_eq!(firing.len(), 1, "{firing:?}");
+    assert_eq!(
+        firing[0]["labels"],
+        serde_json::json!({"alertname": "KriBreach", "tenant": "default", "slug": "pp_vap_count",
+                           "module": "tap", "band": "red", "severity": "critical", "team": "risk"})
+    );
+    assert_eq!(firing[0]["status"]["state"], "active");
+    // The thresholds raised: VAP is green, the alert resolves.
+    let green = k.config(&format!("{sink}[thresholds.pp_vap_count]\namber = 1000\nred = 2000\n"));
+    k.advance(chrono::Duration::hours(1));
+    let run = k
+        .run(&["--config", green.to_str().unwrap(), "run", "--only", "tap"], &[])
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(breaches(&am), Vec::<Value>::new(), "resolved");
+    let sinks = k
+        .run(&["--config", green.to_str().unwrap(), "sinks", "--output", "json"], &[])
+        .await
+        .json();
+    assert_eq!(sinks["sinks"][0]["dead"], 0, "{sinks}");
+}

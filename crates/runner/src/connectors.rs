@@ -7,6 +7,7 @@ use kri_connector_ctr as _;
 use kri_connector_efd as _;
 use kri_connector_tap as _;
 // The sinks, the same way: one line each.
+use kri_sink_alertmanager as _;
 use kri_sink_file as _;
 use kri_sink_splunk_hec as _;
 use kri_sink_webhook as _;
@@ -32,7 +33,7 @@ mod tests {
     #[test]
     fn every_sink_crate_is_registered() {
         let kinds: Vec<&str> = kri_core::sink::sink_types().iter().map(|s| s.kind).collect();
-        assert_eq!(kinds, vec!["file", "splunk_hec", "webhook"]);
+        assert_eq!(kinds, vec!["alertmanager", "file", "splunk_hec", "webhook"]);
     }
 
     #[test]

@@ -124,19 +124,11 @@ pub struct Tinyproxy {
 impl Tinyproxy {
     /// Start it; the error says what is missing.
     pub fn start() -> Result<Tinyproxy, String> {
-        let program = ["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .ok_or("no forward proxy here: install the `tinyproxy` package (Debian), as .ci/run does")?;
-        let dir = tempfile::Builder::new()
-            .prefix("kri-proxy-")
-            .tempdir()
-            .map_err(|e| format!("cannot make a folder for the proxy: {e}"))?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
+        let (program, dir, port) = prepare(
+            &["/usr/bin/tinyproxy", "/usr/sbin/tinyproxy"],
+            "a forward proxy (the `tinyproxy` package)",
+            "kri-proxy-",
+        )?;
         let log = dir.path().join("proxy.log");
         let conf = dir.path().join("tinyproxy.conf");
         // No `ConnectPort` line: CONNECT to any port (the test servers' ports are random).
@@ -186,4 +178,102 @@ impl Drop for Tinyproxy {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Debian's `prometheus-alertmanager`, a real Alertmanager on a free port of 127.0.0.1, with a
+/// route to a receiver that sends nothing (the tests read its API). Stops when dropped.
+pub struct Alertmanager {
+    pub port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Alertmanager {
+    /// Start it and wait until it is ready; the error says what is missing.
+    pub fn start() -> Result<Alertmanager, String> {
+        let (program, dir, port) = prepare(
+            &["/usr/bin/prometheus-alertmanager", "/usr/bin/alertmanager"],
+            "Alertmanager (the `prometheus-alertmanager` package)",
+            "kri-alertmanager-",
+        )?;
+        let conf = dir.path().join("alertmanager.yml");
+        std::fs::write(&conf, "route:\n  receiver: quiet\nreceivers:\n  - name: quiet\n")
+            .map_err(|e| format!("cannot write Alertmanager's config: {e}"))?;
+        let child = Command::new(program)
+            .arg(format!("--config.file={}", conf.display()))
+            .arg(format!("--storage.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            // No cluster: one instance, no gossip port.
+            .arg("--cluster.listen-address=")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start Alertmanager: {e}"))?;
+        let am = Alertmanager { port, child, _dir: dir };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !http_get_ok(port, "/-/ready") {
+            if Instant::now() > deadline {
+                return Err(format!("Alertmanager was not ready on port {port} within 20 s"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(am)
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The body of `GET path` (e.g. `/api/v2/alerts`), or why not.
+    pub fn get(&self, path: &str) -> Result<String, String> {
+        http_get(self.port, path)
+    }
+}
+
+impl Drop for Alertmanager {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What a real server needs to start: its program (the first of `candidates` there is), a
+/// folder of its own, and a free port.
+fn prepare(candidates: &[&str], what: &str, prefix: &str) -> Result<(PathBuf, tempfile::TempDir, u16), String> {
+    let program = candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| format!("no {what} here: install it (Debian), as .ci/run does"))?;
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| format!("cannot make a folder for {what}: {e}"))?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))?;
+    Ok((program, dir, port))
+}
+
+/// A plain HTTP/1.0 GET to 127.0.0.1 (test servers only): the body of a 200, else why not.
+fn http_get(port: u16, path: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10)))
+        .map_err(|e| e.to_string())?;
+    write!(tcp, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(|e| format!("write: {e}"))?;
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).map_err(|e| format!("read: {e}"))?;
+    let (head, body) = answer.split_once("\r\n\r\n").ok_or("no end of headers")?;
+    if !head.starts_with("HTTP/1.1 200") && !head.starts_with("HTTP/1.0 200") {
+        return Err(head.lines().next().unwrap_or_default().to_owned());
+    }
+    Ok(body.to_owned())
+}
+
+fn http_get_ok(port: u16, path: &str) -> bool {
+    http_get(port, path).is_ok()
 }
