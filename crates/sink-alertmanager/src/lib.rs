@@ -397,7 +397,12 @@ impl Shape {
                 }
                 "incident.created" | "incident.updated" => {
                     let i = &e["incident"];
-                    let id = text(&i["display_id"]).or(text(&i["id"])).unwrap_or_default();
+                    // CTR's display id is a number; the UUID when there is none.
+                    let display = match &i["display_id"] {
+                        Value::Number(n) => Some(n.to_string()),
+                        other => text(other).map(str::to_owned),
+                    };
+                    let id = display.as_deref().or(text(&i["id"])).unwrap_or_default();
                     let labels = self.labels(
                         "KriIncident",
                         tenant,
@@ -443,12 +448,16 @@ fn breach_notes(k: &Value, tenant: &str) -> BTreeMap<String, String> {
         (
             "description".to_owned(),
             label(&format!(
-                "value {} (previous {}), amber at {}, red at {}, {} is worse",
+                "value {} (previous {}), amber at {}, red at {}, {}",
                 number(&k["value"]),
                 number(&k["previous_value"]),
                 number(&k["amber"]),
                 number(&k["red"]),
-                text(&k["direction"]).unwrap_or("higher")
+                if k["direction"] == "lower-is-worse" {
+                    "lower is worse"
+                } else {
+                    "higher is worse"
+                }
             )),
         ),
     ]);
@@ -497,7 +506,7 @@ mod tests {
         json!({"id": "e", "type": "kri.value", "time": time, "tenant": "acme", "severity": "warning",
                "kri": {"slug": "pp_vap_count", "title": "Very Attacked People", "module": "tap",
                        "value": value, "previous_value": 9.0, "from": from, "to": to,
-                       "amber": 10.0, "red": 25.0, "direction": "higher", "owner": "SOC lead",
+                       "amber": 10.0, "red": 25.0, "direction": "higher-is-worse", "owner": "SOC lead",
                        "action": "https://wiki.example/vap"}})
     }
 
@@ -521,6 +530,10 @@ mod tests {
         );
         assert_eq!(a["annotations"]["runbook_url"], "https://wiki.example/vap");
         assert_eq!(a["annotations"]["owner"], "SOC lead");
+        assert_eq!(
+            a["annotations"]["description"],
+            "value 12 (previous 9), amber at 10, red at 25, higher is worse"
+        );
         assert_eq!(a["generatorURL"], "https://kri.example/kri/pp_vap_count?tenant=acme");
     }
 
@@ -603,12 +616,12 @@ mod tests {
     fn incidents_fire_until_closed() {
         let incident = |closed: Value| {
             json!({"type": "incident.updated", "time": "2026-11-23T10:20:00Z", "tenant": "acme", "severity": "critical",
-                   "incident": {"id": "u-1", "module": "ctr", "display_id": "INC-7", "title": "Phish", "state": "Closed",
+                   "incident": {"id": "u-1", "module": "ctr", "display_id": 7, "title": "Phish", "state": "Closed",
                                 "closed_at": closed}})
         };
         let open = shape().alerts(&[incident(Value::Null)]);
         let closed = shape().alerts(&[incident("2026-11-23T10:00:00Z".into())]);
-        assert_eq!(open[0].labels["incident"], "INC-7");
+        assert_eq!(open[0].labels["incident"], "7");
         assert!(open[0].ends > open[0].starts && closed[0].ends == closed[0].starts);
     }
 

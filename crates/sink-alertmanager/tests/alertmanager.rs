@@ -26,7 +26,7 @@ fn value(from: Option<&str>, to: &str, v: f64) -> Value {
     json!({"id": uuid_like(v), "type": "kri.value", "time": now, "tenant": "acme", "severity": "warning",
            "kri": {"slug": "pp_vap_count", "title": "Very Attacked People", "module": "tap", "value": v,
                    "previous_value": 9.0, "from": from, "to": to, "amber": 10.0, "red": 25.0,
-                   "direction": "higher", "owner": "SOC lead", "action": "Review the VAP list"}})
+                   "direction": "higher-is-worse", "owner": "SOC lead", "action": "Review the VAP list"}})
 }
 
 fn uuid_like(v: f64) -> String {
