@@ -20,7 +20,7 @@ use kri_core::config::{
 };
 use kri_core::registry::{self, Registration};
 use kri_core::secret::lenient_string;
-use kri_core::{CaFile, Connector, HttpOptions, Network, Proxy, Thresholds};
+use kri_core::{CaFile, Connector, HttpOptions, Network, Practice, Proxy, Thresholds};
 use serde::Deserialize;
 
 /// The config file's top level: the framework's tables, and the tables of the registered
@@ -34,6 +34,8 @@ struct Top {
     #[serde(default)]
     thresholds: Option<Value>,
     #[serde(default)]
+    kris: Option<Value>,
+    #[serde(default)]
     serve: Option<Value>,
     #[serde(default)]
     sinks: Option<Value>,
@@ -44,10 +46,10 @@ struct Top {
 }
 
 /// The framework's own top-level tables.
-const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds", "serve", "tenants", "sinks"];
+const FRAMEWORK_TABLES: &[&str] = &["store", "connectors", "thresholds", "kris", "serve", "tenants", "sinks"];
 
 /// The framework's tables a tenant file may have (besides the families').
-const TENANT_TABLES: &[&str] = &["connectors", "thresholds"];
+const TENANT_TABLES: &[&str] = &["connectors", "thresholds", "kris"];
 
 /// `[tenants]`: many tenants, one file each.
 #[derive(Debug, Default, Deserialize)]
@@ -223,11 +225,76 @@ impl ServeSection {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[derive(Default)]
 struct ThresholdSection {
     #[serde(default, deserialize_with = "lenient_opt_f64")]
     amber: Option<f64>,
     #[serde(default, deserialize_with = "lenient_opt_f64")]
     red: Option<f64>,
+}
+
+/// `[kris.SLUG]`: the thresholds (as `[thresholds.SLUG]`) and the practice around them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KriSection {
+    #[serde(default, deserialize_with = "lenient_opt_f64")]
+    amber: Option<f64>,
+    #[serde(default, deserialize_with = "lenient_opt_f64")]
+    red: Option<f64>,
+    title: Option<String>,
+    owner: Option<String>,
+    action: Option<String>,
+    respond_within: Option<RespondWithinSection>,
+    appetite: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RespondWithinSection {
+    amber: Option<String>,
+    red: Option<String>,
+}
+
+impl KriSection {
+    /// Checked: one line of printable text within bounds, durations people write.
+    fn practice(self, key: &str) -> Result<Practice, ConfigError> {
+        let text = |field: &str, v: Option<String>, max: usize| -> Result<Option<String>, ConfigError> {
+            let Some(v) = v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
+                return Ok(None);
+            };
+            if v.chars().any(char::is_control) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{field}"),
+                    "has a control character (a newline, a tab): write it on one line",
+                ));
+            }
+            if v.chars().count() > max {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{field}"),
+                    format!("is longer than {max} characters: shorten it (a link can say the rest)"),
+                ));
+            }
+            Ok(Some(v))
+        };
+        let within = |band: &str, v: Option<String>| -> Result<Option<std::time::Duration>, ConfigError> {
+            v.map(|v| {
+                parse_duration_within(&v, kri_core::config::MAX_DURATION)
+                    .map_err(|m| ConfigError::invalid(format!("{key}.respond_within.{band}"), m))
+            })
+            .transpose()
+        };
+        let rw = self.respond_within.unwrap_or_default();
+        Ok(Practice {
+            title: text("title", self.title, 80)?,
+            owner: text("owner", self.owner, 120)?,
+            action: text("action", self.action, 500)?,
+            respond_within: kri_core::RespondWithin {
+                amber: within("amber", rw.amber)?,
+                red: within("red", rw.red)?,
+            },
+            appetite: text("appetite", self.appetite, 500)?,
+        })
+    }
 }
 
 /// Whether missing credentials are an error (they are for `run`, `test`, `daemon`; `kris`,
@@ -272,6 +339,8 @@ pub struct Tenant {
     pub file: Option<PathBuf>,
     pub modules: Vec<Module>,
     pub thresholds: HashMap<String, Thresholds>,
+    /// `[kris.SLUG]`: owners, actions, response times (only the KRIs that set any).
+    pub practice: HashMap<String, Practice>,
 }
 
 /// The validated configuration.
@@ -394,6 +463,19 @@ impl Tenant {
             .get(kri.slug())
             .copied()
             .unwrap_or_else(|| kri.default_thresholds())
+    }
+
+    /// `[kris.SLUG]` of this tenant (empty when none is set).
+    pub fn practice_for(&self, slug: &str) -> Practice {
+        self.practice.get(slug).cloned().unwrap_or_default()
+    }
+
+    /// The KRI's title: `[kris.SLUG] title`, else its registration's.
+    pub fn title_for(&self, kri: &dyn kri_core::Kri) -> String {
+        self.practice
+            .get(kri.slug())
+            .and_then(|p| p.title.clone())
+            .unwrap_or_else(|| kri.title().to_owned())
     }
 }
 
@@ -737,6 +819,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, LoadError> {
             let sections = TenantTables {
                 connectors: top.connectors,
                 thresholds: top.thresholds,
+                kris: top.kris,
                 families: top.families,
             };
             let mut one = load_tenant(sources, DEFAULT_TENANT, sections, need);
@@ -778,6 +861,7 @@ pub fn load(sources: &Sources, need: Need) -> Result<Loaded, LoadError> {
                             Ok(top) => TenantTables {
                                 connectors: top.connectors,
                                 thresholds: top.thresholds,
+                                kris: top.kris,
                                 families: top.families,
                             },
                             Err(f) => {
@@ -915,6 +999,7 @@ fn table_of(key: &str, v: Option<Value>) -> Result<Dict, ConfigError> {
 struct TenantTables {
     connectors: Option<Value>,
     thresholds: Option<Value>,
+    kris: Option<Value>,
     families: BTreeMap<String, Value>,
 }
 
@@ -992,34 +1077,76 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
         Err(e) => keep(Err(e)),
     }
 
-    // [thresholds.*]
-    let mut thresholds = HashMap::new();
+    // [thresholds.*] and [kris.*]: the same thresholds in either; the practice in [kris.*].
     let all: Vec<&str> = registry::registrations()
         .iter()
         .flat_map(|r| r.kris.iter().map(|k| k.slug()))
         .collect();
+    let known_kri = |table: &str, slug: &str| -> Option<&'static dyn kri_core::Kri> {
+        let found = registry::find_kri(slug).map(|(_, k)| k);
+        if found.is_none() {
+            keep(Err(ConfigError::invalid(
+                format!("{table}.{slug}"),
+                format!(
+                    "unknown KRI `{slug}`{}; `kri kris` lists the KRIs",
+                    did_you_mean(slug, &all)
+                ),
+            )));
+        }
+        found
+    };
+    let mut sections: BTreeMap<String, (&'static dyn kri_core::Kri, ThresholdSection, Option<KriSection>)> =
+        BTreeMap::new();
     for (slug, value) in table_of("thresholds", top.thresholds).unwrap_or_else(|e| {
         keep(Err(e));
         Dict::new()
     }) {
         let key = format!("thresholds.{slug}");
-        let Some((_, kri)) = registry::find_kri(&slug) else {
-            keep(Err(ConfigError::invalid(
-                key,
-                format!(
-                    "unknown KRI `{slug}`{}; `kri kris` lists the KRIs",
-                    did_you_mean(&slug, &all)
-                ),
-            )));
+        let Some(kri) = known_kri("thresholds", &slug) else {
             continue;
         };
-        let t: ThresholdSection = match table_of(&key, Some(value)).and_then(|t| parse_table(&t, &key)) {
-            Ok(t) => t,
+        match table_of(&key, Some(value)).and_then(|t| parse_table::<ThresholdSection>(&t, &key)) {
+            Ok(t) => {
+                sections.insert(slug, (kri, t, None));
+            }
+            Err(e) => keep(Err(e)),
+        }
+    }
+    for (slug, value) in table_of("kris", top.kris).unwrap_or_else(|e| {
+        keep(Err(e));
+        Dict::new()
+    }) {
+        let key = format!("kris.{slug}");
+        let Some(kri) = known_kri("kris", &slug) else {
+            continue;
+        };
+        let k = match table_of(&key, Some(value)).and_then(|t| parse_table::<KriSection>(&t, &key)) {
+            Ok(k) => k,
             Err(e) => {
                 keep(Err(e));
                 continue;
             }
         };
+        let entry = sections
+            .entry(slug.clone())
+            .or_insert_with(|| (kri, ThresholdSection::default(), None));
+        for (band, ours, theirs) in [("amber", k.amber, entry.1.amber), ("red", k.red, entry.1.red)] {
+            if ours.is_some() && theirs.is_some() {
+                keep(Err(ConfigError::invalid(
+                    format!("{key}.{band}"),
+                    format!(
+                        "set here and in [thresholds.{slug}] {band}: keep one (thresholds.{slug}.{band} or {key}.{band})"
+                    ),
+                )));
+            }
+        }
+        entry.1.amber = entry.1.amber.or(k.amber);
+        entry.1.red = entry.1.red.or(k.red);
+        entry.2 = Some(k);
+    }
+    let mut thresholds = HashMap::new();
+    let mut practice = HashMap::new();
+    for (slug, (kri, t, k)) in sections {
         let d = kri.default_thresholds();
         let resolved = Thresholds {
             amber: t.amber.unwrap_or(d.amber),
@@ -1029,7 +1156,22 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
             Ok(()) => {
                 thresholds.insert(slug.clone(), resolved);
             }
-            Err(m) => keep(Err(ConfigError::invalid(key, m))),
+            Err(m) => {
+                let table = if k.as_ref().is_some_and(|k| k.amber.is_some() || k.red.is_some()) {
+                    "kris"
+                } else {
+                    "thresholds"
+                };
+                keep(Err(ConfigError::invalid(format!("{table}.{slug}"), m)));
+            }
+        }
+        if let Some(k) = k {
+            match k.practice(&format!("kris.{slug}")) {
+                Ok(p) => {
+                    practice.insert(slug, p);
+                }
+                Err(e) => keep(Err(e)),
+            }
         }
     }
 
@@ -1095,6 +1237,7 @@ fn load_tenant(sources: &Sources, name: &str, top: TenantTables, need: Need) -> 
             file: sources.tenant.as_ref().and(sources.file.clone()),
             modules,
             thresholds,
+            practice,
         },
         errors: errors.into_inner().finish(),
         missing: missing_credentials,
@@ -1563,6 +1706,63 @@ mod tests {
             "{OK}[connectors.tap]\nkris = [\"pp_dmarc_enforcement_pct\"]\n"
         )));
         assert!(m.contains("connectors.tap.kris") && m.contains("pp_vap_count"), "{m}");
+    }
+
+    #[test]
+    fn kris_tables_take_thresholds_and_the_practice_around_them() {
+        let l = load_toml(&format!(
+            "{OK}[kris.pp_vap_count]\namber = 5\ntitle = \"VAPs\"\nowner = \"Head of SecOps\"\n\
+             action = \"https://wiki.example/vap\"\nrespond_within = {{ amber = \"7d\", red = \"24h\" }}\n\
+             appetite = \"No more than 10 people attacked this hard\"\n\
+             [thresholds.pp_malicious_delivered_24h]\nred = 9\n"
+        ))
+        .unwrap();
+        let t = &l.tenants[0];
+        assert_eq!(t.thresholds["pp_vap_count"], Thresholds { amber: 5.0, red: 25.0 });
+        let p = t.practice_for("pp_vap_count");
+        assert_eq!(
+            (p.title.as_deref(), p.owner.as_deref(), p.appetite.is_some()),
+            (Some("VAPs"), Some("Head of SecOps"), true)
+        );
+        assert_eq!(
+            (p.respond_within.amber, p.respond_within.red),
+            (
+                Some(std::time::Duration::from_secs(7 * 86_400)),
+                Some(std::time::Duration::from_secs(86_400))
+            )
+        );
+        assert_eq!(t.practice_for("pp_malicious_delivered_24h"), Practice::default());
+        // Every KRI has a title for people, whatever the config says.
+        for r in registry::registrations() {
+            for k in r.kris {
+                assert!(!k.title().is_empty() && k.title() != k.slug(), "{}", k.slug());
+            }
+        }
+    }
+
+    #[test]
+    fn a_threshold_set_twice_or_bad_practice_is_refused_with_both_places() {
+        let m = message(load_toml(&format!(
+            "{OK}[thresholds.pp_vap_count]\namber = 5\n[kris.pp_vap_count]\namber = 6\nred = 30\n"
+        )));
+        assert!(
+            m.contains("kris.pp_vap_count.amber") && m.contains("thresholds.pp_vap_count"),
+            "{m}"
+        );
+        let m = message(load_toml(&format!(
+            "{OK}[kris.pp_vap_count]\nowner = \"a\\nb\"\nrespond_within = {{ red = \"soon\" }}\nescalate = 1\n[kris.pp_nope]\ntitle = \"x\"\n"
+        )));
+        for key in ["kris.pp_vap_count.escalate", "kris.pp_nope"] {
+            assert!(m.contains(key), "{key}: {m}");
+        }
+        let m = message(load_toml(&format!(
+            "{OK}[kris.pp_vap_count]\nowner = \"a\\nb\"\nrespond_within = {{ red = \"soon\" }}\n"
+        )));
+        assert!(m.contains("kris.pp_vap_count.owner") && m.contains("one line"), "{m}");
+        let m = message(load_toml(&format!(
+            "{OK}[kris.pp_vap_count]\nrespond_within = {{ red = \"soon\" }}\n"
+        )));
+        assert!(m.contains("kris.pp_vap_count.respond_within.red"), "{m}");
     }
 
     #[test]

@@ -18,6 +18,7 @@ const SUMMARY_PATH: &str = "/v2/clear/reports/summary";
 
 pub const FN_RATE: KriSpec = KriSpec {
     slug: "pp_reported_phish_fn_rate_pct",
+    title: "Reported phish TAP missed",
     meaning: "% of user-reported phish TAP had called clean (7 days)",
     unit: Unit::Percent,
     direction: Direction::HigherIsWorse,

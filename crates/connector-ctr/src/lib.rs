@@ -34,6 +34,7 @@ pub const MODULE: &str = "ctr";
 
 pub const OPEN_INCIDENTS: KriSpec = KriSpec {
     slug: "ctr_open_incidents",
+    title: "Open CTR incidents",
     meaning: "CTR incidents open now",
     unit: Unit::Count,
     direction: Direction::HigherIsWorse,
@@ -45,6 +46,7 @@ pub const OPEN_INCIDENTS: KriSpec = KriSpec {
 
 pub const CREATED_24H: KriSpec = KriSpec {
     slug: "ctr_incidents_created_24h",
+    title: "CTR incidents created (24 h)",
     meaning: "CTR incidents created in the last 24 h",
     unit: Unit::Count,
     direction: Direction::HigherIsWorse,
@@ -56,6 +58,7 @@ pub const CREATED_24H: KriSpec = KriSpec {
 
 pub const MTTC_30D: KriSpec = KriSpec {
     slug: "ctr_mean_time_to_close_hours_30d",
+    title: "Mean time to close (30 days)",
     meaning: "mean hours from creation to closing, incidents closed in the last 30 days",
     unit: Unit::Hours,
     direction: Direction::HigherIsWorse,

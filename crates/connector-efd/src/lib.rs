@@ -19,6 +19,7 @@ const DOMAINS_PATH: &str = "/v2/efd/dmarc/domains";
 
 pub const DMARC_ENFORCEMENT: KriSpec = KriSpec {
     slug: "pp_dmarc_enforcement_pct",
+    title: "DMARC enforcement",
     meaning: "% of owned domains at DMARC p=reject",
     unit: Unit::Percent,
     direction: Direction::LowerIsWorse,

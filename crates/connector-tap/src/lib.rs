@@ -18,6 +18,7 @@ pub const MODULE: &str = "tap";
 
 pub const VAP_COUNT: KriSpec = KriSpec {
     slug: "pp_vap_count",
+    title: "Very Attacked People",
     meaning: "Very Attacked People, 30-day window",
     unit: Unit::Count,
     direction: Direction::HigherIsWorse,
@@ -29,6 +30,7 @@ pub const VAP_COUNT: KriSpec = KriSpec {
 
 pub const DELIVERED_24H: KriSpec = KriSpec {
     slug: "pp_malicious_delivered_24h",
+    title: "Threats delivered (24 h)",
     meaning: "threat messages delivered in the last 24 h",
     unit: Unit::Count,
     direction: Direction::HigherIsWorse,
@@ -40,6 +42,7 @@ pub const DELIVERED_24H: KriSpec = KriSpec {
 
 pub const CLICKS_7D: KriSpec = KriSpec {
     slug: "pp_malicious_clicks_post_delivery_7d",
+    title: "Clicks permitted (7 days)",
     meaning: "clicks TAP permitted in 7 days",
     unit: Unit::Count,
     direction: Direction::HigherIsWorse,
@@ -51,6 +54,7 @@ pub const CLICKS_7D: KriSpec = KriSpec {
 
 pub const BEC_7D: KriSpec = KriSpec {
     slug: "pp_bec_impostor_7d",
+    title: "Impostor (BEC) messages (7 days)",
     meaning: "impostor/BEC detections in 7 days, delivered + blocked",
     unit: Unit::Count,
     direction: Direction::HigherIsWorse,
@@ -62,6 +66,7 @@ pub const BEC_7D: KriSpec = KriSpec {
 
 pub const CRED_PHISH_30D: KriSpec = KriSpec {
     slug: "pp_cred_phish_campaigns_30d",
+    title: "Credential-phishing campaigns (30 days)",
     meaning: "credential-phishing campaigns in 30 days",
     unit: Unit::Count,
     direction: Direction::HigherIsWorse,

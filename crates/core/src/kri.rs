@@ -90,6 +90,9 @@ impl Thresholds {
 pub trait Kri: Send + Sync + std::fmt::Debug {
     /// Stable identifier, e.g. `acme_open_alerts`.
     fn slug(&self) -> &'static str;
+    /// Its name for people, in title position (a tile, a chart, a mail): `Very Attacked
+    /// People`. `[kris.SLUG] title` overrides it.
+    fn title(&self) -> &'static str;
     /// One line for people.
     fn meaning(&self) -> &'static str;
     fn unit(&self) -> Unit;
@@ -105,10 +108,44 @@ pub trait Kri: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// How a KRI is practised (`[kris.SLUG]`, per tenant like every table): its title for people,
+/// who owns it, what to do on a breach, how fast, and the appetite its thresholds come from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Practice {
+    /// Replaces the registration's title.
+    pub title: Option<String>,
+    pub owner: Option<String>,
+    /// What to do on amber or red (text; a URL is shown as a link).
+    pub action: Option<String>,
+    /// How long a KRI may stay in a band before it is overdue, unless acknowledged.
+    pub respond_within: RespondWithin,
+    /// The risk appetite statement the thresholds trace to.
+    pub appetite: Option<String>,
+}
+
+/// `respond_within = { amber = "7d", red = "24h" }`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RespondWithin {
+    pub amber: Option<std::time::Duration>,
+    pub red: Option<std::time::Duration>,
+}
+
+impl RespondWithin {
+    /// The time allowed in `band` (none for green, or when not set).
+    pub fn for_band(&self, band: Band) -> Option<std::time::Duration> {
+        match band {
+            Band::Amber => self.amber,
+            Band::Red => self.red,
+            Band::Green => None,
+        }
+    }
+}
+
 /// The plain description of a KRI; connectors declare theirs as `const`s.
 #[derive(Debug, Clone, Copy)]
 pub struct KriSpec {
     pub slug: &'static str,
+    pub title: &'static str,
     pub meaning: &'static str,
     pub unit: Unit,
     pub direction: Direction,
@@ -121,6 +158,9 @@ pub struct KriSpec {
 impl Kri for KriSpec {
     fn slug(&self) -> &'static str {
         self.slug
+    }
+    fn title(&self) -> &'static str {
+        self.title
     }
     fn meaning(&self) -> &'static str {
         self.meaning

@@ -45,7 +45,7 @@ pub use config::{ConfigError, ConnectorSettings};
 pub use connector::{Connector, Feed, FeedItem, KriResult, Measurement, PlannedCalls, Probe, RunContext};
 pub use error::{HttpError, KriError};
 pub use http::{Answer, CaFile, HttpClient, HttpOptions, Method, Network, Proxy, Request};
-pub use kri::{Band, Direction, Kri, KriOutcome, KriSpec, KriStatus, Thresholds, Unit};
+pub use kri::{Band, Direction, Kri, KriOutcome, KriSpec, KriStatus, Practice, RespondWithin, Thresholds, Unit};
 pub use lease::{Lease, LeaseError};
 pub use registry::{Family, Registration};
 pub use secret::Secret;

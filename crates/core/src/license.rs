@@ -80,6 +80,7 @@ mod tests {
 
     const LICENSED: KriSpec = KriSpec {
         slug: "pp_dmarc_enforcement_pct",
+        title: "DMARC enforcement",
         meaning: "m",
         unit: Unit::Percent,
         direction: Direction::LowerIsWorse,
