@@ -393,3 +393,42 @@ async fn a_breach_is_an_alert_in_alertmanager_until_it_clears() {
         .json();
     assert_eq!(sinks["sinks"][0]["dead"], 0, "{sinks}");
 }
+
+/// The `email` sink through a run: one mail for the run's band changes, listing them all, to a
+/// real SMTP server; nothing more when the next run changes nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_that_moves_several_kris_sends_one_mail() {
+    let k = Kri::default().await;
+    let smtp = kri_testtls::Smtpd::start(&[]).unwrap_or_else(|e| panic!("{e}"));
+    let cfg = k.config(&format!(
+        "[sinks.risk]\ntype = \"email\"\nserver = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\n\
+         from = \"kri@example.com\"\nto = [\"risk@example.com\"]\n",
+        smtp.port
+    ));
+    let cfg = cfg.to_str().unwrap();
+    let run = k.run(&["--config", cfg, "run"], &[]).await;
+    assert!(run.code == 0 || run.code == 1, "{run:?}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "one mail for the run: {mails:#?}");
+    let text: String = mails[0]["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["type"] == "text/plain")
+        .filter_map(|p| p["body"].as_str())
+        .collect();
+    let changed = ["pp_vap_count", "pp_dmarc_enforcement_pct"];
+    for slug in changed {
+        assert!(text.contains(slug), "{slug} in the mail: {text}");
+    }
+    assert!(
+        mails[0]["subject"]
+            .as_str()
+            .is_some_and(|s| s.contains("KRIs changed band")),
+        "{}",
+        mails[0]["subject"]
+    );
+    k.advance(chrono::Duration::hours(1));
+    k.run(&["--config", cfg, "run"], &[]).await;
+    assert_eq!(smtp.messages().len(), 1, "nothing changed, nothing sent");
+}

@@ -8,8 +8,10 @@ use kri_connector_efd as _;
 use kri_connector_tap as _;
 // The sinks, the same way: one line each.
 use kri_sink_alertmanager as _;
+use kri_sink_email as _;
 use kri_sink_file as _;
 use kri_sink_splunk_hec as _;
+use kri_sink_syslog as _;
 use kri_sink_webhook as _;
 
 #[cfg(test)]
@@ -33,7 +35,10 @@ mod tests {
     #[test]
     fn every_sink_crate_is_registered() {
         let kinds: Vec<&str> = kri_core::sink::sink_types().iter().map(|s| s.kind).collect();
-        assert_eq!(kinds, vec!["alertmanager", "file", "splunk_hec", "webhook"]);
+        assert_eq!(
+            kinds,
+            vec!["alertmanager", "email", "file", "splunk_hec", "syslog", "webhook"]
+        );
     }
 
     #[test]

@@ -277,3 +277,81 @@ fn http_get(port: u16, path: &str) -> Result<String, String> {
 fn http_get_ok(port: u16, path: &str) -> bool {
     http_get(port, path).is_ok()
 }
+
+/// Debian's `python3-aiosmtpd`, a real SMTP server (run by Debian's own `/usr/bin/python3` with
+/// `smtpd.py` of this crate) on a free port of 127.0.0.1, recording each message it accepts.
+/// Killed when dropped.
+pub struct Smtpd {
+    pub port: u16,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Smtpd {
+    /// Start it with `smtpd.py`'s options (`--starttls CERT KEY`, `--tls CERT KEY`,
+    /// `--auth USER PASS`, `--fail-rcpt`) and wait until it listens.
+    pub fn start(args: &[&str]) -> Result<Smtpd, String> {
+        use std::io::{BufRead, BufReader};
+        let (python, dir, port) = prepare(
+            &["/usr/bin/python3"],
+            "Debian's python3 (the `python3-aiosmtpd` package)",
+            "kri-smtpd-",
+        )?;
+        let found = Command::new(&python)
+            .args(["-c", "import aiosmtpd"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            return Err(format!(
+                "{} cannot import aiosmtpd: install Debian's python3-aiosmtpd package, as .ci/run does",
+                python.display()
+            ));
+        }
+        let script = dir.path().join("smtpd.py");
+        std::fs::write(&script, include_str!("../smtpd.py")).map_err(|e| format!("cannot write smtpd.py: {e}"))?;
+        let log = dir.path().join("smtpd.log");
+        let mut child = Command::new(&python)
+            .arg(&script)
+            .arg(port.to_string())
+            .arg(dir.path().join("mail.jsonl"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).map_err(|e| format!("cannot make its log: {e}"))?)
+            .spawn()
+            .map_err(|e| format!("cannot start the SMTP server: {e}"))?;
+        let stdout = child.stdout.take().ok_or("no output of the SMTP server")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let server = Smtpd { port, child, dir };
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(line) if line.trim() == "ready" => Ok(server),
+            other => Err(format!(
+                "the SMTP server did not start ({other:?}): {}",
+                std::fs::read_to_string(&log).unwrap_or_default()
+            )),
+        }
+    }
+
+    /// The messages it accepted, in order: one JSON object each (envelope, headers, parts).
+    pub fn messages(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.path().join("mail.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Smtpd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
