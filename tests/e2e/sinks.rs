@@ -432,3 +432,57 @@ async fn a_run_that_moves_several_kris_sends_one_mail() {
     k.run(&["--config", cfg, "run"], &[]).await;
     assert_eq!(smtp.messages().len(), 1, "nothing changed, nothing sent");
 }
+
+/// `[kris.SLUG]` travels with what a KRI tells: the run JSON has its title and owner, its band
+/// change the title, owner and action.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_band_change_carries_the_kris_title_owner_and_action() {
+    let k = Kri::default().await;
+    let cfg = k.config(
+        "[sinks.audit]\ntype = \"file\"\npath = \"events.ndjson\"\n\
+         [kris.pp_vap_count]\ntitle = \"People attacked most\"\nowner = \"Head of SecOps\"\n\
+         action = \"https://wiki.example/vap\"\n",
+    );
+    let run = k
+        .run(
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "run",
+                "--only",
+                "tap",
+                "--output",
+                "json",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(run.code, 0, "{run:?}");
+    let vap = crate::helper::kri(&run.json(), "pp_vap_count").clone();
+    assert_eq!(
+        (vap["title"].as_str(), vap["owner"].as_str()),
+        (Some("People attacked most"), Some("Head of SecOps"))
+    );
+    let other = crate::helper::kri(&run.json(), "pp_malicious_delivered_24h").clone();
+    assert_eq!(
+        (other["title"].as_str(), other["owner"].as_str()),
+        (Some("Threats delivered (24 h)"), None)
+    );
+    let events = lines(&k.dir.path().join("events.ndjson"));
+    let change = events
+        .iter()
+        .find(|e| e["kri"]["slug"] == "pp_vap_count")
+        .expect("VAP's band change");
+    assert_eq!(
+        (
+            change["kri"]["title"].as_str(),
+            change["kri"]["owner"].as_str(),
+            change["kri"]["action"].as_str()
+        ),
+        (
+            Some("People attacked most"),
+            Some("Head of SecOps"),
+            Some("https://wiki.example/vap")
+        )
+    );
+}

@@ -206,10 +206,24 @@ pub async fn run_once(
         }
     }
     // Tenants run side by side, a bounded number at a time; each tenant's connectors at once.
-    let connectors: Vec<ConnectorReport> = futures_util::stream::iter(jobs)
+    let mut connectors: Vec<ConnectorReport> = futures_util::stream::iter(jobs)
         .buffered(loaded.serve.runs_at_once)
         .collect()
         .await;
+    // Each KRI as its tenant practises it: title, owner, action (stored and sent with events).
+    for c in &mut connectors {
+        let Some(t) = loaded.tenants.iter().find(|t| t.name == c.tenant) else {
+            continue;
+        };
+        for k in &mut c.kris {
+            let p = t.practice_for(k.slug);
+            if let Some(title) = p.title {
+                k.title = title;
+            }
+            k.owner = p.owner;
+            k.action = p.action;
+        }
+    }
     if connectors.is_empty() {
         let modules: Vec<&str> = kri_core::registry::registrations().iter().map(|r| r.module).collect();
         return Err(Failure::config(format!(

@@ -207,6 +207,13 @@ impl KriStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct KriOutcome {
     pub slug: &'static str,
+    /// Its title for people (`[kris.SLUG] title`, else its registration's).
+    pub title: String,
+    /// Who owns it (`[kris.SLUG] owner`), when configured.
+    pub owner: Option<String>,
+    /// What to do on a breach (`[kris.SLUG] action`): carried to events, not in the run JSON.
+    #[serde(skip)]
+    pub action: Option<String>,
     #[serde(serialize_with = "serialize_value")]
     pub value: Option<f64>,
     pub unit: &'static str,
@@ -280,6 +287,9 @@ mod tests {
     fn whole_values_serialize_as_integers() {
         let o = KriOutcome {
             slug: "x",
+            title: "X".into(),
+            owner: None,
+            action: None,
             value: Some(12.0),
             unit: "count",
             status: KriStatus::Ok,

@@ -20,6 +20,9 @@ pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Th
             }
             KriOutcome {
                 slug,
+                title: kri.title().to_owned(),
+                owner: None,
+                action: None,
                 value: Some(m.value),
                 unit,
                 status: KriStatus::Ok,
@@ -39,6 +42,9 @@ pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Th
                 tracing::warn!(kri = slug, "{message}");
                 KriOutcome {
                     slug,
+                    title: kri.title().to_owned(),
+                    owner: None,
+                    action: None,
                     value: Some(0.0),
                     unit,
                     status: KriStatus::Unlicensed,
@@ -52,6 +58,9 @@ pub fn settle(module_key: &str, kri: &dyn Kri, result: KriResult, thresholds: Th
                 tracing::error!(kri = slug, "{message}");
                 KriOutcome {
                     slug,
+                    title: kri.title().to_owned(),
+                    owner: None,
+                    action: None,
                     value: None,
                     unit,
                     status: KriStatus::Failed,

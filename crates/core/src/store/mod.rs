@@ -441,6 +441,9 @@ mod tests {
                 error: None,
                 kris: vec![KriOutcome {
                     slug: "pp_vap_count",
+                    title: "Very Attacked People".into(),
+                    owner: None,
+                    action: None,
                     value,
                     unit: "count",
                     status,

@@ -79,7 +79,7 @@ impl Store {
                 };
                 let part = |from: Option<Band>, to: Option<Band>| KriPart {
                     slug: k.slug.to_owned(),
-                    title: known.map(|x| x.meaning().to_owned()).unwrap_or_default(),
+                    title: k.title.clone(),
                     module: c.module.clone(),
                     value: k.value,
                     previous_value,
@@ -88,8 +88,8 @@ impl Store {
                     amber: k.thresholds.map(|t| t.amber),
                     red: k.thresholds.map(|t| t.red),
                     direction: known.map(|x| x.direction()),
-                    owner: None,
-                    action: None,
+                    owner: k.owner.clone(),
+                    action: k.action.clone(),
                 };
                 // A change of band: against the last good band; a first green value is none.
                 if let Some(to) = k.band
