@@ -2,6 +2,7 @@
 //! per area, a shared helper).
 
 mod browser;
+mod calibrate;
 mod cli;
 mod config;
 mod ctr;

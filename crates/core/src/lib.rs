@@ -6,6 +6,7 @@
 
 pub mod auth;
 pub mod budget;
+pub mod calibrate;
 pub mod clock;
 pub mod command;
 pub mod config;

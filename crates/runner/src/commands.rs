@@ -130,6 +130,31 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             )
             .await
         }
+        Command::Calibrate { slug, since, toml } => {
+            let loaded = load(&sources()?, Need::NoCredentials)?;
+            needs_config(&loaded, "calibrate")?;
+            if let Some(s) = &slug
+                && kri_core::registry::find_kri(s).is_none()
+            {
+                return Err(Failure::config(format!("unknown KRI `{s}`: `kri kris` lists the KRIs")));
+            }
+            let period = humantime::format_duration(since).to_string();
+            let Some(store) = open_existing(&loaded).await? else {
+                return Err(Failure::runtime(format!(
+                    "nothing to calibrate from: there is no store yet at {}; `kri run` (or `kri serve`) builds the \
+                     history",
+                    loaded.store_and_config()
+                )));
+            };
+            let now = clock.now();
+            let from = chrono::Duration::from_std(since)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or(now);
+            let rows = crate::calibrate::rows(&loaded, &store, slug.as_deref(), from, now).await?;
+            crate::calibrate::print(&rows, cli.output, toml, &period, loaded.multi_tenant);
+            Ok(0)
+        }
         Command::Kris => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
             output::kris(&loaded, cli.output);

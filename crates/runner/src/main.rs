@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod term;
+mod calibrate;
 mod commands;
 mod connectors;
 mod output;
@@ -190,6 +191,28 @@ enum Command {
         /// Every value (from the cursor, if given), printed a page at a time.
         #[arg(long)]
         all: bool,
+    },
+    /// Suggest thresholds from the stored history: amber at the 75th and red at the 95th
+    /// percentile of each KRI's values (the 25th and 5th when lower is worse), with the days the
+    /// history would have spent in green, amber and red under the current and the suggested
+    /// thresholds, and how many values it used. Below 14 values it suggests nothing and says why.
+    /// A KRI that sat in one band the whole period (30 days or more) is flagged: its thresholds
+    /// may not discriminate. It never edits a file: --toml prints `[kris.SLUG]` snippets to paste.
+    #[command(after_help = examples!(
+        "kri calibrate                          # every selected KRI, the last 90 days",
+        "kri calibrate pp_vap_count --since 1y",
+        "kri calibrate --toml >> suggested.toml # then review and move into kri.toml",
+        "kri calibrate --output json | jq '.kris[] | {slug, suggested, perpetual}'",
+    ))]
+    Calibrate {
+        /// One KRI slug (see `kri kris`); default: every KRI selected in an enabled module.
+        slug: Option<String>,
+        /// The history to learn from: values measured within this long before now.
+        #[arg(long, value_name = "DURATION", default_value = "90d", value_parser = parse_since)]
+        since: std::time::Duration,
+        /// Print `[kris.SLUG]` snippets with the suggested thresholds instead of the table.
+        #[arg(long)]
+        toml: bool,
     },
     /// Run each enabled connector on its schedule and serve a dashboard, Prometheus metrics, health
     /// checks and a JSON API over HTTP, until SIGTERM or Ctrl-C.

@@ -45,7 +45,7 @@ pub const fn text(header: &'static str, min: usize, drop: u8) -> Column {
 
 /// Print a table as wide as the terminal (`COLUMNS`, else the tty, else 100), coloured on a tty.
 /// A droppable column with nothing in it is left out without a word.
-fn print_table(columns: &[Column], rows: &[Vec<Cell>]) {
+pub fn print_table(columns: &[Column], rows: &[Vec<Cell>]) {
     let keep: Vec<usize> = (0..columns.len())
         .filter(|&i| {
             columns[i].drop_priority == 0 || rows.iter().any(|r| r.get(i).is_some_and(|c| !c.text.trim().is_empty()))
