@@ -12,6 +12,7 @@ mod faults;
 mod first_hour;
 mod helper;
 mod network;
+mod practice;
 mod run;
 mod secrets;
 mod serve;

@@ -90,8 +90,19 @@ async fn one_sink(
         } else {
             Notices::new()
         };
+        // An acknowledged breach is not repeated.
+        let acked: Acked = if s.repeat_every.is_some() {
+            store
+                .current_acks(now)
+                .await?
+                .into_iter()
+                .map(|a| (a.tenant, a.slug, a.band))
+                .collect()
+        } else {
+            Acked::new()
+        };
         let before = notices.clone();
-        let wanted = shape(s, batch.clone(), &mut notices);
+        let wanted = shape(s, batch.clone(), &mut notices, &acked);
         if wanted.is_empty() {
             store.sink_done(&s.name, last, 0, &notices).await?;
             continue;
@@ -143,6 +154,7 @@ async fn one_sink(
                             s,
                             batch.into_iter().filter(|(seq, _)| *seq <= to).collect(),
                             &mut notices,
+                            &acked,
                         );
                     }
                     store
@@ -185,8 +197,9 @@ fn whole_runs(mut batch: Vec<(i64, Value)>) -> Vec<(i64, Value)> {
 
 /// The events of `batch` the sink gets. With `for` or `repeat_every`, band changes are made here
 /// from each run's `kri.value` events and what the sink saw before (`notices`, updated): a band
-/// is sent once it has held `for` runs, and an amber or red one again every `repeat_every`.
-fn shape(s: &SinkConfig, batch: Vec<(i64, Value)>, notices: &mut Notices) -> Vec<(i64, Value)> {
+/// is sent once it has held `for` runs, and an amber or red one again every `repeat_every`
+/// unless it is acknowledged (`acked`).
+fn shape(s: &SinkConfig, batch: Vec<(i64, Value)>, notices: &mut Notices, acked: &Acked) -> Vec<(i64, Value)> {
     if !s.shapes_changes() {
         return batch.into_iter().filter(|(_, e)| s.filter.matches(e)).collect();
     }
@@ -195,7 +208,7 @@ fn shape(s: &SinkConfig, batch: Vec<(i64, Value)>, notices: &mut Notices) -> Vec
         match e["type"].as_str() {
             Some("kri.band_changed") => {}
             Some("kri.value") => {
-                if let Some(change) = notice(s, &e, notices)
+                if let Some(change) = notice(s, &e, notices, acked)
                     && s.filter.matches(&change)
                 {
                     out.push((seq, change));
@@ -211,13 +224,16 @@ fn shape(s: &SinkConfig, batch: Vec<(i64, Value)>, notices: &mut Notices) -> Vec
     out
 }
 
+/// The breaches acknowledged now: (tenant, slug, band).
+type Acked = std::collections::HashSet<(String, String, String)>;
+
 /// One value through the sink's memory of its KRI: the band change (or reminder) to send, if any.
-fn notice(s: &SinkConfig, value: &Value, notices: &mut Notices) -> Option<Value> {
+fn notice(s: &SinkConfig, value: &Value, notices: &mut Notices, acked: &Acked) -> Option<Value> {
     let k = &value["kri"];
     let band = k["to"].as_str()?.to_owned();
     let key = (value["tenant"].as_str()?.to_owned(), k["slug"].as_str()?.to_owned());
     let time = value["time"].as_str()?;
-    let n = notices.entry(key).or_default();
+    let n = notices.entry(key.clone()).or_default();
     if n.band == band {
         n.runs += 1;
     } else {
@@ -233,7 +249,8 @@ fn notice(s: &SinkConfig, value: &Value, notices: &mut Notices) -> Option<Value>
             let since = n.sent_at.as_deref().and_then(parse).zip(parse(time));
             since.is_some_and(|(at, now)| (now - at).to_std().unwrap_or_default() >= every)
         });
-        (true, due)
+        let seen = acked.contains(&(key.0.clone(), key.1.clone(), band.clone()));
+        (true, due && !seen)
     } else {
         (false, false)
     };
@@ -410,7 +427,7 @@ mod tests {
             .enumerate()
             .map(|(i, b)| (i as i64, value(i as u32 * 60, b)))
             .collect();
-        shape(s, batch, &mut notices)
+        shape(s, batch, &mut notices, &Acked::new())
             .into_iter()
             .map(|(_, e)| {
                 assert_eq!(e["type"], "kri.band_changed");
@@ -456,6 +473,19 @@ mod tests {
             ],
             "red at 10:00, again at 12:00 (two hours), then the changes"
         );
+        // Acknowledged in red: no reminder; its changes still go.
+        let acked = Acked::from([("acme".to_owned(), "pp_vap_count".to_owned(), "red".to_owned())]);
+        let batch: Vec<(i64, Value)> = ["red", "red", "red", "red", "amber"]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| (i as i64, value(i as u32 * 60, b)))
+            .collect();
+        let got: Vec<(Value, bool)> = shape(&s, batch, &mut Notices::new(), &acked)
+            .into_iter()
+            .filter(|(_, e)| e["type"] == "kri.band_changed")
+            .map(|(_, e)| (e["kri"]["to"].clone(), e["repeat"].as_bool().unwrap()))
+            .collect();
+        assert_eq!(got, vec![(json!("red"), false), (json!("amber"), false)]);
     }
 
     #[test]
@@ -464,11 +494,11 @@ mod tests {
         let mut notices = Notices::new();
         let first = value(0, "red");
         assert!(
-            shape(&s, vec![(1, first.clone())], &mut notices).is_empty(),
+            shape(&s, vec![(1, first.clone())], &mut notices, &Acked::new()).is_empty(),
             "one run is not two"
         );
         let second = value(60, "red");
-        let sent = shape(&s, vec![(2, second.clone())], &mut notices);
+        let sent = shape(&s, vec![(2, second.clone())], &mut notices, &Acked::new());
         assert_eq!(sent.len(), 1);
         let again = shape(
             &s,
@@ -482,6 +512,7 @@ mod tests {
                     sent_at: None,
                 },
             )]),
+            &Acked::new(),
         );
         assert_eq!(again[0].1["id"], sent[0].1["id"], "a retry sends the same id");
         assert_ne!(sent[0].1["id"], second["id"]);

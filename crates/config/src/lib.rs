@@ -259,22 +259,11 @@ impl KriSection {
     /// Checked: one line of printable text within bounds, durations people write.
     fn practice(self, key: &str) -> Result<Practice, ConfigError> {
         let text = |field: &str, v: Option<String>, max: usize| -> Result<Option<String>, ConfigError> {
-            let Some(v) = v.map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
-                return Ok(None);
-            };
-            if v.chars().any(char::is_control) {
-                return Err(ConfigError::invalid(
-                    format!("{key}.{field}"),
-                    "has a control character (a newline, a tab): write it on one line",
-                ));
+            let Some(v) = v else { return Ok(None) };
+            match kri_core::text::one_line(&v, max) {
+                Ok(t) => Ok(Some(t).filter(|t| !t.is_empty())),
+                Err(m) => Err(ConfigError::invalid(format!("{key}.{field}"), m)),
             }
-            if v.chars().count() > max {
-                return Err(ConfigError::invalid(
-                    format!("{key}.{field}"),
-                    format!("is longer than {max} characters: shorten it (a link can say the rest)"),
-                ));
-            }
-            Ok(Some(v))
         };
         let within = |band: &str, v: Option<String>| -> Result<Option<std::time::Duration>, ConfigError> {
             v.map(|v| {

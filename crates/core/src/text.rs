@@ -54,6 +54,19 @@ pub fn visible_lines(text: &str) -> Cow<'_, str> {
     Cow::Owned(text.split('\n').map(visible).collect::<Vec<_>>().join("\n"))
 }
 
+/// `text` trimmed, checked as one line people wrote (a note, an owner, a title): no control
+/// character, at most `max` characters. The error says what is wrong (the caller names where).
+pub fn one_line(text: &str, max: usize) -> Result<String, String> {
+    let text = text.trim();
+    if text.chars().any(char::is_control) {
+        return Err("has a control character (a newline, a tab): write it on one line".into());
+    }
+    if text.chars().count() > max {
+        return Err(format!("is longer than {max} characters: shorten it"));
+    }
+    Ok(text.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

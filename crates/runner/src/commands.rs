@@ -130,6 +130,30 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             )
             .await
         }
+        Command::Ack {
+            slug,
+            note,
+            until,
+            by,
+            clear,
+        } => {
+            let loaded = load(&sources()?, Need::NoCredentials)?;
+            needs_config(&loaded, "ack")?;
+            let Some(store) = open_existing(&loaded).await? else {
+                return Err(Failure::runtime(format!(
+                    "nothing to acknowledge: there is no store yet at {}; `kri run` measures the KRIs",
+                    loaded.store_and_config()
+                )));
+            };
+            let req = crate::ack::Request {
+                slug,
+                note,
+                until,
+                by,
+                clear,
+            };
+            crate::ack::run(&loaded, &store, req, clock, cli.output).await
+        }
         Command::Calibrate { slug, since, toml } => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
             needs_config(&loaded, "calibrate")?;

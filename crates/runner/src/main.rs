@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod term;
+mod ack;
 mod calibrate;
 mod commands;
 mod connectors;
@@ -191,6 +192,30 @@ enum Command {
         /// Every value (from the cursor, if given), printed a page at a time.
         #[arg(long)]
         all: bool,
+    },
+    /// Acknowledge a KRI's amber or red band: someone has seen it, and says why it may stay
+    /// there for now. Kept with the history; it ends when the band changes, when --until is up,
+    /// or with --clear. An acknowledged KRI is not overdue, and notifications do not repeat it.
+    #[command(after_help = examples!(
+        "kri ack pp_vap_count --note \"known campaign, blocked at the gateway\" --until 7d",
+        "kri ack pp_vap_count --tenant acme-eu --note \"owner on leave\" --by \"J. Smith\"",
+        "kri ack --clear pp_vap_count",
+    ))]
+    Ack {
+        /// The KRI's slug (see `kri kris`).
+        slug: String,
+        /// Why it may stay amber or red for now (one line, at most 500 characters).
+        #[arg(long, value_name = "TEXT", required_unless_present = "clear")]
+        note: Option<String>,
+        /// For how long (e.g. 7d, 24h); default: until the band changes.
+        #[arg(long, value_name = "DURATION", value_parser = parse_since)]
+        until: Option<std::time::Duration>,
+        /// Who acknowledges it (default: $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// End the acknowledgement in force now.
+        #[arg(long, conflicts_with_all = ["note", "until", "by"])]
+        clear: bool,
     },
     /// Suggest thresholds from the stored history: amber at the 75th and red at the 95th
     /// percentile of each KRI's values (the 25th and 5th when lower is worse), with the days the

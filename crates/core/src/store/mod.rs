@@ -14,6 +14,7 @@
 //! data. Every text written (errors, messages, state) goes through the secret scrubber first. A
 //! PostgreSQL URL is shown without its password, everywhere.
 
+pub mod acks;
 pub mod calls;
 pub mod leases;
 mod outbox;
@@ -34,6 +35,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::Connection;
 
+pub use acks::Ack;
 pub use outbox::{Notice, Notices, SinkProgress};
 pub use prune::Pruned;
 pub use runs::ModuleRuns;
@@ -494,8 +496,56 @@ mod tests {
     );
     on_both_engines!(
         a_runs_events_are_written_with_it_once_each,
-        value_events_and_feed_items_are_written_with_what_they_describe
+        value_events_and_feed_items_are_written_with_what_they_describe,
+        an_acknowledgement_holds_while_its_band_does_until_it_lapses_or_is_cleared
     );
+
+    /// `r` with its one value in `band`.
+    fn banded(mut r: RunReport, band: Band) -> RunReport {
+        r.connectors[0].kris[0].band = Some(band);
+        r
+    }
+
+    async fn an_acknowledgement_holds_while_its_band_does_until_it_lapses_or_is_cleared(s: TestStore) {
+        s.write_run(&at(banded(report("r1", Some(22.0)), Band::Amber), 3))
+            .await
+            .unwrap();
+        let ack = |h: u32, band: &str, until: Option<u32>| Ack {
+            tenant: DEFAULT_TENANT.into(),
+            slug: "pp_vap_count".into(),
+            band: band.into(),
+            by: Some("ana".into()),
+            note: "known campaign, blocked at the gateway".into(),
+            at: fmt_time(&t(h)),
+            until: until.map(|u| fmt_time(&t(u))),
+            cleared_at: None,
+        };
+        s.acknowledge(&ack(4, "amber", Some(10))).await.unwrap();
+        let now = s.current_acks(t(5)).await.unwrap();
+        assert_eq!(now, vec![ack(4, "amber", Some(10))]);
+        assert!(s.current_acks(t(10)).await.unwrap().is_empty(), "until has passed");
+        assert!(
+            s.scoped(Some("globex")).current_acks(t(5)).await.unwrap().is_empty(),
+            "another tenant's"
+        );
+        // Red now: the amber acknowledgement is over.
+        s.write_run(&at(banded(report("r2", Some(31.0)), Band::Red), 6))
+            .await
+            .unwrap();
+        assert!(s.current_acks(t(7)).await.unwrap().is_empty(), "the band changed");
+        s.acknowledge(&ack(8, "red", None)).await.unwrap();
+        assert_eq!(s.current_acks(t(9)).await.unwrap().len(), 1);
+        assert_eq!(s.clear_ack(DEFAULT_TENANT, "pp_vap_count", t(9)).await.unwrap(), 1);
+        assert!(s.current_acks(t(9)).await.unwrap().is_empty(), "cleared");
+        let log = s.ack_log("pp_vap_count", 10).await.unwrap();
+        assert_eq!(
+            log.iter()
+                .map(|a| (a.band.as_str(), a.cleared_at.is_some()))
+                .collect::<Vec<_>>(),
+            vec![("red", true), ("amber", true)],
+            "newest first, both kept"
+        );
+    }
 
     /// `kri.value` events only when asked for; a feed's items and their `incident.*` events in
     /// one transaction.

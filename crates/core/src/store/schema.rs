@@ -268,6 +268,19 @@ pub(super) const MIGRATIONS: &[&str] = &[
         sent_at TEXT,
         PRIMARY KEY (sink, tenant, slug)
     );",
+    // 11: acknowledgements of a KRI's amber or red band, kept with the history: who, why, when,
+    // until when, and when it was cleared by hand (it also ends when the band changes).
+    "CREATE TABLE kri_acks (
+        tenant     TEXT NOT NULL,
+        slug       TEXT NOT NULL,
+        at         TEXT NOT NULL,
+        band       TEXT NOT NULL,
+        by_name    TEXT,
+        note       TEXT NOT NULL,
+        until      TEXT,
+        cleared_at TEXT,
+        PRIMARY KEY (tenant, slug, at)
+    );",
 ];
 
 /// Run the SQLite migrations up to `version` (all of them, except in tests), each in its own
@@ -466,6 +479,18 @@ pub(super) const PG_MIGRATIONS: &[&str] = &[
         sent    TEXT COLLATE "C",
         sent_at TEXT COLLATE "C",
         PRIMARY KEY (sink, tenant, slug)
+    );"#,
+    // 11: acknowledgements, as in SQLite.
+    r#"CREATE TABLE kri_acks (
+        tenant     TEXT COLLATE "C" NOT NULL,
+        slug       TEXT COLLATE "C" NOT NULL,
+        at         TEXT COLLATE "C" NOT NULL,
+        band       TEXT COLLATE "C" NOT NULL,
+        by_name    TEXT COLLATE "C",
+        note       TEXT COLLATE "C" NOT NULL,
+        until      TEXT COLLATE "C",
+        cleared_at TEXT COLLATE "C",
+        PRIMARY KEY (tenant, slug, at)
     );"#,
 ];
 
