@@ -412,3 +412,38 @@ async fn serve_schedules_every_tenant_and_labels_pages_api_and_metrics() {
     let (code, _) = s.exit(std::time::Duration::from_secs(30)).await;
     assert_eq!(code, 0);
 }
+
+/// Regression: the overview said "0 with a failed connector" while two tenants' TAP runs were
+/// `partial` (the SIEM pool throttled): a partial run counts as failed there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partial_run_counts_as_a_failed_connector_on_the_overview() {
+    let k = Kri::new(Scenario {
+        tenants: 2,
+        siem_pool_limit: 0,
+        ..Scenario::default()
+    })
+    .await;
+    let cfg = base(
+        &k,
+        "[connectors.efd]\nenabled = false\n[connectors.clear]\nenabled = false\n",
+    );
+    tenant_file(&k, "alpha", &format!("[proofpoint]\ncredentials = \"{}\"\n", creds(1)));
+    tenant_file(&k, "beta", &format!("[proofpoint]\ncredentials = \"{}\"\n", creds(2)));
+    let cfg = cfg.to_str().unwrap();
+    let run = k.run(&["--config", cfg, "run", "--output", "json"], &[]).await;
+    let run = run.json();
+    let statuses: Vec<&str> = run["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["status"].as_str())
+        .collect();
+    assert_eq!(statuses, vec!["partial", "partial"], "{run:?}");
+    let page = k.dir.path().join("overview.html");
+    let report = k
+        .run(&["--config", cfg, "report", "--html", page.to_str().unwrap()], &[])
+        .await;
+    assert_eq!(report.code, 0, "{report:?}");
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains("<strong>2</strong> with a failed connector"), "{html}");
+}

@@ -304,7 +304,8 @@ pub async fn overview(
             }
             for s in by_tenant.get(t.name.as_str()).into_iter().flatten() {
                 let Some(last) = &s.last else { continue };
-                if last.status == "failed" {
+                // A partial run lost some of its KRIs: as failed as a failed one for this count.
+                if last.status == "failed" || last.status == "partial" {
                     row.failed_connectors += 1;
                 }
                 let at = parse_time(&last.finished_at);
