@@ -374,7 +374,9 @@ async fn values_since_with_previous_and_delta_csv_and_one_run_in_full() {
     let lines: Vec<&str> = csv.stdout.lines().collect();
     assert_eq!(
         lines[0],
-        "measured_at,slug,module,connector,value,previous,delta,unit,status,band,message,run_id,tenant"
+        "measured_at,slug,module,connector,value,previous,delta,unit,status,band,message,run_id,tenant,\
+         title,owner,band_since,stale,acknowledged_by,overdue",
+        "the contract's columns first, then the practice's"
     );
     assert_eq!(lines.len(), 3, "{}", csv.stdout);
     assert!(

@@ -64,3 +64,94 @@ async fn an_amber_kri_is_acknowledged_with_a_note_and_cleared() {
     let again = k.run(&["--config", cfg, "ack", "--clear", "pp_vap_count"], &[]).await;
     assert!(again.stdout.contains("no acknowledgement"), "{again:?}");
 }
+
+/// Values say where a KRI stands: its title and owner, since when it is in its band, whether
+/// it is stale, acknowledged or overdue, with the clock the test moves.
+#[tokio::test(flavor = "multi_thread")]
+async fn values_show_band_since_stale_acknowledged_and_overdue() {
+    let k = Kri::default().await;
+    let cfg =
+        k.config("[connectors.tap]\nschedule = \"hourly\"\n[kris.pp_vap_count]\nowner = \"SecOps lead\"\nrespond_within = { amber = \"2h\", red = \"1h\" }\n");
+    let cfg = cfg.to_str().unwrap();
+    let first = k.now();
+    assert_eq!(k.run(&["--config", cfg, "run", "--only", "tap"], &[]).await.code, 0);
+    k.advance(chrono::Duration::hours(1));
+    assert_eq!(k.run(&["--config", cfg, "run", "--only", "tap"], &[]).await.code, 0);
+    let v = values(&k, cfg).await;
+    assert_eq!(v.len(), 2, "{v:?}");
+    let (newest, older) = (&v[0], &v[1]);
+    assert_eq!(
+        (newest["title"].as_str(), newest["owner"].as_str()),
+        (Some("Very Attacked People"), Some("SecOps lead"))
+    );
+    assert_eq!(
+        (newest["previous_value"].as_f64(), newest["change"].as_f64()),
+        (Some(12.0), Some(0.0))
+    );
+    let since = first.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    assert_eq!(
+        newest["band_since"].as_str(),
+        Some(since.as_str()),
+        "amber since the first run"
+    );
+    assert_eq!(
+        (
+            newest["stale"].as_bool(),
+            newest["overdue"].as_bool(),
+            newest["acknowledged"].clone()
+        ),
+        (Some(false), Some(false), serde_json::Value::Null)
+    );
+    assert_eq!(
+        older["band_since"],
+        serde_json::Value::Null,
+        "only the newest says where it stands"
+    );
+
+    // Three hours without a run: the newest value is stale (hourly: older than two hours) and
+    // the amber band has outlasted its two hours.
+    k.advance(chrono::Duration::hours(3));
+    let newest = values(&k, cfg).await[0].clone();
+    assert_eq!(
+        (newest["stale"].as_bool(), newest["overdue"].as_bool()),
+        (Some(true), Some(true)),
+        "{newest}"
+    );
+    let ack = k
+        .run(
+            &["--config", cfg, "ack", "pp_vap_count", "--note", "on it", "--by", "Ana"],
+            &[],
+        )
+        .await;
+    assert_eq!(ack.code, 0, "{ack:?}");
+    let newest = values(&k, cfg).await[0].clone();
+    assert_eq!(newest["overdue"], false, "acknowledged: {newest}");
+    assert_eq!(
+        (
+            newest["acknowledged"]["by"].as_str(),
+            newest["acknowledged"]["note"].as_str()
+        ),
+        (Some("Ana"), Some("on it"))
+    );
+    let csv = k
+        .run(&["--config", cfg, "values", "pp_vap_count", "--output", "csv"], &[])
+        .await;
+    let header = csv.stdout.lines().next().unwrap_or_default();
+    assert!(
+        header.ends_with("tenant,title,owner,band_since,stale,acknowledged_by,overdue"),
+        "{header}"
+    );
+    assert!(
+        csv.stdout.lines().nth(1).is_some_and(|l| l.contains(",Ana,false")),
+        "{csv:?}"
+    );
+}
+
+/// `kri values SLUG --output json`'s rows.
+async fn values(k: &Kri, cfg: &str) -> Vec<serde_json::Value> {
+    let out = k
+        .run(&["--config", cfg, "values", "pp_vap_count", "--output", "json"], &[])
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    out.json()["values"].as_array().unwrap().clone()
+}

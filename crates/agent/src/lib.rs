@@ -7,6 +7,7 @@
 
 pub mod deliver;
 pub mod events;
+pub mod practice;
 mod run;
 pub mod schedule;
 pub mod scheduler;

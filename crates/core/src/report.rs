@@ -102,6 +102,33 @@ pub struct ValueRow {
     pub amber: Option<f64>,
     #[serde(skip)]
     pub red: Option<f64>,
+    /// Its title for people (`[kris.SLUG] title`, else the registration's).
+    pub title: String,
+    /// Who owns it (`[kris.SLUG] owner`).
+    pub owner: Option<String>,
+    /// `previous` and `delta` under the names events use.
+    #[serde(serialize_with = "serialize_value")]
+    pub previous_value: Option<f64>,
+    #[serde(serialize_with = "serialize_value")]
+    pub change: Option<f64>,
+    /// Where the KRI stands now, on its newest value (null and false on older ones): since
+    /// when it has been in its band,
+    pub band_since: Option<String>,
+    /// whether its newest value is older than twice its schedule or failed,
+    pub stale: bool,
+    /// the acknowledgement in force,
+    pub acknowledged: Option<Acknowledged>,
+    /// and whether it has been amber or red longer than `respond_within` unacknowledged.
+    pub overdue: bool,
+}
+
+/// An acknowledgement in force, as outputs show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Acknowledged {
+    pub by: Option<String>,
+    pub note: String,
+    pub at: String,
+    pub until: Option<String>,
 }
 
 pub(crate) fn ser_time<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

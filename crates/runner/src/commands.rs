@@ -238,11 +238,15 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
                 cursor,
             };
             let mut out = output::ValuesOut::start(cli.output, loaded.store_and_config());
+            let standing = kri_agent::practice::Standing::read(&store, clock.now())
+                .await
+                .map_err(|e| Failure::runtime(e.to_string()))?;
             loop {
-                let page = store
+                let mut page = store
                     .values_page(&q)
                     .await
                     .map_err(|e| Failure::runtime(e.to_string()))?;
+                standing.annotate(&mut page.values, &loaded.tenants);
                 out.page(&page.values);
                 match page.next_cursor {
                     Some(next) if all => q.cursor = Some(next),

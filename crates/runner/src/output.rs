@@ -397,7 +397,7 @@ pub fn one_run(rows: &[RunRow], values_of_run: &[ValueRow], out: Output) {
     values_table(values);
 }
 
-const VALUES_CSV: [&str; 13] = [
+const VALUES_CSV: [&str; 19] = [
     "measured_at",
     "slug",
     "module",
@@ -411,6 +411,12 @@ const VALUES_CSV: [&str; 13] = [
     "message",
     "run_id",
     "tenant",
+    "title",
+    "owner",
+    "band_since",
+    "stale",
+    "acknowledged_by",
+    "overdue",
 ];
 
 /// A value listing printed page by page as the store hands them over, so `kri values --all`
@@ -501,6 +507,15 @@ fn value_csv(r: &ValueRow) -> Vec<String> {
         r.message.clone().unwrap_or_default(),
         r.run_id.clone(),
         r.tenant.clone(),
+        r.title.clone(),
+        r.owner.clone().unwrap_or_default(),
+        r.band_since.clone().unwrap_or_default(),
+        r.stale.to_string(),
+        r.acknowledged
+            .as_ref()
+            .map(|a| a.by.clone().unwrap_or_else(|| "someone".into()))
+            .unwrap_or_default(),
+        r.overdue.to_string(),
     ]
 }
 

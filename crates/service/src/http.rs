@@ -307,11 +307,18 @@ async fn values(State(app): Shared, Query(q): Query<HashMap<String, String>>) ->
         limit,
         cursor,
     };
+    let standing = match kri_agent::practice::Standing::read(&store, app.clock.now()).await {
+        Ok(s) => s,
+        Err(e) => return store_error(e),
+    };
     match store.values_page(&query).await {
-        Ok(page) => json_answer(
-            StatusCode::OK,
-            &json!({ "values": page.values, "next_cursor": page.next_cursor.map(|c| c.to_string()) }),
-        ),
+        Ok(mut page) => {
+            standing.annotate(&mut page.values, &app.loaded.tenants);
+            json_answer(
+                StatusCode::OK,
+                &json!({ "values": page.values, "next_cursor": page.next_cursor.map(|c| c.to_string()) }),
+            )
+        }
         Err(e) => store_error(e),
     }
 }

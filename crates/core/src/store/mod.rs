@@ -40,7 +40,7 @@ pub use outbox::{Notice, Notices, SinkProgress};
 pub use prune::Pruned;
 pub use runs::ModuleRuns;
 pub use state::{StateHandle, StateValue};
-pub use values::{Cursor, LatestBand, MAX_PAGE, SeriesPoint, ValuesPage, ValuesQuery};
+pub use values::{Cursor, KriState, LatestBand, MAX_PAGE, SeriesPoint, ValuesPage, ValuesQuery};
 
 /// A store problem: what failed, where the store is (a path, or a PostgreSQL URL without its
 /// password), and the error underneath.

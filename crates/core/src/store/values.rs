@@ -68,6 +68,19 @@ pub struct LatestBand {
     pub band: Option<String>,
 }
 
+/// Where one (tenant, KRI) stands ([`Store::kri_states`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KriState {
+    pub tenant: String,
+    pub slug: String,
+    /// The newest value's time and status (`ok`, `failed`, `unlicensed`).
+    pub newest_at: String,
+    pub newest_status: String,
+    /// The band of the newest good value, and when the KRI entered it.
+    pub band: Option<String>,
+    pub band_since: Option<String>,
+}
+
 /// What a value listing asks for.
 #[derive(Debug, Clone, Default)]
 pub struct ValuesQuery {
@@ -113,6 +126,33 @@ impl Store {
                     tenant: r.text(0)?,
                     slug: r.text(1)?,
                     band: r.opt_text(2)?,
+                })
+            },
+        )
+        .await
+    }
+
+    /// Where every (tenant, KRI) stands, from the read model: its newest value's time and
+    /// status, its good band and since when.
+    pub async fn kri_states(&self) -> Result<Vec<KriState>, StoreError> {
+        let mut f = Filter::default();
+        f.eq("tenant", self.tenant_filter());
+        self.query_map(
+            "reading where the KRIs stand",
+            &format!(
+                "SELECT tenant, slug, newest_at, newest_status, good_band, band_since FROM kri_latest{}
+                 ORDER BY tenant, slug",
+                f.sql()
+            ),
+            f.params,
+            |r| {
+                Ok(KriState {
+                    tenant: r.text(0)?,
+                    slug: r.text(1)?,
+                    newest_at: r.text(2)?,
+                    newest_status: r.text(3)?,
+                    band: r.opt_text(4)?,
+                    band_since: r.opt_text(5)?,
                 })
             },
         )
@@ -390,6 +430,7 @@ pub(super) fn value_row(r: &Row) -> Result<ValueRow, StoreFailure> {
     let slug = r.text(1)?;
     let value = r.opt_real(5)?;
     let previous = r.opt_real(10)?;
+    let title = crate::registry::find_kri(&slug).map_or_else(|| slug.clone(), |(_, k)| k.title().to_owned());
     Ok(ValueRow {
         tenant: r.text(0)?,
         module: crate::registry::find_kri(&slug)
@@ -408,6 +449,14 @@ pub(super) fn value_row(r: &Row) -> Result<ValueRow, StoreFailure> {
         delta: value.zip(previous).map(|(v, p)| v - p),
         amber: r.opt_real(12)?,
         red: r.opt_real(13)?,
+        title,
+        owner: None,
+        previous_value: previous,
+        change: value.zip(previous).map(|(v, p)| v - p),
+        band_since: None,
+        stale: false,
+        acknowledged: None,
+        overdue: false,
     })
 }
 
