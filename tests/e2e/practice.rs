@@ -155,3 +155,58 @@ async fn values(k: &Kri, cfg: &str) -> Vec<serde_json::Value> {
     assert_eq!(out.code, 0, "{out:?}");
     out.json()["values"].as_array().unwrap().clone()
 }
+
+/// `POST /api/v1/ack` (the KRI page's form): token-guarded, the same checks as `kri ack`, and
+/// what it records shows in `/api/v1/values`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_acknowledges_with_the_token_and_clears() {
+    let k = Kri::default().await;
+    let token = "t0ken-for-the-ack-api-0123456789";
+    let cfg = k.config("[connectors.efd]\nenabled = false\n[connectors.clear]\nenabled = false\n");
+    let mut s = k
+        .start(
+            &cfg,
+            &["serve", "--listen", "127.0.0.1:0"],
+            &[("KRI_SERVE__TOKEN", token)],
+        )
+        .await;
+    s.runs_of(&["tap"]).await;
+    let body = serde_json::json!({"slug": "pp_vap_count", "note": "known campaign", "until": "7d", "by": "Ana"});
+    assert_eq!(s.post_json("/api/v1/ack", None, &body).await.0, 401);
+    assert_eq!(
+        s.post_json("/api/v1/ack", Some("wrong-token-wrong-token"), &body)
+            .await
+            .0,
+        401
+    );
+    let (code, a) = s.post_json("/api/v1/ack", Some(token), &body).await;
+    assert_eq!(code, 201, "{a}");
+    assert_eq!((a["band"].as_str(), a["by"].as_str()), (Some("amber"), Some("Ana")));
+    let values = s.get_json("/api/v1/values?slug=pp_vap_count&limit=1").await;
+    assert_eq!(
+        values["values"][0]["acknowledged"]["note"], "known campaign",
+        "{values}"
+    );
+    for (bad, code) in [
+        (serde_json::json!({"slug": "pp_vap_count", "note": "a\nb"}), 400),
+        (serde_json::json!({"slug": "pp_vap_count"}), 400),
+        (serde_json::json!({"slug": "pp_nope", "note": "x"}), 400),
+        (serde_json::json!({"slug": "pp_bec_impostor_7d", "note": "x"}), 409),
+    ] {
+        let (got, answer) = s.post_json("/api/v1/ack", Some(token), &bad).await;
+        assert_eq!(got, code, "{bad}: {answer}");
+        assert!(answer["error"].as_str().is_some_and(|e| !e.is_empty()), "{answer}");
+    }
+    let (code, c) = s
+        .post_json(
+            "/api/v1/ack",
+            Some(token),
+            &serde_json::json!({"slug": "pp_vap_count", "clear": true}),
+        )
+        .await;
+    assert_eq!((code, c["cleared"].as_bool()), (200, Some(true)), "{c}");
+    let values = s.get_json("/api/v1/values?slug=pp_vap_count&limit=1").await;
+    assert_eq!(values["values"][0]["acknowledged"], serde_json::Value::Null);
+    s.signal(libc::SIGTERM);
+    assert_eq!(s.exit(std::time::Duration::from_secs(30)).await.0, 0);
+}

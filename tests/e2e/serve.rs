@@ -156,6 +156,17 @@ impl Served {
         (status, r.json().await.expect("JSON answer"))
     }
 
+    /// POST `body` as JSON.
+    pub async fn post_json(&self, path: &str, token: Option<&str>, body: &Value) -> (u16, Value) {
+        let mut r = self.http.post(format!("{}{path}", self.base)).json(body);
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.expect("POST");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("JSON answer"))
+    }
+
     /// Poll `path` until `ok` says yes (at most 60 s): for things that happen in the background.
     pub async fn until(&self, path: &str, ok: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);

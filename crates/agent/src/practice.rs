@@ -118,6 +118,122 @@ impl Look<'_> {
     }
 }
 
+/// The longest note and name an acknowledgement keeps (a note is a line, not a report).
+pub const MAX_NOTE: usize = 500;
+pub const MAX_BY: usize = 80;
+
+/// Why an acknowledgement was not recorded.
+#[derive(Debug)]
+pub enum AckRefused {
+    /// What was asked is wrong (an empty or multi-line note, an unknown KRI): the message says
+    /// which field (`field`) and how to fix it.
+    Input {
+        field: &'static str,
+        message: String,
+    },
+    /// The KRI is not in a band to acknowledge (green, or no value yet).
+    State(String),
+    Store(StoreError),
+}
+
+impl std::fmt::Display for AckRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AckRefused::Input { field, message } => write!(f, "{field} {message}"),
+            AckRefused::State(m) => f.write_str(m),
+            AckRefused::Store(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// What an acknowledgement says: `note`, and optionally who and for how long.
+pub struct AckRequest<'a> {
+    pub tenant: &'a str,
+    pub slug: &'a str,
+    pub note: &'a str,
+    pub by: Option<&'a str>,
+    pub until: Option<std::time::Duration>,
+    /// How the fields are called where they came from (`--note`, `note`).
+    pub names: [&'static str; 3],
+}
+
+/// One line of people's text, bounded; `field` names it in the error.
+fn checked(field: &'static str, text: &str, max: usize) -> Result<String, AckRefused> {
+    match kri_core::text::one_line(text, max) {
+        Ok(t) if t.is_empty() => Err(AckRefused::Input {
+            field,
+            message: "is empty: say why in a few words".into(),
+        }),
+        Ok(t) => Ok(t),
+        Err(message) => Err(AckRefused::Input { field, message }),
+    }
+}
+
+/// Acknowledge the amber or red band `req.slug` of `req.tenant` is in now (the CLI's `kri ack`
+/// and the API's `POST /api/v1/ack`).
+pub async fn acknowledge(store: &Store, req: AckRequest<'_>, now: DateTime<Utc>) -> Result<Ack, AckRefused> {
+    let [note_name, by_name, until_name] = req.names;
+    let Some((_, kri)) = kri_core::registry::find_kri(req.slug) else {
+        return Err(AckRefused::Input {
+            field: "slug",
+            message: format!(
+                "`{}` is not a KRI: `kri kris` (GET /api/v1/kris) lists them",
+                kri_core::text::visible(req.slug)
+            ),
+        });
+    };
+    let note = checked(note_name, req.note, MAX_NOTE)?;
+    let by = req.by.map(|b| checked(by_name, b, MAX_BY)).transpose()?;
+    let until = match req.until {
+        Some(d) => Some(
+            chrono::Duration::from_std(d)
+                .ok()
+                .and_then(|d| now.checked_add_signed(d))
+                .ok_or(AckRefused::Input {
+                    field: until_name,
+                    message: "is too far away".into(),
+                })?,
+        ),
+        None => None,
+    };
+    let store = store.scoped(Some(req.tenant));
+    let band = store
+        .kri_states()
+        .await
+        .map_err(AckRefused::Store)?
+        .into_iter()
+        .find(|s| s.slug == kri.slug())
+        .and_then(|s| s.band);
+    let band = match band.as_deref() {
+        Some(b @ ("amber" | "red")) => b.to_owned(),
+        Some(other) => {
+            return Err(AckRefused::State(format!(
+                "{} is {other} now: only an amber or red band is acknowledged",
+                kri.slug()
+            )));
+        }
+        None => {
+            return Err(AckRefused::State(format!(
+                "{} has no value yet for tenant {}: a run measures it",
+                kri.slug(),
+                req.tenant
+            )));
+        }
+    };
+    let ack = Ack {
+        tenant: req.tenant.to_owned(),
+        slug: kri.slug().to_owned(),
+        band,
+        by,
+        note,
+        at: kri_core::store::fmt_time(&now),
+        until: until.as_ref().map(kri_core::store::fmt_time),
+        cleared_at: None,
+    };
+    store.acknowledge(&ack).await.map_err(AckRefused::Store)?;
+    Ok(ack)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,17 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kri_core::Clock;
-use kri_core::store::{Ack, Store};
+use kri_core::store::Store;
 use serde_json::json;
 
 use crate::Output;
 use crate::config::Loaded;
 use crate::output::print_json;
 use kri_agent::Failure;
-
-/// The longest note and name kept (a note is a line, not a report).
-const MAX_NOTE: usize = 500;
-const MAX_BY: usize = 80;
 
 /// What `kri ack` was asked.
 pub struct Request {
@@ -23,15 +19,6 @@ pub struct Request {
     pub until: Option<Duration>,
     pub by: Option<String>,
     pub clear: bool,
-}
-
-/// One line of printable text, bounded: `what` names the option in the error.
-fn line(what: &str, text: &str, max: usize) -> Result<String, Failure> {
-    match kri_core::text::one_line(text, max) {
-        Ok(t) if t.is_empty() => Err(Failure::config(format!("{what} is empty: say why in a few words"))),
-        Ok(t) => Ok(t),
-        Err(m) => Err(Failure::config(format!("{what} {m}"))),
-    }
 }
 
 /// Acknowledge (or clear) as asked, for the one tenant `loaded` holds.
@@ -69,56 +56,20 @@ pub async fn run(
         }
         return Ok(0);
     }
-    let note = line("--note", req.note.as_deref().unwrap_or_default(), MAX_NOTE)?;
-    let by = match req.by.as_deref() {
-        Some(by) => Some(line("--by", by, MAX_BY)?),
-        None => std::env::var("USER").ok().and_then(|u| line("--by", &u, MAX_BY).ok()),
+    let by = req.by.or_else(|| std::env::var("USER").ok());
+    let ask = kri_agent::practice::AckRequest {
+        tenant: &tenant.name,
+        slug,
+        note: req.note.as_deref().unwrap_or_default(),
+        by: by.as_deref(),
+        until: req.until,
+        names: ["--note", "--by", "--until"],
     };
-    let band = store
-        .latest_good_values()
-        .await
-        .map_err(read)?
-        .into_iter()
-        .find(|v| v.slug == slug)
-        .and_then(|v| v.band);
-    let band = match band.as_deref() {
-        Some(b @ ("amber" | "red")) => b.to_owned(),
-        Some(other) => {
-            return Err(Failure::runtime(format!(
-                "{slug} is {other} now: only an amber or red band is acknowledged"
-            )));
-        }
-        None => {
-            return Err(Failure::runtime(format!(
-                "{slug} has no value yet{}: `kri run` measures it",
-                if loaded.multi_tenant {
-                    format!(" for tenant {}", tenant.name)
-                } else {
-                    String::new()
-                }
-            )));
-        }
+    let ack = match kri_agent::practice::acknowledge(&store, ask, now).await {
+        Ok(ack) => ack,
+        Err(e @ kri_agent::practice::AckRefused::Input { .. }) => return Err(Failure::config(e.to_string())),
+        Err(e) => return Err(Failure::runtime(e.to_string())),
     };
-    let until = match req.until {
-        Some(d) => Some(
-            chrono::Duration::from_std(d)
-                .ok()
-                .and_then(|d| now.checked_add_signed(d))
-                .ok_or_else(|| Failure::config("--until is too far away"))?,
-        ),
-        None => None,
-    };
-    let ack = Ack {
-        tenant: tenant.name.clone(),
-        slug: slug.to_owned(),
-        band,
-        by,
-        note,
-        at: kri_core::store::fmt_time(&now),
-        until: until.as_ref().map(kri_core::store::fmt_time),
-        cleared_at: None,
-    };
-    store.acknowledge(&ack).await.map_err(read)?;
     if out == Output::Json {
         print_json(&ack);
     } else {

@@ -248,8 +248,9 @@ enum Command {
     /// 1, 2, 4 … minutes (at most an hour); runs of one connector never overlap.
     ///
     /// Routes: `/` dashboard, `/kri/SLUG`, `/metrics`, `/healthz`, `/readyz`, `/api/v1/kris`,
-    /// `/api/v1/values?slug=`, `/api/v1/runs`, `/api/v1/schedule`; `POST /api/v1/runs?module=KEY` (Run now)
-    /// and `POST /api/v1/test?module=KEY` (Test) need `Authorization: Bearer TOKEN` ([serve] token,
+    /// `/api/v1/values?slug=`, `/api/v1/runs`, `/api/v1/schedule`; `POST /api/v1/runs?module=KEY` (Run now),
+    /// `POST /api/v1/test?module=KEY` (Test) and `POST /api/v1/ack` (acknowledge a breach, a JSON body)
+    /// need `Authorization: Bearer TOKEN` ([serve] token,
     /// KRI_SERVE__TOKEN). A first SIGTERM/Ctrl-C stops scheduling and gives running runs `[serve] grace`
     /// (default 30s) before cancelling them (recorded as failed); the exit code is then 0. A second
     /// signal exits at once. With `--output json`, one JSON line per event on stdout.

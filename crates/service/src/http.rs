@@ -44,6 +44,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/api/v1/values", get(values))
         .route("/api/v1/runs", get(runs).post(run_now))
         .route("/api/v1/schedule", get(schedule))
+        .route("/api/v1/ack", post(ack))
         .route("/api/v1/test", post(test))
         .route("/api/v1/test/{id}", get(test_result))
         .fallback(not_found)
@@ -442,6 +443,82 @@ async fn run_now(State(app): Shared, headers: HeaderMap, Query(q): Query<HashMap
             }),
         ),
         Err(r) => refusal(r),
+    }
+}
+
+/// Largest body `POST /api/v1/ack` reads: a note of 500 characters and its fields.
+const MAX_ACK_BODY: usize = 8 * 1024;
+
+/// `POST /api/v1/ack` (token): `{"slug", "tenant"?, "note", "by"?, "until"? ("7d")}` acknowledges
+/// the KRI's amber or red band; `{"slug", "tenant"?, "clear": true}` ends the one in force.
+async fn ack(State(app): Shared, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if let Some(r) = refuse(&app, &headers) {
+        return r;
+    }
+    if body.len() > MAX_ACK_BODY {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the body is over {MAX_ACK_BODY} bytes: a note is one line of at most 500 characters"),
+        );
+    }
+    let Ok(Value::Object(b)) = serde_json::from_slice::<Value>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            r#"the body must be a JSON object: {"slug": "…", "note": "…", "until": "7d", "by": "…", "tenant": "…"}"#,
+        );
+    };
+    let text = |k: &str| {
+        b.get(k)
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let Some(slug) = text("slug") else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "say which KRI: \"slug\" (GET /api/v1/kris lists them)",
+        );
+    };
+    if app.loaded.tenants.len() > 1 && text("tenant").is_none() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "say whose KRI this is: \"tenant\" (GET /api/v1/schedule lists the tenants)",
+        );
+    }
+    let tenant = match pages::pick_tenant(&app.loaded, text("tenant")) {
+        Ok(t) => t,
+        Err(m) => return error(StatusCode::NOT_FOUND, m),
+    };
+    let now = app.clock.now();
+    if b.get("clear").and_then(Value::as_bool) == Some(true) {
+        return match app.store.clear_ack(&tenant.name, slug, now).await {
+            Ok(n) => json_answer(
+                StatusCode::OK,
+                &json!({"tenant": tenant.name, "slug": slug, "cleared": n > 0}),
+            ),
+            Err(e) => store_error(e),
+        };
+    }
+    let until = match text("until")
+        .map(|u| kri_core::config::parse_duration_within(u, std::time::Duration::from_secs(366 * 86_400)))
+    {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(m)) => return error(StatusCode::BAD_REQUEST, format!("until: {m}")),
+    };
+    let req = kri_agent::practice::AckRequest {
+        tenant: &tenant.name,
+        slug,
+        note: text("note").unwrap_or_default(),
+        by: text("by"),
+        until,
+        names: ["note", "by", "until"],
+    };
+    match kri_agent::practice::acknowledge(&app.store, req, now).await {
+        Ok(a) => json_answer(StatusCode::CREATED, &serde_json::to_value(&a).unwrap_or_default()),
+        Err(kri_agent::practice::AckRefused::Store(e)) => store_error(e),
+        Err(e @ kri_agent::practice::AckRefused::Input { .. }) => error(StatusCode::BAD_REQUEST, e.to_string()),
+        Err(e) => error(StatusCode::CONFLICT, e.to_string()),
     }
 }
 
