@@ -309,6 +309,10 @@ mod tests {
                     value,
                 })
                 .collect(),
+            title: "Title".into(),
+            owner: None,
+            action: None,
+            standing: crate::Standing::default(),
         }
     }
 

@@ -73,6 +73,55 @@ pub struct Tile {
     /// Values, oldest first: the last 30 days on the dashboard, everything on the KRI page.
     /// Failed runs have no point.
     pub history: Vec<Point>,
+    /// Its title for people (`[kris.SLUG] title`, else the registration's); shown first.
+    pub title: String,
+    /// Who owns it and what to do on amber or red (`[kris.SLUG]`).
+    pub owner: Option<String>,
+    pub action: Option<String>,
+    /// Where it stands now.
+    pub standing: Standing,
+}
+
+/// Where a KRI stands now, beyond its latest value.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Standing {
+    /// The value before the latest.
+    pub previous: Option<f64>,
+    /// When it entered its current band.
+    pub band_since: Option<DateTime<Utc>>,
+    /// Its newest value failed or is older than twice its schedule.
+    pub stale: bool,
+    /// Amber or red longer than its response time, unacknowledged.
+    pub overdue: bool,
+    /// The acknowledgement in force: who, why, until when.
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// An acknowledgement in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Acknowledgement {
+    pub by: Option<String>,
+    pub note: String,
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl Tile {
+    /// Where it goes on the page, worst first: red, amber, failed or stale, green, never
+    /// measured; overdue first within a band.
+    pub fn rank(&self) -> (u8, bool) {
+        let band = self.latest.as_ref().and_then(|l| l.band.as_deref());
+        let failed = self.latest.as_ref().is_some_and(|l| l.status == "failed");
+        let unmeasured = self.latest.as_ref().is_none_or(|l| l.status == "unlicensed");
+        let place = match band {
+            _ if unmeasured => 4,
+            Some("red") if !failed => 0,
+            Some("amber") if !failed => 1,
+            _ if failed || self.standing.stale => 2,
+            Some("green") => 3,
+            _ => 2,
+        };
+        (place, !self.standing.overdue)
+    }
 }
 
 /// The latest measurement of a KRI.

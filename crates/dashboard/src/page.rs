@@ -85,8 +85,9 @@ pub fn dashboard(d: &Dashboard) -> String {
                 @if d.tiles.is_empty() {
                     p { "No KRIs are configured." }
                 } @else {
+                    (summary(&d.tiles))
                     div.tiles {
-                        @for t in &d.tiles { (tile(t, live, tenant)) }
+                        @for t in worst_first(&d.tiles) { (tile(t, live, tenant, d.generated_at)) }
                     }
                 }
             }
@@ -180,22 +181,128 @@ fn thresholds_line(t: &Tile) -> Markup {
     }
 }
 
-fn tile(t: &Tile, live: bool, tenant: Option<&str>) -> Markup {
+/// The tiles worst first ([`Tile::rank`]); the configured order within a rank.
+fn worst_first(tiles: &[Tile]) -> Vec<&Tile> {
+    let mut sorted: Vec<&Tile> = tiles.iter().collect();
+    sorted.sort_by_key(|t| t.rank());
+    sorted
+}
+
+/// "2 red · 6 amber · 3 green · 1 stale or failed · 1 overdue": the page in one line, first.
+fn summary(tiles: &[Tile]) -> Markup {
+    let count = |place: u8| tiles.iter().filter(|t| t.rank().0 == place).count();
+    let overdue = tiles.iter().filter(|t| t.standing.overdue).count();
+    let parts = [
+        (count(0), "red", "band-red"),
+        (count(1), "amber", "band-amber"),
+        (count(3), "green", "band-green"),
+        (count(2), "stale or failed", "band-other"),
+        (overdue, "overdue", "band-red"),
+    ];
+    html! {
+        p.summary #summary {
+            @for (i, (n, word, class)) in parts.iter().enumerate() {
+                @if i > 0 { span aria-hidden="true" { " · " } }
+                span class=(format!("count {class}")) data-count=(word) { strong { (n) } " " (word) }
+            }
+        }
+    }
+}
+
+/// `▲ +2 from 10`, the arrow coloured by better or worse (not by up or down).
+fn change(t: &Tile) -> Markup {
+    let (Some(now), Some(before)) = (t.latest.as_ref().and_then(|l| l.value), t.standing.previous) else {
+        return html! {};
+    };
+    let delta = now - before;
+    let worse = if t.higher_is_worse { delta > 0.0 } else { delta < 0.0 };
+    let (arrow, class, word) = match delta {
+        d if d > 0.0 => ("▲", if worse { "worse" } else { "better" }, "up"),
+        d if d < 0.0 => ("▼", if worse { "worse" } else { "better" }, "down"),
+        _ => ("＝", "same", "unchanged"),
+    };
+    let sign = if delta > 0.0 { "+" } else { "" };
+    html! {
+        p.change data-change=(class) {
+            span class=(class) { span aria-hidden="true" { (arrow) " " } (sign) (opt_num(Some(delta))) }
+            span.vh { " " (word) ", " (class) }
+            " from " (opt_num(Some(before)))
+        }
+    }
+}
+
+/// "red since 3 Dec (2 days)".
+fn since(t: &Tile, now: DateTime<Utc>) -> Markup {
+    let band = t.latest.as_ref().and_then(|l| l.band.as_deref());
+    let (Some(band), Some(at)) = (band, t.standing.band_since) else {
+        return html! {};
+    };
+    let days = (now - at).num_days();
+    let long = match days {
+        ..1 => "today".to_owned(),
+        1 => "1 day".to_owned(),
+        n => format!("{n} days"),
+    };
+    html! {
+        p.since { (band) " since " time datetime=(crate::format::iso(at)) { (at.format("%-d %b")) } " (" (long) ")" }
+    }
+}
+
+/// Owner and action of an amber or red KRI; an acknowledgement, with its note; overdue.
+fn practice(t: &Tile) -> Markup {
+    let breach = matches!(t.latest.as_ref().and_then(|l| l.band.as_deref()), Some("amber" | "red"));
+    html! {
+        @if t.standing.overdue {
+            p.overdue { strong { "Overdue" } ": past its response time, not acknowledged" }
+        }
+        @if let Some(a) = &t.standing.acknowledged {
+            p.acked {
+                "Acknowledged"
+                @if let Some(by) = &a.by { " by " (by) }
+                @if let Some(u) = a.until { " until " (time(u)) }
+                ": " span.note-text { (a.note) }
+            }
+        }
+        @if breach {
+            @if let Some(o) = &t.owner { p.owner { "Owner: " (o) } }
+            @if let Some(a) = &t.action { p.action { "Action: " (action_text(a)) } }
+        }
+    }
+}
+
+/// An action as text, or a link when it is an http(s) URL.
+fn action_text(a: &str) -> Markup {
+    if a.starts_with("https://") || a.starts_with("http://") {
+        html! { a href=(a) rel="noopener noreferrer" { (a) } }
+    } else {
+        html! { (a) }
+    }
+}
+
+fn tile(t: &Tile, live: bool, tenant: Option<&str>, now: DateTime<Utc>) -> Markup {
     let band = t.latest.as_ref().and_then(|l| l.band.as_deref()).unwrap_or("none");
     let status = t.latest.as_ref().map_or("none", |l| l.status.as_str());
     html! {
-        article.tile #{ "kri-" (t.slug) } data-slug=(t.slug) data-band=(band) data-status=(status) {
+        article.tile #{ "kri-" (t.slug) } data-slug=(t.slug) data-band=(band) data-status=(status)
+            data-overdue=(t.standing.overdue) data-stale=(t.standing.stale) {
             h3 {
                 @if live {
-                    a href={ "kri/" (path_segment(&t.slug)) (tenant_query(tenant)) } { (t.slug) }
+                    a href={ "kri/" (path_segment(&t.slug)) (tenant_query(tenant)) } { (t.title) }
                 } @else {
-                    (t.slug)
+                    (t.title)
                 }
             }
-            p.meaning { (t.meaning) }
+            p.slug { code { (t.slug) } }
             (latest_facts(t))
+            (change(t))
+            (since(t, now))
+            @if t.standing.stale && t.latest.as_ref().is_some_and(|l| l.status != "failed") {
+                p.stale { "Stale: no new value for more than two scheduled runs" }
+            }
+            (practice(t))
             (sparkline(t))
             (thresholds_line(t))
+            p.meaning { (t.meaning) }
             p.module { "connector " code { (t.module) } }
         }
     }

@@ -26,6 +26,10 @@ fn tile(slug: &str, latest: Option<Latest>, values: &[f64]) -> Tile {
             .zip(1..)
             .map(|(&value, day)| Point { at: at(day, 6), value })
             .collect(),
+        title: format!("Title of {slug}"),
+        owner: None,
+        action: None,
+        standing: Standing::default(),
     }
 }
 
@@ -844,4 +848,118 @@ fn the_notifications_section_says_where_events_go_and_what_waits() {
     assert!(!none.contains("id=\"sinks\"") && !none.contains("#sinks"));
     let report = dashboard(&sample(Actions::Static));
     assert!(!report.contains("id=\"sinks\""), "live only, never in a report");
+}
+
+/// The order tiles take, by slug.
+fn order(html: &str) -> Vec<String> {
+    html.match_indices("data-slug=\"")
+        .map(|(i, m)| {
+            let rest = &html[i + m.len()..];
+            rest[..rest.find('"').unwrap_or(0)].to_owned()
+        })
+        .collect()
+}
+
+/// A risk manager's page: the summary first, then the worst tiles, each with its title,
+/// change, how long in its band, owner and action, and an acknowledgement when there is one.
+#[test]
+fn the_page_leads_with_a_summary_and_the_worst_tiles_with_what_to_do() {
+    let now = at(20, 7);
+    let band =
+        |slug: &str, value: f64, band: &str| tile(slug, Some(latest(Some(value), "ok", Some(band), None)), &[value]);
+    let mut red = band("k_red", 31.0, "red");
+    red.standing = Standing {
+        previous: Some(12.0),
+        band_since: Some(at(18, 7)),
+        ..Standing::default()
+    };
+    red.owner = Some("Head of SecOps".into());
+    red.action = Some("https://wiki.example/vap".into());
+    let mut amber_overdue = band("k_amber_overdue", 12.0, "amber");
+    amber_overdue.standing.overdue = true;
+    let mut amber_acked = band("k_amber_acked", 14.0, "amber");
+    amber_acked.standing = Standing {
+        previous: Some(20.0),
+        acknowledged: Some(Acknowledgement {
+            by: Some("Ana".into()),
+            note: "known campaign".into(),
+            until: None,
+        }),
+        ..Standing::default()
+    };
+    let mut green = band("k_green", 3.0, "green");
+    green.owner = Some("nobody sees this on green".into());
+    let mut stale = band("k_stale", 4.0, "green");
+    stale.standing.stale = true;
+    let failed = tile("k_failed", Some(latest(None, "failed", None, Some("503"))), &[]);
+    let mut lower = band("k_lower", 40.0, "amber");
+    lower.higher_is_worse = false;
+    lower.standing.previous = Some(55.0);
+    let d = Dashboard {
+        tiles: vec![green, stale, failed, amber_acked, red, lower, amber_overdue],
+        generated_at: now,
+        ..sample(Actions::Disabled("no token".into()))
+    };
+    let html = dashboard(&d);
+    assert_eq!(
+        order(&html),
+        [
+            "k_red",
+            "k_amber_overdue",
+            "k_amber_acked",
+            "k_lower",
+            "k_stale",
+            "k_failed",
+            "k_green"
+        ],
+        "red, amber (overdue first), stale or failed, green"
+    );
+    let summary = &html[html.find("id=\"summary\"").expect("a summary")..];
+    let summary = &summary[..summary.find("</p>").unwrap()];
+    let text: String = summary
+        .split('<')
+        .filter_map(|p| p.split_once('>').map(|(_, t)| t))
+        .collect();
+    assert_eq!(text, "1 red · 3 amber · 1 green · 2 stale or failed · 1 overdue");
+    assert!(
+        html.find("id=\"summary\"") < html.find("data-slug"),
+        "the summary comes before the tiles"
+    );
+
+    let tile_of = |slug: &str| {
+        let start = html.find(&format!("data-slug=\"{slug}\"")).unwrap();
+        let end = html[start..].find("</article>").unwrap() + start;
+        html[start..end].to_owned()
+    };
+    let red = tile_of("k_red");
+    assert!(
+        red.find("Title of k_red") < red.find("<code>k_red</code>"),
+        "title first, slug second: {red}"
+    );
+    assert!(red.contains("data-change=\"worse\"") && red.contains("+19"), "{red}");
+    assert!(
+        red.contains("red since <time datetime=\"2025-03-18T07:00:00Z\">18 Mar</time> (2 days)"),
+        "{red}"
+    );
+    assert!(red.contains("Owner: Head of SecOps"), "{red}");
+    assert!(red.contains("<a href=\"https://wiki.example/vap\""), "{red}");
+    let acked = tile_of("k_amber_acked");
+    assert!(
+        acked.contains("data-change=\"better\""),
+        "higher is worse, and it went down: {acked}"
+    );
+    assert!(
+        acked.contains("Acknowledged by Ana") && acked.contains("known campaign"),
+        "{acked}"
+    );
+    assert!(tile_of("k_amber_overdue").contains("Overdue"));
+    assert!(
+        tile_of("k_lower").contains("data-change=\"worse\""),
+        "lower is worse, and it went down"
+    );
+    assert!(
+        !tile_of("k_green").contains("Owner:"),
+        "owner and action only on amber and red"
+    );
+    assert!(tile_of("k_stale").contains("Stale"));
 }

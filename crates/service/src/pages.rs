@@ -69,6 +69,8 @@ pub fn selected(tenant: &Tenant) -> impl Iterator<Item = (&Module, &'static dyn 
 /// One KRI's tile: `latest` from the read model, `history` its chart.
 fn tile(tenant: &Tenant, (m, k): (&Module, &dyn Kri), latest: Option<ValueRow>, history: &[SeriesPoint]) -> page::Tile {
     let t = tenant.thresholds_for(k);
+    let practice = tenant.practice_for(k.slug());
+    let standing = latest.as_ref().map(standing).unwrap_or_default();
     page::Tile {
         slug: k.slug().to_owned(),
         module: m.reg.module.to_owned(),
@@ -87,17 +89,39 @@ fn tile(tenant: &Tenant, (m, k): (&Module, &dyn Kri), latest: Option<ValueRow>, 
             })
         }),
         history: points(history),
+        title: tenant.title_for(k),
+        owner: practice.owner,
+        action: practice.action,
+        standing,
     }
 }
 
-/// The newest value of each of the (scoped) store's KRIs, from the read model.
-async fn newest_by_slug(store: &Store) -> Result<std::collections::HashMap<String, ValueRow>, StoreError> {
-    Ok(store
-        .latest_values()
-        .await?
-        .into_iter()
-        .map(|v| (v.slug.clone(), v))
-        .collect())
+/// Where a KRI stands, from its newest value as [`kri_agent::practice::Standing`] annotated it.
+fn standing(v: &ValueRow) -> page::Standing {
+    page::Standing {
+        previous: v.previous_value,
+        band_since: v.band_since.as_deref().and_then(parse_time),
+        stale: v.stale,
+        overdue: v.overdue,
+        acknowledged: v.acknowledged.as_ref().map(|a| page::Acknowledgement {
+            by: a.by.clone(),
+            note: a.note.clone(),
+            until: a.until.as_deref().and_then(parse_time),
+        }),
+    }
+}
+
+/// The newest value of each of the (scoped) store's KRIs, from the read model, with where it
+/// stands (band since, stale, acknowledged, overdue) at `now`.
+async fn newest_by_slug(
+    store: &Store,
+    tenant: &Tenant,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<std::collections::HashMap<String, ValueRow>, StoreError> {
+    let mut rows = store.latest_values().await?;
+    let standing = kri_agent::practice::Standing::read(store, now).await?;
+    standing.annotate(&mut rows, std::slice::from_ref(tenant));
+    Ok(rows.into_iter().map(|v| (v.slug.clone(), v)).collect())
 }
 
 fn points(rows: &[SeriesPoint]) -> Vec<page::Point> {
@@ -123,7 +147,7 @@ pub async fn dashboard(
     let store = &of_tenant(tenant, store);
     let now = clock.now();
     let since = now - chrono::Duration::days(SPARK_DAYS);
-    let mut latest = newest_by_slug(store).await?;
+    let mut latest = newest_by_slug(store, tenant, now).await?;
     let mut tiles = Vec::new();
     for (m, k) in selected(tenant) {
         let newest = latest.remove(k.slug());
@@ -239,7 +263,7 @@ pub async fn kri(
     // not grow with the history kept.
     let since = now - chrono::Duration::days(i64::from(loaded.keep_days));
     let raw_since = now - chrono::Duration::days(SPARK_DAYS);
-    let newest = newest_by_slug(store).await?.remove(slug);
+    let newest = newest_by_slug(store, tenant, now).await?.remove(slug);
     let history = store.chart(slug, since, raw_since, CHART_POINTS).await?;
     let tile = tile(tenant, (m, k), newest, &history);
     let values = store
