@@ -187,6 +187,24 @@ async fn the_api_acknowledges_with_the_token_and_clears() {
         values["values"][0]["acknowledged"]["note"], "known campaign",
         "{values}"
     );
+    // The KRI page: its breach log has the acknowledgement; a range; its values' runs as links.
+    let (code, page) = s.get("/kri/pp_vap_count?range=7d").await;
+    assert_eq!(code, 200);
+    assert!(
+        page.contains("still amber") && page.contains("Ana: known campaign"),
+        "{page}"
+    );
+    assert!(page.contains("<strong aria-current=\"page\">7d</strong>") && page.contains("How it is measured"));
+    let run_id = values["values"][0]["run_id"].as_str().unwrap().to_owned();
+    assert!(page.contains(&format!("../api/v1/runs?run={run_id}")), "{page}");
+    let run = s.get_json(&format!("/api/v1/runs?run={run_id}")).await;
+    assert!(
+        run["values"]
+            .as_array()
+            .is_some_and(|v| v.iter().any(|v| v["slug"] == "pp_vap_count")),
+        "{run}"
+    );
+    assert_eq!(s.get("/api/v1/runs?run=not-a-uuid").await.0, 400);
     for (bad, code) in [
         (serde_json::json!({"slug": "pp_vap_count", "note": "a\nb"}), 400),
         (serde_json::json!({"slug": "pp_vap_count"}), 400),

@@ -242,9 +242,15 @@ pub(crate) fn chart(tile: &Tile) -> Markup {
             lower.2 += push;
         }
     }
+    let zones = zones(tile, range, &frame);
+    let changes = band_changes(tile, &points);
     html! {
         svg.chart viewBox="0 0 720 240" role="img" aria-label=(label) {
             title { (label) }
+            @for (name, y0, y1) in &zones {
+                rect class={ "zone zone-" (name) } x=(c(frame.left)) width=(c(frame.right - frame.left))
+                    y=(c(y0.min(*y1))) height=(c((y1 - y0).abs())) {}
+            }
             line.axis x1=(c(frame.left)) x2=(c(frame.left)) y1=(c(frame.top)) y2=(c(frame.bottom)) {}
             line.axis x1=(c(frame.left)) x2=(c(frame.right)) y1=(c(frame.bottom)) y2=(c(frame.bottom)) {}
             text.lbl x="58" y=(c(frame.top + 4.0)) text-anchor="end" { (num(range.hi)) }
@@ -264,10 +270,22 @@ pub(crate) fn chart(tile: &Tile) -> Markup {
                     circle.dot cx=(c(x)) cy=(c(y)) r="3" {}
                 }
             }
+            @for (at, from, to) in &changes {
+                @let x = c(frame.x(span.map_or(0.5, |s| s.frac(*at))));
+                line class={ "change-mark to-" (to) } x1=(x) x2=(x) y1=(c(frame.top)) y2=(c(frame.bottom)) {
+                    title { (from) " → " (to) " on " (day(*at)) }
+                }
+            }
             @match span {
                 Some(s) if s.millis() > 0 => {
-                    text.lbl x=(c(frame.left)) y="222" text-anchor="start" { (day(s.t0)) }
-                    text.lbl x=(c(frame.right)) y="222" text-anchor="end" { (day(s.t1)) }
+                    @for (i, t) in ticks(s).iter().enumerate() {
+                        @let x = frame.x(s.frac(*t));
+                        line.tick x1=(c(x)) x2=(c(x)) y1=(c(frame.bottom)) y2=(c(frame.bottom + 5.0)) {}
+                        text.lbl x=(c(x)) y="222"
+                            text-anchor=(match i { 0 => "start", TICKS => "end", _ => "middle" }) {
+                            (tick_label(*t, s))
+                        }
+                    }
                 }
                 Some(s) => {
                     text.lbl x=(c((frame.left + frame.right) / 2.0)) y="222" text-anchor="middle" { (day(s.t0)) }
@@ -278,6 +296,66 @@ pub(crate) fn chart(tile: &Tile) -> Markup {
             }
         }
     }
+}
+
+/// Date labels on the time axis: this many intervals (TICKS + 1 labels).
+const TICKS: usize = 4;
+
+/// Evenly spaced times from the first to the last.
+fn ticks(s: Span) -> Vec<DateTime<Utc>> {
+    let step = (s.t1 - s.t0) / TICKS as i32;
+    (0..=TICKS).map(|i| s.t0 + step * i as i32).collect()
+}
+
+/// `3 Dec` over weeks, `3 Dec 14:00` within two days, `Dec 2025` over a year.
+fn tick_label(t: DateTime<Utc>, s: Span) -> String {
+    let days = (s.t1 - s.t0).num_days();
+    if days <= 2 {
+        t.format("%-d %b %H:%M").to_string()
+    } else if days > 400 {
+        t.format("%b %Y").to_string()
+    } else {
+        t.format("%-d %b").to_string()
+    }
+}
+
+/// The amber and red regions as (band, y from, y to): where a value is in that band.
+fn zones(tile: &Tile, range: Range, frame: &Frame) -> Vec<(&'static str, f64, f64)> {
+    if !tile.amber.is_finite() || !tile.red.is_finite() {
+        return Vec::new();
+    }
+    let y = |v: f64| frame.y(range.frac(v));
+    let (amber, red) = (y(tile.amber), y(tile.red));
+    if tile.higher_is_worse {
+        vec![("amber", amber, red), ("red", red, frame.top)]
+    } else {
+        vec![("amber", amber, red), ("red", red, frame.bottom)]
+    }
+}
+
+/// Where the band changed between two consecutive values: (when, from, to).
+fn band_changes(tile: &Tile, points: &[Point]) -> Vec<(DateTime<Utc>, &'static str, &'static str)> {
+    let band = |v: f64| {
+        let (worse_red, worse_amber) = if tile.higher_is_worse {
+            (v >= tile.red, v >= tile.amber)
+        } else {
+            (v <= tile.red, v <= tile.amber)
+        };
+        if worse_red {
+            "red"
+        } else if worse_amber {
+            "amber"
+        } else {
+            "green"
+        }
+    };
+    points
+        .windows(2)
+        .filter_map(|w| {
+            let (a, b) = (band(w[0].value), band(w[1].value));
+            (a != b).then_some((w[1].at, a, b))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -413,8 +491,20 @@ mod tests {
         assert!(svg.contains("viewBox=\"0 0 720 240\""));
         assert!(svg.contains(">amber 10</text>"));
         assert!(svg.contains(">red 25</text>"));
-        assert!(svg.contains(">2025-01-01</text>"));
-        assert!(svg.contains(">2025-01-03</text>"));
+        // A dated axis: five labels from the first value to the last (hours within two days).
+        assert!(
+            svg.contains(">1 Jan 12:00</text>") && svg.contains(">3 Jan 12:00</text>"),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("class=\"tick\"").count(), TICKS + 1);
+        // The amber and red regions shaded; each change of band marked where it happened.
+        assert!(svg.contains("zone zone-amber") && svg.contains("zone zone-red"));
+        assert_eq!(
+            svg.matches("change-mark").count(),
+            2,
+            "3 → 14 → 9: into amber and out: {svg}"
+        );
+        assert!(svg.contains("green → amber on 2025-01-02") && svg.contains("amber → green on 2025-01-03"));
         assert!(svg.contains(">25</text>") && svg.contains(">3</text>"), "{svg}");
         assert_eq!(svg.matches("<circle").count(), 3);
         assert!(svg.contains("pp_vap_count over 2 days: 3 values from 3 to 14, latest 9"));

@@ -14,7 +14,7 @@ mod page;
 use chrono::{DateTime, Utc};
 
 pub use overview::overview_page;
-pub use page::{dashboard, kri_page, message_page};
+pub use page::{RANGES, dashboard, kri_page, message_page};
 
 /// Everything the dashboard page shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,6 +245,16 @@ pub struct KriPage {
     pub tile: Tile,
     /// Newest first, for the table under the chart.
     pub values: Vec<ValueRow>,
+    /// How it is measured against the vendor's API (the registration's words).
+    pub how: String,
+    /// The appetite statement its thresholds trace to (`[kris.SLUG] appetite`).
+    pub appetite: Option<String>,
+    /// The range the chart shows (`7d`, `30d`, `90d`, `1y`); `None`: all the store keeps.
+    pub range: Option<String>,
+    /// Its stays in amber or red, newest first.
+    pub breaches: Vec<Breach>,
+    /// The band it never left over the chart's range, and for how many days (30 or more).
+    pub perpetual: Option<(String, i64)>,
     /// `None`: a single-tenant install. `Some(name)`: the header names the tenant and the links
     /// back carry it.
     pub tenant: Option<String>,
@@ -265,6 +275,20 @@ pub struct ValueRow {
     pub message: Option<String>,
     /// The run that measured it.
     pub run_id: String,
+    /// `value − previous`, when both exist.
+    pub change: Option<f64>,
+}
+
+/// One stay of a KRI in amber or red.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Breach {
+    pub band: String,
+    /// Its first value in the band.
+    pub entered: DateTime<Utc>,
+    /// Its first value out of it; `None`: still there.
+    pub left: Option<DateTime<Utc>>,
+    /// Who acknowledged it and why, if anyone did.
+    pub acknowledged: Option<Acknowledgement>,
 }
 
 /// The all-tenants overview: one row per tenant with its KRIs counted by band.

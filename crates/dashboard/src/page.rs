@@ -530,54 +530,146 @@ pub fn kri_page(p: &KriPage) -> String {
                 data-slug=(t.slug)
                 data-band=(t.latest.as_ref().and_then(|l| l.band.as_deref()).unwrap_or("none"))
                 data-status=(t.latest.as_ref().map_or("none", |l| l.status.as_str())) {
-                h1 #kri-h { (t.slug) }
+                h1 #kri-h { (t.title) }
+                p.slug { code { (t.slug) } " · connector " code { (t.module) } }
                 p.meaning { (t.meaning) }
-                p.module { "connector " code { (t.module) } }
-                div.facts { (latest_facts(t)) }
+                div.facts { (latest_facts(t)) (change(t)) (since(t, p.generated_at)) (practice(t)) }
                 (thresholds_line(t))
+                @if let Some(a) = &p.appetite { p.appetite { "Appetite: " (a) } }
+                @if let Some((band, days)) = &p.perpetual {
+                    p.note #perpetual {
+                        (band) " for " (days) " days: the thresholds may not discriminate; "
+                        code { "kri calibrate " (t.slug) } " suggests some from the history"
+                    }
+                }
+                nav.ranges aria-label="Chart range" {
+                    "Range: "
+                    @for (i, r) in RANGES.iter().enumerate() {
+                        @if i > 0 { " · " }
+                        @if p.range.as_deref() == Some(*r) {
+                            strong aria-current="page" { (r) }
+                        } @else {
+                            a href={ (path_segment(&t.slug)) "?range=" (r) (tenant_and(tenant)) } { (r) }
+                        }
+                    }
+                }
                 figure.chart-box tabindex="0" aria-label="History chart" { (chart(t)) }
+            }
+            section #how aria-labelledby="how-h" {
+                h2 #how-h { "How it is measured" }
+                p { (p.how) }
+            }
+            section #breaches aria-labelledby="breaches-h" {
+                h2 #breaches-h { "Breaches" }
+                @if p.breaches.is_empty() {
+                    p { "Not amber or red in the values shown." }
+                } @else {
+                    (table_wrap("Breach log", breach_log(&p.breaches, p.generated_at)))
+                }
             }
             section #values aria-labelledby="values-h" {
                 h2 #values-h { "Values" }
                 @if p.values.is_empty() {
                     p { "No values recorded yet." }
                 } @else {
-                    (table_wrap("Values table", values_table(t, &p.values)))
+                    (table_wrap("Values table", values_table(t, &p.values, tenant)))
                 }
             }
         }
     };
     let title = match tenant {
-        Some(name) => format!("{} — {name} — kri", t.slug),
-        None => format!("{} — kri", t.slug),
+        Some(name) => format!("{} — {name} — kri", t.title),
+        None => format!("{} — kri", t.title),
     };
     document(&title, false, body)
 }
 
-fn values_table(t: &Tile, rows: &[ValueRow]) -> Markup {
+/// The chart ranges offered on a KRI's page.
+pub const RANGES: [&str; 4] = ["7d", "30d", "90d", "1y"];
+
+/// `&tenant=NAME` after a first query parameter, or nothing.
+fn tenant_and(tenant: Option<&str>) -> String {
+    tenant_query(tenant).replacen('?', "&", 1)
+}
+
+/// How long from `from` to `to`, in words: `5 h`, `3 days`.
+fn lasted(from: DateTime<Utc>, to: DateTime<Utc>) -> String {
+    let hours = (to - from).num_hours();
+    match hours {
+        ..48 => format!("{} h", hours.max(0)),
+        _ => format!("{} days", hours / 24),
+    }
+}
+
+fn breach_log(rows: &[crate::Breach], now: DateTime<Utc>) -> Markup {
+    html! {
+        table.stack {
+            caption { "Stays in amber or red, newest first" }
+            thead {
+                tr {
+                    th scope="col" { "Band" }
+                    th scope="col" { "Entered" }
+                    th scope="col" { "Left" }
+                    th scope="col" { "For" }
+                    th scope="col" { "Acknowledged" }
+                }
+            }
+            tbody {
+                @for b in rows {
+                    tr {
+                        th scope="row" data-label="Band" { (band(&b.band)) }
+                        td data-label="Entered" { (time(b.entered)) }
+                        td data-label="Left" { @match b.left { Some(l) => { (time(l)) } None => { "still " (b.band) } } }
+                        td data-label="For" { (lasted(b.entered, b.left.unwrap_or(now))) }
+                        td data-label="Acknowledged" {
+                            @match &b.acknowledged {
+                                Some(a) => {
+                                    @if let Some(by) = &a.by { (by) ": " }
+                                    (a.note)
+                                }
+                                None => { (NONE) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn values_table(t: &Tile, rows: &[ValueRow], tenant: Option<&str>) -> Markup {
     let suffix = unit_suffix(&t.unit);
     html! {
-        table {
-            caption { "Values of " (t.slug) ", newest first" }
+        table.stack {
+            caption { "Values of " (t.title) ", newest first" }
             thead {
                 tr {
                     th scope="col" { "Measured" }
                     th scope="col" { "Value" @if !suffix.is_empty() { " (" (suffix) ")" } }
+                    th scope="col" { "Change" }
                     th scope="col" { "Band" }
                     th scope="col" { "Status" }
-                    th scope="col" { "Message" }
-                    th scope="col" { "Run id" }
                 }
             }
             tbody {
                 @for r in rows {
                     tr {
-                        th scope="row" { (time_str(&r.measured_at)) }
-                        td.num { (opt_num(r.value)) }
-                        td { @match &r.band { Some(b) => { (band(b)) } None => { (NONE) } } }
-                        td { (status(&r.status)) }
-                        td { @if let Some(m) = &r.message { (m) } }
-                        td { code.id { (r.run_id) } }
+                        th scope="row" data-label="Measured" {
+                            a.run href={ "../api/v1/runs?run=" (crate::format::query_value(&r.run_id)) (tenant_and(tenant)) }
+                                title={ "run " (r.run_id) } { (time_str(&r.measured_at)) }
+                        }
+                        td.num data-label="Value" { (opt_num(r.value)) }
+                        td.num data-label="Change" {
+                            @match r.change {
+                                Some(c) if c > 0.0 => { "+" (opt_num(Some(c))) }
+                                other => { (opt_num(other)) }
+                            }
+                        }
+                        td data-label="Band" { @match &r.band { Some(b) => { (band(b)) } None => { (NONE) } } }
+                        td data-label="Status" {
+                            (status(&r.status))
+                            @if let Some(m) = &r.message { " " span.message { (m) } }
+                        }
                     }
                 }
             }

@@ -154,6 +154,7 @@ fn kri_sample() -> KriPage {
                 band: Some("amber".into()),
                 message: None,
                 run_id: "run-3".into(),
+                change: Some(-2.0),
             },
             ValueRow {
                 measured_at: "2025-03-02T06:00:00Z".into(),
@@ -162,9 +163,24 @@ fn kri_sample() -> KriPage {
                 band: None,
                 message: Some("upstream 503".into()),
                 run_id: "run-2".into(),
+                change: None,
             },
         ],
         tenant: None,
+        how: "GET /v2/people/vap?window=30 → totalVapUsers".into(),
+        appetite: Some("At most 10 people attacked this hard".into()),
+        range: Some("30d".into()),
+        breaches: vec![Breach {
+            band: "amber".into(),
+            entered: at(3, 6),
+            left: None,
+            acknowledged: Some(Acknowledgement {
+                by: Some("Ana".into()),
+                note: "known campaign".into(),
+                until: None,
+            }),
+        }],
+        perpetual: None,
     }
 }
 
@@ -210,10 +226,17 @@ fn assert_self_contained_with(html: &str, also: &[&str]) {
     }
     for part in html.split("href=\"").skip(1) {
         let href = part.split('"').next().unwrap_or("");
+        // Links within the site only: a section, a KRI page, back, a KRI page's ranges
+        // (`SLUG?range=`), a value's run in the API.
+        let range = href
+            .split_once("?range=")
+            .is_some_and(|(slug, _)| !slug.contains(['/', ':']));
         assert!(
             href.starts_with('#')
                 || href.starts_with("kri/")
                 || href == "../"
+                || href.starts_with("../api/v1/runs?run=")
+                || range
                 || also.iter().any(|a| href.starts_with(a)),
             "unexpected link {href:?}"
         );
@@ -397,6 +420,7 @@ fn every_string_is_escaped() {
 
     let mut p = kri_sample();
     p.tile.slug = evil.into();
+    p.tile.title = evil.into();
     p.values[0].message = Some(evil.into());
     p.values[0].run_id = evil.into();
     let html = kri_page(&p);
@@ -414,21 +438,39 @@ fn kri_page_has_facts_chart_and_values() {
     assert_document(&html);
     assert_self_contained(&html);
     assert!(!html.contains("<script") && !html.contains("http-equiv"));
-    assert!(html.contains("<title>pp_vap_count — kri</title>"));
-    assert!(html.contains("<h1 id=\"kri-h\">pp_vap_count</h1>"));
+    assert!(html.contains("<title>Title of pp_vap_count — kri</title>"));
+    assert!(html.contains("<h1 id=\"kri-h\">Title of pp_vap_count</h1>"));
+    assert!(html.contains("<code>pp_vap_count</code>"), "the slug under the title");
+    // How it is measured, the appetite, the ranges (the shown one not a link), the breach log,
+    // and each value's change, its run a link rather than a column.
+    assert!(html.contains("How it is measured") && html.contains("GET /v2/people/vap?window=30"));
+    assert!(html.contains("Appetite: At most 10 people attacked this hard"));
+    assert!(
+        html.contains("href=\"pp_vap_count?range=7d\"") && html.contains("<strong aria-current=\"page\">30d</strong>")
+    );
+    assert!(!html.contains("href=\"pp_vap_count?range=30d\""));
+    assert!(
+        html.contains("Stays in amber or red") && html.contains("still amber") && html.contains("Ana: known campaign")
+    );
+    assert!(html.contains("href=\"../api/v1/runs?run=run-3\""));
+    assert!(!html.contains(">Run id<"), "no run id column");
+    assert!(html.contains("data-label=\"Change\">-2<"), "{html}");
     assert!(html.contains("What pp_vap_count means"));
     assert!(html.contains("href=\"../\""));
     assert!(html.contains("AMBER</span>"));
     assert!(html.contains("viewBox=\"0 0 720 240\""));
     assert!(html.contains(">amber 10</text>") && html.contains(">red 25</text>"));
     assert_eq!(html.matches("<circle").count(), 3);
-    assert!(html.contains("<caption>Values of pp_vap_count, newest first</caption>"));
+    assert!(html.contains("<caption>Values of Title of pp_vap_count, newest first</caption>"));
     assert!(
-        html.contains("<th scope=\"row\"><time datetime=\"2025-03-03T06:00:00Z\">2025-03-03 06:00 UTC</time></th>")
+        html.contains(
+            "title=\"run run-3\"><time datetime=\"2025-03-03T06:00:00Z\">2025-03-03 06:00 UTC</time></a></th>"
+        )
     );
     assert!(html.contains(
-        "<td class=\"num\">—</td><td>—</td><td><span class=\"st st-failed\">failed</span></td><td>upstream 503</td>"
-    ));
+        "<td class=\"num\" data-label=\"Change\">—</td><td data-label=\"Band\">—</td>\
+         <td data-label=\"Status\"><span class=\"st st-failed\">failed</span> <span class=\"message\">upstream 503</span></td>"
+    ), "{html}");
 }
 
 #[test]
@@ -613,7 +655,11 @@ fn tenant_kri_page_links_back_to_the_tenant_and_to_all_tenants() {
     });
     assert_document(&html);
     assert_self_contained_with(&html, TENANT_LINKS);
-    assert!(html.contains("<title>pp_vap_count — acme — kri</title>"));
+    assert!(html.contains("<title>Title of pp_vap_count — acme — kri</title>"));
+    assert!(
+        html.contains("href=\"pp_vap_count?range=7d&amp;tenant=acme\""),
+        "ranges keep the tenant"
+    );
     assert!(html.contains("<p class=\"brand\"><a href=\"../?tenant=acme\">kri</a></p>"));
     assert!(html.contains("<p class=\"tenant\">Tenant <strong>acme</strong></p>"));
     assert!(html.contains("<li><a href=\"../?tenant=acme\">← All KRIs</a></li>"));

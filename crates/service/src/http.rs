@@ -201,7 +201,8 @@ async fn kri_page(State(app): Shared, Path(slug): Path<String>, Query(q): Query<
         Ok(t) => t,
         Err(r) => return *r,
     };
-    match pages::kri(&app.loaded, tenant, &app.store, app.clock.as_ref(), &slug).await {
+    let range = q.get("range").map(String::as_str);
+    match pages::kri(&app.loaded, tenant, &app.store, app.clock.as_ref(), &slug, range).await {
         Ok(Some(p)) => html(StatusCode::OK, &kri_dashboard::kri_page(&p)),
         Ok(None) => html(
             StatusCode::NOT_FOUND,
@@ -334,6 +335,20 @@ async fn runs(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> R
         Ok(s) => s,
         Err(r) => return *r,
     };
+    // `?run=ID`: one run in full, its connectors' rows and the values it wrote (`kri history --run`).
+    if let Some(id) = q.get("run").map(|r| r.trim()).filter(|r| !r.is_empty()) {
+        if id.len() != 36 || !kri_core::ids::is_uuid(id) {
+            return error(StatusCode::BAD_REQUEST, "run: give a run id in full (a UUID)");
+        }
+        return match (store.run_rows(id).await, store.run_values(id).await) {
+            (Ok(rows), _) if rows.is_empty() => error(
+                StatusCode::NOT_FOUND,
+                format!("no run `{id}` here: GET /api/v1/runs lists the runs"),
+            ),
+            (Ok(rows), Ok(values)) => json_answer(StatusCode::OK, &json!({ "runs": rows, "values": values })),
+            (Err(e), _) | (_, Err(e)) => store_error(e),
+        };
+    }
     match store.history(limit, module).await {
         Ok(rows) => json_answer(StatusCode::OK, &json!({ "runs": rows })),
         Err(e) => store_error(e),

@@ -252,6 +252,7 @@ pub async fn kri(
     store: &Store,
     clock: &dyn Clock,
     slug: &str,
+    range: Option<&str>,
 ) -> Result<Option<page::KriPage>, StoreError> {
     let Some((m, k)) = selected(tenant).find(|(_, k)| k.slug() == slug) else {
         return Ok(None);
@@ -261,14 +262,22 @@ pub async fn kri(
     // The chart spans what the store keeps ([store] keep_days) in at most CHART_POINTS: the
     // last SPARK_DAYS as measured, the days before from the daily rollups, so its cost does
     // not grow with the history kept.
-    let since = now - chrono::Duration::days(i64::from(loaded.keep_days));
+    let kept = chrono::Duration::days(i64::from(loaded.keep_days));
+    // `?range=`: one of the page's ranges, within what the store keeps; else all it keeps.
+    let range = range.filter(|r| page::RANGES.contains(r));
+    let span = range
+        .and_then(|r| kri_core::config::parse_duration(if r == "1y" { "365d" } else { r }).ok())
+        .and_then(|d| chrono::Duration::from_std(d).ok())
+        .map_or(kept, |d| d.min(kept));
+    let since = now - span;
     let raw_since = now - chrono::Duration::days(SPARK_DAYS);
     let newest = newest_by_slug(store, tenant, now).await?.remove(slug);
     let history = store.chart(slug, since, raw_since, CHART_POINTS).await?;
     let tile = tile(tenant, (m, k), newest, &history);
-    let values = store
-        .values(Some(slug.to_owned()), 200)
-        .await?
+    let rows = store.values(Some(slug.to_owned()), 200).await?;
+    let acks = store.ack_log(slug, 100).await?;
+    let breaches = breaches(&rows, &acks);
+    let values = rows
         .into_iter()
         .map(|v| page::ValueRow {
             measured_at: v.measured_at,
@@ -277,14 +286,84 @@ pub async fn kri(
             band: v.band,
             message: v.message,
             run_id: v.run_id,
+            change: v.change,
         })
         .collect();
+    let practice = tenant.practice_for(slug);
+    let points: Vec<kri_core::calibrate::Point> = tile
+        .history
+        .iter()
+        .map(|p| kri_core::calibrate::Point {
+            at: p.at,
+            value: p.value,
+        })
+        .collect();
+    let thresholds = tenant.thresholds_for(k);
+    let perpetual = kri_core::calibrate::perpetual(&points, k.direction(), thresholds, now).and_then(|band| {
+        let first = points.first()?.at;
+        Some((band.as_str().to_owned(), (now - first).num_days()))
+    });
     Ok(Some(page::KriPage {
         generated_at: now,
         tenant: shown(loaded, tenant),
         tile,
         values,
+        how: k.how().to_owned(),
+        appetite: practice.appetite,
+        range: range.map(str::to_owned),
+        breaches,
+        perpetual,
     }))
+}
+
+/// A KRI's stays in amber or red from its values (newest first), with the acknowledgement
+/// given during each; newest first.
+fn breaches(rows: &[ValueRow], acks: &[kri_core::store::Ack]) -> Vec<page::Breach> {
+    let mut out: Vec<page::Breach> = Vec::new();
+    let mut open: Option<page::Breach> = None;
+    // Oldest first; a failed value (no band) neither starts nor ends a stay.
+    for r in rows.iter().rev() {
+        let Some(band) = r.band.as_deref() else { continue };
+        let Some(at) = parse_time(&r.measured_at) else { continue };
+        let breach = band == "amber" || band == "red";
+        match open.take() {
+            Some(b) if b.band == band => open = Some(b),
+            Some(mut b) => {
+                b.left = Some(at);
+                out.push(b);
+                open = breach.then(|| page::Breach {
+                    band: band.to_owned(),
+                    entered: at,
+                    left: None,
+                    acknowledged: None,
+                });
+            }
+            None if breach => {
+                open = Some(page::Breach {
+                    band: band.to_owned(),
+                    entered: at,
+                    left: None,
+                    acknowledged: None,
+                });
+            }
+            None => {}
+        }
+    }
+    out.extend(open);
+    for b in &mut out {
+        b.acknowledged = acks
+            .iter()
+            .filter(|a| a.band == b.band)
+            .filter(|a| parse_time(&a.at).is_some_and(|at| at >= b.entered && b.left.is_none_or(|l| at < l)))
+            .max_by(|x, y| x.at.cmp(&y.at))
+            .map(|a| page::Acknowledgement {
+                by: a.by.clone(),
+                note: a.note.clone(),
+                until: a.until.as_deref().and_then(parse_time),
+            });
+    }
+    out.reverse();
+    out
 }
 
 /// The all-tenants overview: each tenant's KRIs by band, its failed connectors and last run,
@@ -345,4 +424,97 @@ pub async fn overview(
         tenants,
         actions,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(hour: u32, band: Option<&str>) -> ValueRow {
+        let at = format!("2026-11-23T{hour:02}:00:00Z");
+        let mut v = blank();
+        v.measured_at = at;
+        v.band = band.map(str::to_owned);
+        v
+    }
+
+    fn blank() -> ValueRow {
+        ValueRow {
+            tenant: "default".into(),
+            slug: "pp_vap_count".into(),
+            module: "tap".into(),
+            connector: "proofpoint-tap".into(),
+            run_id: "r".into(),
+            measured_at: String::new(),
+            value: Some(1.0),
+            unit: "count".into(),
+            status: "ok".into(),
+            band: None,
+            message: None,
+            previous: None,
+            delta: None,
+            amber: None,
+            red: None,
+            title: String::new(),
+            owner: None,
+            previous_value: None,
+            change: None,
+            band_since: None,
+            stale: false,
+            acknowledged: None,
+            overdue: false,
+        }
+    }
+
+    #[test]
+    fn breaches_are_stays_in_amber_or_red_newest_first_with_their_acknowledgement() {
+        // Newest first, as the store lists them: green, red, a failed value, amber, amber, green.
+        let rows = [
+            row(5, Some("green")),
+            row(4, Some("red")),
+            row(3, None),
+            row(2, Some("amber")),
+            row(1, Some("amber")),
+            row(0, Some("green")),
+        ];
+        let ack = kri_core::store::Ack {
+            tenant: "default".into(),
+            slug: "pp_vap_count".into(),
+            band: "amber".into(),
+            by: Some("Ana".into()),
+            note: "seen".into(),
+            at: "2026-11-23T01:30:00Z".into(),
+            until: None,
+            cleared_at: None,
+        };
+        let b = breaches(&rows, &[ack]);
+        let got: Vec<(&str, String, Option<String>, bool)> = b
+            .iter()
+            .map(|b| {
+                (
+                    b.band.as_str(),
+                    b.entered.to_rfc3339(),
+                    b.left.map(|l| l.to_rfc3339()),
+                    b.acknowledged.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (
+                    "red",
+                    "2026-11-23T04:00:00+00:00".into(),
+                    Some("2026-11-23T05:00:00+00:00".into()),
+                    false
+                ),
+                (
+                    "amber",
+                    "2026-11-23T01:00:00+00:00".into(),
+                    Some("2026-11-23T04:00:00+00:00".into()),
+                    true
+                ),
+            ]
+        );
+    }
 }
