@@ -65,3 +65,48 @@ async fn thresholds_are_suggested_from_fourteen_values_on_and_paste_as_they_are(
     let unknown = k.run(&["--config", cfg, "calibrate", "pp_nope"], &[]).await;
     assert_eq!(unknown.code, 2, "{unknown:?}");
 }
+
+/// A KRI that sat in one band for 30 days is flagged: by `kri kris` and `kri calibrate`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_kri_amber_for_thirty_days_is_flagged_perpetual() {
+    let k = Kri::default().await;
+    let cfg = k.config("");
+    let cfg = cfg.to_str().unwrap();
+    for _ in 0..31 {
+        assert_eq!(k.run(&["--config", cfg, "run", "--only", "efd"], &[]).await.code, 0);
+        k.advance(chrono::Duration::days(1));
+    }
+    let kris = k.run(&["--config", cfg, "kris", "--output", "json"], &[]).await.json();
+    let dmarc = kris["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["kris"].as_array().unwrap().iter())
+        .find(|k| k["slug"] == "pp_dmarc_enforcement_pct")
+        .cloned()
+        .unwrap();
+    assert_eq!(dmarc["perpetual"], "amber", "{dmarc}");
+    let table = k.run(&["--config", cfg, "kris"], &[]).await;
+    assert!(
+        table
+            .stderr
+            .contains("pp_dmarc_enforcement_pct: amber for 30 days or more"),
+        "{table:?}"
+    );
+    let c = k
+        .run(
+            &[
+                "--config",
+                cfg,
+                "calibrate",
+                "pp_dmarc_enforcement_pct",
+                "--output",
+                "json",
+            ],
+            &[],
+        )
+        .await
+        .json();
+    assert_eq!(c["kris"][0]["perpetual"], "amber", "{c}");
+    assert_eq!(c["kris"][0]["values"], 31);
+}

@@ -234,6 +234,41 @@ pub async fn acknowledge(store: &Store, req: AckRequest<'_>, now: DateTime<Utc>)
     Ok(ack)
 }
 
+/// How far back [`perpetual_bands`] looks.
+pub const PERPETUAL_WINDOW_DAYS: i64 = 90;
+
+/// Per selected KRI of `tenant`, the band it never left over the last 90 days, when its history
+/// there spans 30 days or more: its thresholds may not discriminate. One index range per KRI.
+pub async fn perpetual_bands(
+    store: &Store,
+    tenant: &Tenant,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, String>, StoreError> {
+    let store = store.scoped(Some(tenant.name.as_str()));
+    let since = now - chrono::Duration::days(PERPETUAL_WINDOW_DAYS);
+    let mut out = HashMap::new();
+    for m in tenant.modules.iter().filter(|m| m.enabled) {
+        for k in m.reg.kris.iter().filter(|k| m.selected.contains(&k.slug())) {
+            let points: Vec<kri_core::calibrate::Point> = store
+                .series(k.slug(), since, u32::MAX)
+                .await?
+                .iter()
+                .filter(|p| p.band.is_some())
+                .filter_map(|p| {
+                    Some(kri_core::calibrate::Point {
+                        at: parse(&p.measured_at)?,
+                        value: p.value?,
+                    })
+                })
+                .collect();
+            if let Some(band) = kri_core::calibrate::perpetual(&points, k.direction(), tenant.thresholds_for(*k), now) {
+                out.insert(k.slug().to_owned(), band.as_str().to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

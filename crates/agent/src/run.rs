@@ -23,7 +23,9 @@ pub fn api_calls(n: u64) -> String {
 }
 
 /// A tenant's connectors and KRIs, as `kri kris --output json` and `GET /api/v1/kris` answer.
-pub fn kris_json(tenant: &Tenant) -> serde_json::Value {
+/// `perpetual`: per slug, the band a KRI never left in the last 90 days (see
+/// [`crate::practice::perpetual_bands`]).
+pub fn kris_json(tenant: &Tenant, perpetual: &HashMap<String, String>) -> serde_json::Value {
     let connectors: Vec<_> = tenant
         .modules
         .iter()
@@ -35,7 +37,9 @@ pub fn kris_json(tenant: &Tenant) -> serde_json::Value {
                 .map(|k| {
                     let t = tenant.thresholds_for(*k);
                     json!({
-                        "slug": k.slug(), "meaning": k.meaning(), "unit": k.unit(), "direction": k.direction(),
+                        "slug": k.slug(), "title": tenant.title_for(*k), "meaning": k.meaning(),
+                        "unit": k.unit(), "direction": k.direction(),
+                        "perpetual": perpetual.get(k.slug()),
                         "amber": t.amber, "red": t.red, "how": k.how(),
                         "licensed_module": k.licensed_module(),
                         "selected": m.enabled && m.selected.contains(&k.slug()),

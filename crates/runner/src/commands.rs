@@ -181,7 +181,25 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
         }
         Command::Kris => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
-            output::kris(&loaded, cli.output);
+            // The KRIs stuck in one band, from the history when there is a store; the list
+            // itself never needs one (a store that does not answer is said, not fatal).
+            let perpetual = match (open_existing(&loaded).await, loaded.tenants.first()) {
+                (Ok(Some(store)), Some(t)) => kri_agent::practice::perpetual_bands(&store, t, clock.now())
+                    .await
+                    .unwrap_or_else(|e| {
+                        errln!("note: cannot read the history to flag KRIs stuck in one band: {e}");
+                        Default::default()
+                    }),
+                (Err(f), _) => {
+                    errln!(
+                        "note: cannot read the history to flag KRIs stuck in one band: {}",
+                        f.message
+                    );
+                    Default::default()
+                }
+                _ => Default::default(),
+            };
+            output::kris(&loaded, cli.output, &perpetual);
             Ok(0)
         }
         Command::History { limit, module, run } => {

@@ -1,5 +1,7 @@
 //! Rendering: `table` for people, `json` (stable) for machines. Always to stdout.
 
+use std::collections::HashMap;
+
 use kri_core::report::{RunReport, RunRow, ValueRow};
 use kri_core::text::visible;
 use serde::Serialize;
@@ -222,17 +224,25 @@ pub fn run(report: &RunReport, out: Output) {
 }
 
 /// `kri kris --output json` (and `GET /api/v1/kris`).
-pub fn kris_json(loaded: &Loaded) -> serde_json::Value {
+pub fn kris_json(loaded: &Loaded, perpetual: &HashMap<String, String>) -> serde_json::Value {
     match loaded.tenants.first() {
-        Some(t) => kri_agent::kris_json(t),
+        Some(t) => kri_agent::kris_json(t, perpetual),
         None => json!({ "connectors": [] }),
     }
 }
 
-/// `kri kris --output json` of one tenant: its selections and thresholds.
-pub fn kris(loaded: &Loaded, out: Output) {
+/// `kri kris --output json` of one tenant: its selections and thresholds; `perpetual`: the
+/// KRIs that sat in one band for the last 30 days or more.
+pub fn kris(loaded: &Loaded, out: Output, perpetual: &HashMap<String, String>) {
     if out == Output::Json {
-        return print_json(&kris_json(loaded));
+        return print_json(&kris_json(loaded, perpetual));
+    }
+    let mut stuck: Vec<(&String, &String)> = perpetual.iter().collect();
+    stuck.sort();
+    for (slug, band) in stuck {
+        errln!(
+            "{slug}: {band} for 30 days or more: the thresholds may not discriminate; `kri calibrate {slug}` suggests some"
+        );
     }
     let columns = [
         whole("MODULE", 0),

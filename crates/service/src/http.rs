@@ -263,9 +263,13 @@ async fn readyz(State(app): Shared) -> Response {
 }
 
 async fn kris(State(app): Shared, Query(q): Query<HashMap<String, String>>) -> Response {
-    match pages::pick_tenant(&app.loaded, tenant_param(&q).as_deref()) {
-        Ok(t) => json_answer(StatusCode::OK, &kri_agent::kris_json(t)),
-        Err(m) => error(StatusCode::NOT_FOUND, m),
+    let t = match pages::pick_tenant(&app.loaded, tenant_param(&q).as_deref()) {
+        Ok(t) => t,
+        Err(m) => return error(StatusCode::NOT_FOUND, m),
+    };
+    match kri_agent::practice::perpetual_bands(&app.store, t, app.clock.now()).await {
+        Ok(perpetual) => json_answer(StatusCode::OK, &kri_agent::kris_json(t, &perpetual)),
+        Err(e) => store_error(e),
     }
 }
 
