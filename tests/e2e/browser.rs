@@ -364,8 +364,18 @@ async fn the_tenants_overview_and_a_tenant_dashboard_in_a_browser() {
         s.event("run").await;
     }
     browser.go(&format!("{}/", s.base)).await;
-    let rows = browser.find_all("tbody tr").await;
+    let rows = browser.find_all("table.tenants tbody tr").await;
     assert_eq!(rows.len(), 3, "one row per tenant");
+    // The tenant × KRI matrix: a row per tenant, a cell per KRI, each with its band's letter.
+    assert_eq!(browser.find_all("table.matrix tbody tr").await.len(), 3);
+    let cells = browser
+        .script("return [...document.querySelectorAll('table.matrix td a')].map(a => a.textContent)")
+        .await;
+    let cells: Vec<String> = serde_json::from_value(cells).unwrap();
+    assert!(
+        !cells.is_empty() && cells.iter().all(|c| ["R", "A", "G", "–"].contains(&c.as_str())),
+        "{cells:?}"
+    );
     let low = browser.script(CONTRAST).await;
     assert_eq!(low, json!([]), "text below WCAG AA contrast on the overview");
     let dir = screenshots();
@@ -377,7 +387,7 @@ async fn the_tenants_overview_and_a_tenant_dashboard_in_a_browser() {
     browser.screenshot(1280, &dir.join("overview-1280.png")).await;
 
     // Follow a tenant's link to its dashboard: the tenant's tiles, and Run now for that tenant.
-    let link = browser.find("a[href$=\"?tenant=gamma\"]").await;
+    let link = browser.find("table.tenants a[href$=\"?tenant=gamma\"]").await;
     browser.click(&link).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     while !browser.url().await.ends_with("?tenant=gamma") {

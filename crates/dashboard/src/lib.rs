@@ -301,6 +301,8 @@ pub struct Overview {
     /// Only decides whether the page is live (tenant links, a reload each minute) or a static
     /// file ([`Actions::Static`]: no links to tenant pages, no reload). The overview has no buttons.
     pub actions: Actions,
+    /// The matrix's columns: (slug, title) of every KRI any tenant selects.
+    pub kris: Vec<(String, String)>,
 }
 
 /// One tenant on the overview: how many of its KRIs are in each band now.
@@ -320,6 +322,9 @@ pub struct TenantBands {
     pub failed_connectors: u32,
     /// The tenant's latest run (finished or started, shown as given); `None`: never ran.
     pub last_run: Option<DateTime<Utc>>,
+    /// The band of each of [`Overview::kris`] for this tenant, in the same order: `None` when it
+    /// has no value, or the tenant does not select it.
+    pub cells: Vec<Option<String>>,
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub fn overview_page(o: &Overview) -> String {
                         strong { (amber) } " with amber as the worst band, "
                         strong { (failed) } " with a failed connector."
                     }
+                    @if !o.kris.is_empty() { (matrix(o, &rows, live)) }
                     (table_wrap("Tenants table", html! {
                         table.tenants {
                             caption { "Tenants, worst first: most red KRIs, then amber, then failed connectors" }
@@ -122,4 +123,55 @@ pub fn overview_page(o: &Overview) -> String {
         }
     };
     document("kri — All tenants", live, body)
+}
+
+/// The matrix shows at most this many tenants (the worst): a page stays light with a thousand.
+pub const MATRIX_ROWS: usize = 100;
+
+/// Tenants × KRIs: each cell the band's colour and letter (R, A, G, – for no value), a link to
+/// that tenant's KRI page; worst tenants first.
+fn matrix(o: &Overview, rows: &[&TenantBands], live: bool) -> Markup {
+    let shown = &rows[..rows.len().min(MATRIX_ROWS)];
+    html! {
+        section #matrix aria-labelledby="matrix-h" {
+            h2 #matrix-h { "Tenants × KRIs" }
+            @if shown.len() < rows.len() {
+                p.hint { "The " (shown.len()) " worst of " (rows.len()) " tenants; the table below lists them all." }
+            }
+            (table_wrap("Tenants by KRI", html! {
+                table.matrix {
+                    caption { "Band of each KRI per tenant, worst tenants first: R red, A amber, G green, – no value" }
+                    thead {
+                        tr {
+                            th scope="col" { "Tenant" }
+                            @for (slug, title) in &o.kris {
+                                th scope="col" { abbr title=(title) { (slug) } }
+                            }
+                        }
+                    }
+                    tbody {
+                        @for t in shown {
+                            tr {
+                                th.tn scope="row" { (t.name) }
+                                @for (i, (slug, _)) in o.kris.iter().enumerate() {
+                                    @let band = t.cells.get(i).cloned().flatten();
+                                    @let word = band.as_deref().unwrap_or("no value");
+                                    @let letter = match word { "red" => "R", "amber" => "A", "green" => "G", _ => "–" };
+                                    // Kept small (a hundred rows of a dozen cells): the column's
+                                    // header names the KRI, the caption the letters.
+                                    td class=(band_class(word).trim_start_matches("band ")) {
+                                        @if live {
+                                            a href={ "kri/" (crate::format::path_segment(slug)) "?tenant=" (query_value(&t.name)) } { (letter) }
+                                        } @else {
+                                            (letter)
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }))
+        }
+    }
 }

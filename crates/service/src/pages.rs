@@ -380,6 +380,15 @@ pub async fn overview(
         .map(|v| ((v.tenant.as_str(), v.slug.as_str()), v.band.as_deref()))
         .collect();
     let summary = store.run_summary().await?;
+    // The matrix's columns: every KRI some tenant selects, in registry order.
+    let mut kris: Vec<(String, String)> = Vec::new();
+    for t in &loaded.tenants {
+        for (_, k) in selected(t) {
+            if !kris.iter().any(|(s, _)| s == k.slug()) {
+                kris.push((k.slug().to_owned(), k.title().to_owned()));
+            }
+        }
+    }
     let mut by_tenant: HashMap<&str, Vec<&kri_core::store::ModuleRuns>> = HashMap::new();
     for s in &summary {
         by_tenant.entry(s.tenant.as_str()).or_default().push(s);
@@ -396,6 +405,16 @@ pub async fn overview(
                 no_value: 0,
                 failed_connectors: 0,
                 last_run: None,
+                cells: kris
+                    .iter()
+                    .map(|(slug, _)| {
+                        selected(t)
+                            .any(|(_, k)| k.slug() == slug)
+                            .then(|| bands.get(&(t.name.as_str(), slug.as_str())).copied().flatten())
+                            .flatten()
+                            .map(str::to_owned)
+                    })
+                    .collect(),
             };
             for (_, k) in selected(t) {
                 match bands.get(&(t.name.as_str(), k.slug())).copied().flatten() {
@@ -423,6 +442,7 @@ pub async fn overview(
         generated_at: clock.now(),
         tenants,
         actions,
+        kris,
     })
 }
 
