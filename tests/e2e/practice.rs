@@ -228,3 +228,97 @@ async fn the_api_acknowledges_with_the_token_and_clears() {
     s.signal(libc::SIGTERM);
     assert_eq!(s.exit(std::time::Duration::from_secs(30)).await.0, 0);
 }
+
+/// The text a page shows, one line per block, tags dropped (for a reviewable snapshot).
+fn page_text(html: &str) -> String {
+    let main = &html[html.find("<main").unwrap_or(0)..];
+    let mut out = String::new();
+    let mut in_tag = false;
+    let mut tag = String::new();
+    for c in main.chars() {
+        match c {
+            '<' => {
+                in_tag = true;
+                tag.clear();
+            }
+            '>' if in_tag => {
+                in_tag = false;
+                let name = tag.trim_start_matches('/').split([' ', '>']).next().unwrap_or_default();
+                if ["p", "li", "tr", "h2", "h3", "caption", "article", "section"].contains(&name)
+                    && !out.ends_with('\n')
+                {
+                    out.push('\n');
+                } else if ["td", "th"].contains(&name) && !out.ends_with([' ', '\n']) {
+                    out.push_str(" | ");
+                }
+            }
+            _ if in_tag => tag.push(c),
+            _ => out.push(c),
+        }
+    }
+    out.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && *l != "|")
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `kri report --html --period 7d` is an executive page: where the KRIs stand, what changed
+/// over the period, the breaches with owner, action, acknowledgement and overdue, the trends;
+/// no live-only column.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_report_is_an_executive_page_for_its_period() {
+    let k = Kri::default().await;
+    // Three days ago VAP (12) was green under a higher amber; now it is amber at the defaults.
+    let before = k.config("[kris.pp_vap_count]\namber = 100\nred = 200\n");
+    assert_eq!(k.run(&["--config", before.to_str().unwrap(), "run"], &[]).await.code, 0);
+    k.advance(chrono::Duration::days(3));
+    let cfg = k.config(
+        "[kris.pp_vap_count]\nowner = \"Head of SecOps\"\naction = \"Review the VAP list with HR\"\n\
+         respond_within = { amber = \"1d\" }\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    assert_eq!(k.run(&["--config", cfg, "run"], &[]).await.code, 0);
+    assert_eq!(
+        k.run(
+            &[
+                "--config",
+                cfg,
+                "ack",
+                "pp_dmarc_enforcement_pct",
+                "--note",
+                "rollout in Q1",
+                "--by",
+                "Ana"
+            ],
+            &[]
+        )
+        .await
+        .code,
+        0
+    );
+    let file = k.dir.path().join("report.html");
+    let out = k
+        .run(
+            &[
+                "--config",
+                cfg,
+                "report",
+                "--html",
+                file.to_str().unwrap(),
+                "--period",
+                "7d",
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    let html = std::fs::read_to_string(&file).unwrap();
+    for live in ["Next run", ">Now<", "Run now", "<script", "http-equiv", "href="] {
+        assert!(!html.contains(live), "{live} in the report");
+    }
+    assert!(html.contains("@media print") && html.contains("size: A4"));
+    let text = page_text(&html);
+    assert!(text.contains("Very Attacked People GREEN → AMBER"), "{text}");
+    insta::assert_snapshot!("report_7d", text);
+}

@@ -773,7 +773,7 @@ async fn a_public_address_without_a_token_is_refused_unless_read_only_is_said() 
 }
 
 #[tokio::test]
-async fn report_html_is_the_dashboard_in_one_self_contained_file() {
+async fn report_html_is_one_self_contained_file() {
     let k = Kri::default().await;
     let cfg = all_connectors(&k, "");
     assert_eq!(k.run(&["--config", cfg.to_str().unwrap(), "run"], &[]).await.code, 0);

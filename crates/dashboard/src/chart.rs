@@ -182,8 +182,13 @@ fn period(span: Option<Span>) -> String {
 
 /// The tile's small chart of its history (the last 30 days) with the threshold lines.
 pub(crate) fn sparkline(tile: &Tile) -> Markup {
+    sparkline_over(tile, "over the last 30 days")
+}
+
+/// [`sparkline`] of a history covering `period` (its words: "over the period").
+pub(crate) fn sparkline_over(tile: &Tile, period: &str) -> Markup {
     let points = finite(&tile.history);
-    let label = describe(tile, "over the last 30 days", &points);
+    let label = describe(tile, period, &points);
     let th = thresholds(tile);
     let range = Range::new(points.iter().map(|p| p.value).chain(th.iter().map(|t| t.1)));
     let frame = Frame {

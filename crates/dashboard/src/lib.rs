@@ -10,11 +10,13 @@ mod chart;
 mod format;
 mod overview;
 mod page;
+mod report;
 
 use chrono::{DateTime, Utc};
 
 pub use overview::overview_page;
 pub use page::{RANGES, dashboard, kri_page, message_page};
+pub use report::{Report, ReportKri, report_page};
 
 /// Everything the dashboard page shows.
 #[derive(Debug, Clone, PartialEq)]

@@ -182,14 +182,14 @@ fn thresholds_line(t: &Tile) -> Markup {
 }
 
 /// The tiles worst first ([`Tile::rank`]); the configured order within a rank.
-fn worst_first(tiles: &[Tile]) -> Vec<&Tile> {
+pub(crate) fn worst_first(tiles: &[Tile]) -> Vec<&Tile> {
     let mut sorted: Vec<&Tile> = tiles.iter().collect();
     sorted.sort_by_key(|t| t.rank());
     sorted
 }
 
 /// "2 red · 6 amber · 3 green · 1 stale or failed · 1 overdue": the page in one line, first.
-fn summary(tiles: &[Tile]) -> Markup {
+pub(crate) fn summary(tiles: &[Tile]) -> Markup {
     let count = |place: u8| tiles.iter().filter(|t| t.rank().0 == place).count();
     let overdue = tiles.iter().filter(|t| t.standing.overdue).count();
     let parts = [

@@ -699,13 +699,17 @@ fn overview_sorts_worst_first_and_links_each_tenant() {
     );
     // The matrix: tenants worst first, a cell per KRI with the band's letter and colour, each
     // a link to that tenant's KRI page.
-    let matrix = &html[html.find("id=\"matrix\"").expect("a matrix")..html.find("caption>Tenants, worst first").unwrap()];
+    let matrix =
+        &html[html.find("id=\"matrix\"").expect("a matrix")..html.find("caption>Tenants, worst first").unwrap()];
     let rows: Vec<&str> = matrix
         .split("<th class=\"tn\" scope=\"row\">")
         .skip(1)
         .map(|r| &r[..r.find('<').unwrap()])
         .collect();
-    assert_eq!(rows, ["worst", "acme", "alpha", "beta", "gamma", "empty", "quiet", "zeta"]);
+    assert_eq!(
+        rows,
+        ["worst", "acme", "alpha", "beta", "gamma", "empty", "quiet", "zeta"]
+    );
     assert!(
         matrix.contains("<td class=\"band-red\"><a href=\"kri/pp_k1?tenant=worst\">R</a></td>"),
         "{matrix}"

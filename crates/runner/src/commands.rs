@@ -287,17 +287,31 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             let how = serve_how(cli.output, None, false, tick);
             serve(loaded, store, clock, how).await
         }
-        Command::Report { html } => {
+        Command::Report { html, period } => {
             let loaded = load(&sources()?, Need::NoCredentials)?;
             let store = match open_existing(&loaded).await? {
                 Some(s) => s,
                 None => Store::in_memory().map_err(|e| Failure::runtime(e.to_string()))?,
             };
-            let page = report_html(&loaded, &store, clock).await?;
+            // "7 days", "12 hours": the period in words for the page.
+            let secs = period.as_secs();
+            let plural = |n: u64, one: &str| {
+                if n == 1 {
+                    format!("1 {one}")
+                } else {
+                    format!("{n} {one}s")
+                }
+            };
+            let asked = match secs {
+                s if s >= 86_400 && s % 86_400 == 0 => plural(s / 86_400, "day"),
+                s if s >= 3_600 && s % 3_600 == 0 => plural(s / 3_600, "hour"),
+                _ => humantime::format_duration(period).to_string(),
+            };
+            let page = report_html(&loaded, &store, clock, (period, &asked)).await?;
             write_file(&html, &page)?;
             if html.as_os_str() != "-" && cli.output == Output::Table {
                 errln!(
-                    "wrote {} ({} bytes): the dashboard as one self-contained file",
+                    "wrote {} ({} bytes): the report as one self-contained file",
                     html.display(),
                     page.len()
                 );

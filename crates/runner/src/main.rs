@@ -269,13 +269,22 @@ enum Command {
     /// `kri serve` without HTTP: each enabled connector on its schedule until SIGTERM or Ctrl-C.
     #[command(after_help = examples!("kri daemon", "kri daemon --output json   # one JSON line per event"))]
     Daemon,
-    /// Write the dashboard as one self-contained HTML file (no script, nothing loaded from
-    /// elsewhere), e.g. to attach to an e-mail.
-    #[command(after_help = examples!("kri report --html kri-report.html"))]
+    /// Write an executive report as one self-contained HTML file (no script, nothing loaded
+    /// from elsewhere; it prints on A4), e.g. to attach to an e-mail: where the KRIs stand, what
+    /// changed over the period (band changes, the biggest moves), the breaches now with owner,
+    /// action, acknowledgement and overdue, and each KRI's trend. With several tenants (and no
+    /// --tenant), the overview of all of them.
+    #[command(after_help = examples!(
+        "kri report --html kri-report.html              # the last 7 days",
+        "kri report --html monthly.html --period 30d",
+    ))]
     Report {
         /// The file to write (`-` for stdout).
         #[arg(long, value_name = "FILE")]
         html: PathBuf,
+        /// The period the report covers, up to now (e.g. 7d, 30d, 90d).
+        #[arg(long, value_name = "DURATION", default_value = "7d", value_parser = parse_since)]
+        period: std::time::Duration,
     },
     /// Run every working connector against a built-in sandbox of the vendors' APIs (127.0.0.1, fake
     /// data) and print the KRI table. No account or network needed.

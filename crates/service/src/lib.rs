@@ -204,7 +204,12 @@ pub async fn until_signal(lines: Arc<dyn Lines>) {
 
 /// `kri report --html FILE`: the dashboard as one self-contained file (no script, no links out).
 /// With several tenants (and no --tenant), the all-tenants overview.
-pub async fn report_html(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>) -> Result<String, Failure> {
+pub async fn report_html(
+    loaded: &Loaded,
+    store: &Store,
+    clock: Arc<dyn Clock>,
+    period: (std::time::Duration, &str),
+) -> Result<String, Failure> {
     let failed = |e: kri_core::store::StoreError| Failure::runtime(e.to_string());
     if loaded.tenants.len() > 1 {
         let o = pages::overview(loaded, store, clock.as_ref(), kri_dashboard::Actions::Static)
@@ -213,8 +218,8 @@ pub async fn report_html(loaded: &Loaded, store: &Store, clock: Arc<dyn Clock>) 
         return Ok(kri_core::secret::scrub(&kri_dashboard::overview_page(&o)));
     }
     let tenant = pages::pick_tenant(loaded, None).map_err(Failure::config)?;
-    let d = pages::dashboard(loaded, tenant, store, clock, None, kri_dashboard::Actions::Static)
+    let r = pages::report(loaded, tenant, store, clock.as_ref(), period)
         .await
         .map_err(failed)?;
-    Ok(kri_core::secret::scrub(&kri_dashboard::dashboard(&d)))
+    Ok(kri_core::secret::scrub(&kri_dashboard::report_page(&r)))
 }

@@ -245,6 +245,43 @@ pub async fn dashboard(
     })
 }
 
+/// The executive report of `tenant` over `period` (its length and how it was asked).
+pub async fn report(
+    loaded: &Loaded,
+    tenant: &Tenant,
+    store: &Store,
+    clock: &dyn Clock,
+    (period, asked): (std::time::Duration, &str),
+) -> Result<page::Report, StoreError> {
+    let store = &of_tenant(tenant, store);
+    let now = clock.now();
+    let since = chrono::Duration::from_std(period)
+        .ok()
+        .and_then(|d| now.checked_sub_signed(d))
+        .unwrap_or(now);
+    let mut latest = newest_by_slug(store, tenant, now).await?;
+    let mut kris = Vec::new();
+    for (m, k) in selected(tenant) {
+        let newest = latest.remove(k.slug());
+        let history = store.series(k.slug(), since, SPARK_POINTS).await?;
+        let start = history
+            .iter()
+            .find(|p| p.value.is_some_and(f64::is_finite))
+            .and_then(|p| Some((p.value?, p.band.clone())));
+        kris.push(page::ReportKri {
+            tile: tile(tenant, (m, k), newest, &history),
+            start,
+        });
+    }
+    Ok(page::Report {
+        generated_at: now,
+        period: asked.to_owned(),
+        since,
+        tenant: shown(loaded, tenant),
+        kris,
+    })
+}
+
 /// One KRI's page: all its stored history. `None`: not a selected KRI of an enabled connector.
 pub async fn kri(
     loaded: &Loaded,
