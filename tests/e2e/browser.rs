@@ -278,6 +278,28 @@ async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now
     assert_eq!(overflow, json!(false), "no sideways scroll at 1280 px");
     assert_eq!(narrow_overflow, json!(false), "no sideways scroll at 375 px");
 
+    // A risk manager's reading order: the summary first, then the tiles worst first (the
+    // band order never goes back up), each titled in words with its slug under it.
+    let summary = browser.text(&browser.find("#summary").await).await;
+    assert!(summary.contains("red") && summary.contains("overdue"), "{summary}");
+    let bands = browser
+        .script("return [...document.querySelectorAll('article.tile')].map(t => t.dataset.band)")
+        .await;
+    let rank = |b: &Value| match b.as_str() {
+        Some("red") => 0,
+        Some("amber") => 1,
+        Some("green") => 3,
+        _ => 2,
+    };
+    let ranks: Vec<i32> = bands.as_array().unwrap().iter().map(rank).filter(|r| *r != 2).collect();
+    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "worst first: {bands}");
+    let vap = browser.find("article.tile[data-slug=\"pp_vap_count\"]").await;
+    let vap_text = browser.text(&vap).await;
+    assert!(
+        vap_text.starts_with("Very Attacked People") && vap_text.contains("amber since"),
+        "{vap_text}"
+    );
+
     // Every piece of text meets WCAG AA contrast (4.5:1, 3:1 for large text) on its background.
     let low = browser.script(CONTRAST).await;
     assert_eq!(low, json!([]), "text below WCAG AA contrast on the dashboard");
@@ -312,8 +334,49 @@ async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now
     );
     let low = browser.script(CONTRAST).await;
     assert_eq!(low, json!([]), "text below WCAG AA contrast on the KRI page");
+    // The chart has dates on its axis and its amber and red regions shaded; ranges are links;
+    // "How it is measured" and the breach log are there; nothing scrolls sideways at 375 px.
+    // One run so far: its date under the chart (five dated ticks once there is a span).
+    let labels = browser
+        .script("return [...document.querySelectorAll('svg.chart text.lbl')].map(t => t.textContent)")
+        .await;
+    assert!(labels.to_string().contains("2026-11-23"), "a dated axis: {labels}");
+    assert_eq!(browser.find_all("svg.chart rect.zone").await.len(), 2);
+    assert_eq!(browser.find_all("nav.ranges a").await.len(), 4, "7d 30d 90d 1y");
+    let how = browser.text(&browser.find("#how").await).await;
+    assert!(how.contains("/v2/people/vap"), "{how}");
+    assert!(
+        !browser.find_all("#breaches table").await.is_empty(),
+        "VAP is amber: a breach"
+    );
     browser.screenshot(1280, &dir.join("kri-1280.png")).await;
     browser.screenshot(375, &dir.join("kri-375.png")).await;
+    let narrow = browser
+        .script("return document.documentElement.scrollWidth > window.innerWidth")
+        .await;
+    assert_eq!(narrow, json!(false), "no sideways scroll on the KRI page at 375 px");
+
+    // Acknowledge it from the page, with the token.
+    browser.screenshot(1280, &dir.join("kri-ack-1280.png")).await;
+    browser
+        .type_in(&browser.find("#ack-note").await, "known campaign, blocked")
+        .await;
+    browser.type_in(&browser.find("#ack-by").await, "Ana").await;
+    browser.type_in(&browser.find("#ack-token").await, TOKEN).await;
+    browser.click(&browser.find("#ack-submit").await).await;
+    let status = browser.find("#ack-status").await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let said = loop {
+        let t = browser.text(&status).await;
+        if t.starts_with("Acknowledged") || t.starts_with("HTTP") {
+            break t;
+        }
+        assert!(Instant::now() < deadline, "no answer to Acknowledge: `{t}`");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(said.contains("by Ana") && said.contains("known campaign"), "{said}");
+    let values = s.get_json("/api/v1/values?slug=pp_vap_count&limit=1").await;
+    assert_eq!(values["values"][0]["acknowledged"]["by"], "Ana", "{values}");
 
     // Run now, with the token typed in.
     browser.go(&format!("{}/", s.base)).await;

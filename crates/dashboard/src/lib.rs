@@ -257,6 +257,9 @@ pub struct KriPage {
     pub breaches: Vec<Breach>,
     /// The band it never left over the chart's range, and for how many days (30 or more).
     pub perpetual: Option<(String, i64)>,
+    /// Whether the page offers the acknowledgement form ([`Actions::Enabled`], and the KRI is
+    /// amber or red) or says why not ([`Actions::Disabled`]).
+    pub actions: Actions,
     /// `None`: a single-tenant install. `Some(name)`: the header names the tenant and the links
     /// back carry it.
     pub tenant: Option<String>,

@@ -11,6 +11,8 @@ use crate::{Actions, ConnectorRow, Dashboard, Feed, KriPage, Latest, RunRow, Sin
 const CSS: &str = include_str!("style.css");
 /// Wires Run now / Test (only in [`Actions::Enabled`]).
 const SCRIPT: &str = include_str!("actions.js");
+/// Wires the acknowledgement form of a KRI page (only in [`Actions::Enabled`]).
+const ACK_SCRIPT: &str = include_str!("ack.js");
 
 /// A complete document around `body`.
 pub(crate) fn document(title: &str, refresh: bool, body: Markup) -> String {
@@ -332,7 +334,7 @@ fn connectors(rows: &[ConnectorRow], actions: &Actions, tenant: Option<&str>) ->
                 p { "No connectors are configured." }
             } @else {
                 (table_wrap("Connectors table", html! {
-                    table {
+                    table.stack {
                         caption { "Connectors, their schedule and their last and next run" }
                         thead {
                             tr {
@@ -348,10 +350,10 @@ fn connectors(rows: &[ConnectorRow], actions: &Actions, tenant: Option<&str>) ->
                         tbody {
                             @for r in rows {
                                 tr {
-                                    th scope="row" { code { (r.module) } }
-                                    td { (r.description) }
-                                    td { (r.schedule) }
-                                    td {
+                                    th scope="row" data-label="Module" { code { (r.module) } }
+                                    td data-label="Description" { (r.description) }
+                                    td data-label="Schedule" { (r.schedule) }
+                                    td data-label="Last run" {
                                         @match &r.last_run {
                                             Some(l) => {
                                                 (time(l.at)) " " (status(&l.status))
@@ -360,17 +362,17 @@ fn connectors(rows: &[ConnectorRow], actions: &Actions, tenant: Option<&str>) ->
                                             None => { "never" }
                                         }
                                     }
-                                    td {
+                                    td data-label="Next run" {
                                         @match r.next_run {
                                             Some(t) => { (time(t)) }
                                             None => { (NONE) }
                                         }
                                     }
-                                    td {
+                                    td data-label="Now" {
                                         @if r.running { (status("running")) } @else { "idle" }
                                     }
                                     @if buttons {
-                                        td.buttons {
+                                        td.buttons data-label="Actions" {
                                             button.run-now type="button" data-module=(r.module)
                                                 data-tenant=[tenant] id={ "run-now-" (r.module) } disabled[disabled]
                                                 aria-describedby=[disabled.then_some("actions-note")] { "Run now" }
@@ -398,7 +400,7 @@ fn runs(rows: &[RunRow]) -> Markup {
                 p { "No runs yet." }
             } @else {
                 (table_wrap("Recent runs table", html! {
-                    table {
+                    table.stack {
                         caption { "Recent runs, newest first" }
                         thead {
                             tr {
@@ -415,14 +417,14 @@ fn runs(rows: &[RunRow]) -> Markup {
                         tbody {
                             @for r in rows {
                                 tr {
-                                    th scope="row" { (time_str(&r.started_at)) }
-                                    td { code { (r.module) } }
-                                    td { (status(&r.status)) }
-                                    td.num { (r.rows_written) }
-                                    td.num { (r.api_calls) }
-                                    td { (time_str(&r.finished_at)) }
-                                    td { code.id { (r.run_id) } }
-                                    td { @if let Some(e) = &r.error { span.error { (e) } } }
+                                    th scope="row" data-label="Started" { (time_str(&r.started_at)) }
+                                    td data-label="Module" { code { (r.module) } }
+                                    td data-label="Status" { (status(&r.status)) }
+                                    td.num data-label="Rows written" { (r.rows_written) }
+                                    td.num data-label="API calls" { (r.api_calls) }
+                                    td data-label="Finished" { (time_str(&r.finished_at)) }
+                                    td data-label="Run id" { code.id { (r.run_id) } }
+                                    td data-label="Error" { @if let Some(e) = &r.error { span.error { (e) } } }
                                 }
                             }
                         }
@@ -439,7 +441,7 @@ fn sinks(rows: &[SinkRow]) -> Markup {
         section #sinks aria-labelledby="sinks-h" {
             h2 #sinks-h { "Notifications" }
             (table_wrap("Notifications table", html! {
-                table {
+                table.stack {
                     caption { "Where events go; `kri sinks retry NAME` sends dead ones again" }
                     thead {
                         tr {
@@ -455,13 +457,13 @@ fn sinks(rows: &[SinkRow]) -> Markup {
                     tbody {
                         @for r in rows {
                             tr {
-                                th scope="row" { code { (r.name) } }
-                                td { (r.kind) }
-                                td.num { (r.delivered) }
-                                td.num { (r.waiting) }
-                                td { @if let Some(t) = &r.oldest_waiting { (time_str(t)) } }
-                                td.num { @if r.dead > 0 { span.error { (r.dead) } } @else { (r.dead) } }
-                                td { @if let Some(e) = &r.last_error { span.error { (e) } } }
+                                th scope="row" data-label="Sink" { code { (r.name) } }
+                                td data-label="Type" { (r.kind) }
+                                td.num data-label="Delivered" { (r.delivered) }
+                                td.num data-label="Waiting" { (r.waiting) }
+                                td data-label="Oldest waiting" { @if let Some(t) = &r.oldest_waiting { (time_str(t)) } }
+                                td.num data-label="Dead" { @if r.dead > 0 { span.error { (r.dead) } } @else { (r.dead) } }
+                                td data-label="Last error" { @if let Some(e) = &r.last_error { span.error { (e) } } }
                             }
                         }
                     }
@@ -555,6 +557,7 @@ pub fn kri_page(p: &KriPage) -> String {
                 }
                 figure.chart-box tabindex="0" aria-label="History chart" { (chart(t)) }
             }
+            (ack_form(p))
             section #how aria-labelledby="how-h" {
                 h2 #how-h { "How it is measured" }
                 p { (p.how) }
@@ -582,6 +585,49 @@ pub fn kri_page(p: &KriPage) -> String {
         None => format!("{} — kri", t.title),
     };
     document(&title, false, body)
+}
+
+/// Acknowledge (or clear) an amber or red KRI from its page: a token-guarded form.
+fn ack_form(p: &KriPage) -> Markup {
+    let t = &p.tile;
+    let breach = matches!(t.latest.as_ref().and_then(|l| l.band.as_deref()), Some("amber" | "red"));
+    if !breach {
+        return html! {};
+    }
+    html! {
+        section #acknowledge aria-labelledby="ack-h" {
+            h2 #ack-h { "Acknowledge" }
+            @match &p.actions {
+                Actions::Enabled => {
+                    form #ack-form data-slug=(t.slug) data-tenant=(p.tenant.as_deref().unwrap_or("")) {
+                        div.field { label for="ack-note" { "Why it may stay " (t.latest.as_ref().and_then(|l| l.band.as_deref()).unwrap_or("")) " for now" }
+                            input #ack-note type="text" name="note" required maxlength="500" autocomplete="off"; }
+                        div.field { label for="ack-until" { "For" }
+                            select #ack-until name="until" {
+                                option value="" { "until the band changes" }
+                                option value="1d" { "1 day" }
+                                option value="7d" { "7 days" }
+                                option value="30d" { "30 days" }
+                            } }
+                        div.field { label for="ack-by" { "By" } input #ack-by type="text" name="by" maxlength="80" autocomplete="name"; }
+                        div.field { label for="ack-token" { "API token" }
+                            input #ack-token type="password" autocomplete="off" spellcheck="false"; }
+                        button #ack-submit type="submit" { "Acknowledge" }
+                        @if t.standing.acknowledged.is_some() {
+                            " " button #ack-clear type="button" { "Clear the acknowledgement" }
+                        }
+                    }
+                    p #ack-status role="status" aria-live="polite" {}
+                    script { (PreEscaped(ACK_SCRIPT)) }
+                }
+                Actions::Disabled(_) => {
+                    p.note { "Acknowledging needs [serve] token (or KRI_SERVE__TOKEN); meanwhile "
+                        code { "kri ack " (t.slug) " --note TEXT" } " does it." }
+                }
+                Actions::Static => {}
+            }
+        }
+    }
 }
 
 /// The chart ranges offered on a KRI's page.

@@ -181,6 +181,7 @@ fn kri_sample() -> KriPage {
             }),
         }],
         perpetual: None,
+        actions: Actions::Disabled("no token".into()),
     }
 }
 
@@ -362,15 +363,19 @@ fn enabled_mode_has_token_field_live_region_working_buttons_and_the_script() {
 fn connectors_and_runs_tables() {
     let html = dashboard(&sample(Actions::Static));
     assert!(html.contains("<caption>Connectors, their schedule and their last and next run</caption>"));
-    assert!(html.contains("<th scope=\"row\"><code>tap</code></th>"));
+    // Each cell carries its column's name: at 375 px a row becomes a card of "name: value".
+    assert!(html.contains("<th scope=\"row\" data-label=\"Module\"><code>tap</code></th>"));
     assert!(html.contains(
         "<span class=\"st st-partial\">partial</span><br><span class=\"error\">SIEM hour 05:00 timed out</span>"
     ));
     assert!(html.contains("<span class=\"st st-running\">running</span>"));
-    assert!(html.contains("<td>never</td>"));
-    assert!(html.contains("<td>—</td>"), "no next run");
+    assert!(html.contains("<td data-label=\"Last run\">never</td>"));
+    assert!(html.contains("<td data-label=\"Next run\">—</td>"), "no next run");
     assert!(html.contains("<caption>Recent runs, newest first</caption>"));
-    assert!(html.contains("<td class=\"num\">14</td><td class=\"num\">26</td>"));
+    assert!(html.contains(
+        "<td class=\"num\" data-label=\"Rows written\">14</td><td class=\"num\" data-label=\"API calls\">26</td>"
+    ));
+    assert_eq!(html.matches("<table class=\"stack\">").count(), 2, "both tables stack");
     assert_eq!(html.matches("class=\"table-wrap\"").count(), 2);
 }
 
@@ -1045,4 +1050,36 @@ fn the_page_leads_with_a_summary_and_the_worst_tiles_with_what_to_do() {
         "owner and action only on amber and red"
     );
     assert!(tile_of("k_stale").contains("Stale"));
+}
+
+#[test]
+fn an_amber_kri_page_offers_the_acknowledgement_form_with_the_token() {
+    let enabled = kri_page(&KriPage {
+        actions: Actions::Enabled,
+        ..kri_sample()
+    });
+    assert_document(&enabled);
+    for part in [
+        "<form id=\"ack-form\" data-slug=\"pp_vap_count\"",
+        "id=\"ack-note\"",
+        "id=\"ack-until\"",
+        "id=\"ack-token\" type=\"password\"",
+        "id=\"ack-status\" role=\"status\"",
+    ] {
+        assert!(enabled.contains(part), "{part}");
+    }
+    assert_eq!(enabled.matches("<script>").count(), 1, "its one script");
+    let disabled = kri_page(&kri_sample());
+    assert!(!disabled.contains("<form") && !disabled.contains("<script"));
+    assert!(
+        disabled.contains("kri ack pp_vap_count --note TEXT"),
+        "says how without a token"
+    );
+    let mut green = kri_sample();
+    green.actions = Actions::Enabled;
+    green.tile.latest = Some(latest(Some(3.0), "ok", Some("green"), None));
+    assert!(
+        !kri_page(&green).contains("<form id=\"ack-form\""),
+        "nothing to acknowledge on green"
+    );
 }

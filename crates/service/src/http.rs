@@ -202,7 +202,17 @@ async fn kri_page(State(app): Shared, Path(slug): Path<String>, Query(q): Query<
         Err(r) => return *r,
     };
     let range = q.get("range").map(String::as_str);
-    match pages::kri(&app.loaded, tenant, &app.store, app.clock.as_ref(), &slug, range).await {
+    match pages::kri(
+        &app.loaded,
+        tenant,
+        &app.store,
+        app.clock.as_ref(),
+        &slug,
+        range,
+        actions(&app),
+    )
+    .await
+    {
         Ok(Some(p)) => html(StatusCode::OK, &kri_dashboard::kri_page(&p)),
         Ok(None) => html(
             StatusCode::NOT_FOUND,

@@ -290,6 +290,7 @@ pub async fn kri(
     clock: &dyn Clock,
     slug: &str,
     range: Option<&str>,
+    actions: page::Actions,
 ) -> Result<Option<page::KriPage>, StoreError> {
     let Some((m, k)) = selected(tenant).find(|(_, k)| k.slug() == slug) else {
         return Ok(None);
@@ -350,6 +351,7 @@ pub async fn kri(
         range: range.map(str::to_owned),
         breaches,
         perpetual,
+        actions,
     }))
 }
 
