@@ -217,11 +217,13 @@ fn change(t: &Tile) -> Markup {
         return html! {};
     };
     let delta = now - before;
+    if delta == 0.0 {
+        return html! { p.change data-change="same" { "unchanged" } };
+    }
     let worse = if t.higher_is_worse { delta > 0.0 } else { delta < 0.0 };
     let (arrow, class, word) = match delta {
         d if d > 0.0 => ("▲", if worse { "worse" } else { "better" }, "up"),
-        d if d < 0.0 => ("▼", if worse { "worse" } else { "better" }, "down"),
-        _ => ("＝", "same", "unchanged"),
+        _ => ("▼", if worse { "worse" } else { "better" }, "down"),
     };
     let sign = if delta > 0.0 { "+" } else { "" };
     html! {

@@ -6,10 +6,10 @@
 use chrono::{DateTime, Utc};
 use maud::html;
 
-use crate::Tile;
 use crate::chart::sparkline_over;
 use crate::format::{NONE, band, opt_num, time, unit_suffix};
 use crate::page::{document, summary, worst_first};
+use crate::{Tile, format};
 
 /// What the report shows.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,7 +155,12 @@ pub fn report_page(r: &Report) -> String {
                                 tr {
                                     th scope="row" data-label="KRI" { (t.title) }
                                     td data-label="Band" { (band(t.latest.as_ref().and_then(|l| l.band.as_deref()).unwrap_or("none"))) }
-                                    td data-label="Since" { @match t.standing.band_since { Some(s) => { (time(s)) } None => { (NONE) } } }
+                                    td data-label="Since" {
+                                        @match t.standing.band_since {
+                                            Some(s) => { time datetime=(format::iso(s)) { (s.format("%-d %b %Y")) } }
+                                            None => { (NONE) }
+                                        }
+                                    }
                                     td data-label="Owner" { (t.owner.as_deref().unwrap_or(NONE)) }
                                     td data-label="Action" { (t.action.as_deref().unwrap_or(NONE)) }
                                     td data-label="Acknowledged" {
