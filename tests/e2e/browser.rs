@@ -411,6 +411,34 @@ async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now
         assert!(Instant::now() < deadline, "no test result on the page: `{t}`");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+
+    // The report, as a file in the browser: its sections, AA contrast, nothing sideways at 375 px.
+    let file = k.dir.path().join("report.html");
+    let out = k
+        .run(
+            &[
+                "--config",
+                cfg.to_str().unwrap(),
+                "report",
+                "--html",
+                file.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .await;
+    assert_eq!(out.code, 0, "{out:?}");
+    browser.go(&format!("file://{}", file.display())).await;
+    for section in ["#summary", "#changes", "#breaches-now", "#trends"] {
+        assert!(!browser.find_all(section).await.is_empty(), "{section} in the report");
+    }
+    let low = browser.script(CONTRAST).await;
+    assert_eq!(low, json!([]), "text below WCAG AA contrast in the report");
+    browser.screenshot(1280, &dir.join("report-1280.png")).await;
+    browser.screenshot(375, &dir.join("report-375.png")).await;
+    let narrow = browser
+        .script("return document.documentElement.scrollWidth > window.innerWidth")
+        .await;
+    assert_eq!(narrow, json!(false), "no sideways scroll in the report at 375 px");
     browser.close().await;
     s.signal(libc::SIGTERM);
     assert_eq!(s.exit(Duration::from_secs(30)).await.0, 0);

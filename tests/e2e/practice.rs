@@ -117,6 +117,14 @@ async fn values_show_band_since_stale_acknowledged_and_overdue() {
         (Some(true), Some(true)),
         "{newest}"
     );
+    // The table says it too, where the width allows.
+    let table = k
+        .run(&["--config", cfg, "values", "pp_vap_count"], &[("COLUMNS", "220")])
+        .await;
+    assert!(
+        table.stdout.contains("STANDING") && table.stdout.contains("OVERDUE, stale"),
+        "{table:?}"
+    );
     let ack = k
         .run(
             &["--config", cfg, "ack", "pp_vap_count", "--note", "on it", "--by", "Ana"],
@@ -132,6 +140,15 @@ async fn values_show_band_since_stale_acknowledged_and_overdue() {
             newest["acknowledged"]["note"].as_str()
         ),
         (Some("Ana"), Some("on it"))
+    );
+    // One run in full (kri history --run) has the same fields.
+    let run_id = newest["run_id"].as_str().unwrap().to_owned();
+    let one = k
+        .run(&["--config", cfg, "history", "--run", &run_id, "--output", "json"], &[])
+        .await;
+    assert!(
+        one.stdout.contains("\"owner\": \"SecOps lead\"") && one.stdout.contains("\"by\": \"Ana\""),
+        "{one:?}"
     );
     let csv = k
         .run(&["--config", cfg, "values", "pp_vap_count", "--output", "csv"], &[])

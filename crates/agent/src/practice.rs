@@ -68,7 +68,8 @@ impl Standing {
                 acknowledged: acknowledged.is_some(),
                 now: self.now,
             };
-            row.band_since = state.band_since.clone();
+            // Since when in its band: none without a band (unlicensed, never good).
+            row.band_since = state.band.as_ref().and(state.band_since.clone());
             row.stale = look.stale();
             row.overdue = look.overdue();
             row.acknowledged = acknowledged;

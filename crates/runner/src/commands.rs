@@ -98,7 +98,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             let store = open_store(&loaded).await?;
             let how = RunHow::once(wait, "kri run");
             let report = run_once(&loaded, &only, &store, clock.clone(), interactive(cli.output), &how).await?;
-            output::run(&report, cli.output);
+            output::run(&report, cli.output, &standing(&loaded, &store, clock.now()).await);
             // What the run has for the sinks goes before kri exits, bounded; what is left waits
             // for the next run or a service.
             for d in kri_agent::deliver(&loaded.sinks, &store, clock, SINK_BUDGET).await {
@@ -221,7 +221,7 @@ pub async fn dispatch(global: Global, command: Command, clock: Arc<dyn Clock>, t
             let read = |e: kri_core::store::StoreError| Failure::runtime(e.to_string());
             let store = store.scoped(loaded.tenant_filter().as_deref());
             if let Some(id) = run {
-                return one_run(&store, id.trim(), cli.output).await;
+                return one_run(&store, id.trim(), cli.output, &loaded, clock.now()).await;
             }
             let rows = store.history(limit, module).await.map_err(read)?;
             output::history(&rows, cli.output, &loaded.store_and_config());
@@ -411,7 +411,13 @@ fn past(report: &RunReport, level: FailOn) -> bool {
 }
 
 /// `kri history --run ID`: one run in full.
-async fn one_run(store: &Store, id: &str, out: Output) -> Result<u8, Failure> {
+async fn one_run(
+    store: &Store,
+    id: &str,
+    out: Output,
+    loaded: &Loaded,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<u8, Failure> {
     let read = |e: kri_core::store::StoreError| Failure::runtime(e.to_string());
     if id.len() < 4 {
         return Err(Failure::config(format!(
@@ -426,7 +432,11 @@ async fn one_run(store: &Store, id: &str, out: Output) -> Result<u8, Failure> {
             "no run `{id}` in the store: `kri history` lists the runs"
         ))),
         [one] => {
-            let values = store.run_values(one).await.map_err(read)?;
+            let mut values = store.run_values(one).await.map_err(read)?;
+            kri_agent::practice::Standing::read(store, now)
+                .await
+                .map_err(read)?
+                .annotate(&mut values, &loaded.tenants);
             output::one_run(&rows, &values, out);
             Ok(0)
         }
@@ -531,6 +541,32 @@ fn needs_config(loaded: &Loaded, command: &str) -> Result<(), Failure> {
         "no config: there is no `kri.toml` here and no KRI_… setting in the environment, so `kri {command}` has \
          no store to read. Pass --config FILE (or KRI_CONFIG), or run it in the folder of your kri.toml"
     )))
+}
+
+/// Each KRI's newest value with where it stands (the run output's extra fields); empty when
+/// the store does not answer (the run itself is already stored and printed either way).
+async fn standing(
+    loaded: &Loaded,
+    store: &Store,
+    now: chrono::DateTime<chrono::Utc>,
+) -> std::collections::HashMap<(String, String), kri_core::report::ValueRow> {
+    let read = async {
+        let mut rows = store.latest_values().await?;
+        kri_agent::practice::Standing::read(store, now)
+            .await?
+            .annotate(&mut rows, &loaded.tenants);
+        Ok::<_, kri_core::store::StoreError>(rows)
+    };
+    match read.await {
+        Ok(rows) => rows
+            .into_iter()
+            .map(|r| ((r.tenant.clone(), r.slug.clone()), r))
+            .collect(),
+        Err(e) => {
+            tracing::warn!("cannot read where the KRIs stand after the run: {e}");
+            Default::default()
+        }
+    }
 }
 
 /// The store, when it exists; read-only commands create no file and no folder (a PostgreSQL
@@ -671,8 +707,8 @@ async fn demo(out: Output, clock: Arc<dyn Clock>, keep: Option<&std::path::Path>
         );
     }
     let how = RunHow::once(Duration::ZERO, "kri demo");
-    let report = run_once(&loaded, &[], &store, clock, interactive(out), &how).await?;
-    output::run(&report, out);
+    let report = run_once(&loaded, &[], &store, clock.clone(), interactive(out), &how).await?;
+    output::run(&report, out, &standing(&loaded, &store, clock.now()).await);
     if out == Output::Table {
         match keep {
             Some(dir) => {

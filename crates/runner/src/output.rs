@@ -164,9 +164,9 @@ pub fn fmt_value(v: Option<f64>) -> String {
     }
 }
 
-pub fn run(report: &RunReport, out: Output) {
+pub fn run(report: &RunReport, out: Output, standing: &HashMap<(String, String), ValueRow>) {
     if out != Output::Table {
-        return print_json(report);
+        return print_json(&run_json(report, standing));
     }
     let columns = [
         TENANT,
@@ -221,6 +221,36 @@ pub fn run(report: &RunReport, out: Output) {
         }
         outln!("{line}");
     }
+}
+
+/// The run's JSON, each KRI with where it stands after the run (`previous_value`, `change`,
+/// `band_since`, `stale`, `acknowledged`, `overdue`) from its newest value, when that value is
+/// this run's.
+pub fn run_json(report: &RunReport, standing: &HashMap<(String, String), ValueRow>) -> serde_json::Value {
+    let mut v = serde_json::to_value(report).unwrap_or_default();
+    for c in v["connectors"].as_array_mut().into_iter().flatten() {
+        let tenant = c["tenant"].as_str().unwrap_or_default().to_owned();
+        for k in c["kris"].as_array_mut().into_iter().flatten() {
+            let slug = k["slug"].as_str().unwrap_or_default().to_owned();
+            let row = standing
+                .get(&(tenant.clone(), slug))
+                .filter(|r| r.run_id == report.run_id);
+            let fields = match row {
+                Some(r) => json!({
+                    "previous_value": r.previous_value, "change": r.change, "band_since": r.band_since,
+                    "stale": r.stale, "acknowledged": r.acknowledged, "overdue": r.overdue,
+                }),
+                None => json!({
+                    "previous_value": null, "change": null, "band_since": null,
+                    "stale": false, "acknowledged": null, "overdue": false,
+                }),
+            };
+            if let (Some(obj), serde_json::Value::Object(extra)) = (k.as_object_mut(), fields) {
+                obj.extend(extra);
+            }
+        }
+    }
+    v
 }
 
 /// `kri kris --output json` (and `GET /api/v1/kris`).
@@ -548,11 +578,29 @@ fn values_table(rows: &[ValueRow]) {
         whole("UNIT", 2),
         whole("STATUS", 0),
         whole("BAND", 0),
+        text("STANDING", 12, 2),
         text("MESSAGE", 20, 1),
     ];
     let rows: Vec<Vec<Cell>> = rows
         .iter()
         .map(|r| {
+            // Where the KRI stands, on its newest value: overdue, stale, acknowledged, owner.
+            let mut standing: Vec<String> = Vec::new();
+            if r.overdue {
+                standing.push("OVERDUE".into());
+            }
+            if r.stale {
+                standing.push("stale".into());
+            }
+            if let Some(a) = &r.acknowledged {
+                standing.push(format!("ack {}", a.by.as_deref().unwrap_or("someone")));
+            }
+            if let (Some(o), Some("amber" | "red")) = (&r.owner, r.band.as_deref())
+                && r.band_since.is_some()
+            {
+                standing.push(format!("owner {}", visible(o)));
+            }
+            let standing_tone = if r.overdue { Tone::Red } else { Tone::Plain };
             vec![
                 tenant_cell(&r.tenant),
                 Cell::from(r.measured_at.as_str()),
@@ -563,6 +611,7 @@ fn values_table(rows: &[ValueRow]) {
                 Cell::from(r.unit.as_str()),
                 status_cell(&r.status),
                 band_cell(r.band.as_deref()),
+                Cell::toned(standing.join(", "), standing_tone),
                 Cell::from(r.message.clone().unwrap_or_default()),
             ]
         })
