@@ -475,6 +475,14 @@ async fn the_tenants_overview_and_a_tenant_dashboard_in_a_browser() {
         .script("return document.documentElement.scrollWidth > window.innerWidth")
         .await;
     assert_eq!(narrow, json!(false), "no sideways page scroll at 375 px");
+    // At 375 px a tenant is a card: its row as wide as the page, its cells one under another.
+    let card = browser
+        .script(
+            "const r = document.querySelector('table.tenants tbody tr'); \
+             return getComputedStyle(r).display === 'block' && r.getBoundingClientRect().width <= window.innerWidth",
+        )
+        .await;
+    assert_eq!(card, json!(true), "the tenants table stacks at 375 px");
     browser.screenshot(1280, &dir.join("overview-1280.png")).await;
 
     // Follow a tenant's link to its dashboard: the tenant's tiles, and Run now for that tenant.
