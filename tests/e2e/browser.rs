@@ -246,7 +246,11 @@ fn screenshots() -> PathBuf {
 async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now_with_the_token() {
     let Some(browser) = Browser::start().await else { return };
     let k = Kri::default().await;
-    let cfg = all_connectors(&k, "");
+    // VAP with an owner and an action, so the tiles show them (and the contrast check reads them).
+    let cfg = all_connectors(
+        &k,
+        "[kris.pp_vap_count]\nowner = \"Head of SecOps\"\naction = \"https://wiki.example/vap\"\n",
+    );
     let mut s = k
         .start(
             &cfg,
@@ -296,8 +300,18 @@ async fn the_dashboard_in_a_browser_shows_every_tile_follows_a_link_and_runs_now
     let vap = browser.find("article.tile[data-slug=\"pp_vap_count\"]").await;
     let vap_text = browser.text(&vap).await;
     assert!(
-        vap_text.starts_with("Very Attacked People") && vap_text.contains("amber since"),
+        vap_text.starts_with("Very Attacked People")
+            && vap_text.contains("amber since")
+            && vap_text.contains("Owner: Head of SecOps")
+            && vap_text.contains("Action: https://wiki.example/vap"),
         "{vap_text}"
+    );
+    // The action of a breach is a link.
+    assert!(
+        !browser
+            .find_all("article.tile[data-slug=\"pp_vap_count\"] p.action a")
+            .await
+            .is_empty()
     );
 
     // Every piece of text meets WCAG AA contrast (4.5:1, 3:1 for large text) on its background.
