@@ -235,11 +235,19 @@ pub async fn acknowledge(store: &Store, req: AckRequest<'_>, now: DateTime<Utc>)
     Ok(ack)
 }
 
+/// Each KRI's newest value (the handle's tenant's, or all) with where it stands at `now`: the
+/// run output's, the dashboard's and the report's "now".
+pub async fn newest(store: &Store, tenants: &[Tenant], now: DateTime<Utc>) -> Result<Vec<ValueRow>, StoreError> {
+    let mut rows = store.latest_values().await?;
+    Standing::read(store, now).await?.annotate(&mut rows, tenants);
+    Ok(rows)
+}
+
 /// How far back [`perpetual_bands`] looks.
 pub const PERPETUAL_WINDOW_DAYS: i64 = 90;
 
 /// Per selected KRI of `tenant`, the band it never left over the last 90 days, when its history
-/// there spans 30 days or more: its thresholds may not discriminate. One index range per KRI.
+/// there spans 30 days or more: its thresholds may not discriminate. Two index ranges per KRI.
 pub async fn perpetual_bands(
     store: &Store,
     tenant: &Tenant,
@@ -250,18 +258,10 @@ pub async fn perpetual_bands(
     let mut out = HashMap::new();
     for m in tenant.modules.iter().filter(|m| m.enabled) {
         for k in m.reg.kris.iter().filter(|k| m.selected.contains(&k.slug())) {
-            let points: Vec<kri_core::calibrate::Point> = store
-                .series(k.slug(), since, u32::MAX)
-                .await?
-                .iter()
-                .filter(|p| p.band.is_some())
-                .filter_map(|p| {
-                    Some(kri_core::calibrate::Point {
-                        at: parse(&p.measured_at)?,
-                        value: p.value?,
-                    })
-                })
-                .collect();
+            // Each day's lowest and highest value from the daily rollups (today's as measured):
+            // a day whose two lie in one band had every value there, so this says what all the
+            // values would, in a few hundred rows rather than a value per hour.
+            let points = kri_core::calibrate::good_points(&store.chart(k.slug(), since, now, u32::MAX).await?);
             if let Some(band) = kri_core::calibrate::perpetual(&points, k.direction(), tenant.thresholds_for(*k), now) {
                 out.insert(k.slug().to_owned(), band.as_str().to_owned());
             }

@@ -54,6 +54,22 @@ pub struct Calibration {
     pub perpetual: Option<Band>,
 }
 
+/// The good values of a stored series (oldest first): a failed measurement has no value, an
+/// unlicensed one no band; neither says anything about the thresholds.
+pub fn good_points(series: &[crate::store::SeriesPoint]) -> Vec<Point> {
+    series
+        .iter()
+        .filter(|p| p.band.is_some())
+        .filter_map(|p| {
+            let at = DateTime::parse_from_rfc3339(&p.measured_at).ok()?.to_utc();
+            Some(Point {
+                at,
+                value: p.value.filter(|v| v.is_finite())?,
+            })
+        })
+        .collect()
+}
+
 /// The nearest-rank `p`th percentile (0 < p ≤ 100) of ascending `sorted` (not empty): the
 /// value at rank ⌈p/100 × n⌉.
 pub fn nearest_rank(sorted: &[f64], p: f64) -> f64 {

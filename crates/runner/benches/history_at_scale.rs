@@ -8,8 +8,9 @@
 //! - `pg30`, `pg90`: the same 100 tenants × 30 and × 90 days, PostgreSQL (a throw-away server).
 //!
 //! Each has one day more than `[store] keep_days`, so one prune pass removes one day. For each:
-//! median and max over `SAMPLES` (default 31) requests of `/`, a tenant's `/`, a KRI page,
-//! `/metrics`, `/api/v1/values` and of the whole `kri values` process; then one prune pass of
+//! median and max over `SAMPLES` (default 31) requests of `/`, a tenant's `/`, a KRI page (and
+//! its 1y range), `/metrics`, `/api/v1/values`, `/api/v1/kris` and of the whole `kri values`
+//! process; then one prune pass of
 //! that day (on a copy, through the store library kri runs), its time and its longest batch.
 //! Then the ratio of `pg90` to `pg30`, which must stay under 1.3: time must not grow with
 //! history. Fails when a target is missed.
@@ -418,8 +419,15 @@ async fn measure(shape: Shape, config: &Path, store_for_prune: impl AsyncFnOnce(
         ("/", "/".into()),
         ("a tenant's /", format!("/{q}")),
         ("a KRI page", format!("/kri/pp_vap_count{q}")),
+        // A year of it: the chart from the daily rollups, the breach log from the newest values.
+        (
+            "a KRI page, 1y",
+            format!("/kri/pp_vap_count?range=1y{}", q.replacen('?', "&", 1)),
+        ),
         ("/metrics", "/metrics".into()),
         ("/api/v1/values", "/api/v1/values".into()),
+        // Each selected KRI's last 90 days, for the band it never left (`perpetual`).
+        ("/api/v1/kris", format!("/api/v1/kris{q}")),
     ];
     let mut figures = Figures::default();
     for (name, path) in &targets {

@@ -2,7 +2,7 @@
 //! table, JSON, or `[kris.SLUG]` snippets to paste (it never edits a file).
 
 use chrono::{DateTime, Utc};
-use kri_core::calibrate::{Calibration, Point, calibrate};
+use kri_core::calibrate::{Calibration, calibrate, good_points};
 use kri_core::store::Store;
 use kri_core::{Band, Direction, Kri};
 use serde_json::{Value, json};
@@ -44,15 +44,7 @@ pub async fn rows(
                     .series(kri.slug(), since, u32::MAX)
                     .await
                     .map_err(|e| Failure::runtime(e.to_string()))?;
-                // Good values only: a failed measurement has none, an unlicensed one no band.
-                let points: Vec<Point> = series
-                    .iter()
-                    .filter(|p| p.band.is_some())
-                    .filter_map(|p| {
-                        let at = DateTime::parse_from_rfc3339(&p.measured_at).ok()?.to_utc();
-                        Some(Point { at, value: p.value? })
-                    })
-                    .collect();
+                let points = good_points(&series);
                 rows.push(Row {
                     tenant: tenant.name.clone(),
                     kri: *kri,

@@ -550,14 +550,7 @@ async fn standing(
     store: &Store,
     now: chrono::DateTime<chrono::Utc>,
 ) -> std::collections::HashMap<(String, String), kri_core::report::ValueRow> {
-    let read = async {
-        let mut rows = store.latest_values().await?;
-        kri_agent::practice::Standing::read(store, now)
-            .await?
-            .annotate(&mut rows, &loaded.tenants);
-        Ok::<_, kri_core::store::StoreError>(rows)
-    };
-    match read.await {
+    match kri_agent::practice::newest(store, &loaded.tenants, now).await {
         Ok(rows) => rows
             .into_iter()
             .map(|r| ((r.tenant.clone(), r.slug.clone()), r))

@@ -118,9 +118,7 @@ async fn newest_by_slug(
     tenant: &Tenant,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<std::collections::HashMap<String, ValueRow>, StoreError> {
-    let mut rows = store.latest_values().await?;
-    let standing = kri_agent::practice::Standing::read(store, now).await?;
-    standing.annotate(&mut rows, std::slice::from_ref(tenant));
+    let rows = kri_agent::practice::newest(store, std::slice::from_ref(tenant), now).await?;
     Ok(rows.into_iter().map(|v| (v.slug.clone(), v)).collect())
 }
 
